@@ -1,0 +1,164 @@
+"""The one configuration schema of a Tunesmith run: a pydantic model per section, composed into RunConfig.
+
+Defaults live here; a YAML file states only what differs. Every section forbids unknown keys so a typo
+fails at load time with the key's name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tasks.models.embedded import EMBEDDED_MODELS
+
+
+def _existing_file(path: Path) -> Path:
+    if not path.is_file():
+        raise ValueError(f"file '{path}' does not exist")
+    return path
+
+
+BUNDLED_DATA = Path(__file__).resolve().parents[2] / "data"
+ExistingFile = Annotated[Path, AfterValidator(_existing_file)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SplitConfig(Section):
+    train: Fraction = 0.8
+    validation: Fraction = 0.1
+    test: Fraction = 0.1
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitConfig:
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + validation + test must be 1.0, got {total:g}")
+        return self
+
+
+class DataConfig(Section):
+    path: ExistingFile
+    format: Literal["classification", "instruction", "chat", "completion"] = "classification"
+    labels: list[str] | None = None
+    split: SplitConfig = SplitConfig()
+    seed: int = 42
+    max_rejected_fraction: Fraction = 0.05
+    # Lower token bound checked by the Great Expectations suite; the upper one is training.max_seq_length.
+    min_tokens: int = 1
+    min_examples_per_class: int = 5
+
+    @model_validator(mode="after")
+    def _labels_for_classification(self) -> DataConfig:
+        if self.format == "classification" and not self.labels:
+            raise ValueError("classification data needs data.labels (the allowed label set)")
+        return self
+
+
+class PromptConfig(Section):
+    system: str = (
+        "You are a support assistant. Classify the customer message into exactly one of these labels: "
+        "{labels}. Answer with the label only."
+    )
+
+
+class DecisionConfig(Section):
+    min_examples_prompting: int = 10
+    min_examples_finetune: int = 100
+    force: Literal["prompting", "finetune"] | None = None
+
+
+class LoraConfig(Section):
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: Fraction = 0.05
+    target_modules: list[str] | Literal["all-linear"] = ["q_proj", "k_proj", "v_proj", "o_proj"]
+
+
+class TrainingConfig(Section):
+    method: Literal["lora"] = "lora"
+    epochs: float = Field(2.0, gt=0)
+    max_steps: int = -1
+    learning_rate: float = Field(2e-4, gt=0)
+    batch_size: int = Field(8, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    max_seq_length: int = Field(256, ge=8)
+    warmup_ratio: Fraction = 0.1
+    lr_scheduler: str = "cosine"
+    weight_decay: float = Field(0.0, ge=0)
+    logging_steps: int = Field(5, ge=1)
+    seed: int = 42
+    lora: LoraConfig = LoraConfig()
+
+
+class EvaluationConfig(Section):
+    batch_size: int = Field(16, ge=1)
+    max_examples: int | None = Field(None, ge=1)
+    samples_in_report: int = Field(10, ge=0)
+
+
+class BenchmarkConfig(Section):
+    """A local multiple-choice benchmark: JSONL rows of {"question", "choices", "answer"}."""
+
+    name: str = Field(pattern=r"^[a-z0-9_]+$")
+    path: ExistingFile
+
+
+def _bundled_benchmarks() -> list[BenchmarkConfig]:
+    return [BenchmarkConfig(name="general_knowledge", path=BUNDLED_DATA / "general_knowledge.jsonl")]
+
+
+class ForgettingConfig(Section):
+    enabled: bool = True
+    benchmarks: list[BenchmarkConfig] = Field(default_factory=_bundled_benchmarks)
+    limit: int | None = Field(None, ge=1)
+    threshold: Fraction = 0.05
+    batch_size: int = Field(16, ge=1)
+    seed: int = 1234
+
+    @property
+    def active(self) -> bool:
+        return self.enabled and bool(self.benchmarks)
+
+
+class TrackingConfig(Section):
+    experiment: str = "tunesmith"
+    # MLFLOW_TRACKING_URI, when set, wins over this; without either, a SQLite store in the working folder.
+    tracking_uri: str | None = None
+
+
+class RunConfig(Section):
+    name: str = "tunesmith-run"
+    model: str = "smollm2-135m-instruct"
+    trust_remote_code: bool = False
+    model_cache_dir: Path = Path("~/.cache/tunesmith/models")
+    output_dir: Path = Path("runs")
+    data: DataConfig
+    prompt: PromptConfig = PromptConfig()
+    decision: DecisionConfig = DecisionConfig()
+    training: TrainingConfig = TrainingConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    forgetting: ForgettingConfig = ForgettingConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+    @field_validator("model")
+    @classmethod
+    def _model_is_findable(cls, spec: str) -> str:
+        if spec in EMBEDDED_MODELS:
+            return spec
+        path = Path(spec).expanduser()
+        if path.is_dir():
+            if not (path / "config.json").is_file():
+                raise ValueError(f"folder '{spec}' has no config.json: not a Hugging Face checkpoint")
+            return spec
+        if spec.startswith(("/", ".", "~")) or spec.count("/") > 1 or path.exists():
+            raise ValueError(
+                f"model path '{spec}' does not exist (use a local checkpoint folder, a hub id such as "
+                f"org/name, or one of: {', '.join(EMBEDDED_MODELS)})"
+            )
+        return spec

@@ -1,0 +1,89 @@
+"""The internal record every input format is normalized into, and the rejects that explain lost rows."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+_SPACE = re.compile(r"\s+")
+
+
+def normalize_text(text: str) -> str:
+    """Lower-case, whitespace-collapsed text: the form exact duplicates are compared in."""
+    return _SPACE.sub(" ", text).strip().lower()
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training example as chat messages, with a stable content id and where it came from."""
+
+    id: str
+    messages: list[dict[str, str]]
+    source: str
+    label: str | None = None
+
+    @property
+    def prompt_text(self) -> str:
+        """The user-side text (everything but the final assistant answer)."""
+        return "\n".join(m["content"] for m in self.messages[:-1] if m["role"] != "system")
+
+    @property
+    def answer(self) -> str:
+        return self.messages[-1]["content"]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> Example:
+        return cls(**row)
+
+
+def make_example(messages: list[dict[str, str]], source: str, label: str | None = None) -> Example:
+    """Build an Example whose id is a hash of its normalized content (stable across files and runs)."""
+    canonical = json.dumps(
+        [[m["role"], normalize_text(m["content"])] for m in messages] + [label], ensure_ascii=False
+    )
+    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+    return Example(id=digest, messages=messages, source=source, label=label)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An input row that was not kept, with the reason a person can act on."""
+
+    source: str
+    reason: str
+    field: str | None = None
+    raw: str = ""
+
+    def message(self) -> str:
+        return f"{self.source}: {self.reason}"
+
+
+@dataclass
+class LoadResult:
+    examples: list[Example] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    read: int = 0
+
+
+def write_jsonl(rows: list[dict[str, Any]], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as out:
+        for row in rows:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return path
+
+
+def read_examples(path: Path) -> list[Example]:
+    with Path(path).open(encoding="utf-8") as rows:
+        return [Example.from_json(json.loads(line)) for line in rows if line.strip()]
+
+
+def write_examples(examples: list[Example], path: Path) -> Path:
+    return write_jsonl([e.to_json() for e in examples], path)

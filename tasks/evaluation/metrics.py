@@ -1,0 +1,24 @@
+"""Task metrics computed from predictions and references (no model involved)."""
+
+from __future__ import annotations
+
+from sklearn.metrics import accuracy_score, f1_score
+
+
+def classification_metrics(references: list[str], predictions: list[str], labels: list[str]) -> dict[str, float]:
+    """Accuracy and macro-F1 over the configured label set."""
+    return {
+        "accuracy": float(accuracy_score(references, predictions)),
+        "macro_f1": float(f1_score(references, predictions, labels=labels, average="macro", zero_division=0)),
+    }
+
+
+def generation_metrics(references: list[str], predictions: list[str]) -> dict[str, float]:
+    """Exact match (after whitespace/case normalization) and mean ROUGE-L F1."""
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    rouge = [scorer.score(ref, pred)["rougeL"].fmeasure for ref, pred in zip(references, predictions)]
+    exact = [" ".join(r.lower().split()) == " ".join(p.lower().split()) for r, p in zip(references, predictions)]
+    n = max(len(references), 1)
+    return {"exact_match": sum(exact) / n, "rougeL": sum(rouge) / n}

@@ -1,0 +1,1 @@
+"""Model resolution (embedded, local folder, hub id), loading and hardware-aware precision."""

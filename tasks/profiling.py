@@ -1,0 +1,52 @@
+"""Measure wall time and peak memory of a block of work (RSS on CPU, max allocated on GPU)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from collections.abc import Iterator
+
+import psutil
+
+
+@dataclass
+class Usage:
+    wall_s: float = 0.0
+    peak_rss_mb: float = 0.0
+    peak_gpu_mb: float | None = None
+
+
+@contextmanager
+def measure(interval_s: float = 0.1) -> Iterator[Usage]:
+    """Yield a Usage filled in when the block ends; RSS is sampled by a background thread.
+
+    Sampling is used because ru_maxrss only gives the peak of the whole process lifetime, not of one stage.
+    """
+    import torch
+
+    usage = Usage()
+    process = psutil.Process()
+    stop = threading.Event()
+    peak = [process.memory_info().rss]
+
+    def sample() -> None:
+        while not stop.wait(interval_s):
+            peak[0] = max(peak[0], process.memory_info().rss)
+
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    start = time.perf_counter()
+    try:
+        yield usage
+    finally:
+        usage.wall_s = time.perf_counter() - start
+        stop.set()
+        sampler.join()
+        usage.peak_rss_mb = max(peak[0], process.memory_info().rss) / 2**20
+        if cuda:
+            usage.peak_gpu_mb = torch.cuda.max_memory_allocated() / 2**20

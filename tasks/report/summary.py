@@ -1,0 +1,82 @@
+"""The run summary: one markdown page covering every stage that ran."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tasks.curation.curate import CuratedData
+from tasks.decision.rules import DecisionRecord
+from tasks.evaluation.evaluate import EvaluationResult
+from tasks.forgetting.compare import ForgettingReport
+from tasks.training.sft import TrainedModel
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    def cell(value: Any) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render_summary(
+    name: str,
+    model: str,
+    data: CuratedData,
+    decision: DecisionRecord,
+    trained: TrainedModel | None = None,
+    evaluation: EvaluationResult | None = None,
+    forgetting: ForgettingReport | None = None,
+    outcome: str = "",
+) -> str:
+    """Markdown summary of a pipeline run."""
+    parts = [f"# Tunesmith run: {name}", "", f"Model: `{model}`", ""]
+    if outcome:
+        parts += [f"**Outcome:** {outcome}", ""]
+    parts += ["## Curation", "", _table(["step", "rows"], [[k, v] for k, v in data.counts.items()]), ""]
+    if data.labels:
+        parts += [
+            _table(["split"] + data.labels, [[s] + [c.get(label, 0) for label in data.labels] for s, c in data.class_counts.items()]),
+            "",
+        ]
+    parts += [f"Great Expectations: {data.validation['summary']}", ""]
+    parts += ["## Decision", "", f"**{decision.decision}**" + (f" with {decision.method}" if decision.method else ""), ""]
+    parts += [f"- {'fired' if r.fired else 'not fired'}: {r.name}: {r.evidence}" for r in decision.rules]
+    if decision.overridden:
+        parts.append(f"- overridden by the config; the stage would have chosen {decision.would_have_chosen}")
+    parts.append("")
+    if trained:
+        m = trained.metrics
+        parts += [
+            "## Training",
+            "",
+            f"{trained.method} in {trained.precision}: {int(m['steps'])} steps, {m['epochs']:.2f} epochs, "
+            f"{m['wall_s']:.0f} s, {m['tokens_per_s']:.0f} tokens/s, peak RSS {m['peak_rss_mb']:.0f} MB, "
+            f"trainable {int(m['trainable_params']):,} of {int(m['total_params']):,} parameters ({m['trainable_pct']:.2f}%); "
+            f"final validation loss {m['final_eval_loss']:.4f}.",
+            "",
+        ]
+    if evaluation:
+        parts += [
+            f"## Held-out evaluation ({evaluation.n_examples} test examples)",
+            "",
+            _table(
+                ["metric", "base model (zero-shot)", "fine-tuned", "change"],
+                [[k, evaluation.base[k], evaluation.finetuned[k], evaluation.finetuned[k] - evaluation.base[k]] for k in evaluation.base],
+            ),
+            "",
+        ]
+    if forgetting:
+        rows = [
+            [name, r["before"], r["after"], r["absolute_change"], f"{100 * r['relative_change']:+.1f}%", int(r["n"])]
+            for name, r in forgetting.per_benchmark.items()
+        ]
+        verdict = (
+            f"**Forgetting flagged** on {', '.join(forgetting.flagged)} (relative drop over {forgetting.threshold:.0%}). "
+            "Try: " + "; ".join(forgetting.recommendations)
+            if forgetting.forgetting
+            else f"No benchmark dropped more than {forgetting.threshold:.0%} (relative)."
+        )
+        parts += ["## Forgetting", "", _table(["benchmark", "before", "after", "change", "relative", "n"], rows), "", verdict, ""]
+    return "\n".join(parts)

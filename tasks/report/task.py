@@ -1,0 +1,59 @@
+from pathlib import Path
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+
+from tasks.config import RunConfig
+from tasks.curation.curate import CuratedData
+from tasks.decision.rules import DecisionRecord
+from tasks.evaluation.evaluate import EvaluationResult
+from tasks.forgetting.compare import ForgettingReport
+from tasks.report.summary import render_summary
+from tasks.tracking.mlflow_runs import RunRef, log_artifact, log_metrics, set_tags, stage_run
+from tasks.training.sft import TrainedModel
+
+
+@task(name="report")
+def report_task(
+    run: RunRef,
+    config: RunConfig,
+    data: CuratedData,
+    decision: DecisionRecord,
+    trained: TrainedModel | None = None,
+    evaluation: EvaluationResult | None = None,
+    forgetting: ForgettingReport | None = None,
+) -> str:
+    """Write the markdown summary; put the headline figures on the parent run for side-by-side comparison."""
+    with stage_run(run, "report") as stage:
+        outcome = _outcome(decision, evaluation, forgetting)
+        summary = render_summary(config.name, config.model, data, decision, trained, evaluation, forgetting, outcome)
+        path = Path(run.out_dir) / "summary.md"
+        path.write_text(summary, encoding="utf-8")
+        log_artifact(stage, path)
+        log_artifact(run, path)
+        headline = {f"data_{k}": float(v) for k, v in data.counts.items()}
+        if trained:
+            headline |= {f"train_{k}": v for k, v in trained.metrics.items()}
+        if evaluation:
+            headline |= {f"base_{k}": v for k, v in evaluation.base.items()}
+            headline |= {f"finetuned_{k}": v for k, v in evaluation.finetuned.items()}
+        if forgetting:
+            headline |= {f"forgetting_{n}_relative_change": r["relative_change"] for n, r in forgetting.per_benchmark.items()}
+            headline["forgetting_flag"] = float(forgetting.forgetting)
+        log_metrics(run, headline)
+        set_tags(run, {"tunesmith.decision": decision.decision, "tunesmith.outcome": outcome})
+        create_markdown_artifact(key="run-summary", markdown=summary, description=f"Tunesmith run {config.name}")
+    return str(path)
+
+
+def _outcome(decision: DecisionRecord, evaluation: EvaluationResult | None, forgetting: ForgettingReport | None) -> str:
+    if decision.stop:
+        return f"stopped before training: {decision.decision} is the recommended approach"
+    parts = ["fine-tuned"]
+    if evaluation:
+        key = next(iter(evaluation.base))
+        verdict = "beats" if evaluation.finetuned[key] > evaluation.base[key] else "does not beat"
+        parts.append(f"{verdict} the base model on {key} ({evaluation.base[key]:.3f} -> {evaluation.finetuned[key]:.3f})")
+    if forgetting and forgetting.forgetting:
+        parts.append(f"forgetting flagged on {', '.join(forgetting.flagged)}")
+    return "; ".join(parts)

@@ -1,0 +1,1 @@
+"""MLflow tracking at the stage boundaries (no stage logic here)."""
