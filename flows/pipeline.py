@@ -26,7 +26,7 @@ class PipelineResult:
     metrics: dict[str, float]
 
 
-@flow(name="finetune-pipeline", log_prints=True)
+@flow(name="finetune-pipeline")
 def finetune_pipeline(config_path: str, overrides: list[str] | None = None) -> PipelineResult:
     config = load_config(config_path, overrides)
     with pipeline_run(config) as run:

@@ -40,17 +40,19 @@ def decide(n_train: int, task_type: str, config: DecisionConfig, method: str) ->
         Rule(
             "too_few_examples_for_anything_but_prompting",
             n_train < config.min_examples_prompting,
-            f"{n_train} training examples < {config.min_examples_prompting}: write a prompt, not a dataset",
+            f"{n_train} training examples; below {config.min_examples_prompting}, write a prompt, not a dataset",
         ),
         Rule(
             "too_few_examples_to_fine_tune",
             config.min_examples_prompting <= n_train < config.min_examples_finetune,
-            f"{n_train} training examples < {config.min_examples_finetune}: use them as few-shot examples",
+            f"{n_train} training examples; below {config.min_examples_finetune}, use them as few-shot examples "
+            "instead of fine-tuning",
         ),
         Rule(
             "enough_examples_to_fine_tune",
             n_train >= config.min_examples_finetune,
-            f"{n_train} training examples >= {config.min_examples_finetune} for a {task_type} task",
+            f"{n_train} training examples; {config.min_examples_finetune} or more are enough to fine-tune "
+            f"for a {task_type} task",
         ),
     ]
     chosen: Decision = (

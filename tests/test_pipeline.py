@@ -1,0 +1,101 @@
+"""The whole flow, for real: Prefect flow run, MLflow SQLite store, GX, TRL training and lm-eval, on a tiny model."""
+
+import json
+
+import pytest
+from mlflow import MlflowClient
+from prefect.testing.utilities import prefect_test_harness
+
+from flows.pipeline import finetune_pipeline
+from tests.conftest import write_config, write_jsonl
+
+TRAIN_FAST = """training:
+  max_steps: 12
+  learning_rate: 0.01
+  batch_size: 8
+forgetting:
+  limit: 20
+tracking:
+  experiment: e2e
+"""
+
+
+@pytest.fixture(scope="module")
+def prefect_server():
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def mlflow_uri(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+def _runs(uri: str):
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("e2e")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    return client, parents, {r.info.run_name: r for r in runs if "mlflow.parentRunId" in r.data.tags}
+
+
+def test_pipeline_runs_every_stage_and_logs_them_nested_in_mlflow(prefect_server, mlflow_uri, tmp_path, tiny_model, small_tickets):
+    config = write_config(tmp_path / "run.yaml", small_tickets, tiny_model, TRAIN_FAST)
+    result = finetune_pipeline(str(config), ["training.lora.r=8"])
+
+    assert result.decision == "finetune"
+    client, parents, children = _runs(mlflow_uri)
+    assert len(parents) == 1 and parents[0].info.run_id == result.run_id
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["training.lora.r"] == "8"  # the resolved config, override included
+    assert set(children) == {"curation", "decision", "forgetting-baseline", "training", "evaluation", "forgetting", "report"}
+    assert all(c.data.tags["mlflow.parentRunId"] == result.run_id for c in children.values())
+
+    def artifacts(run):
+        return {a.path for a in client.list_artifacts(run.info.run_id)}
+
+    assert {"resolved_config.yaml", "summary.md"} <= artifacts(parent)
+    assert {"split_stats.json", "gx_validation.json", "rejects.jsonl"} <= artifacts(children["curation"])
+    assert "decision_record.json" in artifacts(children["decision"])
+    assert {"loss_curve.png", "adapter", "loss_history.json"} <= artifacts(children["training"])
+    assert {"test_predictions.json", "evaluation.json"} <= artifacts(children["evaluation"])
+    assert "forgetting.json" in artifacts(children["forgetting"])
+
+    assert children["curation"].data.metrics["read"] == 160
+    assert children["training"].data.metrics["steps"] == 12
+    for key in ("base_accuracy", "finetuned_accuracy", "base_macro_f1", "finetuned_macro_f1"):
+        assert 0.0 <= children["evaluation"].data.metrics[key] <= 1.0
+        assert parent.data.metrics[key] == children["evaluation"].data.metrics[key]
+    assert "general_knowledge_relative_change" in children["forgetting"].data.metrics
+    assert len(client.get_metric_history(children["training"].info.run_id, "loss")) >= 2
+
+    summary = open(result.summary_path).read()
+    for heading in ("## Curation", "## Decision", "## Training", "## Held-out evaluation", "## Forgetting"):
+        assert heading in summary
+    record = client.download_artifacts(children["decision"].info.run_id, "decision_record.json", str(tmp_path))
+    decision = json.loads(open(record).read())
+    assert decision["decision"] == "finetune" and decision["stop"] is False
+
+
+def test_small_dataset_stops_after_the_decision(prefect_server, mlflow_uri, tmp_path, tiny_model):
+    rows = [{"text": f"my invoice number {i} is wrong", "label": "billing"} for i in range(30)]
+    config = write_config(tmp_path / "run.yaml", write_jsonl(tmp_path / "few.jsonl", rows), tiny_model, TRAIN_FAST)
+    result = finetune_pipeline(str(config))
+    assert result.decision == "few_shot_prompting"
+    _, parents, children = _runs(mlflow_uri)
+    assert set(children) == {"curation", "decision", "report"}
+    assert parents[0].data.tags["tunesmith.decision"] == "few_shot_prompting"
+
+
+def test_failed_curation_fails_the_flow_and_marks_the_runs(prefect_server, mlflow_uri, tmp_path, tiny_model):
+    rows = [{"text": f"ticket {i}", "label": "billing"} for i in range(20)] + [{"text": "?", "label": "spam"}] * 5
+    config = write_config(tmp_path / "run.yaml", write_jsonl(tmp_path / "bad.jsonl", rows), tiny_model, TRAIN_FAST)
+    with pytest.raises(Exception, match="rows rejected"):
+        finetune_pipeline(str(config))
+    _, parents, children = _runs(mlflow_uri)
+    assert parents[0].info.status == "FAILED"
+    assert children["curation"].info.status == "FAILED"
+    assert "rows rejected" in parents[0].data.tags["tunesmith.error"]
