@@ -41,5 +41,7 @@ def finetune_pipeline(config_path: str, overrides: list[str] | None = None) -> P
         scores = evaluate_task(run, config, data, model, trained)
         drift = forgetting_task(run, config, model, trained, before) if before is not None else None
         summary = report_task(run, config, data, decision, trained, scores, drift)
-        metrics = {f"base_{k}": v for k, v in scores.base.items()} | {f"finetuned_{k}": v for k, v in scores.finetuned.items()}
+        metrics = {f"base_{k}": v for k, v in scores.base.items()} | {
+            f"finetuned_{k}": v for k, v in scores.finetuned.items()
+        }
         return PipelineResult(run.run_id, run.out_dir, decision.decision, summary, metrics)

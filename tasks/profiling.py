@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from collections.abc import Iterator
 
 import psutil
 
@@ -14,6 +14,7 @@ import psutil
 @dataclass
 class Usage:
     wall_s: float = 0.0
+    start_rss_mb: float = 0.0
     peak_rss_mb: float = 0.0
     peak_gpu_mb: float | None = None
 
@@ -30,6 +31,7 @@ def measure(interval_s: float = 0.1) -> Iterator[Usage]:
     process = psutil.Process()
     stop = threading.Event()
     peak = [process.memory_info().rss]
+    usage.start_rss_mb = peak[0] / 2**20
 
     def sample() -> None:
         while not stop.wait(interval_s):

@@ -38,14 +38,25 @@ def build_tiny_model(out_dir: Path, corpus: list[str], seed: int = 0) -> Path:
     )
     bpe.train_from_iterator(corpus, trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe, bos_token="<|im_start|>", eos_token="<|im_end|>", pad_token="<|endoftext|>",
-        unk_token="<|endoftext|>", chat_template=CHAT_TEMPLATE,
+        tokenizer_object=bpe,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+        chat_template=CHAT_TEMPLATE,
     )
     torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=True,
         # A larger init than the default 0.02 lets frozen tied embeddings express confident logits, so
         # adapters on a random tiny model can still fit a small set in a few steps.
@@ -65,7 +76,9 @@ def ticket_rows() -> list[dict]:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     corpus = [r["text"] for r in ticket_rows()] + LABELS + ["system user assistant Question Answer"]
-    corpus += [json.loads(line)["question"] for line in (REPO / "data" / "general_knowledge.jsonl").read_text().splitlines()]
+    corpus += [
+        json.loads(line)["question"] for line in (REPO / "data" / "general_knowledge.jsonl").read_text().splitlines()
+    ]
     return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"), corpus)
 
 
@@ -81,7 +94,7 @@ def small_tickets(tmp_path) -> Path:
     for row in ticket_rows():
         if len(per_label[row["label"]]) < 40:
             per_label[row["label"]].append(row)
-    rows = [r for group in zip(*per_label.values()) for r in group]
+    rows = [r for group in zip(*per_label.values(), strict=False) for r in group]
     return write_jsonl(tmp_path / "tickets.jsonl", rows)
 
 

@@ -29,7 +29,10 @@ def test_check_fails_on_missing_data_file(tmp_path, tiny_model):
 
 
 def test_check_fails_on_malformed_line_naming_file_and_line(tmp_path, tiny_model):
-    data = write_jsonl(tmp_path / "data.jsonl", [{"text": "ok", "label": "billing"}, '{"text": "broken",', {"text": "x", "label": "spam"}])
+    data = write_jsonl(
+        tmp_path / "data.jsonl",
+        [{"text": "ok", "label": "billing"}, '{"text": "broken",', {"text": "x", "label": "spam"}],
+    )
     config = write_config(tmp_path / "run.yaml", data, tiny_model)
     result = runner.invoke(app, ["check", str(config)])
     assert result.exit_code == 1

@@ -25,7 +25,9 @@ def test_quickstart_defaults_are_filled_in(monkeypatch):
 
 
 def test_unknown_key_is_named_with_a_suggestion(tmp_path, small_tickets):
-    path = write_config(tmp_path / "run.yaml", small_tickets, "smollm2-135m-instruct", "training:\n  lerning_rate: 0.1\n")
+    path = write_config(
+        tmp_path / "run.yaml", small_tickets, "smollm2-135m-instruct", "training:\n  lerning_rate: 0.1\n"
+    )
     with pytest.raises(ConfigError) as err:
         load_config(path)
     message = str(err.value)
@@ -94,3 +96,22 @@ def test_resolved_config_round_trips(tmp_path, small_tickets):
     again = load_config(saved)
     assert again == config
     assert yaml.safe_load(Path(saved).read_text())["training"]["learning_rate"] == config.training.learning_rate
+
+
+def _keys(model, prefix=""):
+    from tasks.config.load import _model_of
+
+    for name, field in model.model_fields.items():
+        nested = _model_of(field.annotation)
+        if nested is not None:
+            yield from _keys(nested, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}"
+
+
+def test_every_config_key_is_documented():
+    from tasks.config.schema import RunConfig
+
+    reference = (REPO / "docs" / "configuration.md").read_text()
+    missing = [key for key in _keys(RunConfig) if f"`{key}`" not in reference]
+    assert not missing, f"docs/configuration.md does not describe: {missing}"

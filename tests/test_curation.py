@@ -1,5 +1,6 @@
 import json
 from collections import Counter
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -40,7 +41,9 @@ def test_each_bad_row_is_rejected_with_file_line_and_reason(tmp_path, kind):
 
 
 def test_reject_messages_name_the_field(tmp_path):
-    path = write_jsonl(tmp_path / "data.jsonl", [BAD_ROWS["unknown label"], BAD_ROWS["wrong type"], BAD_ROWS["missing field"]])
+    path = write_jsonl(
+        tmp_path / "data.jsonl", [BAD_ROWS["unknown label"], BAD_ROWS["wrong type"], BAD_ROWS["missing field"]]
+    )
     messages = [r.message() for r in load_jsonl(path, "classification", LABELS).rejected]
     assert messages[0] == f'{path} line 1: field "label" is "billling", not one of: urgent, billing, technical, general'
     assert 'field "text" must be a string' in messages[1]
@@ -62,16 +65,28 @@ def test_blank_lines_are_not_rows(tmp_path):
 
 
 def test_chat_rows_need_valid_role_order(tmp_path):
-    ok = {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}, {"role": "assistant", "content": "a"}]}
+    ok = {
+        "messages": [
+            {"role": "system", "content": "s"},
+            {"role": "user", "content": "u"},
+            {"role": "assistant", "content": "a"},
+        ]
+    }
     bad = {"messages": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "u"}]}
     result = load_jsonl(write_jsonl(tmp_path / "chat.jsonl", [ok, bad]), "chat")
     assert len(result.examples) == 1 and "invalid role order" in result.rejected[0].reason
 
 
 def test_exact_dedup_ignores_case_and_whitespace_and_reports_conflicts():
-    a = make_example([{"role": "user", "content": "Site is DOWN"}, {"role": "assistant", "content": "urgent"}], "f:1", "urgent")
-    b = make_example([{"role": "user", "content": "  site is   down "}, {"role": "assistant", "content": "urgent"}], "f:2", "urgent")
-    c = make_example([{"role": "user", "content": "site is down"}, {"role": "assistant", "content": "technical"}], "f:3", "technical")
+    a = make_example(
+        [{"role": "user", "content": "Site is DOWN"}, {"role": "assistant", "content": "urgent"}], "f:1", "urgent"
+    )
+    b = make_example(
+        [{"role": "user", "content": "  site is   down "}, {"role": "assistant", "content": "urgent"}], "f:2", "urgent"
+    )
+    c = make_example(
+        [{"role": "user", "content": "site is down"}, {"role": "assistant", "content": "technical"}], "f:3", "technical"
+    )
     result = exact_dedup([a, b, c])
     assert [e.source for e in result.kept] == ["f:1", "f:3"]
     assert [(d.source, k.source) for d, k in result.removed] == [("f:2", "f:1")]
@@ -80,7 +95,11 @@ def test_exact_dedup_ignores_case_and_whitespace_and_reports_conflicts():
 
 def _examples(n_per_label: dict[str, int]):
     return [
-        make_example([{"role": "user", "content": f"{label} ticket {i}"}, {"role": "assistant", "content": label}], f"f:{label}{i}", label)
+        make_example(
+            [{"role": "user", "content": f"{label} ticket {i}"}, {"role": "assistant", "content": label}],
+            f"f:{label}{i}",
+            label,
+        )
         for label, n in n_per_label.items()
         for i in range(n)
     ]
@@ -105,8 +124,15 @@ def test_a_tiny_class_stays_in_train():
 
 
 def test_gx_suite_passes_clean_data_and_fails_bad_labels():
-    frame = pd.DataFrame({"id": ["a", "b"], "prompt": ["x", "y"], "answer": ["urgent", "billing"],
-                          "label": ["urgent", "billing"], "n_tokens": [5, 6]})
+    frame = pd.DataFrame(
+        {
+            "id": ["a", "b"],
+            "prompt": ["x", "y"],
+            "answer": ["urgent", "billing"],
+            "label": ["urgent", "billing"],
+            "n_tokens": [5, 6],
+        }
+    )
     params = {"labels": LABELS, "min_tokens": 1, "max_tokens": 64, "min_rows": 1}
     assert validate_frame(frame, suite_path("classification"), params).success
     frame.loc[1, "label"] = "spam"
@@ -128,10 +154,13 @@ def test_curate_accounts_for_every_row_and_writes_splits(tmp_path, tiny_model, s
     assert c["kept"] + c["rejected"] + c["exact_duplicates"] == c["read"]
     assert (c["rejected"], c["exact_duplicates"]) == (2, 1)
     assert c["train"] + c["validation"] + c["test"] == c["kept"]
-    rejects = [json.loads(line) for line in open(data.rejects_path)]
+    rejects = [json.loads(line) for line in Path(data.rejects_path).read_text().splitlines()]
     assert len(rejects) == 3 and any("exact duplicate" in r["reason"] for r in rejects)
     assert data.ok and data.validation["success"]
-    assert data.data_hash == curate(config, load_tokenizer(str(tiny_model)), "Classify.", 256, tmp_path / "again").data_hash
+    assert (
+        data.data_hash
+        == curate(config, load_tokenizer(str(tiny_model)), "Classify.", 256, tmp_path / "again").data_hash
+    )
 
 
 def test_too_many_rejects_stop_curation(tmp_path, tiny_model):
@@ -147,7 +176,7 @@ def test_examples_longer_than_the_limit_are_rejected(tmp_path, tiny_model):
     config = DataConfig(path=write_jsonl(tmp_path / "in.jsonl", rows), labels=LABELS, max_rejected_fraction=1.0)
     data = curate(config, load_tokenizer(str(tiny_model)), "Classify.", 64, tmp_path / "out")
     assert data.counts["rejected"] == 1
-    assert "longer than the maximum 64" in open(data.rejects_path).read()
+    assert "longer than the maximum 64" in Path(data.rejects_path).read_text()
 
 
 def test_fingerprint_ignores_order():

@@ -21,7 +21,9 @@ def test_default_model_answers_a_simple_question():
     assert (Path(path) / "model.safetensors").is_file() and (Path(path) / "tokenizer.json").is_file()
     model, tokenizer = load_model(path, Precision("cpu", "float32", "test"))
     assert 130e6 < model.num_parameters() < 140e6
-    (answer,) = generate(model, tokenizer, [[{"role": "user", "content": "What is the capital of France?"}]], max_new_tokens=20)
+    (answer,) = generate(
+        model, tokenizer, [[{"role": "user", "content": "What is the capital of France?"}]], max_new_tokens=20
+    )
     assert "Paris" in answer
 
 

@@ -33,8 +33,12 @@ def test_label_scores_equal_the_models_own_log_likelihood(tiny_model):
     model, tokenizer = load_model(str(tiny_model), CPU32)
     prompt = [{"role": "user", "content": "my card was charged twice"}]
     scores = label_logprobs(model, tokenizer, [prompt], ["billing", "general"], batch_size=1)
-    full = tokenizer.apply_chat_template(prompt + [{"role": "assistant", "content": "billing"}], tokenize=True, return_dict=True)["input_ids"]
-    head = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+    full = tokenizer.apply_chat_template(
+        prompt + [{"role": "assistant", "content": "billing"}], tokenize=True, return_dict=True
+    )["input_ids"]
+    head = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=True)[
+        "input_ids"
+    ]
     with torch.no_grad():
         logits = model(torch.tensor([full])).logits[0]
     logprobs = torch.log_softmax(logits, -1)
@@ -57,6 +61,9 @@ def test_fine_tuned_model_beats_base_on_the_set_it_learned(tmp_path, tiny_model)
     rows = prediction_rows(examples, base, tuned)
     assert [r["reference"] for r in rows] and all(r["finetuned_correct"] for r in rows)
 
-    replies = generate(*load_model(str(tiny_model), CPU32, trained.adapter_path),
-                       [[{"role": "system", "content": "Classify."}] + e.messages[:-1] for e in examples], max_new_tokens=8)
+    replies = generate(
+        *load_model(str(tiny_model), CPU32, trained.adapter_path),
+        [[{"role": "system", "content": "Classify."}] + e.messages[:-1] for e in examples],
+        max_new_tokens=8,
+    )
     assert replies == [e.answer for e in examples]  # greedy generation agrees with label scoring, batched

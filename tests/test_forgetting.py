@@ -39,7 +39,9 @@ def test_bundled_benchmark_runs_through_lm_eval(tmp_path, tiny_model):
 @pytest.mark.skipif(not (SHARED_DATA / "general_mc").is_dir(), reason="../shared/data/general_mc is not present")
 def test_shared_general_knowledge_subsets_run_through_lm_eval(tmp_path, tiny_model):
     names = ["arc-easy", "mmlu-global-facts"]
-    benchmarks = [BenchmarkConfig(name=n.replace("-", "_"), path=SHARED_DATA / "general_mc" / f"{n}.jsonl") for n in names]
+    benchmarks = [
+        BenchmarkConfig(name=n.replace("-", "_"), path=SHARED_DATA / "general_mc" / f"{n}.jsonl") for n in names
+    ]
     scores = run_benchmarks(str(tiny_model), benchmarks, tmp_path, CPU32, limit=10, batch_size=8)
     assert set(scores) == {"arc_easy", "mmlu_global_facts"}
     assert all(s["n"] == 10 for s in scores.values())

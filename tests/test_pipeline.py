@@ -1,6 +1,7 @@
 """The whole flow, for real: Prefect flow run, MLflow SQLite store, GX, TRL training and lm-eval, on a tiny model."""
 
 import json
+from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
@@ -41,7 +42,9 @@ def _runs(uri: str):
     return client, parents, {r.info.run_name: r for r in runs if "mlflow.parentRunId" in r.data.tags}
 
 
-def test_pipeline_runs_every_stage_and_logs_them_nested_in_mlflow(prefect_server, mlflow_uri, tmp_path, tiny_model, small_tickets):
+def test_pipeline_runs_every_stage_and_logs_them_nested_in_mlflow(
+    prefect_server, mlflow_uri, tmp_path, tiny_model, small_tickets
+):
     config = write_config(tmp_path / "run.yaml", small_tickets, tiny_model, TRAIN_FAST)
     result = finetune_pipeline(str(config), ["training.lora.r=8"])
 
@@ -51,7 +54,15 @@ def test_pipeline_runs_every_stage_and_logs_them_nested_in_mlflow(prefect_server
     parent = parents[0]
     assert parent.info.status == "FINISHED"
     assert parent.data.params["training.lora.r"] == "8"  # the resolved config, override included
-    assert set(children) == {"curation", "decision", "forgetting-baseline", "training", "evaluation", "forgetting", "report"}
+    assert set(children) == {
+        "curation",
+        "decision",
+        "forgetting-baseline",
+        "training",
+        "evaluation",
+        "forgetting",
+        "report",
+    }
     assert all(c.data.tags["mlflow.parentRunId"] == result.run_id for c in children.values())
 
     def artifacts(run):
@@ -72,11 +83,11 @@ def test_pipeline_runs_every_stage_and_logs_them_nested_in_mlflow(prefect_server
     assert "general_knowledge_relative_change" in children["forgetting"].data.metrics
     assert len(client.get_metric_history(children["training"].info.run_id, "loss")) >= 2
 
-    summary = open(result.summary_path).read()
+    summary = Path(result.summary_path).read_text()
     for heading in ("## Curation", "## Decision", "## Training", "## Held-out evaluation", "## Forgetting"):
         assert heading in summary
     record = client.download_artifacts(children["decision"].info.run_id, "decision_record.json", str(tmp_path))
-    decision = json.loads(open(record).read())
+    decision = json.loads(Path(record).read_text())
     assert decision["decision"] == "finetune" and decision["stop"] is False
 
 

@@ -15,15 +15,16 @@ def _memorisable_set(tmp_path):
     texts = ["site down now", "refund my card", "app crashes on login", "office hours?"]
     examples = [
         make_example([{"role": "user", "content": t}, {"role": "assistant", "content": label}], f"mem:{i}", label)
-        for i, (t, label) in enumerate(zip(texts, LABELS))
+        for i, (t, label) in enumerate(zip(texts, LABELS, strict=True))
     ]
     return write_examples(examples * 4, tmp_path / "train.jsonl"), write_examples(examples, tmp_path / "val.jsonl")
 
 
 def test_lora_learns_a_memorisable_set_and_leaves_the_base_untouched(tmp_path, tiny_model):
     train, val = _memorisable_set(tmp_path)
-    config = TrainingConfig(max_steps=40, learning_rate=1e-2, batch_size=4, warmup_ratio=0.0, logging_steps=5,
-                            lr_scheduler="constant")
+    config = TrainingConfig(
+        max_steps=40, learning_rate=1e-2, batch_size=4, warmup_ratio=0.0, logging_steps=5, lr_scheduler="constant"
+    )
     trained = train_lora(str(tiny_model), str(train), str(val), "Classify.", config, CPU32, tmp_path / "out")
 
     losses = [h["loss"] for h in trained.history if "loss" in h]

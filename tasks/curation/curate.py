@@ -67,7 +67,11 @@ def curate(config: DataConfig, tokenizer, system: str, max_tokens: int, out_dir:
     for example in loaded.examples:
         if tokens[example.id] > max_tokens:
             loaded.rejected.append(
-                Rejected(example.source, f"example is {tokens[example.id]} tokens, longer than the maximum {max_tokens}", None)
+                Rejected(
+                    example.source,
+                    f"example is {tokens[example.id]} tokens, longer than the maximum {max_tokens}",
+                    None,
+                )
             )
         else:
             examples.append(example)
@@ -76,7 +80,10 @@ def curate(config: DataConfig, tokenizer, system: str, max_tokens: int, out_dir:
 
     rejects_path = write_jsonl(
         [{"source": r.source, "field": r.field, "reason": r.reason, "raw": r.raw} for r in loaded.rejected]
-        + [{"source": d.source, "field": None, "reason": f"exact duplicate of {k.source}", "raw": d.prompt_text} for d, k in deduped.removed],
+        + [
+            {"source": d.source, "field": None, "reason": f"exact duplicate of {k.source}", "raw": d.prompt_text}
+            for d, k in deduped.removed
+        ],
         out_dir / "rejects.jsonl",
     )
     paths = {name: write_examples(part, out_dir / f"{name}.jsonl") for name, part in vars(splits).items()}

@@ -34,7 +34,9 @@ def _text(row: dict[str, Any], name: str, required: bool = True) -> str:
 def _no_extra(row: dict[str, Any], allowed: set[str]) -> None:
     extra = sorted(set(row) - allowed)
     if extra:
-        raise RowError(extra[0], f"unexpected field(s): {', '.join(extra)} (expected only: {', '.join(sorted(allowed))})")
+        raise RowError(
+            extra[0], f"unexpected field(s): {', '.join(extra)} (expected only: {', '.join(sorted(allowed))})"
+        )
 
 
 def parse_classification(row: dict[str, Any], labels: list[str] | None) -> Parsed:

@@ -22,15 +22,26 @@ def load_jsonl(path: Path, data_format: str, labels: list[str] | None = None) ->
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as err:
-                result.rejected.append(Rejected(source, f"undecodable bytes (not UTF-8): {err.reason} at byte {err.start}", None, repr(raw[:200])))
+                result.rejected.append(
+                    Rejected(
+                        source,
+                        f"undecodable bytes (not UTF-8): {err.reason} at byte {err.start}",
+                        None,
+                        repr(raw[:200]),
+                    )
+                )
                 continue
             try:
                 row = json.loads(text)
             except json.JSONDecodeError as err:
-                result.rejected.append(Rejected(source, f"malformed JSON: {err.msg} (column {err.colno})", None, text[:200]))
+                result.rejected.append(
+                    Rejected(source, f"malformed JSON: {err.msg} (column {err.colno})", None, text[:200])
+                )
                 continue
             if not isinstance(row, dict):
-                result.rejected.append(Rejected(source, f"expected a JSON object, got {type(row).__name__}", None, text[:200]))
+                result.rejected.append(
+                    Rejected(source, f"expected a JSON object, got {type(row).__name__}", None, text[:200])
+                )
                 continue
             try:
                 messages, label = parse(row, labels)

@@ -45,9 +45,7 @@ class Example:
 
 def make_example(messages: list[dict[str, str]], source: str, label: str | None = None) -> Example:
     """Build an Example whose id is a hash of its normalized content (stable across files and runs)."""
-    canonical = json.dumps(
-        [[m["role"], normalize_text(m["content"])] for m in messages] + [label], ensure_ascii=False
-    )
+    canonical = json.dumps([[m["role"], normalize_text(m["content"])] for m in messages] + [label], ensure_ascii=False)
     digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
     return Example(id=digest, messages=messages, source=source, label=label)
 

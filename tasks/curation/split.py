@@ -18,9 +18,7 @@ class Splits:
         return {"train": len(self.train), "validation": len(self.validation), "test": len(self.test)}
 
 
-def stratified_split(
-    examples: list[Example], validation: float, test: float, seed: int
-) -> Splits:
+def stratified_split(examples: list[Example], validation: float, test: float, seed: int) -> Splits:
     """Split each label group by the same fractions, so every split keeps the class proportions.
 
     Written by hand rather than with sklearn's train_test_split, which refuses classes with a single

@@ -28,7 +28,8 @@ def curate_task(run: RunRef, config: RunConfig, model: PreparedModel) -> Curated
         set_tags(run, {"tunesmith.data_hash": data.data_hash})
         create_markdown_artifact(
             key="curation",
-            markdown="## Curation\n\n" + "\n".join(f"- {k}: {v}" for k, v in data.counts.items())
+            markdown="## Curation\n\n"
+            + "\n".join(f"- {k}: {v}" for k, v in data.counts.items())
             + f"\n\n{data.validation['summary']}",
             description="Curation counts and Great Expectations result",
         )

@@ -30,7 +30,8 @@ class ValidationReport:
         lines = [f"suite '{self.suite}': {len(self.failures)} expectation(s) failed"]
         for f in self.failures:
             column = f" on {f['column']}" if f.get("column") else ""
-            lines.append(f"  [{f['severity']}] {f['expectation']}{column}: {f['unexpected_count']} unexpected, e.g. {f['examples']}")
+            count, examples = f["unexpected_count"], f["examples"]
+            lines.append(f"  [{f['severity']}] {f['expectation']}{column}: {count} unexpected, e.g. {examples}")
         return "\n".join(lines)
 
 

@@ -55,9 +55,7 @@ def decide(n_train: int, task_type: str, config: DecisionConfig, method: str) ->
             f"for a {task_type} task",
         ),
     ]
-    chosen: Decision = (
-        "prompting" if rules[0].fired else "few_shot_prompting" if rules[1].fired else "finetune"
-    )
+    chosen: Decision = "prompting" if rules[0].fired else "few_shot_prompting" if rules[1].fired else "finetune"
     record = DecisionRecord(decision=chosen, method=method if chosen == "finetune" else None, rules=rules)
     if config.force is not None:
         forced: Decision = "finetune" if config.force == "finetune" else "prompting"

@@ -61,7 +61,7 @@ def prediction_rows(examples: list[Example], base: Scored, tuned: Scored) -> lis
             "finetuned": t,
             "finetuned_correct": t.strip().lower() == e.answer.strip().lower(),
         }
-        for e, b, t in zip(examples, base.predictions, tuned.predictions)
+        for e, b, t in zip(examples, base.predictions, tuned.predictions, strict=True)
     ]
     rows.sort(key=lambda r: r["finetuned_correct"])
     return rows

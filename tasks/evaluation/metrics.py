@@ -18,7 +18,8 @@ def generation_metrics(references: list[str], predictions: list[str]) -> dict[st
     from rouge_score import rouge_scorer
 
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-    rouge = [scorer.score(ref, pred)["rougeL"].fmeasure for ref, pred in zip(references, predictions)]
-    exact = [" ".join(r.lower().split()) == " ".join(p.lower().split()) for r, p in zip(references, predictions)]
+    pairs = list(zip(references, predictions, strict=True))
+    rouge = [scorer.score(ref, pred)["rougeL"].fmeasure for ref, pred in pairs]
+    exact = [" ".join(ref.lower().split()) == " ".join(pred.lower().split()) for ref, pred in pairs]
     n = max(len(references), 1)
     return {"exact_match": sum(exact) / n, "rougeL": sum(rouge) / n}

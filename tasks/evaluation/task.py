@@ -36,8 +36,8 @@ def evaluate_task(
         log_json(stage, result.to_json(), "evaluation.json")
         log_table(stage, rows, "test_predictions.json")
         create_table_artifact(
-            key="test-predictions", table=rows[: config.evaluation.samples_in_report],
+            key="test-predictions",
+            table=rows[: config.evaluation.samples_in_report],
             description="Test examples, errors first: reference, base and fine-tuned outputs",
         )
     return result
-

@@ -81,7 +81,7 @@ def run_benchmarks(
         bootstrap_iters=0,
     )
     scores = {}
-    for benchmark, name in zip(benchmarks, names):
+    for benchmark, name in zip(benchmarks, names, strict=True):
         row = results["results"][name]
         stderr = row.get("acc_stderr,none")
         scores[benchmark.name] = {

@@ -14,8 +14,15 @@ from tasks.training.sft import TrainedModel
 def _run(config: RunConfig, model: PreparedModel, work_dir: Path, adapter: str | None) -> dict[str, dict[str, Any]]:
     f = config.forgetting
     return run_benchmarks(
-        model.path, f.benchmarks, work_dir, model.precision, adapter=adapter, limit=f.limit, seed=f.seed,
-        batch_size=f.batch_size, trust_remote_code=model.trust_remote_code,
+        model.path,
+        f.benchmarks,
+        work_dir,
+        model.precision,
+        adapter=adapter,
+        limit=f.limit,
+        seed=f.seed,
+        batch_size=f.batch_size,
+        trust_remote_code=model.trust_remote_code,
     )
 
 

@@ -26,9 +26,7 @@ def load_model(
     from transformers import AutoModelForCausalLM
 
     tokenizer = load_tokenizer(str(adapter or path), trust_remote_code)
-    model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=precision.torch_dtype, trust_remote_code=trust_remote_code
-    )
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=precision.torch_dtype, trust_remote_code=trust_remote_code)
     if adapter is not None:
         from peft import PeftModel
 

@@ -8,6 +8,13 @@ from tasks.tracking.mlflow_runs import RunRef, set_tags
 @task(name="prepare-model")
 def prepare_model_task(run: RunRef, config: RunConfig) -> PreparedModel:
     model = prepare_model(config.model, config.model_cache_dir, config.trust_remote_code)
-    set_tags(run, {"tunesmith.model_path": model.path, "tunesmith.precision": model.precision.dtype,
-                   "tunesmith.precision_reason": model.precision.reason, "tunesmith.device": model.precision.device})
+    set_tags(
+        run,
+        {
+            "tunesmith.model_path": model.path,
+            "tunesmith.precision": model.precision.dtype,
+            "tunesmith.precision_reason": model.precision.reason,
+            "tunesmith.device": model.precision.device,
+        },
+    )
     return model

@@ -37,11 +37,19 @@ def render_summary(
     parts += ["## Curation", "", _table(["step", "rows"], [[k, v] for k, v in data.counts.items()]), ""]
     if data.labels:
         parts += [
-            _table(["split"] + data.labels, [[s] + [c.get(label, 0) for label in data.labels] for s, c in data.class_counts.items()]),
+            _table(
+                ["split"] + data.labels,
+                [[s] + [c.get(label, 0) for label in data.labels] for s, c in data.class_counts.items()],
+            ),
             "",
         ]
     parts += [f"Great Expectations: {data.validation['summary']}", ""]
-    parts += ["## Decision", "", f"**{decision.decision}**" + (f" with {decision.method}" if decision.method else ""), ""]
+    parts += [
+        "## Decision",
+        "",
+        f"**{decision.decision}**" + (f" with {decision.method}" if decision.method else ""),
+        "",
+    ]
     parts += [f"- {'fired' if r.fired else 'not fired'}: {r.name}: {r.evidence}" for r in decision.rules]
     if decision.overridden:
         parts.append(f"- overridden by the config; the stage would have chosen {decision.would_have_chosen}")
@@ -53,7 +61,8 @@ def render_summary(
             "",
             f"{trained.method} in {trained.precision}: {int(m['steps'])} steps, {m['epochs']:.2f} epochs, "
             f"{m['wall_s']:.0f} s, {m['tokens_per_s']:.0f} tokens/s, peak RSS {m['peak_rss_mb']:.0f} MB, "
-            f"trainable {int(m['trainable_params']):,} of {int(m['total_params']):,} parameters ({m['trainable_pct']:.2f}%); "
+            f"trainable {int(m['trainable_params']):,} of {int(m['total_params']):,} parameters "
+            f"({m['trainable_pct']:.2f}%); "
             f"final validation loss {m['final_eval_loss']:.4f}.",
             "",
         ]
@@ -63,7 +72,10 @@ def render_summary(
             "",
             _table(
                 ["metric", "base model (zero-shot)", "fine-tuned", "change"],
-                [[k, evaluation.base[k], evaluation.finetuned[k], evaluation.finetuned[k] - evaluation.base[k]] for k in evaluation.base],
+                [
+                    [k, evaluation.base[k], evaluation.finetuned[k], evaluation.finetuned[k] - evaluation.base[k]]
+                    for k in evaluation.base
+                ],
             ),
             "",
         ]
@@ -73,10 +85,18 @@ def render_summary(
             for name, r in forgetting.per_benchmark.items()
         ]
         verdict = (
-            f"**Forgetting flagged** on {', '.join(forgetting.flagged)} (relative drop over {forgetting.threshold:.0%}). "
+            f"**Forgetting flagged** on {', '.join(forgetting.flagged)} "
+            f"(relative drop over {forgetting.threshold:.0%}). "
             "Try: " + "; ".join(forgetting.recommendations)
             if forgetting.forgetting
             else f"No benchmark dropped more than {forgetting.threshold:.0%} (relative)."
         )
-        parts += ["## Forgetting", "", _table(["benchmark", "before", "after", "change", "relative", "n"], rows), "", verdict, ""]
+        parts += [
+            "## Forgetting",
+            "",
+            _table(["benchmark", "before", "after", "change", "relative", "n"], rows),
+            "",
+            verdict,
+            "",
+        ]
     return "\n".join(parts)

@@ -38,7 +38,9 @@ def report_task(
             headline |= {f"base_{k}": v for k, v in evaluation.base.items()}
             headline |= {f"finetuned_{k}": v for k, v in evaluation.finetuned.items()}
         if forgetting:
-            headline |= {f"forgetting_{n}_relative_change": r["relative_change"] for n, r in forgetting.per_benchmark.items()}
+            headline |= {
+                f"forgetting_{n}_relative_change": r["relative_change"] for n, r in forgetting.per_benchmark.items()
+            }
             headline["forgetting_flag"] = float(forgetting.forgetting)
         log_metrics(run, headline)
         set_tags(run, {"tunesmith.decision": decision.decision, "tunesmith.outcome": outcome})
@@ -53,7 +55,9 @@ def _outcome(decision: DecisionRecord, evaluation: EvaluationResult | None, forg
     if evaluation:
         key = next(iter(evaluation.base))
         verdict = "beats" if evaluation.finetuned[key] > evaluation.base[key] else "does not beat"
-        parts.append(f"{verdict} the base model on {key} ({evaluation.base[key]:.3f} -> {evaluation.finetuned[key]:.3f})")
+        parts.append(
+            f"{verdict} the base model on {key} ({evaluation.base[key]:.3f} -> {evaluation.finetuned[key]:.3f})"
+        )
     if forgetting and forgetting.forgetting:
         parts.append(f"forgetting flagged on {', '.join(forgetting.flagged)}")
     return "; ".join(parts)

@@ -19,6 +19,8 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
+from tasks.profiling import measure
+
 MAX_PARAM_LENGTH = 6000
 
 
@@ -69,8 +71,14 @@ def experiment_id(client: MlflowClient, name: str, uri: str) -> str:
     return client.create_experiment(name, artifact_location=location)
 
 
-def start_run(uri: str, experiment: str, run_name: str, out_dir: Path, parent: RunRef | None = None,
-              tags: dict[str, str] | None = None) -> RunRef:
+def start_run(
+    uri: str,
+    experiment: str,
+    run_name: str,
+    out_dir: Path,
+    parent: RunRef | None = None,
+    tags: dict[str, str] | None = None,
+) -> RunRef:
     client = MlflowClient(uri)
     exp_id = parent.experiment_id if parent else experiment_id(client, experiment, uri)
     all_tags = {MLFLOW_RUN_NAME: run_name, **(tags or {})}
@@ -87,15 +95,29 @@ def end_run(ref: RunRef, failed: bool = False) -> None:
 
 @contextmanager
 def stage_run(parent: RunRef, stage: str) -> Iterator[RunRef]:
-    """A nested child run for one stage, marked FAILED if the stage raises."""
-    child = start_run(parent.uri, "", stage, Path(parent.out_dir) / stage, parent=parent, tags={"tunesmith.stage": stage})
+    """A nested child run for one stage, with its wall time and peak memory; FAILED if the stage raises."""
+    child = start_run(
+        parent.uri, "", stage, Path(parent.out_dir) / stage, parent=parent, tags={"tunesmith.stage": stage}
+    )
     Path(child.out_dir).mkdir(parents=True, exist_ok=True)
+    failed = False
     try:
-        yield child
+        with measure() as usage:
+            yield child
     except BaseException:
-        end_run(child, failed=True)
+        failed = True
         raise
-    end_run(child)
+    finally:
+        log_metrics(
+            child,
+            {
+                "stage_wall_s": usage.wall_s,
+                "stage_peak_rss_mb": usage.peak_rss_mb,
+                "stage_start_rss_mb": usage.start_rss_mb,
+                "stage_peak_gpu_mb": usage.peak_gpu_mb,
+            },
+        )
+        end_run(child, failed=failed)
 
 
 def log_params(ref: RunRef, params: dict[str, Any]) -> None:

@@ -23,8 +23,15 @@ def train_task(run: RunRef, config: RunConfig, data: CuratedData, model: Prepare
             Path(stage.out_dir),
             model.trust_remote_code,
         )
-        set_tags(stage, {"tunesmith.method": trained.method, "tunesmith.precision": trained.precision,
-                         "tunesmith.precision_reason": model.precision.reason, "tunesmith.data_hash": data.data_hash})
+        set_tags(
+            stage,
+            {
+                "tunesmith.method": trained.method,
+                "tunesmith.precision": trained.precision,
+                "tunesmith.precision_reason": model.precision.reason,
+                "tunesmith.data_hash": data.data_hash,
+            },
+        )
         log_metrics(stage, trained.metrics)
         log_history(stage, trained.history, ("loss", "eval_loss", "learning_rate"))
         log_json(stage, trained.history, "loss_history.json")
