@@ -12,7 +12,7 @@ from tasks.models.hardware import Precision
 from tasks.models.load import load_model
 from tasks.models.resolve import resolve_model
 
-CACHE = Path(os.environ.get("TUNESMITH_TEST_MODEL_CACHE", "~/.cache/tunesmith/models")).expanduser()
+CACHE = Path(os.environ.get("TUNESMITH_MODEL_CACHE", "~/.cache/tunesmith/models")).expanduser()
 pytestmark = pytest.mark.slow
 
 

@@ -6,6 +6,7 @@ fails at load time with the key's name.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -132,11 +133,15 @@ class TrackingConfig(Section):
     tracking_uri: str | None = None
 
 
+def _default_model_cache() -> Path:
+    return Path(os.environ.get("TUNESMITH_MODEL_CACHE", "~/.cache/tunesmith/models"))
+
+
 class RunConfig(Section):
     name: str = "tunesmith-run"
     model: str = "smollm2-135m-instruct"
     trust_remote_code: bool = False
-    model_cache_dir: Path = Path("~/.cache/tunesmith/models")
+    model_cache_dir: Path = Field(default_factory=_default_model_cache)
     output_dir: Path = Path("runs")
     data: DataConfig
     prompt: PromptConfig = PromptConfig()
