@@ -1,51 +1,61 @@
+import csv
 import json
 from collections import Counter
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from tasks.config.schema import DataConfig
 from tasks.curation.curate import curate, data_fingerprint
-from tasks.curation.dedup import exact_dedup
-from tasks.curation.load import load_jsonl
+from tasks.curation.load import load_records
+from tasks.curation.readers import InputFileError
 from tasks.curation.records import make_example
 from tasks.curation.split import stratified_split
-from tasks.curation.validate import suite_path, validate_frame
 from tasks.models.load import load_tokenizer
-from tests.conftest import LABELS, write_jsonl
+from tests.conftest import LABELS, SHARED_DATA, ticket_rows, write_jsonl
 
 GOOD = {"text": "My invoice is wrong", "label": "billing"}
 
+# kind -> (a bad classification row as JSONL text or object, the reject kind it must produce)
 BAD_ROWS = {
-    "malformed JSON": '{"text": "no closing brace", "label": "billing"',
-    "missing field": {"text": "where is the label"},
-    "unexpected field": {"text": "hello", "label": "general", "priority": 3},
-    "wrong type": {"text": 42, "label": "general"},
-    "empty text": {"text": "   ", "label": "general"},
-    "unknown label": {"text": "please help", "label": "billling"},
-    "not an object": "[1, 2, 3]",
+    "malformed JSON": ('{"text": "no closing brace", "label": "billing"', "malformed_json"),
+    "missing field": ({"text": "where is the label"}, "missing_field"),
+    "unexpected field": ({"text": "hello", "label": "general", "priority": 3}, "unexpected_field"),
+    "wrong type": ({"text": 42, "label": "general"}, "wrong_type"),
+    "empty text": ({"text": "   ", "label": "general"}, "empty_text"),
+    "unknown label": ({"text": "please help", "label": "billling"}, "unknown_label"),
+    "not an object": ("[1, 2, 3]", "not_object"),
 }
 
 
-@pytest.mark.parametrize("kind", list(BAD_ROWS))
-def test_each_bad_row_is_rejected_with_file_line_and_reason(tmp_path, kind):
-    bad = BAD_ROWS[kind]
-    path = write_jsonl(tmp_path / "data.jsonl", [GOOD, bad if isinstance(bad, dict) else bad, GOOD | {"text": "other"}])
-    result = load_jsonl(path, "classification", LABELS)
+def _tokenizer(tiny_model):
+    return load_tokenizer(str(tiny_model))
+
+
+@pytest.mark.parametrize("name", list(BAD_ROWS))
+def test_each_bad_row_is_rejected_with_file_line_and_reason(tmp_path, name):
+    bad, kind = BAD_ROWS[name]
+    path = write_jsonl(tmp_path / "data.jsonl", [GOOD, bad, GOOD | {"text": "other"}])
+    result = load_records(path, "classification", LABELS)
     assert result.read == 3
     assert len(result.examples) + len(result.rejected) == result.read
-    assert len(result.rejected) == 1
-    rejected = result.rejected[0]
-    assert rejected.source == f"{path} line 2"
+    (rejected,) = result.rejected
+    assert (rejected.source, rejected.kind) == (f"{path} line 2", kind)
 
 
-def test_reject_messages_name_the_field(tmp_path):
-    path = write_jsonl(
-        tmp_path / "data.jsonl", [BAD_ROWS["unknown label"], BAD_ROWS["wrong type"], BAD_ROWS["missing field"]]
+def test_reject_messages_name_the_field():
+    path = Path("in.jsonl")
+    rows = [BAD_ROWS["unknown label"][0], BAD_ROWS["wrong type"][0], BAD_ROWS["missing field"][0]]
+    messages = []
+    for i, row in enumerate(rows, 1):
+        from tasks.curation.formats import RowError, parse_classification
+
+        with pytest.raises(RowError) as err:
+            parse_classification(row, LABELS)
+        messages.append(f"{path} line {i}: {err.value.reason}")
+    assert (
+        messages[0] == 'in.jsonl line 1: field "label" is "billling", not one of: urgent, billing, technical, general'
     )
-    messages = [r.message() for r in load_jsonl(path, "classification", LABELS).rejected]
-    assert messages[0] == f'{path} line 1: field "label" is "billling", not one of: urgent, billing, technical, general'
     assert 'field "text" must be a string' in messages[1]
     assert 'missing field "label"' in messages[2]
 
@@ -53,44 +63,124 @@ def test_reject_messages_name_the_field(tmp_path):
 def test_undecodable_bytes_are_rejected(tmp_path):
     path = tmp_path / "data.jsonl"
     path.write_bytes(json.dumps(GOOD).encode() + b"\n" + b'{"text": "caf\xe9", "label": "general"}\n')
-    result = load_jsonl(path, "classification", LABELS)
+    result = load_records(path, "classification", LABELS)
     assert (result.read, len(result.examples), len(result.rejected)) == (2, 1, 1)
-    assert "undecodable" in result.rejected[0].reason
+    assert result.rejected[0].kind == "undecodable" and result.rejected[0].source.endswith("line 2")
 
 
 def test_blank_lines_are_not_rows(tmp_path):
     path = write_jsonl(tmp_path / "data.jsonl", [GOOD, "", "   ", GOOD | {"text": "again"}])
-    result = load_jsonl(path, "classification", LABELS)
+    result = load_records(path, "classification", LABELS)
     assert result.read == 2 and len(result.examples) == 2
 
 
-def test_chat_rows_need_valid_role_order(tmp_path):
-    ok = {
-        "messages": [
-            {"role": "system", "content": "s"},
-            {"role": "user", "content": "u"},
-            {"role": "assistant", "content": "a"},
-        ]
+CHAT_OK = {
+    "messages": [
+        {"role": "system", "content": "s"},
+        {"role": "user", "content": "u"},
+        {"role": "assistant", "content": "a"},
+        {"role": "user", "content": "u2"},
+        {"role": "assistant", "content": "a2"},
+    ]
+}
+
+
+@pytest.mark.parametrize(
+    ("messages", "kind"),
+    [
+        ([{"role": "assistant", "content": "a"}, {"role": "user", "content": "u"}], "invalid_role_order"),
+        ([{"role": "user", "content": "u"}, {"role": "user", "content": "u"}], "invalid_role_order"),
+        ([{"role": "user", "content": "u"}], "invalid_role_order"),
+        ([{"role": "user", "content": "u"}, {"role": "bot", "content": "a"}], "invalid_role"),
+        ([{"role": "user", "content": "u"}, {"role": "assistant", "content": ""}], "empty_text"),
+        ("hello", "wrong_type"),
+    ],
+)
+def test_chat_rows_are_checked_turn_by_turn(tmp_path, messages, kind):
+    result = load_records(write_jsonl(tmp_path / "chat.jsonl", [CHAT_OK, {"messages": messages}]), "chat")
+    assert len(result.examples) == 1 and len(result.examples[0].messages) == 5
+    assert result.rejected[0].kind == kind
+
+
+def test_every_input_format_normalizes_to_chat_messages(tmp_path):
+    instruction = load_records(
+        write_jsonl(tmp_path / "i.jsonl", [{"instruction": "Translate", "input": "chat", "output": "cat"}]),
+        "instruction",
+    )
+    completion = load_records(
+        write_jsonl(tmp_path / "c.jsonl", [{"prompt": "2+2=", "completion": "4", "category": "math"}]), "completion"
+    )
+    classification = load_records(write_jsonl(tmp_path / "t.jsonl", [GOOD]), "classification", LABELS)
+    assert instruction.examples[0].messages == [
+        {"role": "user", "content": "Translate\n\nchat"},
+        {"role": "assistant", "content": "cat"},
+    ]
+    assert (
+        completion.examples[0].messages[-1] == {"role": "assistant", "content": "4"}
+        and completion.examples[0].category == "math"
+    )
+    assert classification.examples[0].label == "billing" and classification.examples[0].answer == "billing"
+    again = load_records(
+        write_jsonl(tmp_path / "t2.jsonl", [{"label": "billing", "text": "my  INVOICE is wrong"}]),
+        "classification",
+        LABELS,
+    )
+    assert again.examples[0].id == classification.examples[0].id  # content hash, stable across files
+
+
+def _write_all_file_formats(tmp_path: Path, rows: list[dict]) -> dict[str, Path]:
+    import pandas as pd
+    from datasets import Dataset
+
+    (tmp_path / "rows.json").write_text(json.dumps(rows))
+    with (tmp_path / "rows.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    pd.DataFrame(rows).to_parquet(tmp_path / "rows.parquet")
+    Dataset.from_list(rows).save_to_disk(str(tmp_path / "rows_dataset"))
+    return {
+        "jsonl": write_jsonl(tmp_path / "rows.jsonl", rows),
+        "json": tmp_path / "rows.json",
+        "csv": tmp_path / "rows.csv",
+        "parquet": tmp_path / "rows.parquet",
+        "datasets": tmp_path / "rows_dataset",
     }
-    bad = {"messages": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "u"}]}
-    result = load_jsonl(write_jsonl(tmp_path / "chat.jsonl", [ok, bad]), "chat")
-    assert len(result.examples) == 1 and "invalid role order" in result.rejected[0].reason
 
 
-def test_exact_dedup_ignores_case_and_whitespace_and_reports_conflicts():
-    a = make_example(
-        [{"role": "user", "content": "Site is DOWN"}, {"role": "assistant", "content": "urgent"}], "f:1", "urgent"
-    )
-    b = make_example(
-        [{"role": "user", "content": "  site is   down "}, {"role": "assistant", "content": "urgent"}], "f:2", "urgent"
-    )
-    c = make_example(
-        [{"role": "user", "content": "site is down"}, {"role": "assistant", "content": "technical"}], "f:3", "technical"
-    )
-    result = exact_dedup([a, b, c])
-    assert [e.source for e in result.kept] == ["f:1", "f:3"]
-    assert [(d.source, k.source) for d, k in result.removed] == [("f:2", "f:1")]
-    assert len(result.conflicts) == 1 and {e.label for e in result.conflicts[0]} == {"urgent", "technical"}
+def test_jsonl_json_csv_parquet_and_datasets_folders_read_the_same(tmp_path):
+    rows = [{"body": f"ticket number {i}", "category": LABELS[i % 4]} for i in range(8)]
+    rows[3]["body"] = ""  # one empty text in every format
+    ids = {}
+    for kind, path in _write_all_file_formats(tmp_path, rows).items():
+        result = load_records(path, "classification", LABELS, columns={"text": "body", "label": "category"})
+        assert result.read == 8, kind
+        assert [r.kind for r in result.rejected] == ["empty_text"], kind
+        expected = {"jsonl": "line 4", "json": "item 4", "csv": "line 5", "parquet": "row 4", "datasets": "row 4"}[kind]
+        assert result.rejected[0].source.endswith(expected), kind  # the csv header is line 1
+        ids[kind] = [e.id for e in result.examples]
+    assert len({tuple(v) for v in ids.values()}) == 1
+
+
+def test_csv_rows_with_extra_values_and_bad_bytes_are_rejected(tmp_path):
+    path = tmp_path / "rows.csv"
+    path.write_bytes(b'text,label\nfine,billing\n"too",many,values\ncaf\xe9,general\n')
+    result = load_records(path, "classification", LABELS)
+    assert result.read == 3 and len(result.examples) == 1
+    assert [(r.kind, r.source.split()[-1]) for r in result.rejected] == [("malformed_row", "3"), ("undecodable", "4")]
+
+
+def test_a_broken_json_file_is_named_with_line_and_column(tmp_path):
+    path = tmp_path / "rows.json"
+    path.write_text('[{"text": "a", "label": "billing"},\n {"text": oops}]')
+    with pytest.raises(InputFileError, match=r"rows.json line 2 column 11"):
+        load_records(path, "classification", LABELS)
+
+
+def test_ignored_fields_are_dropped_and_others_rejected(tmp_path):
+    path = write_jsonl(tmp_path / "data.jsonl", [GOOD | {"ticket_id": 7}])
+    assert load_records(path, "classification", LABELS).rejected[0].kind == "unexpected_field"
+    assert len(load_records(path, "classification", LABELS, ignore_fields=["ticket_id"]).examples) == 1
 
 
 def _examples(n_per_label: dict[str, int]):
@@ -123,63 +213,117 @@ def test_a_tiny_class_stays_in_train():
     assert [e.label for e in split.train].count("general") == 1
 
 
-def test_gx_suite_passes_clean_data_and_fails_bad_labels():
-    frame = pd.DataFrame(
-        {
-            "id": ["a", "b"],
-            "prompt": ["x", "y"],
-            "answer": ["urgent", "billing"],
-            "label": ["urgent", "billing"],
-            "n_tokens": [5, 6],
-        }
-    )
-    params = {"labels": LABELS, "min_tokens": 1, "max_tokens": 64, "min_rows": 1}
-    assert validate_frame(frame, suite_path("classification"), params).success
-    frame.loc[1, "label"] = "spam"
-    report = validate_frame(frame, suite_path("classification"), params)
-    assert not report.success
-    failed = {f["expectation"]: f for f in report.failures}
-    assert failed["expect_column_values_to_be_in_set"]["examples"] == ["spam"]
-    assert "expect_column_values_to_be_in_set on label" in report.summary()
+def _accounted(counts: dict) -> int:
+    keys = [
+        "rejected_invalid",
+        "exact_duplicates",
+        "near_duplicates",
+        "semantic_duplicates",
+        "leakage_removed",
+        "balancing_dropped",
+        "train_from_input",
+        "validation",
+        "test",
+    ]
+    return sum(counts[k] for k in keys)
 
 
-def test_curate_accounts_for_every_row_and_writes_splits(tmp_path, tiny_model, small_tickets):
+def test_curate_accounts_for_every_row_and_writes_its_files(tmp_path, tiny_model, small_tickets):
     rows = [json.loads(line) for line in small_tickets.read_text().splitlines()]
     rows += [rows[0], {"text": "broken", "label": "nope"}, "{oops"]
-    data_path = write_jsonl(tmp_path / "in.jsonl", rows)
-    config = DataConfig(path=data_path, labels=LABELS, max_rejected_fraction=0.05)
-    data = curate(config, load_tokenizer(str(tiny_model)), "Classify.", 256, tmp_path / "out")
+    config = DataConfig(path=write_jsonl(tmp_path / "in.jsonl", rows), labels=LABELS)
+    data = curate(config, _tokenizer(tiny_model), "Classify.", 256, tmp_path / "out")
     c = data.counts
-    assert c["read"] == 163
-    assert c["kept"] + c["rejected"] + c["exact_duplicates"] == c["read"]
-    assert (c["rejected"], c["exact_duplicates"]) == (2, 1)
-    assert c["train"] + c["validation"] + c["test"] == c["kept"]
+    assert c["read"] == 163 and _accounted(c) == 163
+    assert (c["rejected_invalid"], c["exact_duplicates"]) == (2, 1)
+    assert data.rejected_by_kind == {"exact_duplicate": 1, "malformed_json": 1, "unknown_label": 1}
     rejects = [json.loads(line) for line in Path(data.rejects_path).read_text().splitlines()]
-    assert len(rejects) == 3 and any("exact duplicate" in r["reason"] for r in rejects)
+    assert len(rejects) == sum(data.rejected_by_kind.values())
     assert data.ok and data.validation["success"]
-    assert (
-        data.data_hash
-        == curate(config, load_tokenizer(str(tiny_model)), "Classify.", 256, tmp_path / "again").data_hash
-    )
+    for name in (
+        "curation_report.md",
+        "curation_report.json",
+        "gx_validation.json",
+        "dedup_clusters.json",
+        "conflicts.json",
+    ):
+        assert (tmp_path / "out" / name).is_file()
+    assert (Path(data.docs_dir) / "index.html").is_file()
+    assert "Every row accounted for: 163 read = 163" in Path(data.report_path).read_text()
+    assert data.data_hash == curate(config, _tokenizer(tiny_model), "Classify.", 256, tmp_path / "again").data_hash
 
 
 def test_too_many_rejects_stop_curation(tmp_path, tiny_model):
-    rows = [{"text": f"ticket {i}", "label": "billing"} for i in range(10)] + [{"text": "x", "label": "bad"}]
-    config = DataConfig(path=write_jsonl(tmp_path / "in.jsonl", rows), labels=LABELS, max_rejected_fraction=0.05)
-    data = curate(config, load_tokenizer(str(tiny_model)), "Classify.", 256, tmp_path / "out")
+    rows = ticket_rows()[:40] + [{"text": "x", "label": "bad"}] * 3
+    config = DataConfig(path=write_jsonl(tmp_path / "in.jsonl", rows), labels=LABELS, min_examples_per_class=1)
+    data = curate(config, _tokenizer(tiny_model), "Classify.", 256, tmp_path / "out")
     assert not data.ok
-    assert "1 of 11 rows rejected" in data.problems[0] and "line 11" in data.problems[0]
+    assert "3 of 43 rows rejected" in data.problems[0] and "line 41" in data.problems[0]
 
 
 def test_examples_longer_than_the_limit_are_rejected(tmp_path, tiny_model):
-    rows = [{"text": "short", "label": "billing"}, {"text": "long " * 400, "label": "billing"}]
-    config = DataConfig(path=write_jsonl(tmp_path / "in.jsonl", rows), labels=LABELS, max_rejected_fraction=1.0)
-    data = curate(config, load_tokenizer(str(tiny_model)), "Classify.", 64, tmp_path / "out")
-    assert data.counts["rejected"] == 1
-    assert "longer than the maximum 64" in Path(data.rejects_path).read_text()
+    rows = ticket_rows()[:20] + [{"text": "long " * 400, "label": "billing"}]
+    config = DataConfig(
+        path=write_jsonl(tmp_path / "in.jsonl", rows),
+        labels=LABELS,
+        max_rejected_fraction=1.0,
+        min_examples_per_class=1,
+    )
+    data = curate(config, _tokenizer(tiny_model), "Classify.", 200, tmp_path / "out")
+    assert data.rejected_by_kind == {"too_long": 1}
+    assert "longer than the maximum 200" in Path(data.rejects_path).read_text()
 
 
 def test_fingerprint_ignores_order():
     examples = _examples({"urgent": 3, "billing": 2})
     assert data_fingerprint(examples) == data_fingerprint(list(reversed(examples)))
     assert data_fingerprint(examples) != data_fingerprint(examples[:-1])
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "banking77").is_dir(), reason="../shared/data/banking77 is not present")
+def test_banking77_curates_with_every_row_accounted_for(tmp_path, tiny_model):
+    path = SHARED_DATA / "banking77" / "train.jsonl"
+    labels = sorted({json.loads(line)["label"] for line in path.read_text().splitlines()})
+    config = DataConfig(path=path, labels=labels)
+    data = curate(config, _tokenizer(tiny_model), "Classify the banking query.", 256, tmp_path / "out")
+    c = data.counts
+    assert c["read"] == 10003 and _accounted(c) == c["read"]
+    assert (
+        len(Path(data.rejects_path).read_text().splitlines())
+        == c["read"] - c["train_from_input"] - c["validation"] - c["test"]
+    )
+    assert len(data.class_counts["test"]) == 77 and data.validation["success"], data.validation["summary"]
+
+
+def test_replay_is_mixed_into_train_only_and_tagged(tmp_path, tiny_model, small_tickets):
+    config = DataConfig(path=small_tickets, labels=LABELS, replay={"fraction": 0.1})
+    data = curate(config, _tokenizer(tiny_model), "Classify.", 256, tmp_path / "out")
+    train = [json.loads(line) for line in Path(data.train_path).read_text().splitlines()]
+    replayed = [r for r in train if r["origin"] == "replay"]
+    assert data.counts["replay_added"] == len(replayed) == round(0.1 * (len(train) - len(replayed)) / 0.9)
+    assert all(r["label"] is None for r in replayed)
+    for split in (data.validation_path, data.test_path):
+        assert all(json.loads(line)["origin"] == "task" for line in Path(split).read_text().splitlines())
+    assert _accounted(data.counts) == data.counts["read"]
+
+
+def test_gx_failure_lists_the_failed_expectations_with_examples(tmp_path, tiny_model, small_tickets):
+    config = DataConfig(path=small_tickets, labels=LABELS + ["spam"], min_examples_per_class=50)
+    data = curate(config, _tokenizer(tiny_model), "Classify.", 256, tmp_path / "out")
+    assert not data.ok and not data.validation["success"]
+    failed = {(f["frame"], f["expectation"]) for f in data.validation["failures"]}
+    assert ("curated", "expect_column_values_to_be_between") in failed  # 40 per class < 50
+    assert ("curated", "expect_column_distinct_values_to_contain_set") in failed  # no "spam" examples (warning)
+    assert "Great Expectations validation failed" in data.problems[0] and "class_count" in data.problems[0]
+
+
+def test_balancing_cap_drops_go_to_rejects(tmp_path, tiny_model):
+    rows = [r for r in ticket_rows() if r["label"] in ("urgent", "billing")]
+    rows = [r for r in rows if r["label"] == "urgent"][:90] + [r for r in rows if r["label"] == "billing"][:30]
+    config = DataConfig(
+        path=write_jsonl(tmp_path / "in.jsonl", rows), labels=LABELS, balance={"strategy": "cap", "cap_ratio": 2}
+    )
+    data = curate(config, _tokenizer(tiny_model), "Classify.", 256, tmp_path / "out")
+    assert data.balance["after"]["urgent"] == 2 * data.balance["after"]["billing"]
+    assert data.rejected_by_kind.get("balancing") == data.counts["balancing_dropped"] > 0
+    assert _accounted(data.counts) == data.counts["read"]

@@ -110,3 +110,15 @@ def test_failed_curation_fails_the_flow_and_marks_the_runs(prefect_server, mlflo
     assert parents[0].info.status == "FAILED"
     assert children["curation"].info.status == "FAILED"
     assert "rows rejected" in parents[0].data.tags["tunesmith.error"]
+
+
+def test_failing_expectation_suite_stops_the_pipeline_before_training(
+    prefect_server, mlflow_uri, tmp_path, tiny_model, small_tickets
+):
+    config = write_config(tmp_path / "run.yaml", small_tickets, tiny_model, TRAIN_FAST)
+    with pytest.raises(Exception, match="Great Expectations validation failed") as err:
+        finetune_pipeline(str(config), ["data.min_examples_per_class=100"])
+    assert "expect_column_values_to_be_between on class_count" in str(err.value)
+    _, parents, children = _runs(mlflow_uri)
+    assert set(children) == {"curation"} and children["curation"].info.status == "FAILED"
+    assert parents[0].info.status == "FAILED"

@@ -21,8 +21,18 @@ def _existing_file(path: Path) -> Path:
     return path
 
 
+def _existing_path(path: Path) -> Path:
+    if not path.exists():
+        raise ValueError(f"'{path}' does not exist")
+    return path
+
+
 BUNDLED_DATA = Path(__file__).resolve().parents[2] / "data"
 ExistingFile = Annotated[Path, AfterValidator(_existing_file)]
+ExistingPath = Annotated[Path, AfterValidator(_existing_path)]  # a file, or a saved `datasets` folder
+DataFormat = Literal["classification", "instruction", "chat", "completion"]
+FileFormat = Literal["auto", "jsonl", "json", "csv", "parquet", "datasets"]
+FIELDS = {"text", "label", "instruction", "input", "output", "prompt", "completion", "messages", "category"}
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
@@ -43,22 +53,74 @@ class SplitConfig(Section):
         return self
 
 
+class NearDedupConfig(Section):
+    enabled: bool = True
+    threshold: Fraction = 0.8  # estimated Jaccard similarity of shingle sets
+    num_perm: int = Field(128, ge=16)
+    shingle: Literal["char", "word"] = "char"
+    ngram: int = Field(5, ge=1)
+
+
+class SemanticDedupConfig(Section):
+    enabled: bool = False
+    threshold: Fraction = 0.95  # cosine similarity of sentence embeddings
+    encoder: str = "all-minilm-l6-v2"
+    batch_size: int = Field(64, ge=1)
+
+
+class DedupConfig(Section):
+    exact: bool = True
+    near: NearDedupConfig = NearDedupConfig()
+    semantic: SemanticDedupConfig = SemanticDedupConfig()
+    sample_clusters: int = Field(20, ge=0)
+
+
+class BalanceConfig(Section):
+    strategy: Literal["none", "cap", "oversample"] = "none"
+    cap_ratio: float = Field(3.0, ge=1.0)
+    warn_ratio: float = Field(10.0, ge=1.0)
+
+
+class ReplayConfig(Section):
+    """General-domain examples mixed into training against forgetting; never evaluated."""
+
+    path: ExistingPath = BUNDLED_DATA / "general_replay.jsonl"
+    format: DataFormat = "instruction"
+    file_format: FileFormat = "auto"
+    fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+
+
 class DataConfig(Section):
-    path: ExistingFile
-    format: Literal["classification", "instruction", "chat", "completion"] = "classification"
+    path: ExistingPath
+    format: DataFormat = "classification"
+    file_format: FileFormat = "auto"
+    columns: dict[str, str] = {}  # our field name -> the file's column name
+    ignore_fields: list[str] = []
     labels: list[str] | None = None
     split: SplitConfig = SplitConfig()
     seed: int = 42
     max_rejected_fraction: Fraction = 0.05
     # Lower token bound checked by the Great Expectations suite; the upper one is training.max_seq_length.
     min_tokens: int = 1
-    min_examples_per_class: int = 5
+    min_examples_per_class: int = Field(5, ge=0)
+    dedup: DedupConfig = DedupConfig()
+    leakage_check: bool = True
+    balance: BalanceConfig = BalanceConfig()
+    replay: ReplayConfig = ReplayConfig()
 
     @model_validator(mode="after")
     def _labels_for_classification(self) -> DataConfig:
         if self.format == "classification" and not self.labels:
             raise ValueError("classification data needs data.labels (the allowed label set)")
         return self
+
+    @field_validator("columns")
+    @classmethod
+    def _known_fields(cls, columns: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(columns) - FIELDS)
+        if unknown:
+            raise ValueError(f"keys must be our field names ({', '.join(sorted(FIELDS))}), not: {', '.join(unknown)}")
+        return columns
 
 
 class PromptConfig(Section):

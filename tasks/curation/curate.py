@@ -1,37 +1,58 @@
-"""The curation stage: load, reject, deduplicate, split and validate; every row is accounted for."""
+"""The curation stage: load, reject, deduplicate, split, check for leaks, balance, mix in replay, validate.
+
+Every input row ends up in exactly one place: a split file or rejects.jsonl with its reason, and the
+report's counts add up to the rows read.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tasks.config.schema import DataConfig
-from tasks.curation.dedup import exact_dedup
-from tasks.curation.load import load_jsonl
-from tasks.curation.records import Example, Rejected, write_examples, write_jsonl
+from tasks.curation.balance import balance
+from tasks.curation.dedup import DedupResult, dedup_text, exact_dedup, near_dedup, sample_clusters, semantic_dedup
+from tasks.curation.leakage import remove_leaks
+from tasks.curation.load import load_records
+from tasks.curation.records import Example, Rejected, content_id, write_examples, write_jsonl
+from tasks.curation.replay import mix_replay
+from tasks.curation.report import render_curation_report
 from tasks.curation.split import stratified_split
-from tasks.curation.validate import ValidationReport, examples_frame, suite_path, validate_frame
+from tasks.curation.validate import examples_frame, suite_path, validate_frames
 from tasks.prompts import full_messages
+
+REJECT_KINDS_INVALID = {
+    "malformed_json", "malformed_row", "undecodable", "not_object", "missing_field", "unexpected_field",
+    "wrong_type", "empty_text", "invalid_role", "invalid_role_order", "unknown_label", "too_long",
+}  # fmt: skip
 
 
 @dataclass
 class CuratedData:
-    """What curation hands on: split files, counts and the checks that passed or failed."""
+    """What curation hands on: split files, counts, and the checks that passed or failed."""
 
     task_type: str  # "classification" or "generation"
+    data_format: str
     labels: list[str] | None
     train_path: str
     validation_path: str
     test_path: str
     rejects_path: str
+    report_path: str
     data_hash: str
     counts: dict[str, int]
+    rejected_by_kind: dict[str, int]
     class_counts: dict[str, dict[str, int]]
+    balance: dict[str, Any]
     validation: dict[str, Any]
+    docs_dir: str | None = None
+    clusters_path: str | None = None
+    warnings: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # anything here stops the pipeline
 
     @property
@@ -43,11 +64,14 @@ class CuratedData:
 
 
 def count_tokens(examples: list[Example], tokenizer, system: str) -> dict[str, int]:
-    """Tokens per example in the chat format the model is trained on."""
-    return {
-        e.id: len(tokenizer.apply_chat_template(full_messages(e, system), tokenize=True, return_dict=True)["input_ids"])
-        for e in examples
-    }
+    """Tokens per example in the chat format the model is trained on, keyed by content id."""
+    counts: dict[str, int] = {}
+    for e in examples:
+        key = content_id(e.id)
+        if key not in counts:
+            ids = tokenizer.apply_chat_template(full_messages(e, system), tokenize=True, return_dict=True)["input_ids"]
+            counts[key] = len(ids)
+    return counts
 
 
 def data_fingerprint(examples: list[Example]) -> str:
@@ -58,77 +82,229 @@ def data_fingerprint(examples: list[Example]) -> str:
     return digest.hexdigest()[:16]
 
 
+def _drop_too_long(
+    examples: list[Example], tokens: dict[str, int], limit: int, rejects: list[Rejected]
+) -> list[Example]:
+    kept = []
+    for e in examples:
+        n = tokens[content_id(e.id)]
+        if n > limit:
+            reason = f"example is {n} tokens, longer than the maximum {limit} (training.max_seq_length)"
+            rejects.append(Rejected(e.source, "too_long", reason, None, dedup_text(e)[:500]))
+        else:
+            kept.append(e)
+    return kept
+
+
+def _dedup_steps(config: DataConfig):
+    near, semantic = config.dedup.near, config.dedup.semantic
+    if config.dedup.exact:
+        yield exact_dedup
+    if near.enabled:
+        yield lambda ex: near_dedup(ex, near.threshold, near.num_perm, near.shingle, near.ngram, config.seed)
+    if semantic.enabled:
+        from tasks.models.embeddings import embed
+
+        yield lambda ex: semantic_dedup(
+            ex, semantic.threshold, lambda texts: embed(texts, semantic.encoder, semantic.batch_size)
+        )
+
+
+def _record_duplicates(result: DedupResult, rejects: list[Rejected]) -> None:
+    for duplicate, kept, similarity in result.removed:
+        reason = f"{result.kind} duplicate of {kept.source} (similarity {similarity:.2f})"
+        rejects.append(
+            Rejected(duplicate.source, f"{result.kind}_duplicate", reason, None, dedup_text(duplicate)[:500])
+        )
+
+
+def _split_parameters(config: DataConfig, n_kept: int, max_tokens: int) -> dict[str, dict[str, Any]]:
+    """Suite parameters per frame: what each split may hold."""
+    base = {"labels": config.labels or [], "min_tokens": config.min_tokens, "max_tokens": max_tokens}
+
+    def bounds(fraction: float) -> dict[str, Any]:
+        expected = fraction * n_kept
+        if fraction == 0:
+            return {"min_rows": 0, "max_rows": 0}
+        return {"min_rows": max(1, math.floor(0.5 * expected)), "max_rows": math.ceil(1.5 * expected) + 1}
+
+    return {
+        "curated": base | {"min_rows": 1, "max_rows": None, "min_per_class": config.min_examples_per_class},
+        "train": base | bounds(config.split.train) | {"max_rows": None, "min_per_class": config.min_examples_per_class},
+        "validation": base | bounds(config.split.validation) | {"min_per_class": 0},
+        "test": base | bounds(config.split.test) | {"min_per_class": 0},
+    }
+
+
 def curate(config: DataConfig, tokenizer, system: str, max_tokens: int, out_dir: Path) -> CuratedData:
     """Run the curation stage and write its files under out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    loaded = load_jsonl(config.path, config.format, config.labels)
+    loaded = load_records(
+        config.path, config.format, config.labels, config.file_format, config.columns, config.ignore_fields
+    )
+    rejects = list(loaded.rejected)
     tokens = count_tokens(loaded.examples, tokenizer, system)
-    examples = []
-    for example in loaded.examples:
-        if tokens[example.id] > max_tokens:
-            loaded.rejected.append(
-                Rejected(
-                    example.source,
-                    f"example is {tokens[example.id]} tokens, longer than the maximum {max_tokens}",
-                    None,
-                )
+    examples = _drop_too_long(loaded.examples, tokens, max_tokens, rejects)
+    invalid = len(rejects)
+
+    removed: dict[str, int] = {}
+    clusters: list[dict] = []
+    conflicts: list[list[Example]] = []
+    for step in _dedup_steps(config):
+        result = step(examples)
+        _record_duplicates(result, rejects)
+        removed[result.kind] = len(result.removed)
+        clusters += sample_clusters(result, config.dedup.sample_clusters)
+        conflicts += result.conflicts
+        examples = result.kept
+    kept_unique = examples
+
+    splits = stratified_split(kept_unique, config.split.validation, config.split.test, config.seed)
+    split_before = splits.sizes()
+    leaked = 0
+    if config.leakage_check and (splits.validation or splits.test):
+        near = config.dedup.near
+        leak = remove_leaks(
+            splits.train,
+            splits.validation + splits.test,
+            near.threshold,
+            near.num_perm,
+            near.shingle,
+            near.ngram,
+            config.seed,
+        )
+        for example, match, similarity in leak.removed:
+            reason = f"leakage: training example matches held-out {match.source} (similarity {similarity:.2f})"
+            rejects.append(Rejected(example.source, "leakage", reason, None, dedup_text(example)[:500]))
+        leaked = len(leak.removed)
+        splits.train = leak.train
+
+    balanced = balance(
+        splits.train, config.balance.strategy, config.balance.cap_ratio, config.balance.warn_ratio, config.seed
+    )
+    for example in balanced.dropped:
+        reason = (
+            f"dropped by balancing: class '{example.group}' capped at {config.balance.cap_ratio:g}x the smallest class"
+        )
+        rejects.append(Rejected(example.source, "balancing", reason, None, dedup_text(example)[:500]))
+    splits.train = balanced.examples
+    warnings = list(balanced.warnings)
+
+    replay_counts = {"replay_read": 0, "replay_rejected": 0, "replay_added": 0}
+    if config.replay.fraction > 0:
+        splits.train, replay_counts, replay_warnings = _add_replay(
+            config, splits.train, tokenizer, system, max_tokens, tokens
+        )
+        warnings += replay_warnings
+    if conflicts:
+        warnings.append(
+            f"{len(conflicts)} pair(s) of (near-)identical inputs carry different labels: label noise to resolve "
+            "by hand (see conflicts.json)"
+        )
+
+    report = validate_frames(
+        {
+            name: (examples_frame(frame, tokens), params)
+            for (name, params), frame in zip(
+                _split_parameters(config, len(kept_unique), max_tokens).items(),
+                [kept_unique, splits.train, splits.validation, splits.test],
+                strict=True,
             )
-        else:
-            examples.append(example)
-    deduped = exact_dedup(examples)
-    splits = stratified_split(deduped.kept, config.split.validation, config.split.test, config.seed)
-
-    rejects_path = write_jsonl(
-        [{"source": r.source, "field": r.field, "reason": r.reason, "raw": r.raw} for r in loaded.rejected]
-        + [
-            {"source": d.source, "field": None, "reason": f"exact duplicate of {k.source}", "raw": d.prompt_text}
-            for d, k in deduped.removed
-        ],
-        out_dir / "rejects.jsonl",
-    )
-    paths = {name: write_examples(part, out_dir / f"{name}.jsonl") for name, part in vars(splits).items()}
-
-    task_type = "classification" if config.format == "classification" else "generation"
-    report = validate_frame(
-        examples_frame(deduped.kept, tokens),
+        },
         suite_path(config.format),
-        {"labels": config.labels or [], "min_tokens": config.min_tokens, "max_tokens": max_tokens, "min_rows": 1},
+        docs_dir=out_dir / "gx_data_docs",
     )
-    (out_dir / "gx_validation.json").write_text(json.dumps(report.result, indent=2, default=str), encoding="utf-8")
+    (out_dir / "gx_validation.json").write_text(json.dumps(report.results, indent=2, default=str), encoding="utf-8")
 
+    rejected_by_kind = dict(sorted(Counter(r.kind for r in rejects).items()))
+    task_train = sum(1 for e in splits.train if e.origin == "task" and "~" not in e.id)
     counts = {
         "read": loaded.read,
-        "rejected": len(loaded.rejected),
-        "exact_duplicates": len(deduped.removed),
-        "label_conflicts": len(deduped.conflicts),
-        "kept": len(deduped.kept),
+        "rejected_invalid": invalid,
+        "exact_duplicates": removed.get("exact", 0),
+        "near_duplicates": removed.get("near", 0),
+        "semantic_duplicates": removed.get("semantic", 0),
+        "label_conflicts": len(conflicts),
+        "kept_unique": len(kept_unique),
+        **{f"split_{k}": v for k, v in split_before.items()},
+        "leakage_removed": leaked,
+        "balancing_dropped": len(balanced.dropped),
+        "oversampled_copies": balanced.added,
+        **replay_counts,
+        "train_from_input": task_train,
         **splits.sizes(),
     }
-    problems = _problems(counts, config.max_rejected_fraction, report, loaded.rejected)
-    return CuratedData(
-        task_type=task_type,
+    paths = {name: write_examples(part, out_dir / f"{name}.jsonl") for name, part in vars(splits).items()}
+    rejects_path = write_jsonl([r.to_json() for r in rejects], out_dir / "rejects.jsonl")
+    clusters_path = out_dir / "dedup_clusters.json"
+    clusters_path.write_text(json.dumps(clusters, indent=2, ensure_ascii=False), encoding="utf-8")
+    (out_dir / "conflicts.json").write_text(
+        json.dumps(
+            [[{"source": e.source, "label": e.label, "text": dedup_text(e)} for e in pair] for pair in conflicts],
+            indent=2,
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
+    data = CuratedData(
+        task_type="classification" if config.format == "classification" else "generation",
+        data_format=config.format,
         labels=config.labels,
         train_path=str(paths["train"]),
         validation_path=str(paths["validation"]),
         test_path=str(paths["test"]),
         rejects_path=str(rejects_path),
-        data_hash=data_fingerprint(deduped.kept),
+        report_path=str(out_dir / "curation_report.md"),
+        data_hash=data_fingerprint(kept_unique),
         counts=counts,
-        class_counts={name: dict(Counter(str(e.label) for e in part)) for name, part in vars(splits).items()},
+        rejected_by_kind=rejected_by_kind,
+        class_counts={
+            name: dict(sorted(Counter(str(e.group) for e in part).items())) for name, part in vars(splits).items()
+        },
+        balance={
+            "strategy": balanced.strategy,
+            "before": balanced.before,
+            "after": balanced.after,
+            "imbalance_ratio": round(balanced.imbalance_ratio, 3),
+        },
         validation={"success": report.success, "failures": report.failures, "summary": report.summary()},
-        problems=problems,
+        docs_dir=report.docs_dir,
+        clusters_path=str(clusters_path),
+        warnings=warnings,
+        problems=_problems(
+            counts, config.max_rejected_fraction, report, [r for r in rejects if r.kind in REJECT_KINDS_INVALID]
+        ),
     )
+    Path(data.report_path).write_text(render_curation_report(data), encoding="utf-8")
+    (out_dir / "curation_report.json").write_text(json.dumps(data.to_json(), indent=2), encoding="utf-8")
+    return data
 
 
-def _problems(counts: dict[str, int], limit: float, report: ValidationReport, rejected: list[Rejected]) -> list[str]:
+def _add_replay(
+    config: DataConfig, train: list[Example], tokenizer, system: str, max_tokens: int, tokens: dict[str, int]
+):
+    replay_cfg = config.replay
+    loaded = load_records(replay_cfg.path, replay_cfg.format, None, replay_cfg.file_format, origin="replay")
+    tokens.update(count_tokens(loaded.examples, tokenizer, system))
+    usable = [e for e in loaded.examples if tokens[e.id] <= max_tokens]
+    rejected = loaded.read - len(usable)
+    mix = mix_replay(train, usable, replay_cfg.fraction, config.seed)
+    warnings = list(mix.warnings)
+    if rejected:
+        warnings.append(f"{rejected} of {loaded.read} replay rows were unusable (invalid or too long)")
+    return mix.train, {"replay_read": loaded.read, "replay_rejected": rejected, "replay_added": mix.added}, warnings
+
+
+def _problems(counts: dict[str, int], limit: float, report, invalid: list[Rejected]) -> list[str]:
     problems = []
     if counts["read"] == 0:
         problems.append("no input rows were read")
-    elif counts["rejected"] / counts["read"] > limit:
-        shown = "\n    ".join(r.message() for r in rejected[:5])
+    elif counts["rejected_invalid"] / counts["read"] > limit:
+        shown = "\n    ".join(r.message() for r in invalid[:5])
         problems.append(
-            f"{counts['rejected']} of {counts['read']} rows rejected ({counts['rejected'] / counts['read']:.1%}), "
-            f"over the data.max_rejected_fraction limit of {limit:.0%}; first ones:\n    {shown}"
+            f"{counts['rejected_invalid']} of {counts['read']} rows rejected "
+            f"({counts['rejected_invalid'] / counts['read']:.1%}), over the data.max_rejected_fraction limit of "
+            f"{limit:.0%}; first ones:\n    {shown}"
         )
     if not report.success:
         problems.append("Great Expectations validation failed:\n" + report.summary())

@@ -1,33 +1,39 @@
-"""Row parsers: one per input format, each turning a JSON object into chat messages (+ label)."""
+"""Row parsers: one per input format, each turning a row (a dict) into chat messages plus label/category."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 
 class RowError(ValueError):
-    """A row that cannot be used, naming the field at fault."""
+    """A row that cannot be used: its kind (for the report), the field at fault and a readable reason."""
 
-    def __init__(self, field: str | None, reason: str):
+    def __init__(self, kind: str, field: str | None, reason: str):
         super().__init__(reason)
+        self.kind = kind
         self.field = field
         self.reason = reason
 
 
-Parsed = tuple[list[dict[str, str]], str | None]
+@dataclass(frozen=True)
+class Parsed:
+    messages: list[dict[str, str]]
+    label: str | None = None
+    category: str | None = None
 
 
 def _text(row: dict[str, Any], name: str, required: bool = True) -> str:
-    if name not in row:
+    if name not in row or row[name] is None:
         if required:
-            raise RowError(name, f'missing field "{name}"')
+            raise RowError("missing_field", name, f'missing field "{name}"')
         return ""
     value = row[name]
     if not isinstance(value, str):
-        raise RowError(name, f'field "{name}" must be a string, got {type(value).__name__} {value!r}')
+        raise RowError("wrong_type", name, f'field "{name}" must be a string, got {type(value).__name__} {value!r:.80}')
     if required and not value.strip():
-        raise RowError(name, f'field "{name}" is empty')
+        raise RowError("empty_text", name, f'field "{name}" is empty')
     return value
 
 
@@ -35,8 +41,15 @@ def _no_extra(row: dict[str, Any], allowed: set[str]) -> None:
     extra = sorted(set(row) - allowed)
     if extra:
         raise RowError(
-            extra[0], f"unexpected field(s): {', '.join(extra)} (expected only: {', '.join(sorted(allowed))})"
+            "unexpected_field",
+            extra[0],
+            f"unexpected field(s): {', '.join(extra)} (expected only: {', '.join(sorted(allowed))}; "
+            "map other names with data.columns or drop them with data.ignore_fields)",
         )
+
+
+def _category(row: dict[str, Any]) -> str | None:
+    return _text(row, "category", required=False) or None
 
 
 def parse_classification(row: dict[str, Any], labels: list[str] | None) -> Parsed:
@@ -44,46 +57,56 @@ def parse_classification(row: dict[str, Any], labels: list[str] | None) -> Parse
     text = _text(row, "text")
     label = _text(row, "label")
     if labels is not None and label not in labels:
-        raise RowError("label", f'field "label" is "{label}", not one of: {", ".join(labels)}')
-    return [{"role": "user", "content": text}, {"role": "assistant", "content": label}], label
+        raise RowError("unknown_label", "label", f'field "label" is "{label}", not one of: {", ".join(labels)}')
+    return Parsed([{"role": "user", "content": text}, {"role": "assistant", "content": label}], label=label)
 
 
 def parse_instruction(row: dict[str, Any], labels: list[str] | None) -> Parsed:
-    _no_extra(row, {"instruction", "input", "output"})
+    _no_extra(row, {"instruction", "input", "output", "category"})
     instruction = _text(row, "instruction")
     extra_input = _text(row, "input", required=False)
     output = _text(row, "output")
     prompt = f"{instruction}\n\n{extra_input}" if extra_input.strip() else instruction
-    return [{"role": "user", "content": prompt}, {"role": "assistant", "content": output}], None
+    return Parsed(
+        [{"role": "user", "content": prompt}, {"role": "assistant", "content": output}], category=_category(row)
+    )
 
 
 def parse_completion(row: dict[str, Any], labels: list[str] | None) -> Parsed:
-    _no_extra(row, {"prompt", "completion"})
+    _no_extra(row, {"prompt", "completion", "category"})
     prompt = _text(row, "prompt")
     completion = _text(row, "completion")
-    return [{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}], None
+    return Parsed(
+        [{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}], category=_category(row)
+    )
 
 
 def parse_chat(row: dict[str, Any], labels: list[str] | None) -> Parsed:
-    _no_extra(row, {"messages"})
+    _no_extra(row, {"messages", "category"})
     messages = row.get("messages")
     if messages is None:
-        raise RowError("messages", 'missing field "messages"')
+        raise RowError("missing_field", "messages", 'missing field "messages"')
     if not isinstance(messages, list) or not messages:
-        raise RowError("messages", 'field "messages" must be a non-empty list')
+        raise RowError("wrong_type", "messages", 'field "messages" must be a non-empty list of {"role", "content"}')
     clean: list[dict[str, str]] = []
     for i, message in enumerate(messages):
         where = f"messages[{i}]"
         if not isinstance(message, dict) or set(message) - {"role", "content"}:
-            raise RowError(where, f"{where} must be an object with only role and content")
+            raise RowError("wrong_type", where, f"{where} must be an object with only role and content")
         role, content = message.get("role"), message.get("content")
         if role not in ("system", "user", "assistant"):
-            raise RowError(f"{where}.role", f"{where}.role is {role!r}, not one of: system, user, assistant")
-        if not isinstance(content, str) or not content.strip():
-            raise RowError(f"{where}.content", f"{where}.content must be non-empty text")
+            raise RowError(
+                "invalid_role", f"{where}.role", f"{where}.role is {role!r}, not one of: system, user, assistant"
+            )
+        if not isinstance(content, str):
+            raise RowError(
+                "wrong_type", f"{where}.content", f"{where}.content must be a string, got {type(content).__name__}"
+            )
+        if not content.strip():
+            raise RowError("empty_text", f"{where}.content", f"{where}.content is empty")
         clean.append({"role": role, "content": content})
     _check_role_order([m["role"] for m in clean])
-    return clean, None
+    return Parsed(clean, category=_category(row))
 
 
 def _check_role_order(roles: list[str]) -> None:
@@ -91,10 +114,10 @@ def _check_role_order(roles: list[str]) -> None:
     expected = ["user", "assistant"] * (len(turns) // 2 + 1)
     if not turns or turns != expected[: len(turns)] or turns[-1] != "assistant":
         raise RowError(
+            "invalid_role_order",
             "messages",
-            "invalid role order "
-            f"{' > '.join(roles)}: expected an optional system message, then user/assistant turns "
-            "alternating and ending with assistant",
+            f"invalid role order {' > '.join(roles)}: expected an optional system message, then user/assistant "
+            "turns alternating and ending with assistant",
         )
 
 

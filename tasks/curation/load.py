@@ -1,52 +1,50 @@
-"""Read an input file row by row: every row is either kept as an Example or rejected with its reason."""
+"""Turn every input row into an Example or a Rejected row with its reason: nothing is silently lost."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
 from tasks.curation.formats import PARSERS, RowError
+from tasks.curation.readers import read_rows
 from tasks.curation.records import LoadResult, Rejected, make_example
 
 
-def load_jsonl(path: Path, data_format: str, labels: list[str] | None = None) -> LoadResult:
-    """Parse a JSONL file; blank lines are not rows, every other line is kept or rejected."""
+def load_records(
+    path: Path,
+    data_format: str,
+    labels: list[str] | None = None,
+    file_format: str = "auto",
+    columns: dict[str, str] | None = None,
+    ignore_fields: list[str] | None = None,
+    origin: str = "task",
+) -> LoadResult:
+    """Read and parse a file; `columns` maps our field names to the file's (e.g. {"text": "body"})."""
     parse = PARSERS[data_format]
     result = LoadResult()
-    with Path(path).open("rb") as lines:
-        for number, raw in enumerate(lines, start=1):
-            if not raw.strip():
-                continue
-            result.read += 1
-            source = f"{path} line {number}"
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                result.rejected.append(
-                    Rejected(
-                        source,
-                        f"undecodable bytes (not UTF-8): {err.reason} at byte {err.start}",
-                        None,
-                        repr(raw[:200]),
-                    )
-                )
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as err:
-                result.rejected.append(
-                    Rejected(source, f"malformed JSON: {err.msg} (column {err.colno})", None, text[:200])
-                )
-                continue
-            if not isinstance(row, dict):
-                result.rejected.append(
-                    Rejected(source, f"expected a JSON object, got {type(row).__name__}", None, text[:200])
-                )
-                continue
-            try:
-                messages, label = parse(row, labels)
-            except RowError as err:
-                result.rejected.append(Rejected(source, err.reason, err.field, text[:200]))
-                continue
-            result.examples.append(make_example(messages, source, label))
+    for raw in read_rows(Path(path), file_format):
+        result.read += 1
+        try:
+            if raw.error is not None:
+                raise raw.error
+            if not isinstance(raw.row, dict):
+                raise RowError("not_object", None, f"expected an object with fields, got {type(raw.row).__name__}")
+            parsed = parse(_remap(raw.row, columns or {}, ignore_fields or [], data_format), labels)
+        except RowError as err:
+            result.rejected.append(Rejected(raw.source, err.kind, err.reason, err.field, raw.raw))
+            continue
+        result.examples.append(make_example(parsed.messages, raw.source, parsed.label, parsed.category, origin))
     return result
+
+
+def _remap(row: dict, columns: dict[str, str], ignore: list[str], data_format: str) -> dict:
+    row = {k: v for k, v in row.items() if k not in ignore}
+    for ours, theirs in columns.items():
+        if theirs in row:
+            row[ours] = row.pop(theirs)
+    if data_format == "chat" and isinstance(row.get("messages"), str):
+        # CSV and some exports carry the message list as a JSON string; anything else stays a wrong type.
+        with contextlib.suppress(json.JSONDecodeError):
+            row["messages"] = json.loads(row["messages"])
+    return row

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,13 @@ class Example:
     messages: list[dict[str, str]]
     source: str
     label: str | None = None
+    category: str | None = None
+    origin: str = "task"  # "replay" marks general-domain data mixed in against forgetting; never scored
+
+    @property
+    def group(self) -> str | None:
+        """What splits are stratified and classes balanced by: the label, else the category."""
+        return self.label if self.label is not None else self.category
 
     @property
     def prompt_text(self) -> str:
@@ -43,21 +50,41 @@ class Example:
         return cls(**row)
 
 
-def make_example(messages: list[dict[str, str]], source: str, label: str | None = None) -> Example:
+def make_example(
+    messages: list[dict[str, str]],
+    source: str,
+    label: str | None = None,
+    category: str | None = None,
+    origin: str = "task",
+) -> Example:
     """Build an Example whose id is a hash of its normalized content (stable across files and runs)."""
     canonical = json.dumps([[m["role"], normalize_text(m["content"])] for m in messages] + [label], ensure_ascii=False)
     digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
-    return Example(id=digest, messages=messages, source=source, label=label)
+    return Example(id=digest, messages=messages, source=source, label=label, category=category, origin=origin)
+
+
+def copy_of(example: Example, n: int) -> Example:
+    """An oversampled repeat: same content, its own id (`<id>~<n>`) so repeats stay countable."""
+    return replace(example, id=f"{example.id}~{n}", source=f"{example.source} (oversampled copy {n})")
+
+
+def content_id(example_id: str) -> str:
+    """The content hash behind an id, also for oversampled copies."""
+    return example_id.split("~", 1)[0]
 
 
 @dataclass(frozen=True)
 class Rejected:
-    """An input row that was not kept, with the reason a person can act on."""
+    """An input row that was not kept: its kind (for counts), the reason a person can act on, and the row."""
 
     source: str
+    kind: str
     reason: str
     field: str | None = None
     raw: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
     def message(self) -> str:
         return f"{self.source}: {self.reason}"

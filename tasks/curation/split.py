@@ -19,14 +19,14 @@ class Splits:
 
 
 def stratified_split(examples: list[Example], validation: float, test: float, seed: int) -> Splits:
-    """Split each label group by the same fractions, so every split keeps the class proportions.
+    """Split each label (or category) group by the same fractions, so every split keeps the class proportions.
 
     Written by hand rather than with sklearn's train_test_split, which refuses classes with a single
     member; here such a class simply stays in train.
     """
     groups: dict[str | None, list[Example]] = {}
     for example in examples:
-        groups.setdefault(example.label, []).append(example)
+        groups.setdefault(example.group, []).append(example)
     rng = random.Random(seed)
     splits = Splits([], [], [])
     for label in sorted(groups, key=str):

@@ -46,7 +46,8 @@ def score_model(
 
 
 def load_test_examples(test_path: str, max_examples: int | None) -> list[Example]:
-    examples = read_examples(Path(test_path))
+    """The test split's task examples (replay data is never scored), optionally the first N."""
+    examples = [e for e in read_examples(Path(test_path)) if e.origin == "task"]
     return examples[:max_examples] if max_examples else examples
 
 
