@@ -1,5 +1,6 @@
-from tasks.curation.dedup import exact_dedup, near_dedup, sample_clusters, semantic_dedup, shingles
+from tasks.curation.dedup import exact_dedup, near_dedup, sample_clusters, semantic_dedup
 from tasks.curation.leakage import remove_leaks
+from tasks.curation.minhash import shingle_hashes, signatures
 from tasks.curation.records import make_example
 
 
@@ -52,9 +53,30 @@ def test_clusters_keep_the_first_and_are_sampled_for_review():
     assert cluster["kept"]["source"] == "f:0" and {r["source"] for r in cluster["removed"]} == {"f:1", "f:2"}
 
 
-def test_word_shingles_on_the_normalized_text():
-    assert shingles("The  Cat sat", unit="word", n=2) == {b"the cat", b"cat sat"}
-    assert shingles("ab", unit="char", n=5) == {b"ab"}
+def _true_jaccard(x: str, y: str, n: int = 5) -> float:
+    a = {x.lower()[i : i + n] for i in range(len(x) - n + 1)}
+    b = {y.lower()[i : i + n] for i in range(len(y) - n + 1)}
+    return len(a & b) / len(a | b)
+
+
+def test_minhash_signatures_estimate_jaccard_similarity():
+    base = "the quick brown fox jumps over the lazy dog near the river bank on a sunny afternoon"
+    variants = [
+        base.replace("quick", "slow"),
+        base.replace("lazy dog", "sleepy cat"),
+        base[:40],
+        "completely different words here",
+    ]
+    sigs = signatures([base] + variants, num_perm=256)
+    for variant, sig in zip(variants, sigs[1:], strict=True):
+        assert abs(sigs[0].jaccard(sig) - _true_jaccard(base, variant)) < 0.1
+    assert signatures([base])[0].jaccard(signatures([base.upper() + "  "])[0]) == 1.0  # normalized first
+
+
+def test_word_and_char_shingles():
+    assert len(shingle_hashes("The  Cat sat", unit="word", n=2)) == 2
+    assert len(shingle_hashes("ab", unit="char", n=5)) == 1
+    assert (shingle_hashes("Same text") == shingle_hashes("same   TEXT")).all()
 
 
 def test_semantic_dedup_finds_paraphrases_with_the_real_encoder():

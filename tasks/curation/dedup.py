@@ -7,12 +7,12 @@ reported for a person to resolve rather than silently decided here.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from tasks.curation.minhash import signatures
 from tasks.curation.records import Example, normalize_text
 
 
@@ -102,20 +102,6 @@ def exact_dedup(examples: list[Example]) -> DedupResult:
     return _collect("exact", examples, pairs)
 
 
-_WORD = re.compile(r"\w+")
-
-
-def shingles(text: str, unit: str = "char", n: int = 5) -> set[bytes]:
-    """Overlapping n-grams of characters or words of the normalized text (the whole text if shorter)."""
-    text = normalize_text(text)
-    if unit == "word":
-        tokens = _WORD.findall(text)
-        grams = {" ".join(tokens[i : i + n]) for i in range(max(1, len(tokens) - n + 1))}
-    else:
-        grams = {text[i : i + n] for i in range(max(1, len(text) - n + 1))}
-    return {g.encode("utf-8") for g in grams}
-
-
 def near_dedup(
     examples: list[Example],
     threshold: float = 0.8,
@@ -126,17 +112,14 @@ def near_dedup(
 ) -> DedupResult:
     """Near-duplicates by MinHash LSH: candidate pairs from the LSH index, kept when the estimated
     Jaccard similarity of their shingle sets is at least `threshold`."""
-    from datasketch import LeanMinHash, MinHash, MinHashLSH
+    from datasketch import MinHashLSH
 
-    signatures = [
-        LeanMinHash(m)
-        for m in MinHash.bulk((shingles(dedup_text(e), unit, n) for e in examples), num_perm=num_perm, seed=seed)
-    ]
+    sigs = signatures((dedup_text(e) for e in examples), unit, n, num_perm, seed)
     index = MinHashLSH(threshold=threshold, num_perm=num_perm)
     pairs = []
-    for i, signature in enumerate(signatures):
+    for i, signature in enumerate(sigs):
         for j in index.query(signature):
-            similarity = signature.jaccard(signatures[j])
+            similarity = signature.jaccard(sigs[j])
             if similarity >= threshold:
                 pairs.append((j, i, similarity))
         index.insert(i, signature)

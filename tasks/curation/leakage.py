@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tasks.curation.dedup import dedup_text, shingles
+from tasks.curation.dedup import dedup_text
+from tasks.curation.minhash import signatures
 from tasks.curation.records import Example, normalize_text
 
 
@@ -27,18 +28,15 @@ def remove_leaks(
 
     Labels are ignored here on purpose: a near copy of a test input leaks it whatever its label.
     """
-    from datasketch import LeanMinHash, MinHash, MinHashLSH
+    from datasketch import MinHashLSH
 
     exact = {normalize_text(dedup_text(e)): e for e in held_out}
-    held_sigs = [
-        LeanMinHash(m)
-        for m in MinHash.bulk((shingles(dedup_text(e), unit, n) for e in held_out), num_perm=num_perm, seed=seed)
-    ]
+    held_sigs = signatures((dedup_text(e) for e in held_out), unit, n, num_perm, seed)
     index = MinHashLSH(threshold=threshold, num_perm=num_perm)
     for i, signature in enumerate(held_sigs):
         index.insert(i, signature)
     result = LeakageResult(train=[])
-    train_sigs = MinHash.bulk((shingles(dedup_text(e), unit, n) for e in train), num_perm=num_perm, seed=seed)
+    train_sigs = signatures((dedup_text(e) for e in train), unit, n, num_perm, seed)
     for example, signature in zip(train, train_sigs, strict=True):
         match = exact.get(normalize_text(dedup_text(example)))
         if match is not None:
