@@ -37,6 +37,19 @@ def run(config: ConfigArg, set_: SetOpt = None) -> None:
 
 
 @app.command()
+def decide(config: ConfigArg, set_: SetOpt = None) -> None:
+    """Curate the data and decide (prompting, RAG or fine-tuning, and the method) without training."""
+    try:
+        load_config(config, set_)
+    except ConfigError as err:
+        _fail(str(err), 2)
+    from flows.decide import decide_flow
+    from tasks.decision.render import render_decision
+
+    typer.echo(render_decision(decide_flow(str(config), set_ or [])))
+
+
+@app.command()
 def check(config: ConfigArg, set_: SetOpt = None) -> None:
     """Validate the config, the model and the data without training; exit non-zero on problems."""
     try:

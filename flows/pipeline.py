@@ -32,12 +32,12 @@ def finetune_pipeline(config_path: str, overrides: list[str] | None = None) -> P
     with pipeline_run(config) as run:
         model = prepare_model_task(run, config)
         data = curate_task(run, config, model)
-        decision = decide_task(run, config, data)
+        decision = decide_task(run, config, data, model)
         if decision.stop:
             summary = report_task(run, config, data, decision)
             return PipelineResult(run.run_id, run.out_dir, decision.decision, summary, {})
         before = benchmark_base_task(run, config, model) if config.forgetting.active else None
-        trained = train_task(run, config, data, model)
+        trained = train_task(run, config, data, model, decision.method)
         scores = evaluate_task(run, config, data, model, trained)
         drift = forgetting_task(run, config, model, trained, before) if before is not None else None
         summary = report_task(run, config, data, decision, trained, scores, drift)

@@ -1,29 +1,187 @@
 import pytest
 
 from tasks.config.schema import DecisionConfig
+from tasks.curation.records import make_example
+from tasks.decision.baselines import Baseline, few_shot_examples
+from tasks.decision.memory import Workload, estimate, estimate_all, model_shape
 from tasks.decision.rules import decide
+
+SMALL_MODEL_GB = {m: 1.0 for m in ("full", "lora", "dora", "qlora", "adapter", "prefix", "prompt", "ia3", "spectrum")}
+
+
+def _estimates(sizes: dict[str, float]):
+    from tasks.decision.memory import MemoryEstimate
+
+    return {m: MemoryEstimate(m, 1, gb, 0, 0, 0, 0, gb, ["test"]) for m, gb in sizes.items()}
+
+
+def _baseline(name: str, score: float) -> Baseline:
+    return Baseline(name, "accuracy", score, 50.0, 0.1, 40, {"system": "s", "shots": [], "retriever": None, "top_k": 0})
+
+
+LOW = [_baseline("zero_shot", 0.30), _baseline("few_shot", 0.40)]
+
+
+def _decide(n, baselines=LOW, sizes=SMALL_MODEL_GB, memory=16.0, method="auto", **config):
+    return decide(
+        n, DecisionConfig(**config), baselines, _estimates(sizes), memory, "test", method, {"system": "fallback"}
+    )
+
+
+def test_under_ten_examples_means_prompting_only():
+    record = _decide(5, baselines=[])
+    assert (record.decision, record.method, record.stop) == ("prompting", None, True)
+    assert record.rules[0].fired and "5 training examples" in record.rules[0].evidence
+    assert record.winning_template == {"system": "fallback"}
+
+
+def test_under_a_hundred_examples_means_few_shot_prompting():
+    record = _decide(60)
+    assert (record.decision, record.stop, record.winning_baseline) == ("few_shot_prompting", True, "few_shot")
+    assert [r.name for r in record.rules if r.fired] == ["too_few_examples_to_fine_tune"]
+
+
+def test_rag_wins_by_the_margin():
+    record = _decide(
+        500, baselines=LOW + [_baseline("rag_bm25", 0.48), _baseline("rag_embedding", 0.60)], rag_margin=0.1
+    )
+    assert record.decision == "rag" and record.winning_baseline == "rag_embedding"
+    rule = next(r for r in record.rules if r.name == "rag_beats_prompting")
+    assert rule.fired and "+0.200" in rule.evidence
+    assert _decide(500, baselines=LOW + [_baseline("rag_bm25", 0.45)], rag_margin=0.1).decision == "finetune"
+
+
+def test_a_prompt_that_meets_the_target_stops_the_pipeline():
+    record = _decide(500, baselines=[_baseline("zero_shot", 0.80), _baseline("few_shot", 0.91)], target=0.9)
+    assert (record.decision, record.stop, record.winning_baseline) == ("few_shot_prompting", True, "few_shot")
+    assert record.winning_template["system"] == "s"
+    assert _decide(500, baselines=[_baseline("few_shot", 0.89)], target=0.9).decision == "finetune"
+
+
+def test_enough_data_and_weak_prompts_mean_fine_tuning_with_lora():
+    record = _decide(500)
+    assert (record.decision, record.method, record.stop) == ("finetune", "lora", False)
+    fired = [r.name for r in record.rules if r.fired]
+    assert fired == ["fine_tune", "lora_fits"]
 
 
 @pytest.mark.parametrize(
-    ("n_train", "decision", "stop"),
-    [(5, "prompting", True), (50, "few_shot_prompting", True), (100, "finetune", False), (5000, "finetune", False)],
+    ("config", "sizes", "n", "method"),
+    [
+        ({"priority": "quality"}, SMALL_MODEL_GB, 20_000, "full"),
+        ({"priority": "quality"}, SMALL_MODEL_GB, 500, "lora"),  # too little data for full fine-tuning
+        ({"priority": "cost"}, SMALL_MODEL_GB, 20_000, "lora"),
+        ({"multi_task": True}, SMALL_MODEL_GB, 500, "adapter"),
+        ({}, SMALL_MODEL_GB | {"full": 99, "lora": 20, "adapter": 20}, 500, "qlora"),  # only 4-bit fits in 16 GB
+    ],
 )
-def test_data_size_rules(n_train, decision, stop):
-    record = decide(n_train, "classification", DecisionConfig(), "lora")
-    assert record.decision == decision
-    assert record.stop is stop
-    assert record.method == ("lora" if decision == "finetune" else None)
-    fired = [r for r in record.rules if r.fired]
-    assert len(fired) == 1 and str(n_train) in fired[0].evidence
+def test_method_follows_memory_data_and_priority(config, sizes, n, method):
+    assert _decide(n, sizes=sizes, **config).method == method
 
 
-def test_forced_decision_records_what_would_have_been_chosen():
-    record = decide(20, "classification", DecisionConfig(force="finetune"), "lora")
-    assert record.decision == "finetune" and not record.stop
-    assert record.overridden and record.would_have_chosen == "few_shot_prompting"
-    assert record.to_json()["stop"] is False
+def test_when_nothing_fits_the_answer_is_prompting():
+    record = _decide(500, sizes={m: 500.0 for m in SMALL_MODEL_GB})
+    assert record.decision == "prompting" and record.rules[-1].name == "nothing_fits_in_memory"
 
 
-def test_force_that_agrees_is_not_an_override():
-    record = decide(500, "classification", DecisionConfig(force="finetune"), "lora")
-    assert not record.overridden and record.would_have_chosen is None
+def test_overrides_keep_what_the_stage_would_have_chosen():
+    record = _decide(60, force="finetune", method="qlora")
+    assert (record.decision, record.method, record.overridden) == ("finetune", "qlora", True)
+    assert record.would_have_chosen == {"decision": "few_shot_prompting", "method": None}
+    method_only = _decide(500, method="ia3")
+    assert (method_only.method, method_only.would_have_chosen) == ("ia3", {"decision": "finetune", "method": "lora"})
+    assert not _decide(500, method="lora").overridden
+    stopped = _decide(500, force="prompting")
+    assert stopped.stop and stopped.winning_baseline == "zero_shot" and stopped.would_have_chosen["method"] == "lora"
+
+
+def test_few_shot_examples_cover_every_label():
+    train = [
+        make_example(
+            [{"role": "user", "content": f"{lab} {i}"}, {"role": "assistant", "content": lab}], f"{lab}{i}", lab
+        )
+        for lab in ("a", "b", "c")
+        for i in range(5)
+    ]
+    shots = few_shot_examples(train, 4, seed=0)
+    assert len(shots) == 4 and {e.label for e in shots[:3]} == {"a", "b", "c"}
+
+
+# Published memory figures (see the reference texts), each under its stated assumptions.
+def _llama(hidden, inter, layers, heads, kv_heads):
+    from transformers import LlamaConfig
+
+    return model_shape(
+        LlamaConfig(
+            hidden_size=hidden,
+            intermediate_size=inter,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            num_key_value_heads=kv_heads,
+            vocab_size=32000,
+        )
+    )
+
+
+LLAMA_7B = _llama(4096, 11008, 32, 32, 32)
+LLAMA_70B = _llama(8192, 28672, 80, 64, 8)
+# 16-bit everything, one 1024-token sequence, SDPA attention, no checkpointing, LoRA r=16 on q/v, CUDA context.
+PUBLISHED = Workload(
+    seq_len=1024,
+    batch_size=1,
+    weight_dtype="float16",
+    activation_dtype="float16",
+    optimizer_state_dtype="float16",
+    overhead_gb=0.3,
+    lora_targets=("q_proj", "v_proj"),
+)
+
+
+def test_full_fine_tuning_7b_in_16_bit_is_about_56_gb_of_weights_gradients_and_adam_states():
+    e = estimate("full", LLAMA_7B, PUBLISHED)
+    assert e.weights_gb == pytest.approx(14, rel=0.1) and e.gradients_gb == pytest.approx(14, rel=0.1)
+    assert e.optimizer_gb == pytest.approx(28, rel=0.1)
+    assert e.weights_gb + e.gradients_gb + e.optimizer_gb == pytest.approx(56, rel=0.1)
+
+
+def test_full_fine_tuning_7b_in_fp32_is_about_112_gb():
+    w = Workload(weight_dtype="float32", activation_dtype="float32", optimizer_state_dtype="float32")
+    e = estimate("full", LLAMA_7B, w)
+    assert e.weights_gb + e.gradients_gb + e.optimizer_gb == pytest.approx(112, rel=0.1)
+
+
+def test_lora_and_qlora_7b_match_the_published_17_and_9_gb():
+    assert estimate("lora", LLAMA_7B, PUBLISHED).total_gb == pytest.approx(17, rel=0.1)
+    qlora = estimate("qlora", LLAMA_7B, PUBLISHED)
+    assert qlora.total_gb == pytest.approx(9, rel=0.1)
+    assert any("4-bit NF4" in a for a in qlora.assumptions) and any(
+        "sequence length 1024" in a for a in qlora.assumptions
+    )
+
+
+def test_qlora_70b_fits_an_80_gb_gpu_but_not_a_24_gb_one():
+    total = estimate("qlora", LLAMA_70B, PUBLISHED).total_gb
+    assert 35 < total < 80  # 70e9 x 0.5 bytes alone is 35 GB
+
+
+def test_estimates_keep_the_methods_in_the_expected_order():
+    e = {m: x.total_gb for m, x in estimate_all(LLAMA_7B, PUBLISHED).items()}
+    assert e["qlora"] < e["lora"] < e["full"]
+    assert e["prompt"] < e["lora"] < e["dora"]
+
+
+def test_trainable_counts_match_what_peft_and_our_adapters_build(tiny_model):
+    from tasks.config.schema import TrainingConfig
+    from tasks.models.hardware import Precision
+    from tasks.training.methods import METHODS
+    from tasks.training.sft import parameter_counts
+
+    shape = model_shape(str(tiny_model))
+    config = TrainingConfig(lora={"r": 8, "target_modules": ["q_proj", "v_proj"]})
+    w = Workload(lora_r=8, lora_targets=("q_proj", "v_proj"))
+    for method in ("full", "lora", "dora", "adapter", "prefix", "prompt", "ia3"):
+        model = METHODS[method].build(str(tiny_model), config, Precision("cpu", "float32", "test"))
+        trainable, total = parameter_counts(model)
+        assert estimate(method, shape, w).trainable_params == trainable, method
+        if method == "full":
+            assert shape.total_params == total

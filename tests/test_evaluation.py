@@ -8,7 +8,8 @@ from tasks.evaluation.evaluate import prediction_rows, score_model
 from tasks.evaluation.metrics import classification_metrics, generation_metrics
 from tasks.evaluation.scoring import generate, label_logprobs
 from tasks.models.load import load_model
-from tasks.training.sft import train_lora
+from tasks.training.inference import load_trained
+from tasks.training.sft import train_model
 from tests.conftest import LABELS
 from tests.test_training import CPU32, _memorisable_set
 
@@ -52,17 +53,19 @@ def test_label_scores_equal_the_models_own_log_likelihood(tiny_model):
 def test_fine_tuned_model_beats_base_on_the_set_it_learned(tmp_path, tiny_model):
     train, val = _memorisable_set(tmp_path)
     config = TrainingConfig(max_steps=40, learning_rate=1e-2, batch_size=4, warmup_ratio=0.0, lr_scheduler="constant")
-    trained = train_lora(str(tiny_model), str(train), str(val), "Classify.", config, CPU32, tmp_path / "out")
+    trained = train_model(str(tiny_model), str(train), str(val), "Classify.", config, "lora", CPU32, tmp_path / "out")
     examples = read_examples(val)
     base = score_model(*load_model(str(tiny_model), CPU32), examples, "Classify.", LABELS, 8)
-    tuned = score_model(*load_model(str(tiny_model), CPU32, trained.adapter_path), examples, "Classify.", LABELS, 8)
+    tuned = score_model(
+        *load_trained(str(tiny_model), "lora", trained.output_dir, CPU32), examples, "Classify.", LABELS, 8
+    )
     assert tuned.metrics["accuracy"] == 1.0
     assert tuned.metrics["accuracy"] > base.metrics["accuracy"]
     rows = prediction_rows(examples, base, tuned)
     assert [r["reference"] for r in rows] and all(r["finetuned_correct"] for r in rows)
 
     replies = generate(
-        *load_model(str(tiny_model), CPU32, trained.adapter_path),
+        *load_trained(str(tiny_model), "lora", trained.output_dir, CPU32),
         [[{"role": "system", "content": "Classify."}] + e.messages[:-1] for e in examples],
         max_new_tokens=8,
     )

@@ -6,6 +6,7 @@ from tasks.config.schema import BenchmarkConfig
 from tasks.forgetting.benchmarks import run_benchmarks
 from tasks.forgetting.compare import compare_scores
 from tasks.models.hardware import Precision
+from tasks.models.load import load_model
 from tests.conftest import REPO, SHARED_DATA
 
 CPU32 = Precision("cpu", "float32", "tests")
@@ -29,10 +30,10 @@ def test_stable_or_better_model_is_not_flagged():
 
 def test_bundled_benchmark_runs_through_lm_eval(tmp_path, tiny_model):
     benchmark = BenchmarkConfig(name="general_knowledge", path=REPO / "data" / "general_knowledge.jsonl")
-    scores = run_benchmarks(str(tiny_model), [benchmark], tmp_path, CPU32, limit=20, batch_size=8)
+    scores = run_benchmarks(*load_model(str(tiny_model), CPU32), [benchmark], tmp_path, limit=20, batch_size=8)
     assert scores["general_knowledge"]["n"] == 20
     assert 0.0 <= scores["general_knowledge"]["acc"] <= 1.0
-    again = run_benchmarks(str(tiny_model), [benchmark], tmp_path, CPU32, limit=20, batch_size=8)
+    again = run_benchmarks(*load_model(str(tiny_model), CPU32), [benchmark], tmp_path, limit=20, batch_size=8)
     assert again == scores
 
 
@@ -42,7 +43,7 @@ def test_shared_general_knowledge_subsets_run_through_lm_eval(tmp_path, tiny_mod
     benchmarks = [
         BenchmarkConfig(name=n.replace("-", "_"), path=SHARED_DATA / "general_mc" / f"{n}.jsonl") for n in names
     ]
-    scores = run_benchmarks(str(tiny_model), benchmarks, tmp_path, CPU32, limit=10, batch_size=8)
+    scores = run_benchmarks(*load_model(str(tiny_model), CPU32), benchmarks, tmp_path, limit=10, batch_size=8)
     assert set(scores) == {"arc_easy", "mmlu_global_facts"}
     assert all(s["n"] == 10 for s in scores.values())
     first = json.loads((SHARED_DATA / "general_mc" / "arc-easy.jsonl").read_text().splitlines()[0])

@@ -69,10 +69,18 @@ def test_pipeline_runs_every_stage_and_logs_them_nested_in_mlflow(
         return {a.path for a in client.list_artifacts(run.info.run_id)}
 
     assert {"resolved_config.yaml", "summary.md"} <= artifacts(parent)
-    assert {"split_stats.json", "gx_validation.json", "rejects.jsonl", "curation_report.md", "curation_report.json",
-            "dedup_clusters.json", "conflicts.json", "gx_data_docs"} <= artifacts(children["curation"])
+    assert {
+        "split_stats.json",
+        "gx_validation.json",
+        "rejects.jsonl",
+        "curation_report.md",
+        "curation_report.json",
+        "dedup_clusters.json",
+        "conflicts.json",
+        "gx_data_docs",
+    } <= artifacts(children["curation"])
     assert "decision_record.json" in artifacts(children["decision"])
-    assert {"loss_curve.png", "adapter", "loss_history.json"} <= artifacts(children["training"])
+    assert {"loss_curve.png", "model", "loss_history.json"} <= artifacts(children["training"])
     assert {"test_predictions.json", "evaluation.json"} <= artifacts(children["evaluation"])
     assert "forgetting.json" in artifacts(children["forgetting"])
 

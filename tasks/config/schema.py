@@ -130,10 +130,37 @@ class PromptConfig(Section):
     )
 
 
+class BaselineConfig(Section):
+    few_shot_k: int = Field(4, ge=1)
+    max_examples: int | None = Field(100, ge=1)  # validation examples scored per baseline
+    batch_size: int = Field(8, ge=1)
+
+
+class RagConfig(Section):
+    corpus: ExistingPath | None = None  # a folder of .txt/.md files or a JSONL file of {"text"} rows
+    top_k: int = Field(3, ge=1)
+    chunk_words: int = Field(120, ge=10)
+    retrievers: list[Literal["bm25", "embedding"]] = ["bm25", "embedding"]
+    encoder: str = "all-minilm-l6-v2"
+
+
 class DecisionConfig(Section):
     min_examples_prompting: int = 10
     min_examples_finetune: int = 100
-    force: Literal["prompting", "finetune"] | None = None
+    full_finetune_min_examples: int = 10_000
+    rag_margin: float = Field(0.05, ge=0)
+    target: float | None = None  # task metric at which a prompt is good enough and training is skipped
+    priority: Literal["cost", "quality"] = "cost"
+    multi_task: bool = False  # several tasks will share one base model: prefer adapters
+    memory_gb: float | None = Field(None, gt=0)  # memory to plan for; default: GPU memory, else free RAM
+    memory_headroom: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9
+    force: Literal["prompting", "few_shot_prompting", "rag", "finetune"] | None = None
+    baselines: BaselineConfig = BaselineConfig()
+    rag: RagConfig = RagConfig()
+
+
+MethodName = Literal["full", "lora", "dora", "qlora", "adapter", "prefix", "prompt", "ia3", "spectrum"]
+Dtype = Literal["auto", "float32", "bfloat16", "float16"]
 
 
 class LoraConfig(Section):
@@ -141,22 +168,64 @@ class LoraConfig(Section):
     alpha: int = Field(32, ge=1)
     dropout: Fraction = 0.05
     target_modules: list[str] | Literal["all-linear"] = ["q_proj", "k_proj", "v_proj", "o_proj"]
+    use_dora: bool = False
+    use_rslora: bool = False
+
+
+class QLoraConfig(Section):
+    quant_type: Literal["nf4", "fp4"] = "nf4"
+    double_quant: bool = True
+    compute_dtype: Dtype = "auto"
+
+
+class AdapterConfig(Section):
+    bottleneck: int = Field(64, ge=1)
+    activation: Literal["relu", "gelu", "silu"] = "relu"
+
+
+class PrefixConfig(Section):
+    num_virtual_tokens: int = Field(16, ge=1)
+    projection: bool = False
+
+
+class PromptTuningConfig(Section):
+    num_virtual_tokens: int = Field(16, ge=1)
+    init_text: str | None = None
+
+
+class IA3Settings(Section):
+    target_modules: list[str] = ["k_proj", "v_proj", "down_proj"]
+    feedforward_modules: list[str] = ["down_proj"]
+
+
+class SpectrumConfig(Section):
+    fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 0.25
 
 
 class TrainingConfig(Section):
-    method: Literal["lora"] = "lora"
-    epochs: float = Field(2.0, gt=0)
+    # "auto": the decision stage picks the method from the memory estimate, the data and decision.priority.
+    method: Literal["auto"] | MethodName = "auto"
+    # None means the chosen method's default (see tasks/training/methods).
+    epochs: float | None = Field(None, gt=0)
+    learning_rate: float | None = Field(None, gt=0)
+    weight_decay: float | None = Field(None, ge=0)
     max_steps: int = -1
-    learning_rate: float = Field(2e-4, gt=0)
     batch_size: int = Field(8, ge=1)
     gradient_accumulation_steps: int = Field(1, ge=1)
     max_seq_length: int = Field(256, ge=8)
     warmup_ratio: Fraction = 0.1
     lr_scheduler: str = "cosine"
-    weight_decay: float = Field(0.0, ge=0)
     logging_steps: int = Field(5, ge=1)
     seed: int = 42
+    precision: Dtype = "auto"
+    gradient_checkpointing: bool = False
     lora: LoraConfig = LoraConfig()
+    qlora: QLoraConfig = QLoraConfig()
+    adapter: AdapterConfig = AdapterConfig()
+    prefix: PrefixConfig = PrefixConfig()
+    prompt_tuning: PromptTuningConfig = PromptTuningConfig()
+    ia3: IA3Settings = IA3Settings()
+    spectrum: SpectrumConfig = SpectrumConfig()
 
 
 class EvaluationConfig(Section):

@@ -50,6 +50,7 @@ class CuratedData:
     class_counts: dict[str, dict[str, int]]
     balance: dict[str, Any]
     validation: dict[str, Any]
+    token_stats: dict[str, float] = field(default_factory=dict)  # chat-formatted tokens of the kept examples
     docs_dir: str | None = None
     clusters_path: str | None = None
     warnings: list[str] = field(default_factory=list)
@@ -268,6 +269,7 @@ def curate(config: DataConfig, tokenizer, system: str, max_tokens: int, out_dir:
             "imbalance_ratio": round(balanced.imbalance_ratio, 3),
         },
         validation={"success": report.success, "failures": report.failures, "summary": report.summary()},
+        token_stats=_token_stats([tokens[content_id(e.id)] for e in kept_unique]),
         docs_dir=report.docs_dir,
         clusters_path=str(clusters_path),
         warnings=warnings,
@@ -278,6 +280,13 @@ def curate(config: DataConfig, tokenizer, system: str, max_tokens: int, out_dir:
     Path(data.report_path).write_text(render_curation_report(data), encoding="utf-8")
     (out_dir / "curation_report.json").write_text(json.dumps(data.to_json(), indent=2), encoding="utf-8")
     return data
+
+
+def _token_stats(counts: list[int]) -> dict[str, float]:
+    if not counts:
+        return {"max": 0, "mean": 0.0, "p95": 0}
+    ordered = sorted(counts)
+    return {"max": ordered[-1], "mean": sum(ordered) / len(ordered), "p95": ordered[int(0.95 * (len(ordered) - 1))]}
 
 
 def _add_replay(

@@ -1,4 +1,11 @@
-"""The decision stage: prompting or fine-tuning, from the curated data, with every rule's evidence."""
+"""The decision stage's rules: prompting, RAG or fine-tuning, and which method, with every rule's evidence.
+
+The rules follow the guidance this product is built on: start with prompting; under 10 examples there is
+nothing to learn from, under 100 use them as few-shot examples; use RAG when retrieval measurably beats
+prompting on knowledge questions; stop when a prompt already meets the target; otherwise fine-tune, with the
+method picked by the memory it needs: full fine-tuning only for quality with about 10k examples or more,
+LoRA when the model fits, QLoRA when only 4-bit fits, adapters when several tasks share one base.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +13,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from tasks.config.schema import DecisionConfig
+from tasks.decision.baselines import Baseline
+from tasks.decision.memory import MemoryEstimate
 
-Decision = Literal["prompting", "few_shot_prompting", "finetune"]
+Decision = Literal["prompting", "few_shot_prompting", "rag", "finetune"]
+STOP_TEMPLATE = {"prompting": "zero_shot", "few_shot_prompting": "few_shot"}
 
 
 @dataclass
@@ -22,8 +32,14 @@ class DecisionRecord:
     decision: Decision
     method: str | None
     rules: list[Rule] = field(default_factory=list)
+    baselines: list[dict[str, Any]] = field(default_factory=list)
+    memory: dict[str, dict[str, Any]] = field(default_factory=dict)
+    memory_available_gb: float | None = None
+    memory_source: str = ""
+    winning_template: dict[str, Any] | None = None
+    winning_baseline: str | None = None
     overridden: bool = False
-    would_have_chosen: Decision | None = None
+    would_have_chosen: dict[str, Any] | None = None
 
     @property
     def stop(self) -> bool:
@@ -34,13 +50,25 @@ class DecisionRecord:
         return asdict(self) | {"stop": self.stop}
 
 
-def decide(n_train: int, task_type: str, config: DecisionConfig, method: str) -> DecisionRecord:
-    """Apply the data-size rules in order; the first that fires decides. A forced decision wins but is recorded."""
+def _best(baselines: list[Baseline], prefix: tuple[str, ...]) -> Baseline | None:
+    chosen = [b for b in baselines if b.name.startswith(prefix)]
+    return max(chosen, key=lambda b: b.score) if chosen else None
+
+
+def choose_approach(
+    n_train: int, config: DecisionConfig, baselines: list[Baseline]
+) -> tuple[Decision, Baseline | None, list[Rule]]:
+    """The first rule that fires decides; later rules are still recorded, as not fired."""
+    prompting = _best(baselines, ("zero_shot", "few_shot"))
+    rag = _best(baselines, ("rag_",))
+    best = _best(baselines, ("",))
+    gain = rag.score - prompting.score if rag and prompting else None
     rules = [
         Rule(
             "too_few_examples_for_anything_but_prompting",
             n_train < config.min_examples_prompting,
-            f"{n_train} training examples; below {config.min_examples_prompting}, write a prompt, not a dataset",
+            f"{n_train} training examples; below {config.min_examples_prompting} there is nothing to learn from: "
+            "write a prompt",
         ),
         Rule(
             "too_few_examples_to_fine_tune",
@@ -49,19 +77,123 @@ def decide(n_train: int, task_type: str, config: DecisionConfig, method: str) ->
             "instead of fine-tuning",
         ),
         Rule(
-            "enough_examples_to_fine_tune",
-            n_train >= config.min_examples_finetune,
-            f"{n_train} training examples; {config.min_examples_finetune} or more are enough to fine-tune "
-            f"for a {task_type} task",
+            "rag_beats_prompting",
+            gain is not None and gain >= config.rag_margin,
+            f"best RAG ({rag.name}) {rag.score:.3f} vs best prompting ({prompting.name}) {prompting.score:.3f}: "
+            f"{gain:+.3f}, margin {config.rag_margin}"
+            if gain is not None
+            else "no knowledge corpus configured: RAG not measured",
+        ),
+        Rule(
+            "prompting_meets_target",
+            config.target is not None and best is not None and best.score >= config.target,
+            f"best baseline {best.name} scores {best.score:.3f} {best.metric} against target {config.target}"
+            if best is not None and config.target is not None
+            else "no target set (decision.target)"
+            if best
+            else "no baselines measured",
         ),
     ]
-    chosen: Decision = "prompting" if rules[0].fired else "few_shot_prompting" if rules[1].fired else "finetune"
-    record = DecisionRecord(decision=chosen, method=method if chosen == "finetune" else None, rules=rules)
-    if config.force is not None:
-        forced: Decision = "finetune" if config.force == "finetune" else "prompting"
-        if forced != chosen:
-            record.would_have_chosen = chosen
-            record.overridden = True
-            record.decision = forced
-            record.method = method if forced == "finetune" else None
+    if rules[0].fired:
+        return "prompting", prompting, rules + [Rule("fine_tune", False, "not reached")]
+    if rules[1].fired:
+        few_shot = next((b for b in baselines if b.name == "few_shot"), prompting)
+        return "few_shot_prompting", few_shot, rules + [Rule("fine_tune", False, "not reached")]
+    if rules[2].fired:
+        return "rag", rag, rules + [Rule("fine_tune", False, "not reached")]
+    if rules[3].fired:
+        kind: Decision = (
+            "rag" if best.name.startswith("rag_") else "few_shot_prompting" if best.name == "few_shot" else "prompting"
+        )
+        return kind, best, rules + [Rule("fine_tune", False, "not reached")]
+    evidence = f"{n_train} training examples" + (
+        f"; best baseline {best.name} {best.score:.3f} {best.metric}"
+        + (f" is below target {config.target}" if config.target else "")
+        if best
+        else ""
+    )
+    return "finetune", None, rules + [Rule("fine_tune", True, evidence)]
+
+
+def choose_method(
+    n_train: int, config: DecisionConfig, estimates: dict[str, MemoryEstimate], available_gb: float
+) -> tuple[str | None, list[Rule]]:
+    """The method by memory, data size and priority; None when not even 4-bit QLoRA fits."""
+    budget = available_gb * config.memory_headroom
+
+    def fits(method: str) -> bool:
+        return method in estimates and estimates[method].total_gb <= budget
+
+    def need(method: str) -> str:
+        return (
+            f"{method} needs {estimates[method].total_gb:.2f} GB of {budget:.2f} GB usable"
+            if method in estimates
+            else f"{method} not estimated"
+        )
+
+    rules = [
+        Rule(
+            "several_tasks_share_one_base",
+            config.multi_task and fits("adapter"),
+            f"decision.multi_task={config.multi_task}; {need('adapter')}",
+        ),
+        Rule(
+            "quality_priority_with_enough_data_and_memory",
+            config.priority == "quality" and n_train >= config.full_finetune_min_examples and fits("full"),
+            f"priority {config.priority}; {n_train} examples (full fine-tuning wants "
+            f"{config.full_finetune_min_examples}+); {need('full')}",
+        ),
+        Rule("lora_fits", fits("lora"), need("lora")),
+        Rule("only_4bit_fits", not fits("lora") and fits("qlora"), need("qlora")),
+    ]
+    for rule, method in zip(rules, ("adapter", "full", "lora", "qlora"), strict=True):
+        if rule.fired:
+            return method, rules
+    return None, rules + [Rule("nothing_fits_in_memory", True, need("qlora"))]
+
+
+def decide(
+    n_train: int,
+    config: DecisionConfig,
+    baselines: list[Baseline],
+    estimates: dict[str, MemoryEstimate],
+    available_gb: float,
+    memory_source: str,
+    requested_method: str = "auto",
+    fallback_template: dict[str, Any] | None = None,
+) -> DecisionRecord:
+    """The full decision: approach, then method; config overrides win but the record keeps the stage's own choice."""
+    approach, winner, rules = choose_approach(n_train, config, baselines)
+    method = None
+    if approach == "finetune":
+        method, method_rules = choose_method(n_train, config, estimates, available_gb)
+        rules += method_rules
+        if method is None:
+            approach, winner = "prompting", _best(baselines, ("zero_shot", "few_shot"))
+    record = DecisionRecord(
+        decision=approach,
+        method=method,
+        rules=rules,
+        baselines=[b.to_json() for b in baselines],
+        memory={name: e.to_json() for name, e in estimates.items()},
+        memory_available_gb=available_gb,
+        memory_source=memory_source,
+    )
+    forced_decision = config.force or approach
+    forced_method = (
+        (requested_method if requested_method != "auto" else method or "lora")
+        if forced_decision == "finetune"
+        else None
+    )
+    if (forced_decision, forced_method) != (approach, method):
+        record.overridden = True
+        record.would_have_chosen = {"decision": approach, "method": method}
+        record.decision, record.method = forced_decision, forced_method
+        if forced_decision != "finetune":
+            winner = next((b for b in baselines if b.name == STOP_TEMPLATE.get(forced_decision, "")), None) or (
+                _best(baselines, ("rag_",)) if forced_decision == "rag" else winner
+            )
+    if record.stop:
+        record.winning_template = winner.template if winner else fallback_template
+        record.winning_baseline = winner.name if winner else None
     return record

@@ -33,8 +33,19 @@ class EvaluationResult:
 def score_model(
     model, tokenizer, examples: list[Example], system: str, labels: list[str] | None, batch_size: int
 ) -> Scored:
-    """Predict every example and compute the task's metrics."""
-    prompts = [prompt_messages(e, system) for e in examples]
+    """Predict every example from its zero-shot prompt and compute the task's metrics."""
+    return score_prompts(model, tokenizer, [prompt_messages(e, system) for e in examples], examples, labels, batch_size)
+
+
+def score_prompts(
+    model,
+    tokenizer,
+    prompts: list[list[dict[str, str]]],
+    examples: list[Example],
+    labels: list[str] | None,
+    batch_size: int,
+) -> Scored:
+    """Predict from the given prompts (one per example) and compute the task's metrics."""
     references = [e.answer for e in examples]
     if labels:
         scores = label_logprobs(model, tokenizer, prompts, labels, batch_size)

@@ -5,6 +5,11 @@ from __future__ import annotations
 from sklearn.metrics import accuracy_score, f1_score
 
 
+def primary_metric(task_type: str) -> str:
+    """The number a run is judged by: accuracy for classification, ROUGE-L for generation."""
+    return "accuracy" if task_type == "classification" else "rougeL"
+
+
 def classification_metrics(references: list[str], predictions: list[str], labels: list[str]) -> dict[str, float]:
     """Accuracy and macro-F1 over the configured label set."""
     return {

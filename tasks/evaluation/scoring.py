@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
@@ -20,32 +22,39 @@ def label_logprobs(
     """Log-likelihood of each label as the assistant's whole reply, shape (len(prompts), len(labels)).
 
     Scoring every allowed label (as lm-eval does for multiple choice) gives each model a fair answer
-    even when it would phrase a free-form reply differently.
+    even when it would phrase a free-form reply differently. The prompt runs once; its key/value cache is
+    shared by all labels, so the cost barely grows with the number of labels.
     """
-    pairs: list[tuple[list[int], int]] = []  # (token ids, length of the prompt part)
-    for messages in prompts:
+    scores = np.empty((len(prompts), len(labels)))
+    device = model.device
+    for i, messages in enumerate(prompts):
         prompt_ids = _chat_ids(tokenizer, messages, generation_prompt=True)
+        continuations = []
         for label in labels:
             full = _chat_ids(tokenizer, messages + [{"role": "assistant", "content": label}], generation_prompt=False)
-            pairs.append((full, len(prompt_ids)))
-    scores = np.empty(len(pairs))
-    device = model.device
-    pad = tokenizer.pad_token_id
-    for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start : start + batch_size]
-        width = max(len(ids) for ids, _ in chunk)
-        input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-        attention = torch.zeros((len(chunk), width), dtype=torch.long)
-        for row, (ids, _) in enumerate(chunk):
-            input_ids[row, : len(ids)] = torch.tensor(ids)
-            attention[row, : len(ids)] = 1
-        logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits.float()
-        logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
-        targets = input_ids[:, 1:].to(device)
-        token_lp = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1).cpu()
-        for row, (ids, prompt_len) in enumerate(chunk):
-            scores[start + row] = token_lp[row, prompt_len - 1 : len(ids) - 1].sum().item()
-    return scores.reshape(len(prompts), len(labels))
+            if full[: len(prompt_ids)] != prompt_ids:
+                raise ValueError("the chat template does not extend the prompt when the answer is added")
+            continuations.append(full[len(prompt_ids) :])
+        out = model(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True)
+        first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+        for start in range(0, len(labels), batch_size):
+            chunk = continuations[start : start + batch_size]
+            width = max(len(c) for c in chunk)
+            ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
+            mask = torch.zeros((len(chunk), len(prompt_ids) + width), dtype=torch.long)
+            mask[:, : len(prompt_ids)] = 1
+            for row, cont in enumerate(chunk):
+                ids[row, : len(cont)] = torch.tensor(cont)
+                mask[row, len(prompt_ids) : len(prompt_ids) + len(cont)] = 1
+            cache = copy.deepcopy(out.past_key_values)
+            cache.batch_repeat_interleave(len(chunk))
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), past_key_values=cache).logits
+            logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
+            for row, cont in enumerate(chunk):
+                total = first[cont[0]].item()
+                total += sum(logprobs[row, j - 1, cont[j]].item() for j in range(1, len(cont)))
+                scores[i, start + row] = total
+    return scores
 
 
 @torch.no_grad()

@@ -11,6 +11,7 @@ from tasks.models.load import load_model
 from tasks.models.prepared import PreparedModel
 from tasks.prompts import system_prompt
 from tasks.tracking.mlflow_runs import RunRef, log_json, log_metrics, log_table, stage_run
+from tasks.training.inference import load_trained
 from tasks.training.sft import TrainedModel
 
 
@@ -22,10 +23,12 @@ def evaluate_task(
         examples = load_test_examples(data.test_path, config.evaluation.max_examples)
         system = system_prompt(config.prompt.system, data.labels)
         batch = config.evaluation.batch_size
-        base_model, tokenizer = load_model(model.path, model.precision, trust_remote_code=model.trust_remote_code)
+        base_model, tokenizer = load_model(model.path, model.precision, model.trust_remote_code)
         base = score_model(base_model, tokenizer, examples, system, data.labels, batch)
         del base_model
-        tuned_model, tokenizer = load_model(model.path, model.precision, trained.adapter_path, model.trust_remote_code)
+        tuned_model, tokenizer = load_trained(
+            model.path, trained.method, trained.output_dir, model.precision, model.trust_remote_code
+        )
         tuned = score_model(tuned_model, tokenizer, examples, system, data.labels, batch)
         del tuned_model
         rows = prediction_rows(examples, base, tuned)

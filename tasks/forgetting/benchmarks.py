@@ -13,7 +13,6 @@ from typing import Any
 import yaml
 
 from tasks.config.schema import BenchmarkConfig
-from tasks.models.hardware import Precision
 
 BENCHMARK_PREFIX = "tunesmith_"
 
@@ -42,33 +41,27 @@ def write_benchmark_yaml(benchmark: BenchmarkConfig, out_dir: Path) -> str:
 
 
 def run_benchmarks(
-    model_path: str,
+    model,
+    tokenizer,
     benchmarks: list[BenchmarkConfig],
     work_dir: Path,
-    precision: Precision,
-    adapter: str | None = None,
     limit: int | None = None,
     seed: int = 1234,
     batch_size: int = 16,
-    trust_remote_code: bool = False,
 ) -> dict[str, dict[str, Any]]:
-    """Accuracy per benchmark ({"acc", "acc_stderr", "n"}) for a model, with an adapter applied if given."""
+    """Accuracy per benchmark ({"acc", "acc_stderr", "n"}) for an already loaded model.
+
+    Passing the loaded model (base, merged, or with its adapter attached) means every method, our own
+    bottleneck adapters included, is measured the same way, without lm-eval loading weights again.
+    """
     import lm_eval
+    from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    logging.getLogger("lm_eval").setLevel(logging.WARNING)
+    logging.getLogger("lm_eval").setLevel(logging.ERROR)
     names = [write_benchmark_yaml(b, work_dir) for b in benchmarks]
-    model_args: dict[str, Any] = {
-        "pretrained": model_path,
-        "dtype": precision.dtype,
-        "device": precision.device,
-        "trust_remote_code": trust_remote_code,
-    }
-    if adapter:
-        model_args["peft"] = adapter
     results = lm_eval.simple_evaluate(
-        model="hf",
-        model_args=model_args,
+        model=HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size),
         tasks=names,
         task_manager=TaskManager(include_path=str(work_dir), include_defaults=False),
         batch_size=batch_size,
@@ -78,7 +71,7 @@ def run_benchmarks(
         torch_random_seed=seed,
         fewshot_random_seed=seed,
         log_samples=False,
-        bootstrap_iters=0,
+        bootstrap_iters=100,  # mean accuracy's stderr is closed-form; 0 would switch stderr off
     )
     scores = {}
     for benchmark, name in zip(benchmarks, names, strict=True):

@@ -28,8 +28,10 @@ def cpu_has_native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def choose_precision() -> Precision:
+def choose_precision(requested: str = "auto") -> Precision:
     """bf16 on GPUs and CPUs that support it natively, fp16 on older GPUs, fp32 otherwise."""
+    if requested != "auto":
+        return Precision("cuda" if torch.cuda.is_available() else "cpu", requested, "set by training.precision")
     if torch.cuda.is_available():
         if torch.cuda.is_bf16_supported():
             return Precision("cuda", "bfloat16", "CUDA GPU with bf16 support")

@@ -15,6 +15,6 @@ class PreparedModel:
     trust_remote_code: bool = False
 
 
-def prepare_model(spec: str, cache_dir, trust_remote_code: bool = False) -> PreparedModel:
+def prepare_model(spec: str, cache_dir, trust_remote_code: bool = False, precision: str = "auto") -> PreparedModel:
     """Resolve the config's model (converting an embedded one on first use) and choose its precision."""
-    return PreparedModel(resolve_model(spec, cache_dir), choose_precision(), trust_remote_code)
+    return PreparedModel(resolve_model(spec, cache_dir), choose_precision(precision), trust_remote_code)

@@ -7,7 +7,7 @@ from tasks.tracking.mlflow_runs import RunRef, set_tags
 
 @task(name="prepare-model")
 def prepare_model_task(run: RunRef, config: RunConfig) -> PreparedModel:
-    model = prepare_model(config.model, config.model_cache_dir, config.trust_remote_code)
+    model = prepare_model(config.model, config.model_cache_dir, config.trust_remote_code, config.training.precision)
     set_tags(
         run,
         {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tasks.curation.curate import CuratedData
+from tasks.decision.render import render_decision
 from tasks.decision.rules import DecisionRecord
 from tasks.evaluation.evaluate import EvaluationResult
 from tasks.forgetting.compare import ForgettingReport
@@ -44,16 +45,7 @@ def render_summary(
             "",
         ]
     parts += [f"Great Expectations: {data.validation['summary']}", ""]
-    parts += [
-        "## Decision",
-        "",
-        f"**{decision.decision}**" + (f" with {decision.method}" if decision.method else ""),
-        "",
-    ]
-    parts += [f"- {'fired' if r.fired else 'not fired'}: {r.name}: {r.evidence}" for r in decision.rules]
-    if decision.overridden:
-        parts.append(f"- overridden by the config; the stage would have chosen {decision.would_have_chosen}")
-    parts.append("")
+    parts += [render_decision(decision, level=2), ""]
     if trained:
         m = trained.metrics
         parts += [

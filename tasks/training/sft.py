@@ -1,4 +1,4 @@
-"""The training stage: supervised fine-tuning with TRL's SFTTrainer and a PEFT LoRA adapter."""
+"""The training stage: supervised fine-tuning with TRL's SFTTrainer, for any method in the registry."""
 
 from __future__ import annotations
 
@@ -12,17 +12,20 @@ from tasks.curation.records import Example, read_examples
 from tasks.models.hardware import Precision
 from tasks.profiling import measure
 from tasks.prompts import prompt_messages
+from tasks.training.methods import METHODS
 
 
 @dataclass
 class TrainedModel:
     base_model: str
-    adapter_path: str
+    output_dir: str  # adapter weights, or a whole model for full/spectrum
     method: str
     precision: str
+    hyperparameters: dict[str, Any]
     metrics: dict[str, float]
     history: list[dict[str, float]] = field(default_factory=list)
     loss_curve_path: str | None = None
+    can_merge: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -33,32 +36,39 @@ def to_prompt_completion(examples: list[Example], system: str) -> list[dict[str,
     return [{"prompt": prompt_messages(e, system), "completion": e.messages[-1:]} for e in examples]
 
 
-def lora_config(config: TrainingConfig):
-    from peft import LoraConfig
+def hyperparameters(config: TrainingConfig, method: str) -> dict[str, Any]:
+    """The method's defaults, overridden by whatever the config sets explicitly."""
+    defaults = METHODS[method].DEFAULTS
+    return {
+        "method": method,
+        "learning_rate": config.learning_rate or defaults.learning_rate,
+        "epochs": config.epochs or defaults.epochs,
+        "weight_decay": defaults.weight_decay if config.weight_decay is None else config.weight_decay,
+        "batch_size": config.batch_size,
+        "gradient_accumulation_steps": config.gradient_accumulation_steps,
+        "effective_batch_size": config.batch_size * config.gradient_accumulation_steps,
+        "lr_scheduler": config.lr_scheduler,
+        "warmup_ratio": config.warmup_ratio,
+        "max_steps": config.max_steps,
+        "max_seq_length": config.max_seq_length,
+    }
 
-    return LoraConfig(
-        r=config.lora.r,
-        lora_alpha=config.lora.alpha,
-        lora_dropout=config.lora.dropout,
-        target_modules=config.lora.target_modules,
-        task_type="CAUSAL_LM",
-    )
 
-
-def sft_config(config: TrainingConfig, precision: Precision, out_dir: Path, has_eval: bool):
+def sft_config(config: TrainingConfig, hp: dict[str, Any], precision: Precision, out_dir: Path, has_eval: bool):
     from trl import SFTConfig
 
     return SFTConfig(
         output_dir=str(out_dir / "checkpoints"),
-        num_train_epochs=config.epochs,
+        num_train_epochs=hp["epochs"],
         max_steps=config.max_steps,
-        learning_rate=config.learning_rate,
+        learning_rate=hp["learning_rate"],
         lr_scheduler_type=config.lr_scheduler,
         warmup_steps=config.warmup_ratio,  # a float below 1 is a fraction of all steps in transformers 5
-        weight_decay=config.weight_decay,
+        weight_decay=hp["weight_decay"],
         per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
+        gradient_checkpointing=config.gradient_checkpointing,
         max_length=config.max_seq_length,
         bf16=precision.dtype == "bfloat16",
         fp16=precision.dtype == "float16",
@@ -73,42 +83,43 @@ def sft_config(config: TrainingConfig, precision: Precision, out_dir: Path, has_
     )
 
 
-def train_lora(
+def train_model(
     base_model: str,
     train_path: str,
     validation_path: str,
     system: str,
     config: TrainingConfig,
+    method: str,
     precision: Precision,
     out_dir: Path,
     trust_remote_code: bool = False,
 ) -> TrainedModel:
-    """Train a LoRA adapter on the train split, evaluating loss on the validation split each epoch."""
+    """Fine-tune with the given method, evaluating loss on the validation split each epoch."""
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM
     from trl import SFTTrainer
 
     from tasks.models.load import load_tokenizer
 
+    module = METHODS[method]
+    hp = hyperparameters(config, method)
     train = Dataset.from_list(to_prompt_completion(read_examples(Path(train_path)), system))
     validation_rows = to_prompt_completion(read_examples(Path(validation_path)), system)
     validation = Dataset.from_list(validation_rows) if validation_rows else None
     tokenizer = load_tokenizer(base_model, trust_remote_code)
-    model = AutoModelForCausalLM.from_pretrained(base_model, dtype="float32", trust_remote_code=trust_remote_code)
+    model = module.build(base_model, config, precision, trust_remote_code)
     trainer = SFTTrainer(
         model=model,
-        args=sft_config(config, precision, out_dir, validation is not None),
+        args=sft_config(config, hp, precision, out_dir, validation is not None),
         train_dataset=train,
         eval_dataset=validation,
         processing_class=tokenizer,
-        peft_config=lora_config(config),
     )
-    trainable, total = _parameter_counts(trainer.model)
+    trainable, total = parameter_counts(trainer.model)
     with measure() as usage:
         output = trainer.train()
-    adapter_dir = out_dir / "adapter"
-    trainer.save_model(str(adapter_dir))
-    tokenizer.save_pretrained(str(adapter_dir))
+    model_dir = out_dir / "model"
+    module.save(trainer.model, model_dir)
+    tokenizer.save_pretrained(str(model_dir))
 
     history = [
         {k: float(v) for k, v in row.items() if k in ("step", "epoch", "loss", "eval_loss", "learning_rate")}
@@ -116,7 +127,7 @@ def train_lora(
         if "loss" in row or "eval_loss" in row
     ]
     train_tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"])
-    epochs_done = float(trainer.state.epoch or config.epochs)
+    epochs_done = float(trainer.state.epoch or hp["epochs"])
     metrics = {
         "train_loss": float(output.training_loss),
         "final_eval_loss": next((h["eval_loss"] for h in reversed(history) if "eval_loss" in h), math.nan),
@@ -131,21 +142,29 @@ def train_lora(
     }
     if usage.peak_gpu_mb is not None:
         metrics["peak_gpu_mb"] = usage.peak_gpu_mb
-    curve = plot_loss_curve(history, out_dir / "loss_curve.png")
     return TrainedModel(
         base_model=base_model,
-        adapter_path=str(adapter_dir),
-        method=config.method,
+        output_dir=str(model_dir),
+        method=method,
         precision=precision.dtype,
+        hyperparameters=hp,
         metrics=metrics,
         history=history,
-        loss_curve_path=str(curve),
+        loss_curve_path=str(plot_loss_curve(history, out_dir / "loss_curve.png")),
+        can_merge=module.CAN_MERGE,
     )
 
 
-def _parameter_counts(model) -> tuple[int, int]:
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
+def parameter_counts(model) -> tuple[int, int]:
+    """(trainable, total) parameters; 4-bit packed weights count as the parameters they encode."""
+    trainable = total = 0
+    for parameter in model.parameters():
+        n = parameter.numel()
+        if parameter.__class__.__name__ == "Params4bit":
+            n *= 2  # two 4-bit values per stored byte
+        total += n
+        if parameter.requires_grad:
+            trainable += n
     return trainable, total
 
 

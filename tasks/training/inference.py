@@ -1,0 +1,20 @@
+"""Load what a training run produced, for evaluation, benchmarks and serving."""
+
+from __future__ import annotations
+
+from tasks.models.hardware import Precision
+from tasks.models.load import load_tokenizer
+from tasks.training.methods import METHODS
+
+
+def load_trained(
+    base: str, method: str, trained_dir: str, precision: Precision, trust_remote_code: bool = False, merge: bool = True
+):
+    """Return (model, tokenizer) in eval mode; adapters that can merge are merged (same outputs, less work)."""
+    module = METHODS[method]
+    model = module.load(base, trained_dir, precision, trust_remote_code)
+    if merge and module.CAN_MERGE and hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    model.to(precision.device)
+    model.eval()
+    return model, load_tokenizer(trained_dir, trust_remote_code)

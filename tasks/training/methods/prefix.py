@@ -1,0 +1,22 @@
+"""Prefix tuning through PEFT: learned key/value vectors prepended at every attention layer."""
+
+from tasks.training.methods.base import MethodDefaults, load_base
+from tasks.training.methods.base import load_peft as load
+from tasks.training.methods.base import save_peft as save
+
+DEFAULTS = MethodDefaults(learning_rate=3e-4, epochs=2.0, weight_decay=0.0)
+CAN_MERGE = False
+
+
+def build(base: str, config, precision, trust_remote_code: bool = False):
+    from peft import PrefixTuningConfig, get_peft_model
+
+    peft_config = PrefixTuningConfig(
+        num_virtual_tokens=config.prefix.num_virtual_tokens,
+        prefix_projection=config.prefix.projection,
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(load_base(base, trust_remote_code), peft_config)
+
+
+__all__ = ["CAN_MERGE", "DEFAULTS", "build", "load", "save"]
