@@ -12,7 +12,10 @@ from typing import Any, Literal
 
 BYTES = {"float32": 4.0, "bfloat16": 2.0, "float16": 2.0, "int8": 1.0}
 GB = 1e9
-CUDA_OVERHEAD_GB = 0.3  # CUDA context with lazy module loading
+CUDA_OVERHEAD_GB = 1.0  # CUDA context, cuBLAS workspaces and allocator slack
+# Per vocabulary entry per token: logits in the model dtype, their fp32 copy and shifted copy for the loss,
+# the saved log-softmax, the trainer's entropy/accuracy temporaries and the gradients flowing back.
+LOGIT_BYTES_BEYOND_MODEL_DTYPE = 28
 NF4_BYTES = 0.5
 # bitsandbytes keeps one absmax per 64 weights: fp32 (4 bytes) plainly, or 8-bit with a second fp32
 # constant per 256 blocks when double-quantized (about 0.127 bits per weight).
@@ -145,14 +148,12 @@ def trainable_params(method: str, shape: ModelShape, w: Workload) -> int:
 def _activation_elements(method: str, shape: ModelShape, w: Workload, seq: int) -> float:
     """Saved activations per token per layer, in elements, for a Llama-style block (RMSNorm, SwiGLU).
 
-    Full fine-tuning keeps every linear layer's input for its weight gradient: 2 norm inputs, 2 norm
-    outputs, q/k/v, attention output, gate, up, SiLU output and their product (6h + 2kv + 4f). With a frozen
-    base only what the backward pass through nonlinearities needs stays (3h + 2kv + 3f), plus the method's
-    own inputs.
+    2 norm inputs, 2 norm outputs, q/k/v, attention output, gate, up, SiLU output and their product:
+    6h + 2kv + 4f. A frozen base saves about as much (measured on CPU: PyTorch keeps the inputs of frozen
+    linear layers too), plus each method's own inputs.
     """
     h, kv, f = shape.hidden, shape.kv_dim, shape.intermediate
-    trains_linears = method in ("full", "spectrum")
-    elements = 6 * h + 2 * kv + 4 * f if trains_linears else 3 * h + 2 * kv + 3 * f
+    elements = 6 * h + 2 * kv + 4 * f
     if method in ("lora", "qlora", "dora"):
         targets = _targets(shape, w.lora_targets)
         per_layer = [(fan_in, fan_out, count / shape.layers) for fan_in, fan_out, count in targets]
@@ -186,18 +187,24 @@ def estimate(method: str, shape: ModelShape, w: Workload) -> MemoryEstimate:
         "gradient checkpointing " + ("on" if w.gradient_checkpointing else "off"),
         f"runtime overhead {w.overhead_gb:g} GB",
     ]
+    logit_bytes = act_bytes + LOGIT_BYTES_BEYOND_MODEL_DTYPE
     if method == "qlora":
         quantized = shape.layer_linear_params
         per_weight = NF4_BYTES + QUANT_CONSTANT_BYTES[w.qlora_double_quant]
-        weights = quantized * per_weight + (shape.total_params - quantized) * act_bytes
+        # prepare_model_for_kbit_training keeps everything not quantized (embeddings, head, norms) in fp32.
+        weights = quantized * per_weight + (shape.total_params - quantized) * BYTES["float32"]
         weights += shape.largest_linear * act_bytes  # one matrix dequantized at a time for the matmul
         weights += added * weight_bytes
+        logit_bytes = BYTES["float32"] + LOGIT_BYTES_BEYOND_MODEL_DTYPE
         assumptions.append(
             f"decoder linear layers in 4-bit NF4 ({per_weight * 8:.3f} bits per weight with "
-            f"{'double ' if w.qlora_double_quant else ''}quantization constants), the rest in {w.activation_dtype}"
+            f"{'double ' if w.qlora_double_quant else ''}quantization constants), the rest in float32"
         )
     else:
         weights = (shape.total_params + added) * weight_bytes
+        if act_bytes < weight_bytes:
+            weights += shape.total_params * act_bytes  # autocast keeps a low-precision copy of each weight
+            assumptions.append(f"autocast caches a {w.activation_dtype} copy of the weights during each step")
     if method in ("lora", "qlora", "dora"):
         assumptions.append(f"LoRA rank {w.lora_r} on {', '.join(w.lora_targets)}")
     gradients = trainable * weight_bytes
@@ -211,9 +218,9 @@ def estimate(method: str, shape: ModelShape, w: Workload) -> MemoryEstimate:
         saved = tokens * (shape.layers * shape.hidden + per_layer)  # layer inputs + one layer recomputed
     else:
         saved = tokens * shape.layers * per_layer
-    logits = tokens * shape.vocab * (act_bytes + 12)  # logits, fp32 copy for the loss, log-softmax and its grad
+    logits = tokens * shape.vocab * logit_bytes
     activations = saved * act_bytes + logits
-    assumptions.append("logits: model dtype plus fp32 copy, log-softmax and its gradient for every position")
+    assumptions.append(f"logits and loss: {logit_bytes:g} bytes per vocabulary entry per position")
     total = weights + gradients + optimizer + activations + w.overhead_gb * GB
     return MemoryEstimate(
         method=method,
