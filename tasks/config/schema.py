@@ -212,6 +212,8 @@ class TrainingConfig(Section):
     max_steps: int = -1
     batch_size: int = Field(8, ge=1)
     gradient_accumulation_steps: int = Field(1, ge=1)
+    # When set, gradient accumulation is derived from it: ceil(effective_batch_size / batch_size).
+    effective_batch_size: int | None = Field(None, ge=1)
     max_seq_length: int = Field(256, ge=8)
     warmup_ratio: Fraction = 0.1
     lr_scheduler: str = "cosine"
@@ -219,6 +221,14 @@ class TrainingConfig(Section):
     seed: int = 42
     precision: Dtype = "auto"
     gradient_checkpointing: bool = False
+    loss_on: Literal["assistant", "all"] = "assistant"  # assistant turns only, or every token
+    group_by_length: bool = True  # batches of similar length: less padding
+    eval_steps: int | None = Field(None, ge=1)  # default: twice per epoch
+    save_steps: int | None = Field(None, ge=1)  # default: at every evaluation
+    save_total_limit: int = Field(2, ge=1)
+    early_stopping_patience: int | None = Field(3, ge=1)  # evaluations without improvement; None: off
+    resume: bool = True  # a re-run of the same config picks up from the last checkpoint
+    merge: bool = False  # also save the adapter merged into the base (LoRA, DoRA, QLoRA, IA3)
     lora: LoraConfig = LoraConfig()
     qlora: QLoraConfig = QLoraConfig()
     adapter: AdapterConfig = AdapterConfig()

@@ -12,9 +12,10 @@ def load_trained(
 ):
     """Return (model, tokenizer) in eval mode; adapters that can merge are merged (same outputs, less work)."""
     module = METHODS[method]
-    model = module.load(base, trained_dir, precision, trust_remote_code)
-    if merge and module.CAN_MERGE and hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()
+    if merge and module.CAN_MERGE:
+        model = module.merged(base, trained_dir, precision, trust_remote_code)
+    else:
+        model = module.load(base, trained_dir, precision, trust_remote_code)
     model.to(precision.device)
     model.eval()
     return model, load_tokenizer(trained_dir, trust_remote_code)

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tasks.config.schema import TrainingConfig
-from tasks.curation.records import Example, read_examples
+from tasks.curation.records import read_examples
 from tasks.models.hardware import Precision
 from tasks.profiling import measure
-from tasks.prompts import prompt_messages
+from tasks.prompts import full_messages
+from tasks.training.guards import StopOnNonFinite
 from tasks.training.methods import METHODS
+from tasks.training.tokenize import tokenize_conversation
+
+MANIFEST = "tunesmith_model.json"  # beside the weights: what a later `tunesmith predict` needs to know
 
 
 @dataclass
@@ -26,39 +32,51 @@ class TrainedModel:
     history: list[dict[str, float]] = field(default_factory=list)
     loss_curve_path: str | None = None
     can_merge: bool = False
+    merged_dir: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def to_prompt_completion(examples: list[Example], system: str) -> list[dict[str, Any]]:
-    """Conversational prompt/completion rows: TRL then computes the loss on the answer tokens only."""
-    return [{"prompt": prompt_messages(e, system), "completion": e.messages[-1:]} for e in examples]
-
-
-def hyperparameters(config: TrainingConfig, method: str) -> dict[str, Any]:
-    """The method's defaults, overridden by whatever the config sets explicitly."""
+def hyperparameters(config: TrainingConfig, method: str, n_train: int) -> dict[str, Any]:
+    """The method's defaults overridden by what the config sets, and the step schedule they imply."""
     defaults = METHODS[method].DEFAULTS
+    accumulation = (
+        math.ceil(config.effective_batch_size / config.batch_size)
+        if config.effective_batch_size
+        else config.gradient_accumulation_steps
+    )
+    epochs = config.epochs or defaults.epochs
+    steps_per_epoch = max(1, math.ceil(n_train / (config.batch_size * accumulation)))
+    total_steps = config.max_steps if config.max_steps > 0 else math.ceil(epochs * steps_per_epoch)
+    eval_steps = config.eval_steps or max(1, math.ceil(min(steps_per_epoch, total_steps) / 2))
     return {
         "method": method,
         "learning_rate": config.learning_rate or defaults.learning_rate,
-        "epochs": config.epochs or defaults.epochs,
+        "epochs": epochs,
         "weight_decay": defaults.weight_decay if config.weight_decay is None else config.weight_decay,
         "batch_size": config.batch_size,
-        "gradient_accumulation_steps": config.gradient_accumulation_steps,
-        "effective_batch_size": config.batch_size * config.gradient_accumulation_steps,
+        "gradient_accumulation_steps": accumulation,
+        "effective_batch_size": config.batch_size * accumulation,
         "lr_scheduler": config.lr_scheduler,
         "warmup_ratio": config.warmup_ratio,
         "max_steps": config.max_steps,
+        "total_steps": total_steps,
+        "steps_per_epoch": steps_per_epoch,
+        "eval_steps": eval_steps,
+        "save_steps": config.save_steps or eval_steps,
         "max_seq_length": config.max_seq_length,
+        "loss_on": config.loss_on,
     }
 
 
-def sft_config(config: TrainingConfig, hp: dict[str, Any], precision: Precision, out_dir: Path, has_eval: bool):
+def sft_config(config: TrainingConfig, hp: dict[str, Any], precision: Precision, checkpoints: Path, has_eval: bool):
     from trl import SFTConfig
 
+    keep_best = has_eval and hp["save_steps"] % hp["eval_steps"] == 0
+    cuda = precision.device == "cuda"
     return SFTConfig(
-        output_dir=str(out_dir / "checkpoints"),
+        output_dir=str(checkpoints),
         num_train_epochs=hp["epochs"],
         max_steps=config.max_steps,
         learning_rate=hp["learning_rate"],
@@ -67,20 +85,46 @@ def sft_config(config: TrainingConfig, hp: dict[str, Any], precision: Precision,
         weight_decay=hp["weight_decay"],
         per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        gradient_accumulation_steps=hp["gradient_accumulation_steps"],
+        # TRL turns checkpointing on by default; it recomputes the forward pass (about a third more compute).
         gradient_checkpointing=config.gradient_checkpointing,
         max_length=config.max_seq_length,
         bf16=precision.dtype == "bfloat16",
         fp16=precision.dtype == "float16",
-        use_cpu=precision.device == "cpu",
+        use_cpu=not cuda,
+        # QLoRA's paged optimizer moves optimizer state to CPU memory under pressure; it needs CUDA.
+        optim="paged_adamw_32bit" if hp["method"] == "qlora" and cuda else "adamw_torch",
+        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
         logging_steps=config.logging_steps,
-        eval_strategy="epoch" if has_eval else "no",
-        save_strategy="no",
+        logging_nan_inf_filter=False,  # a NaN must reach our guard, not be averaged away
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=hp["eval_steps"],
+        save_strategy="steps",
+        save_steps=hp["save_steps"],
+        save_total_limit=config.save_total_limit,
+        load_best_model_at_end=keep_best,
+        metric_for_best_model="eval_loss" if keep_best else None,
+        greater_is_better=False if keep_best else None,
         report_to="none",
         seed=config.seed,
         data_seed=config.seed,
         disable_tqdm=True,
     )
+
+
+def last_checkpoint(checkpoints: Path) -> str | None:
+    found = [p for p in checkpoints.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    return str(max(found, key=lambda p: int(p.name.split("-")[1]))) if found else None
+
+
+def _tokenized(path: str, tokenizer, system: str, config: TrainingConfig):
+    from datasets import Dataset
+
+    rows = [
+        tokenize_conversation(tokenizer, full_messages(e, system), config.loss_on, config.max_seq_length)
+        for e in read_examples(Path(path))
+    ]
+    return Dataset.from_list(rows) if rows else None
 
 
 def train_model(
@@ -93,55 +137,85 @@ def train_model(
     precision: Precision,
     out_dir: Path,
     trust_remote_code: bool = False,
+    checkpoint_dir: Path | None = None,
+    manifest: dict[str, Any] | None = None,
 ) -> TrainedModel:
-    """Fine-tune with the given method, evaluating loss on the validation split each epoch."""
-    from datasets import Dataset
+    """Fine-tune with the given method; resumes from checkpoint_dir when an earlier attempt left checkpoints."""
+    from transformers import EarlyStoppingCallback
     from trl import SFTTrainer
 
     from tasks.models.load import load_tokenizer
 
     module = METHODS[method]
-    hp = hyperparameters(config, method)
-    train = Dataset.from_list(to_prompt_completion(read_examples(Path(train_path)), system))
-    validation_rows = to_prompt_completion(read_examples(Path(validation_path)), system)
-    validation = Dataset.from_list(validation_rows) if validation_rows else None
     tokenizer = load_tokenizer(base_model, trust_remote_code)
+    train = _tokenized(train_path, tokenizer, system, config)
+    validation = _tokenized(validation_path, tokenizer, system, config)
+    hp = hyperparameters(config, method, len(train))
+    checkpoints = checkpoint_dir or out_dir / "checkpoints"
+    args = sft_config(config, hp, precision, checkpoints, validation is not None)
+    callbacks = [StopOnNonFinite(hp["learning_rate"])]
+    if args.load_best_model_at_end and config.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
     model = module.build(base_model, config, precision, trust_remote_code)
     trainer = SFTTrainer(
         model=model,
-        args=sft_config(config, hp, precision, out_dir, validation is not None),
+        args=args,
         train_dataset=train,
         eval_dataset=validation,
         processing_class=tokenizer,
+        callbacks=callbacks,
     )
     trainable, total = parameter_counts(trainer.model)
+    resume = last_checkpoint(checkpoints) if config.resume else None
+    resumed_step = int(resume.rsplit("-", 1)[1]) if resume else 0
     with measure() as usage:
-        output = trainer.train()
+        output = trainer.train(resume_from_checkpoint=resume)
+
     model_dir = out_dir / "model"
     module.save(trainer.model, model_dir)
     tokenizer.save_pretrained(str(model_dir))
+    details = {
+        "method": method,
+        "base_model": base_model,
+        "system": system,
+        "hyperparameters": hp,
+        "training": config.model_dump(mode="json"),
+        **(manifest or {}),
+    }
+    (model_dir / MANIFEST).write_text(json.dumps(details, indent=2), encoding="utf-8")
+    merged_dir = None
+    if config.merge and module.CAN_MERGE:
+        merged_dir = save_merged(module, base_model, model_dir, tokenizer, precision, out_dir / "merged", details)
 
     history = [
         {k: float(v) for k, v in row.items() if k in ("step", "epoch", "loss", "eval_loss", "learning_rate")}
         for row in trainer.state.log_history
         if "loss" in row or "eval_loss" in row
     ]
-    train_tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"])
-    epochs_done = float(trainer.state.epoch or hp["epochs"])
+    eval_time = sum(row.get("eval_runtime", 0.0) for row in trainer.state.log_history)
+    steps_run = trainer.state.global_step - resumed_step
+    tokens_per_step = sum(len(ids) for ids in train["input_ids"]) / hp["steps_per_epoch"]
+    train_time = max(usage.wall_s - eval_time, 1e-9)
     metrics = {
         "train_loss": float(output.training_loss),
         "final_eval_loss": next((h["eval_loss"] for h in reversed(history) if "eval_loss" in h), math.nan),
+        "best_eval_loss": float(trainer.state.best_metric) if trainer.state.best_metric is not None else math.nan,
         "steps": float(trainer.state.global_step),
-        "epochs": epochs_done,
+        "resumed_from_step": float(resumed_step),
+        "epochs": float(trainer.state.epoch or 0.0),
         "wall_s": usage.wall_s,
+        "eval_s": eval_time,
         "peak_rss_mb": usage.peak_rss_mb,
-        "tokens_per_s": train_tokens * epochs_done / usage.wall_s if usage.wall_s else 0.0,
+        "tokens_per_s": steps_run * tokens_per_step / train_time,
         "trainable_params": float(trainable),
         "total_params": float(total),
         "trainable_pct": 100.0 * trainable / total,
+        "early_stopped": float(trainer.state.global_step < hp["total_steps"]),
     }
     if usage.peak_gpu_mb is not None:
         metrics["peak_gpu_mb"] = usage.peak_gpu_mb
+    if checkpoint_dir is not None:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)  # finished: nothing left to resume
     return TrainedModel(
         base_model=base_model,
         output_dir=str(model_dir),
@@ -152,7 +226,19 @@ def train_model(
         history=history,
         loss_curve_path=str(plot_loss_curve(history, out_dir / "loss_curve.png")),
         can_merge=module.CAN_MERGE,
+        merged_dir=merged_dir,
     )
+
+
+def save_merged(module, base: str, model_dir: Path, tokenizer, precision: Precision, out_dir: Path, details) -> str:
+    """The saved adapter folded into the base weights: a plain model with the same outputs."""
+    merged = module.merged(base, str(model_dir), Precision("cpu", "float32", "merging"), False)
+    merged.save_pretrained(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
+    (out_dir / MANIFEST).write_text(
+        json.dumps(details | {"method": "merged", "merged_from": details["method"]}, indent=2)
+    )
+    return str(out_dir)
 
 
 def parameter_counts(model) -> tuple[int, int]:

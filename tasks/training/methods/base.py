@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,17 @@ def load_peft(base: str, trained_dir: str, precision: Precision, trust_remote_co
     from peft import PeftModel
 
     return PeftModel.from_pretrained(load_base(base, trust_remote_code, precision.dtype), trained_dir)
+
+
+def merged_peft(base: str, trained_dir: str, precision: Precision, trust_remote_code: bool = False):
+    """The adapter folded into the base weights: a plain model with the same outputs, without the adapter's cost."""
+    return load_peft(base, trained_dir, precision, trust_remote_code).merge_and_unload()
+
+
+def training_settings(trained_dir: str) -> dict:
+    """The training config recorded beside a trained model (see sft.MANIFEST)."""
+    manifest = Path(trained_dir) / "tunesmith_model.json"
+    return json.loads(manifest.read_text()).get("training", {}) if manifest.is_file() else {}
 
 
 def save_full(model, out_dir: Path) -> None:

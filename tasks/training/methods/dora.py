@@ -3,6 +3,7 @@
 from tasks.training.methods import lora
 from tasks.training.methods.base import MethodDefaults, load_base
 from tasks.training.methods.base import load_peft as load
+from tasks.training.methods.base import merged_peft as merged
 from tasks.training.methods.base import save_peft as save
 
 DEFAULTS = MethodDefaults(learning_rate=2e-4, epochs=2.0, weight_decay=0.0)
@@ -15,4 +16,4 @@ def build(base: str, config, precision, trust_remote_code: bool = False):
     return get_peft_model(load_base(base, trust_remote_code), lora.peft_config(config, use_dora=True))
 
 
-__all__ = ["CAN_MERGE", "DEFAULTS", "build", "load", "save"]
+__all__ = ["CAN_MERGE", "DEFAULTS", "build", "load", "merged", "save"]
