@@ -72,6 +72,48 @@ def check(config: ConfigArg, set_: SetOpt = None) -> None:
     typer.echo(f"ok: {config} is valid; {read} rows in {cfg.data.path}, none rejected; model {cfg.model} loads")
 
 
+@app.command()
+def predict(
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            help="Trained model folder, MLflow URI (models:/NAME/VERSION, models:/NAME@ALIAS, runs:/...) or base model",
+        ),
+    ],
+    adapter: Annotated[
+        list[str] | None,
+        typer.Option("--adapter", help="NAME=PATH_OR_URI of an adapter to load on the base; repeat for several"),
+    ] = None,
+    input_file: Annotated[
+        Path | None, typer.Option("--input", help="Prompts, one per line (text or JSON); default: stdin")
+    ] = None,
+    max_new_tokens: Annotated[int, typer.Option(help="Longest reply")] = 64,
+    batch_size: Annotated[int, typer.Option(help="Prompts generated together")] = 8,
+) -> None:
+    """Answer prompts with a trained model; JSON lines with "adapter" pick one of several loaded adapters."""
+    import json
+    import sys
+
+    from tasks.quiet import quiet_libraries
+    from tasks.serving.predict import Predictor, read_requests
+
+    quiet_libraries()
+    adapters = {}
+    for spec in adapter or []:
+        name, sep, location = spec.partition("=")
+        if not sep:
+            _fail(f"--adapter {spec}: expected NAME=PATH_OR_URI", 2)
+        adapters[name] = location
+    try:
+        predictor = Predictor(model, adapters)
+    except (FileNotFoundError, ValueError) as err:
+        _fail(str(err), 2)
+    lines = input_file.read_text(encoding="utf-8").splitlines() if input_file else sys.stdin
+    for row in predictor.predict(list(read_requests(lines)), max_new_tokens, batch_size):
+        typer.echo(json.dumps(row, ensure_ascii=False))
+
+
 def main() -> None:
     app()
 

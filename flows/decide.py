@@ -9,11 +9,13 @@ from tasks.curation.task import curate_task
 from tasks.decision.rules import DecisionRecord
 from tasks.decision.task import decide_task
 from tasks.models.task import prepare_model_task
+from tasks.quiet import quiet_libraries
 from tasks.tracking.pipeline_run import pipeline_run
 
 
 @flow(name="decide")
 def decide_flow(config_path: str, overrides: list[str] | None = None) -> DecisionRecord:
+    quiet_libraries()
     config = load_config(config_path, overrides)
     with pipeline_run(config, kind="decide") as run:
         model = prepare_model_task(run, config)

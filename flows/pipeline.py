@@ -12,6 +12,7 @@ from tasks.decision.task import decide_task
 from tasks.evaluation.task import evaluate_task
 from tasks.forgetting.task import benchmark_base_task, forgetting_task
 from tasks.models.task import prepare_model_task
+from tasks.quiet import quiet_libraries
 from tasks.report.task import report_task
 from tasks.tracking.pipeline_run import pipeline_run
 from tasks.training.task import train_task
@@ -28,6 +29,7 @@ class PipelineResult:
 
 @flow(name="finetune-pipeline")
 def finetune_pipeline(config_path: str, overrides: list[str] | None = None) -> PipelineResult:
+    quiet_libraries()
     config = load_config(config_path, overrides)
     with pipeline_run(config) as run:
         model = prepare_model_task(run, config)

@@ -8,6 +8,7 @@ from mlflow import MlflowClient
 from prefect.testing.utilities import prefect_test_harness
 
 from flows.pipeline import finetune_pipeline
+from tasks.serving.predict import Predictor, read_requests
 from tests.conftest import write_config, write_jsonl
 
 TRAIN_FAST = """training:
@@ -95,6 +96,13 @@ def test_pipeline_runs_every_stage_and_logs_them_nested_in_mlflow(
     summary = Path(result.summary_path).read_text()
     for heading in ("## Curation", "## Decision", "## Training", "## Held-out evaluation", "## Forgetting"):
         assert heading in summary
+    (version,) = client.search_model_versions("name='test-run'")
+    assert version.tags["method"] == "lora" and version.tags["data_hash"] == parent.data.tags["tunesmith.data_hash"]
+    (reply,) = Predictor(f"models:/test-run/{version.version}").predict(
+        list(read_requests(["my card was charged twice"]))
+    )
+    assert reply["adapter"] == "base" and isinstance(reply["output"], str)
+
     record = client.download_artifacts(children["decision"].info.run_id, "decision_record.json", str(tmp_path))
     decision = json.loads(Path(record).read_text())
     assert decision["decision"] == "finetune" and decision["stop"] is False

@@ -272,6 +272,7 @@ class TrackingConfig(Section):
     experiment: str = "tunesmith"
     # MLFLOW_TRACKING_URI, when set, wins over this; without either, a SQLite store in the working folder.
     tracking_uri: str | None = None
+    registered_model: str | None = None  # registry name for trained models; default: the run's name
 
 
 def _default_model_cache() -> Path:

@@ -33,6 +33,7 @@ class TrainedModel:
     loss_curve_path: str | None = None
     can_merge: bool = False
     merged_dir: str | None = None
+    registered: dict[str, str] | None = None  # {"name", "version"} in the MLflow model registry
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

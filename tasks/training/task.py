@@ -1,3 +1,5 @@
+import hashlib
+import json
 from pathlib import Path
 
 from prefect import task
@@ -16,7 +18,22 @@ from tasks.tracking.mlflow_runs import (
     set_tags,
     stage_run,
 )
+from tasks.tracking.registry import register_model
 from tasks.training.sft import TrainedModel, train_model
+
+
+def checkpoint_dir(config: RunConfig, data: CuratedData, model: PreparedModel, method: str) -> Path:
+    """Where an interrupted run of the same config, data and model leaves checkpoints for the next one."""
+    key = json.dumps(
+        {"model": model.path, "method": method, "training": config.training.model_dump(mode="json"),
+         "prompt": config.prompt.system, "data": data.data_hash},
+        sort_keys=True,
+    )  # fmt: skip
+    return (
+        Path(config.output_dir).resolve()
+        / "checkpoints"
+        / f"{config.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    )
 
 
 @task(name="train")
@@ -32,6 +49,8 @@ def train_task(run: RunRef, config: RunConfig, data: CuratedData, model: Prepare
             model.precision,
             Path(stage.out_dir),
             model.trust_remote_code,
+            checkpoint_dir=checkpoint_dir(config, data, model, method),
+            manifest={"labels": data.labels, "data_hash": data.data_hash, "run_id": run.run_id},
         )
         log_params(stage, trained.hyperparameters)
         set_tags(
@@ -49,4 +68,15 @@ def train_task(run: RunRef, config: RunConfig, data: CuratedData, model: Prepare
         if trained.loss_curve_path:
             log_artifact(stage, trained.loss_curve_path)
         log_artifact(stage, trained.output_dir, "model")
+        if trained.merged_dir:
+            log_artifact(stage, trained.merged_dir, "merged")
+        version = register_model(
+            stage,
+            config.tracking.registered_model or config.name,
+            "model",
+            {"method": trained.method, "data_hash": data.data_hash, "base_model": config.model,
+             "precision": trained.precision, "pipeline_run_id": run.run_id},
+        )  # fmt: skip
+        trained.registered = {"name": version.name, "version": version.version}
+        set_tags(stage, {"tunesmith.registered_model": f"{version.name}/{version.version}"})
     return trained

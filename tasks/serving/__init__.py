@@ -1,0 +1,1 @@
+"""Inference on trained models: `tunesmith predict`, with several adapters on one base model."""

@@ -1,0 +1,68 @@
+import json
+
+from typer.testing import CliRunner
+
+from flows.cli import app
+from tasks.config.schema import TrainingConfig
+from tasks.curation.records import make_example, write_examples
+from tasks.serving.predict import Predictor, read_requests
+from tasks.training.sft import train_model
+from tests.test_training import CPU32
+
+TEXTS = ["site down now", "refund my card", "app crashes on login", "office hours?"]
+
+
+def _adapter(tmp_path, tiny_model, name: str, answers: list[str]) -> str:
+    examples = [
+        make_example([{"role": "user", "content": t}, {"role": "assistant", "content": a}], f"{name}:{i}")
+        for i, (t, a) in enumerate(zip(TEXTS, answers, strict=True))
+    ]
+    train = write_examples(examples * 4, tmp_path / f"{name}-train.jsonl")
+    config = TrainingConfig(
+        max_steps=40,
+        learning_rate=1e-2,
+        batch_size=4,
+        warmup_ratio=0.0,
+        lr_scheduler="constant",
+        eval_steps=40,
+        early_stopping_patience=None,
+    )
+    return train_model(
+        str(tiny_model), str(train), str(train), "Answer.", config, "lora", CPU32, tmp_path / name
+    ).output_dir
+
+
+def test_several_adapters_share_one_base_and_are_chosen_per_request(tmp_path, tiny_model):
+    support = _adapter(tmp_path, tiny_model, "support", ["urgent", "billing", "technical", "general"])
+    shouting = _adapter(tmp_path, tiny_model, "shouting", ["URGENT", "BILLING", "TECHNICAL", "GENERAL"])
+    predictor = Predictor(str(tiny_model), {"support": support, "shouting": shouting}, precision="float32")
+    lines = [
+        json.dumps({"prompt": "refund my card", "adapter": "shouting"}),
+        "refund my card",
+        json.dumps({"prompt": "site down now", "adapter": "support"}),
+        json.dumps({"prompt": "office hours?", "adapter": "shouting"}),
+    ]
+    rows = predictor.predict(list(read_requests(lines)), max_new_tokens=8, batch_size=2)
+    assert [(r["adapter"], r["output"]) for r in rows] == [
+        ("shouting", "BILLING"),
+        ("support", "billing"),
+        ("support", "urgent"),
+        ("shouting", "GENERAL"),
+    ]
+    base = predictor.predict(list(read_requests([json.dumps({"prompt": "refund my card", "adapter": "base"})])), 8)
+    assert base[0]["output"] not in ("billing", "BILLING")
+
+
+def test_predict_command_reads_a_file_and_writes_json_lines(tmp_path, tiny_model):
+    support = _adapter(tmp_path, tiny_model, "support", ["urgent", "billing", "technical", "general"])
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("site down now\napp crashes on login\n")
+    result = CliRunner().invoke(app, ["predict", "--model", support, "--input", str(prompts), "--max-new-tokens", "8"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["output"] for r in rows] == ["urgent", "technical"]
+
+
+def test_predict_names_a_missing_model(tmp_path):
+    result = CliRunner().invoke(app, ["predict", "--model", str(tmp_path / "nowhere")], input="hi\n")
+    assert result.exit_code == 2 and "no such folder" in result.output

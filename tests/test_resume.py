@@ -1,0 +1,60 @@
+"""Kill a real training process mid-run; running the same config again resumes from its last checkpoint."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from mlflow import MlflowClient
+
+from tests.conftest import write_config
+
+RESUMABLE = """decision:
+  force: finetune
+training:
+  method: lora
+  max_steps: 160
+  learning_rate: 0.001
+  eval_steps: 10
+  save_steps: 10
+  early_stopping_patience: null
+forgetting:
+  enabled: false
+tracking:
+  experiment: resume
+"""
+
+
+def _run(config, env):
+    command = [sys.executable, "-m", "flows.cli", "run", str(config)]
+    return subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def test_a_killed_training_run_resumes_from_its_last_checkpoint(tmp_path, tiny_model, small_tickets):
+    config = write_config(tmp_path / "run.yaml", small_tickets, tiny_model, RESUMABLE)
+    env = os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "PYTHONUNBUFFERED": "1"}
+    first = _run(config, env)
+    deadline = time.time() + 300
+    checkpoints = tmp_path / "runs" / "checkpoints"
+    while not list(checkpoints.glob("*/checkpoint-20/trainer_state.json")):
+        assert first.poll() is None, first.stdout.read().decode()[-3000:]
+        assert time.time() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    saved = sorted(int(p.name.split("-")[1]) for p in checkpoints.glob("*/checkpoint-*"))
+    assert saved and saved[-1] < 160
+
+    second = _run(config, env)
+    output = second.communicate(timeout=600)[0].decode()
+    assert second.returncode == 0, output[-3000:]
+
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name("resume")
+    training = [r for r in client.search_runs([experiment.experiment_id]) if r.info.run_name == "training"]
+    finished = [r for r in training if r.info.status == "FINISHED"]
+    assert len(finished) == 1
+    metrics = finished[0].data.metrics
+    assert metrics["resumed_from_step"] >= 20 and metrics["steps"] == 160
+    assert not any(checkpoints.glob("*/checkpoint-*"))  # cleaned up once the run finished
