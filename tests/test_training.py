@@ -62,7 +62,7 @@ def _validation_loss(model, tokenizer, val_path) -> float:
     labels = torch.tensor([r["labels"] + [-100] * (width - len(r["labels"])) for r in rows])
     mask = (torch.arange(width)[None, :] < torch.tensor([len(r["input_ids"]) for r in rows])[:, None]).long()
     with torch.no_grad():
-        return model(input_ids=ids, attention_mask=mask, labels=labels).loss.item()
+        return model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device), labels=labels.to(model.device)).loss.item()
 
 
 @pytest.mark.parametrize("method", list(FAST_RATES))

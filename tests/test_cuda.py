@@ -1,0 +1,26 @@
+"""CUDA-only paths: QLoRA with bitsandbytes' paged AdamW on a GPU. Skipped on machines without CUDA."""
+
+import pytest
+import torch
+
+from tasks.models.hardware import choose_precision
+from tasks.training.inference import load_trained
+from tasks.training.sft import train_model
+from tests.test_training import _fast, _memorisable_set, _validation_loss
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def test_qlora_trains_on_the_gpu_with_the_paged_optimizer(tmp_path, tiny_model):
+    precision = choose_precision()
+    assert precision.device == "cuda" and precision.dtype in ("bfloat16", "float16")
+    train, val = _memorisable_set(tmp_path)
+    trained = train_model(str(tiny_model), str(train), str(val), "Classify.", _fast("qlora"), "qlora", precision,
+                          tmp_path / "out")
+    assert trained.hyperparameters["optimizer"] == "paged_adamw_32bit"
+    losses = [h["loss"] for h in trained.history if "loss" in h]
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert trained.metrics["peak_gpu_mb"] > 0
+    model, tokenizer = load_trained(str(tiny_model), "qlora", trained.output_dir, precision, merge=False)
+    print("qlora on", torch.cuda.get_device_name(0), precision.dtype, trained.metrics, losses)
+    assert _validation_loss(model, tokenizer, val) == pytest.approx(trained.metrics["final_eval_loss"], rel=5e-2)
