@@ -37,7 +37,9 @@ def _data(work: Path):
 
     base = resolve_model("smollm2-135m-instruct", Path("~/.cache/tunesmith/models"))
     system = system_prompt(SYSTEM, LABELS)
-    data = curate(DataConfig(path=REPO / "data" / "tickets.jsonl", labels=LABELS), load_tokenizer(base), system, 256, work)
+    data = curate(
+        DataConfig(path=REPO / "data" / "tickets.jsonl", labels=LABELS), load_tokenizer(base), system, 256, work
+    )
     return base, system, data
 
 
@@ -116,26 +118,50 @@ def main() -> int:
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        result = plain_trl_worker(args.steps) if args.worker == "plain-trl" else tunesmith_worker(args.worker, args.steps)
+        result = (
+            plain_trl_worker(args.steps) if args.worker == "plain-trl" else tunesmith_worker(args.worker, args.steps)
+        )
         Path(args.out).write_text(json.dumps(result))
         return 0
 
-    methods = [] if args.skip_methods else [_spawn(["--worker", m, "--steps", str(args.steps)]) for m in args.methods.split(",")]
-    ours = next((r for r in methods if r["method"] == "lora"), None) or _spawn(["--worker", "lora", "--steps", str(args.steps)])
+    methods = (
+        []
+        if args.skip_methods
+        else [_spawn(["--worker", m, "--steps", str(args.steps)]) for m in args.methods.split(",")]
+    )
+    ours = next((r for r in methods if r["method"] == "lora"), None) or _spawn(
+        ["--worker", "lora", "--steps", str(args.steps)]
+    )
     plain = _spawn(["--worker", "plain-trl", "--steps", str(args.steps)])
     ratio = ours["tokens_per_s"] / plain["tokens_per_s"]
     RESULTS.mkdir(parents=True, exist_ok=True)
     target = RESULTS / "training_throughput.json"
-    target.write_text(json.dumps({"steps": args.steps, "methods": methods, "tunesmith_lora": ours, "plain_trl": plain,
-                                  "ratio": round(ratio, 3), "target_ratio": 1.0, "aim_ratio": 1.5}, indent=2))
+    target.write_text(
+        json.dumps(
+            {
+                "steps": args.steps,
+                "methods": methods,
+                "tunesmith_lora": ours,
+                "plain_trl": plain,
+                "ratio": round(ratio, 3),
+                "target_ratio": 1.0,
+                "aim_ratio": 1.5,
+            },
+            indent=2,
+        )
+    )
     if methods:
         print(f"\n{'method':<10}{'tokens/s':>10}{'train s':>9}{'peak RSS MB':>13}{'trainable':>14}{'trainable %':>13}")
         for r in methods:
-            print(f"{r['method']:<10}{r['tokens_per_s']:>10}{r['train_s']:>9}{r['peak_rss_mb']:>13}"
-                  f"{r['trainable_params']:>14,}{r['trainable_pct']:>13}")
-    print(f"\nTunesmith LoRA: {ours['tokens_per_s']} tokens/s ({ours['precision']}); plain TRL defaults: "
-          f"{plain['tokens_per_s']} tokens/s ({plain['precision']}, gradient checkpointing "
-          f"{plain['gradient_checkpointing']}); ratio {ratio:.2f}\nwritten: {target}")
+            print(
+                f"{r['method']:<10}{r['tokens_per_s']:>10}{r['train_s']:>9}{r['peak_rss_mb']:>13}"
+                f"{r['trainable_params']:>14,}{r['trainable_pct']:>13}"
+            )
+    print(
+        f"\nTunesmith LoRA: {ours['tokens_per_s']} tokens/s ({ours['precision']}); plain TRL defaults: "
+        f"{plain['tokens_per_s']} tokens/s ({plain['precision']}, gradient checkpointing "
+        f"{plain['gradient_checkpointing']}); ratio {ratio:.2f}\nwritten: {target}"
+    )
     return 0
 
 

@@ -15,8 +15,9 @@ def test_qlora_trains_on_the_gpu_with_the_paged_optimizer(tmp_path, tiny_model):
     precision = choose_precision()
     assert precision.device == "cuda" and precision.dtype in ("bfloat16", "float16")
     train, val = _memorisable_set(tmp_path)
-    trained = train_model(str(tiny_model), str(train), str(val), "Classify.", _fast("qlora"), "qlora", precision,
-                          tmp_path / "out")
+    trained = train_model(
+        str(tiny_model), str(train), str(val), "Classify.", _fast("qlora"), "qlora", precision, tmp_path / "out"
+    )
     assert trained.hyperparameters["optimizer"] == "paged_adamw_32bit"
     losses = [h["loss"] for h in trained.history if "loss" in h]
     assert losses[-1] < 0.5 * losses[0], losses

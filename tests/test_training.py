@@ -62,7 +62,9 @@ def _validation_loss(model, tokenizer, val_path) -> float:
     labels = torch.tensor([r["labels"] + [-100] * (width - len(r["labels"])) for r in rows])
     mask = (torch.arange(width)[None, :] < torch.tensor([len(r["input_ids"]) for r in rows])[:, None]).long()
     with torch.no_grad():
-        return model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device), labels=labels.to(model.device)).loss.item()
+        return model(
+            input_ids=ids.to(model.device), attention_mask=mask.to(model.device), labels=labels.to(model.device)
+        ).loss.item()
 
 
 @pytest.mark.parametrize("method", list(FAST_RATES))
@@ -101,7 +103,7 @@ def test_lora_trains_only_the_adapter_and_leaves_the_base_untouched(tmp_path, ti
     assert torch.equal(base.model.layers[0].mlp.up_proj.weight, tuned.model.layers[0].mlp.up_proj.weight)
 
 
-@pytest.mark.parametrize("method", ["lora", "ia3"])
+@pytest.mark.parametrize("method", ["lora", "ia3", "qlora"])
 def test_merged_model_gives_the_same_outputs_as_the_adapter(method, tmp_path, tiny_model):
     train, val = _memorisable_set(tmp_path)
     trained = train_model(
@@ -117,7 +119,14 @@ def test_merged_model_gives_the_same_outputs_as_the_adapter(method, tmp_path, ti
         return_dict=True,
     )["input_ids"]
     with torch.no_grad():
-        assert torch.allclose(unmerged(ids).logits, merged(ids).logits, atol=1e-4)
+        a, b = unmerged(ids).logits, merged(ids).logits
+    if method == "qlora":
+        # The merged model holds the exact dequantized 4-bit weights, while bitsandbytes' CPU 4-bit matmul rounds
+        # at about bf16 precision (0.4% per layer, measured): the same predictions, logits close but not equal.
+        assert torch.equal(a.argmax(-1), b.argmax(-1))
+        assert torch.allclose(a, b, atol=0.1 * a.abs().max().item())
+    else:
+        assert torch.allclose(a, b, atol=1e-4)
 
 
 def test_assistant_only_loss_masks_every_other_role(tiny_model):
