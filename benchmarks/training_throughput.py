@@ -83,7 +83,9 @@ def plain_trl_worker(steps: int) -> dict:
         model=base,
         train_dataset=Dataset.from_list(rows),
         # use_cpu is the one setting a CPU machine requires; everything else is left at its default.
-        args=SFTConfig(output_dir=str(work / "out"), max_steps=steps, report_to="none", save_strategy="no", use_cpu=True),
+        args=SFTConfig(
+            output_dir=str(work / "out"), max_steps=steps, report_to="none", save_strategy="no", use_cpu=True
+        ),
         peft_config=LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05,
                                target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], task_type="CAUSAL_LM"),
     )  # fmt: skip

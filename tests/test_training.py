@@ -122,9 +122,14 @@ def test_merged_model_gives_the_same_outputs_as_the_adapter(method, tmp_path, ti
         a, b = unmerged(ids).logits, merged(ids).logits
     if method == "qlora":
         # The merged model holds the exact dequantized 4-bit weights, while bitsandbytes' CPU 4-bit matmul rounds
-        # at about bf16 precision (0.4% per layer, measured): the same predictions, logits close but not equal.
-        assert torch.equal(a.argmax(-1), b.argmax(-1))
-        assert torch.allclose(a, b, atol=0.1 * a.abs().max().item())
+        # at about bf16 precision (0.4% per layer, measured): the same answers and nearly the same loss.
+        from tasks.evaluation.evaluate import score_model
+
+        examples = read_examples(val)
+        answers = [score_model(m, tokenizer, examples, "Classify.", LABELS, 4).predictions for m in (unmerged, merged)]
+        assert answers[0] == answers[1] == [e.answer for e in examples]
+        losses = [_validation_loss(m, tokenizer, val) for m in (unmerged, merged)]
+        assert losses[1] == pytest.approx(losses[0], rel=0.1, abs=0.02)
     else:
         assert torch.allclose(a, b, atol=1e-4)
 
