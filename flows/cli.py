@@ -30,9 +30,11 @@ def run(config: ConfigArg, set_: SetOpt = None) -> None:
     from flows.pipeline import finetune_pipeline
 
     result = finetune_pipeline(str(config), set_ or [])
-    typer.echo(f"\ndecision: {result.decision}")
+    typer.echo(f"\n{result.outcome}\ndecision: {result.decision}")
     for key, value in result.metrics.items():
         typer.echo(f"{key}: {value:.4f}")
+    if result.model_version:
+        typer.echo(f"model: models:/{result.model_version['name']}/{result.model_version['version']}")
     typer.echo(f"summary: {result.summary_path}\noutputs: {result.output_dir}\nMLflow run: {result.run_id}")
 
 
@@ -99,19 +101,45 @@ def predict(
     from tasks.serving.predict import Predictor, read_requests
 
     quiet_libraries()
-    adapters = {}
-    for spec in adapter or []:
-        name, sep, location = spec.partition("=")
-        if not sep:
-            _fail(f"--adapter {spec}: expected NAME=PATH_OR_URI", 2)
-        adapters[name] = location
     try:
-        predictor = Predictor(model, adapters)
+        predictor = Predictor(model, _adapters(adapter))
     except (FileNotFoundError, ValueError) as err:
         _fail(str(err), 2)
     lines = input_file.read_text(encoding="utf-8").splitlines() if input_file else sys.stdin
     for row in predictor.predict(list(read_requests(lines)), max_new_tokens, batch_size):
         typer.echo(json.dumps(row, ensure_ascii=False))
+
+
+@app.command()
+def serve(
+    model: Annotated[str, typer.Option("--model", help="Trained model folder, MLflow URI or base model")],
+    adapter: Annotated[list[str] | None, typer.Option("--adapter", help="NAME=PATH_OR_URI; repeat for several")] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8000,
+) -> None:
+    """Serve a trained model as an OpenAI-compatible chat endpoint (/v1/chat/completions)."""
+    import uvicorn
+
+    from tasks.quiet import quiet_libraries
+    from tasks.serving.openai_api import create_app
+    from tasks.serving.predict import Predictor
+
+    quiet_libraries()
+    try:
+        predictor = Predictor(model, _adapters(adapter))
+    except (FileNotFoundError, ValueError) as err:
+        _fail(str(err), 2)
+    uvicorn.run(create_app(predictor), host=host, port=port, log_level="warning")
+
+
+def _adapters(specs: list[str] | None) -> dict[str, str]:
+    adapters = {}
+    for spec in specs or []:
+        name, sep, location = spec.partition("=")
+        if not sep:
+            _fail(f"--adapter {spec}: expected NAME=PATH_OR_URI", 2)
+        adapters[name] = location
+    return adapters
 
 
 def main() -> None:

@@ -1,10 +1,11 @@
-"""finetune-pipeline: curate -> decide -> train -> evaluate -> forgetting -> report."""
+"""finetune-pipeline: curate -> decide -> train -> evaluate -> forgetting -> promote -> report."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prefect import flow
+from prefect.states import Completed
 
 from tasks.config import load_config
 from tasks.curation.task import curate_task
@@ -12,6 +13,7 @@ from tasks.decision.task import decide_task
 from tasks.evaluation.task import evaluate_task
 from tasks.forgetting.task import benchmark_base_task, forgetting_task
 from tasks.models.task import prepare_model_task
+from tasks.promotion.task import promote_task
 from tasks.quiet import quiet_libraries
 from tasks.report.task import report_task
 from tasks.tracking.pipeline_run import pipeline_run
@@ -24,11 +26,13 @@ class PipelineResult:
     output_dir: str
     decision: str
     summary_path: str
-    metrics: dict[str, float]
+    outcome: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    model_version: dict[str, str] | None = None
 
 
 @flow(name="finetune-pipeline")
-def finetune_pipeline(config_path: str, overrides: list[str] | None = None) -> PipelineResult:
+def finetune_pipeline(config_path: str, overrides: list[str] | None = None):
     quiet_libraries()
     config = load_config(config_path, overrides)
     with pipeline_run(config) as run:
@@ -37,13 +41,20 @@ def finetune_pipeline(config_path: str, overrides: list[str] | None = None) -> P
         decision = decide_task(run, config, data, model)
         if decision.stop:
             summary = report_task(run, config, data, decision)
-            return PipelineResult(run.run_id, run.out_dir, decision.decision, summary, {})
+            outcome = f"Stopped: {decision.decision.replace('_', ' ')} recommended"
+            result = PipelineResult(run.run_id, run.out_dir, decision.decision, summary, outcome)
+            return Completed(name=outcome, message=outcome, data=result)
         before = benchmark_base_task(run, config, model) if config.forgetting.active else None
         trained = train_task(run, config, data, model, decision.method)
-        scores = evaluate_task(run, config, data, model, trained)
+        scores = evaluate_task(run, config, data, model, trained, decision)
         drift = forgetting_task(run, config, model, trained, before) if before is not None else None
-        summary = report_task(run, config, data, decision, trained, scores, drift)
+        promotion = promote_task(run, config, data, model, trained, scores, drift) if config.promotion.enabled else None
+        summary = report_task(run, config, data, decision, trained, scores, drift, promotion)
+        outcome = promotion.state_name if promotion else "Trained"
         metrics = {f"base_{k}": v for k, v in scores.base.items()} | {
             f"finetuned_{k}": v for k, v in scores.finetuned.items()
         }
-        return PipelineResult(run.run_id, run.out_dir, decision.decision, summary, metrics)
+        result = PipelineResult(
+            run.run_id, run.out_dir, decision.decision, summary, outcome, metrics, trained.registered
+        )
+        return Completed(name=outcome, message=promotion.reason if promotion else outcome, data=result)

@@ -1,12 +1,15 @@
+import math
+
 import numpy as np
 import pytest
 import torch
 
 from tasks.config.schema import TrainingConfig
-from tasks.curation.records import read_examples
-from tasks.evaluation.evaluate import prediction_rows, score_model
-from tasks.evaluation.metrics import classification_metrics, generation_metrics
-from tasks.evaluation.scoring import generate, label_logprobs
+from tasks.curation.records import make_example, read_examples
+from tasks.evaluation.evaluate import prediction_rows, score_model, task_type
+from tasks.evaluation.judge import parse_verdict
+from tasks.evaluation.metrics import classification_metrics, confusion, generation_metrics, json_metrics
+from tasks.evaluation.scoring import generate, label_logprobs, perplexity
 from tasks.models.load import load_model
 from tasks.training.inference import load_trained
 from tasks.training.sft import train_model
@@ -19,8 +22,11 @@ def test_classification_metrics_match_hand_computed_values():
     preds = ["a", "b", "b", "b", "a", "c"]
     metrics = classification_metrics(refs, preds, ["a", "b", "c"])
     assert metrics["accuracy"] == pytest.approx(4 / 6)
-    # per class F1: a: p=1/2 r=1/2 -> .5; b: p=2/3 r=1 -> .8; c: p=1 r=1/2 -> 2/3
+    # per class: a: p=1/2 r=1/2 (F1 .5); b: p=2/3 r=1 (F1 .8); c: p=1 r=1/2 (F1 2/3)
     assert metrics["macro_f1"] == pytest.approx((0.5 + 0.8 + 2 / 3) / 3)
+    assert (metrics["precision_b"], metrics["recall_b"]) == (pytest.approx(2 / 3), 1.0)
+    assert (metrics["precision_c"], metrics["recall_c"]) == (1.0, 0.5)
+    assert confusion(refs, preds, ["a", "b", "c"]) == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
 
 
 def test_generation_metrics_match_hand_computed_values():
@@ -28,6 +34,35 @@ def test_generation_metrics_match_hand_computed_values():
     assert metrics["exact_match"] == pytest.approx(0.5)
     # ROUGE-L F1: "the cat" vs "the cat sat": p=1, r=2/3 -> 0.8; second pair identical after lower-casing -> 1
     assert metrics["rougeL"] == pytest.approx((0.8 + 1.0) / 2)
+    assert generation_metrics(["a b c d e"], ["a b c d e"])["bleu"] == pytest.approx(100.0)
+    assert generation_metrics(["the cat sat on the mat"], ["dogs run"])["bleu"] == pytest.approx(0.0)
+
+
+def test_json_metrics_match_hand_computed_values():
+    references = ['{"name": "Ann", "age": 3}', '{"name": "Bo", "age": 5}', '{"name": "Cy", "age": 7}']
+    predictions = ['{"name": "Ann", "age": 4}', "not json", '{"name": "Cy", "age": "7"}']
+    schema = {"type": "object", "properties": {"age": {"type": "integer"}}, "required": ["name", "age"]}
+    metrics = json_metrics(references, predictions, schema)
+    assert metrics["valid_json_rate"] == pytest.approx(2 / 3)
+    assert metrics["schema_valid_rate"] == pytest.approx(1 / 3)  # "7" is a string, not an integer
+    assert metrics["field_accuracy"] == pytest.approx(2 / 6)  # Ann's name and Cy's name
+    examples = [
+        make_example([{"role": "user", "content": "q"}, {"role": "assistant", "content": r}], "s") for r in references
+    ]
+    assert task_type(None, examples) == "json" and task_type(["x"], examples) == "classification"
+
+
+def test_perplexity_is_exp_of_mean_answer_token_loss(tiny_model):
+    model, tokenizer = load_model(str(tiny_model), CPU32)
+    conversation = [{"role": "user", "content": "refund my card"}, {"role": "assistant", "content": "billing"}]
+    from tasks.training.tokenize import tokenize_conversation
+
+    row = tokenize_conversation(tokenizer, conversation)
+    with torch.no_grad():
+        loss = model(input_ids=torch.tensor([row["input_ids"]]), labels=torch.tensor([row["labels"]])).loss.item()
+    assert perplexity(model, tokenizer, [conversation, conversation], batch_size=2) == pytest.approx(
+        math.exp(loss), rel=1e-4
+    )
 
 
 def test_label_scores_equal_the_models_own_log_likelihood(tiny_model):
@@ -52,21 +87,43 @@ def test_label_scores_equal_the_models_own_log_likelihood(tiny_model):
 
 def test_fine_tuned_model_beats_base_on_the_set_it_learned(tmp_path, tiny_model):
     train, val = _memorisable_set(tmp_path)
-    config = TrainingConfig(max_steps=40, learning_rate=1e-2, batch_size=4, warmup_ratio=0.0, lr_scheduler="constant")
+    config = TrainingConfig(
+        max_steps=40,
+        learning_rate=1e-2,
+        batch_size=4,
+        warmup_ratio=0.0,
+        lr_scheduler="constant",
+        eval_steps=40,
+        early_stopping_patience=None,
+    )
     trained = train_model(str(tiny_model), str(train), str(val), "Classify.", config, "lora", CPU32, tmp_path / "out")
     examples = read_examples(val)
     base = score_model(*load_model(str(tiny_model), CPU32), examples, "Classify.", LABELS, 8)
-    tuned = score_model(
-        *load_trained(str(tiny_model), "lora", trained.output_dir, CPU32), examples, "Classify.", LABELS, 8
-    )
-    assert tuned.metrics["accuracy"] == 1.0
-    assert tuned.metrics["accuracy"] > base.metrics["accuracy"]
+    tuned_model = load_trained(str(tiny_model), "lora", trained.output_dir, CPU32)
+    tuned = score_model(*tuned_model, examples, "Classify.", LABELS, 8)
+    assert tuned.metrics["accuracy"] == 1.0 > base.metrics["accuracy"]
     rows = prediction_rows(examples, base, tuned)
-    assert [r["reference"] for r in rows] and all(r["finetuned_correct"] for r in rows)
+    assert all(r["finetuned_correct"] for r in rows)
+    assert [r["base_correct"] for r in rows] == sorted(r["base_correct"] for r in rows)  # base errors first here
+    prompts = [[{"role": "system", "content": "Classify."}] + e.messages[:-1] for e in examples]
+    assert generate(*tuned_model, prompts, max_new_tokens=8) == [e.answer for e in examples]  # batched, left-padded
 
-    replies = generate(
-        *load_trained(str(tiny_model), "lora", trained.output_dir, CPU32),
-        [[{"role": "system", "content": "Classify."}] + e.messages[:-1] for e in examples],
-        max_new_tokens=8,
-    )
-    assert replies == [e.answer for e in examples]  # greedy generation agrees with label scoring, batched
+
+@pytest.mark.parametrize(
+    ("reply", "score", "rationale"),
+    [
+        ('{"score": 4, "rationale": "Mostly right."}', 4.0, "Mostly right."),
+        ('Sure! {"score": 2, "rationale": "wrong city"} done', 2.0, "wrong city"),
+        ("I would give it a 5 out of 5", 5.0, "I would give it a 5 out of 5"),
+        ("no idea", None, "no idea"),
+        ('{"score": 9}', None, '{"score": 9}'),
+    ],
+)
+def test_judge_replies_are_parsed_for_a_score_and_a_rationale(reply, score, rationale):
+    verdict = parse_verdict(reply)
+    assert (verdict.score, verdict.rationale) == (score, rationale)
+
+
+def test_task_type_falls_back_to_generation():
+    examples = [make_example([{"role": "user", "content": "q"}, {"role": "assistant", "content": "free text"}], "s")]
+    assert task_type(None, examples) == "generation"

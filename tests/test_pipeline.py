@@ -17,6 +17,8 @@ TRAIN_FAST = """training:
   batch_size: 8
 forgetting:
   limit: 20
+  # 20 questions on a random tiny model move by chance; only a significant drop may block promotion here.
+  require_significance: true
 tracking:
   experiment: e2e
 """
@@ -47,7 +49,8 @@ def test_pipeline_runs_every_stage_and_logs_them_nested_in_mlflow(
     prefect_server, mlflow_uri, tmp_path, tiny_model, small_tickets
 ):
     config = write_config(tmp_path / "run.yaml", small_tickets, tiny_model, TRAIN_FAST)
-    result = finetune_pipeline(str(config), ["training.lora.r=8"])
+    judge = ["evaluation.judge.enabled=true", f"evaluation.judge.model={tiny_model}", "evaluation.judge.max_examples=4"]
+    result = finetune_pipeline(str(config), ["training.lora.r=8", *judge])
 
     assert result.decision == "finetune"
     client, parents, children = _runs(mlflow_uri)
@@ -62,6 +65,7 @@ def test_pipeline_runs_every_stage_and_logs_them_nested_in_mlflow(
         "training",
         "evaluation",
         "forgetting",
+        "promotion",
         "report",
     }
     assert all(c.data.tags["mlflow.parentRunId"] == result.run_id for c in children.values())
@@ -103,15 +107,43 @@ def test_pipeline_runs_every_stage_and_logs_them_nested_in_mlflow(
     )
     assert reply["adapter"] == "base" and isinstance(reply["output"], str)
 
+    assert result.outcome == "Promoted" and result.model_version == {"name": "test-run", "version": "1"}
+    champion = client.get_model_version_by_alias("test-run", "champion")
+    assert str(champion.version) == "1" and champion.tags["promotion"] == "Promoted"
+    assert "base model with its best prompt" in champion.tags["promotion_reason"]
+    assert {"confusion_base.png", "confusion_finetuned.png"} <= artifacts(children["evaluation"])
+    assert "finetuned_perplexity" in children["evaluation"].data.metrics
+    assert 1 <= children["evaluation"].data.metrics["finetuned_judge_score"] <= 5
+    assert "judge.json" in artifacts(children["evaluation"])
+    assert "finetuned_precision_billing" in children["evaluation"].data.metrics
+
     record = client.download_artifacts(children["decision"].info.run_id, "decision_record.json", str(tmp_path))
     decision = json.loads(Path(record).read_text())
     assert decision["decision"] == "finetune" and decision["stop"] is False
 
 
+def test_a_second_model_that_does_not_beat_the_champion_is_registered_but_not_promoted(
+    prefect_server, mlflow_uri, tmp_path, tiny_model, small_tickets
+):
+    config = write_config(tmp_path / "run.yaml", small_tickets, tiny_model, TRAIN_FAST)
+    first = finetune_pipeline(str(config), return_state=True)
+    assert first.name == "Promoted"
+    # Same data, same seed, no training at all: it cannot beat the champion, so the gate keeps the champion.
+    second = finetune_pipeline(str(config), ["training.learning_rate=1e-12"], return_state=True)
+    assert second.name == "Not promoted" and second.is_completed()
+    assert "does not beat the champion (version 1)" in second.message
+    client = MlflowClient(mlflow_uri)
+    assert str(client.get_model_version_by_alias("test-run", "champion").version) == "1"
+    rejected = client.get_model_version("test-run", "2")
+    assert rejected.tags["promotion"] == "Not promoted" and "champion" in rejected.tags["promotion_reason"]
+
+
 def test_small_dataset_stops_after_the_decision(prefect_server, mlflow_uri, tmp_path, tiny_model):
     rows = [{"text": f"my invoice number {i} is wrong", "label": "billing"} for i in range(30)]
     config = write_config(tmp_path / "run.yaml", write_jsonl(tmp_path / "few.jsonl", rows), tiny_model, TRAIN_FAST)
-    result = finetune_pipeline(str(config))
+    state = finetune_pipeline(str(config), return_state=True)
+    assert state.name == "Stopped: few shot prompting recommended"
+    result = state.result()
     assert result.decision == "few_shot_prompting"
     _, parents, children = _runs(mlflow_uri)
     assert set(children) == {"curation", "decision", "report"}

@@ -238,10 +238,34 @@ class TrainingConfig(Section):
     spectrum: SpectrumConfig = SpectrumConfig()
 
 
+class JudgeConfig(Section):
+    """LLM-as-judge (off by default): a local model or an OpenAI-compatible endpoint grades answers."""
+
+    enabled: bool = False
+    model: str | None = None  # a local Hugging Face checkpoint folder or embedded model name
+    endpoint: str | None = None  # an OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1
+    endpoint_model: str = "default"
+    api_key_env: str = "OPENAI_API_KEY"
+    rubric: str = "Judge whether the answer is correct and complete compared with the reference answer."
+    max_examples: int = Field(20, ge=1)
+    timeout_s: float = Field(60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_judge(self) -> JudgeConfig:
+        if self.enabled and (self.model is None) == (self.endpoint is None):
+            raise ValueError(
+                "an enabled judge needs exactly one of evaluation.judge.model or evaluation.judge.endpoint"
+            )
+        return self
+
+
 class EvaluationConfig(Section):
     batch_size: int = Field(16, ge=1)
     max_examples: int | None = Field(None, ge=1)
     samples_in_report: int = Field(10, ge=0)
+    task: Literal["auto", "classification", "json", "generation"] = "auto"
+    json_schema: ExistingFile | None = None  # JSON Schema that structured outputs must satisfy
+    judge: JudgeConfig = JudgeConfig()
 
 
 class BenchmarkConfig(Section):
@@ -257,15 +281,27 @@ def _bundled_benchmarks() -> list[BenchmarkConfig]:
 
 class ForgettingConfig(Section):
     enabled: bool = True
+    # auto: lm-eval's own tasks (harness_tasks) when the Hugging Face hub is reachable, else the local files.
+    suite: Literal["auto", "local", "harness"] = "auto"
+    harness_tasks: list[str] = ["arc_easy", "hellaswag", "mmlu_global_facts"]
     benchmarks: list[BenchmarkConfig] = Field(default_factory=_bundled_benchmarks)
     limit: int | None = Field(None, ge=1)
     threshold: Fraction = 0.05
+    # Flag only drops that McNemar's test finds significant (p < 0.05) on the same questions before and after.
+    require_significance: bool = False
     batch_size: int = Field(16, ge=1)
     seed: int = 1234
 
     @property
     def active(self) -> bool:
         return self.enabled and bool(self.benchmarks)
+
+
+class PromotionConfig(Section):
+    enabled: bool = True
+    alias: str = "champion"
+    # The new model must beat the champion (or, without one, the base model's best prompt) by more than this.
+    min_improvement: float = Field(0.0, ge=0.0)
 
 
 class TrackingConfig(Section):
@@ -291,6 +327,7 @@ class RunConfig(Section):
     training: TrainingConfig = TrainingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     forgetting: ForgettingConfig = ForgettingConfig()
+    promotion: PromotionConfig = PromotionConfig()
     tracking: TrackingConfig = TrackingConfig()
 
     @field_validator("model")

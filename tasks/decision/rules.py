@@ -38,6 +38,8 @@ class DecisionRecord:
     memory_source: str = ""
     winning_template: dict[str, Any] | None = None
     winning_baseline: str | None = None
+    best_template: dict[str, Any] | None = None  # the best measured prompt: what the base model is judged with
+    best_baseline: str | None = None
     overridden: bool = False
     would_have_chosen: dict[str, Any] | None = None
 
@@ -193,6 +195,9 @@ def decide(
             winner = next((b for b in baselines if b.name == STOP_TEMPLATE.get(forced_decision, "")), None) or (
                 _best(baselines, ("rag_",)) if forced_decision == "rag" else winner
             )
+    best = _best(baselines, ("",))
+    record.best_template = best.template if best else fallback_template
+    record.best_baseline = best.name if best else None
     if record.stop:
         record.winning_template = winner.template if winner else fallback_template
         record.winning_baseline = winner.name if winner else None

@@ -2,24 +2,38 @@
 
 from __future__ import annotations
 
-from sklearn.metrics import accuracy_score, f1_score
+import json
+from typing import Any
+
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 
 def primary_metric(task_type: str) -> str:
-    """The number a run is judged by: accuracy for classification, ROUGE-L for generation."""
-    return "accuracy" if task_type == "classification" else "rougeL"
+    """The number a run is judged by: accuracy for classification, field accuracy for JSON, ROUGE-L otherwise."""
+    return {"classification": "accuracy", "json": "field_accuracy"}.get(task_type, "rougeL")
 
 
 def classification_metrics(references: list[str], predictions: list[str], labels: list[str]) -> dict[str, float]:
-    """Accuracy and macro-F1 over the configured label set."""
-    return {
+    """Accuracy, macro-F1 and per-class precision and recall over the configured label set."""
+    precision, recall, _, _ = precision_recall_fscore_support(references, predictions, labels=labels, zero_division=0)
+    metrics = {
         "accuracy": float(accuracy_score(references, predictions)),
         "macro_f1": float(f1_score(references, predictions, labels=labels, average="macro", zero_division=0)),
     }
+    for label, p, r in zip(labels, precision, recall, strict=True):
+        metrics[f"precision_{label}"] = float(p)
+        metrics[f"recall_{label}"] = float(r)
+    return metrics
+
+
+def confusion(references: list[str], predictions: list[str], labels: list[str]) -> list[list[int]]:
+    """Rows: true label; columns: predicted label; in the order of `labels`."""
+    return confusion_matrix(references, predictions, labels=labels).tolist()
 
 
 def generation_metrics(references: list[str], predictions: list[str]) -> dict[str, float]:
-    """Exact match (after whitespace/case normalization) and mean ROUGE-L F1."""
+    """Exact match (whitespace/case-normalized), mean ROUGE-L F1 and corpus BLEU (sacrebleu, 0-100)."""
+    import sacrebleu
     from rouge_score import rouge_scorer
 
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
@@ -27,4 +41,38 @@ def generation_metrics(references: list[str], predictions: list[str]) -> dict[st
     rouge = [scorer.score(ref, pred)["rougeL"].fmeasure for ref, pred in pairs]
     exact = [" ".join(ref.lower().split()) == " ".join(pred.lower().split()) for ref, pred in pairs]
     n = max(len(references), 1)
-    return {"exact_match": sum(exact) / n, "rougeL": sum(rouge) / n}
+    bleu = sacrebleu.corpus_bleu(predictions, [references]).score if references else 0.0
+    return {"exact_match": sum(exact) / n, "rougeL": sum(rouge) / n, "bleu": float(bleu)}
+
+
+def _parse_object(text: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, TypeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def json_metrics(
+    references: list[str], predictions: list[str], schema: dict[str, Any] | None = None
+) -> dict[str, float]:
+    """Structured output: share of predictions that are valid JSON objects, that validate against the schema,
+    and share of the reference's top-level fields whose value the prediction reproduces exactly."""
+    import jsonschema
+
+    valid = schema_valid = fields = correct = 0
+    for reference, prediction in zip(references, predictions, strict=True):
+        expected, produced = _parse_object(reference) or {}, _parse_object(prediction)
+        fields += len(expected)
+        if produced is None:
+            continue
+        valid += 1
+        if schema is None or jsonschema.Draft202012Validator(schema).is_valid(produced):
+            schema_valid += 1
+        correct += sum(1 for key, value in expected.items() if key in produced and produced[key] == value)
+    n = max(len(references), 1)
+    return {
+        "valid_json_rate": valid / n,
+        "schema_valid_rate": schema_valid / n,
+        "field_accuracy": correct / max(fields, 1),
+    }

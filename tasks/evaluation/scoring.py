@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import torch
@@ -79,3 +80,30 @@ def generate(
     finally:
         tokenizer.padding_side = side
     return [r.strip() for r in replies]
+
+
+@torch.no_grad()
+def perplexity(model, tokenizer, conversations: list[list[dict[str, str]]], batch_size: int = 8) -> float:
+    """exp(mean negative log-likelihood) of the assistant tokens of whole conversations."""
+    from tasks.training.tokenize import tokenize_conversation
+
+    rows = [tokenize_conversation(tokenizer, c) for c in conversations]
+    total_nll, total_tokens = 0.0, 0
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start : start + batch_size]
+        width = max(len(r["input_ids"]) for r in chunk)
+        ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(chunk), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for i, r in enumerate(chunk):
+            ids[i, : len(r["input_ids"])] = torch.tensor(r["input_ids"])
+            labels[i, : len(r["labels"])] = torch.tensor(r["labels"])
+            mask[i, : len(r["input_ids"])] = 1
+        logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits.float()
+        targets = labels[:, 1:].to(model.device)
+        nll = torch.nn.functional.cross_entropy(
+            logits[:, :-1].reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100, reduction="sum"
+        )
+        total_nll += nll.item()
+        total_tokens += int((targets != -100).sum())
+    return math.exp(total_nll / max(total_tokens, 1))

@@ -5,42 +5,43 @@ from prefect.artifacts import create_table_artifact
 
 from tasks.config import RunConfig
 from tasks.curation.curate import CuratedData
-from tasks.curation.records import write_jsonl
-from tasks.evaluation.evaluate import EvaluationResult, load_test_examples, prediction_rows, score_model
-from tasks.models.load import load_model
+from tasks.decision.rules import DecisionRecord
+from tasks.evaluation.evaluate import EvaluationResult
+from tasks.evaluation.stage import run_evaluation
 from tasks.models.prepared import PreparedModel
-from tasks.prompts import system_prompt
-from tasks.tracking.mlflow_runs import RunRef, log_json, log_metrics, log_table, stage_run
-from tasks.training.inference import load_trained
+from tasks.tracking.mlflow_runs import RunRef, log_artifact, log_json, log_metrics, log_params, log_table, stage_run
 from tasks.training.sft import TrainedModel
+
+
+def _rows(path: str) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 @task(name="evaluate")
 def evaluate_task(
-    run: RunRef, config: RunConfig, data: CuratedData, model: PreparedModel, trained: TrainedModel
-) -> EvaluationResult:
+    run: RunRef, config: RunConfig, data: CuratedData, model: PreparedModel, trained: TrainedModel,
+    decision: DecisionRecord,
+) -> EvaluationResult:  # fmt: skip
     with stage_run(run, "evaluation") as stage:
-        examples = load_test_examples(data.test_path, config.evaluation.max_examples)
-        system = system_prompt(config.prompt.system, data.labels)
-        batch = config.evaluation.batch_size
-        base_model, tokenizer = load_model(model.path, model.precision, model.trust_remote_code)
-        base = score_model(base_model, tokenizer, examples, system, data.labels, batch)
-        del base_model
-        tuned_model, tokenizer = load_trained(
-            model.path, trained.method, trained.output_dir, model.precision, model.trust_remote_code
+        result = run_evaluation(config, data, model, trained, decision, Path(stage.out_dir))
+        log_params(
+            stage, {"task_type": result.task_type, "base_prompt": result.base_prompt, "n_examples": result.n_examples}
         )
-        tuned = score_model(tuned_model, tokenizer, examples, system, data.labels, batch)
-        del tuned_model
-        rows = prediction_rows(examples, base, tuned)
-        predictions = write_jsonl(rows, Path(stage.out_dir) / "test_predictions.jsonl")
-        result = EvaluationResult(data.task_type, len(examples), base.metrics, tuned.metrics, str(predictions))
-        log_metrics(stage, {f"base_{k}": v for k, v in base.metrics.items()})
-        log_metrics(stage, {f"finetuned_{k}": v for k, v in tuned.metrics.items()})
-        log_json(stage, result.to_json(), "evaluation.json")
+        log_metrics(stage, {f"base_{k}": v for k, v in result.base.items()})
+        log_metrics(stage, {f"finetuned_{k}": v for k, v in result.finetuned.items()})
+        rows = _rows(result.predictions_path)
         log_table(stage, rows, "test_predictions.json")
+        for path in result.artifacts:
+            log_artifact(stage, path)
+        if result.judge:
+            log_metrics(stage, {f"{who}_{k}": v for who in ("base", "finetuned") for k, v in result.judge[who].items()})
+            log_table(stage, result.judge["rows"], "judge.json")
+        log_json(stage, result.to_json() | {"judge": None}, "evaluation.json")
         create_table_artifact(
             key="test-predictions",
             table=rows[: config.evaluation.samples_in_report],
-            description="Test examples, errors first: reference, base and fine-tuned outputs",
+            description="Test examples, fine-tuned errors first: reference, base (best prompt) and fine-tuned outputs",
         )
     return result

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,31 @@ def write_benchmark_yaml(benchmark: BenchmarkConfig, out_dir: Path) -> str:
     return name
 
 
+def hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether lm-eval could download its standard datasets from the Hugging Face hub."""
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1":
+        return False
+    try:
+        import httpx
+
+        return httpx.head("https://huggingface.co", timeout=timeout_s).status_code < 500
+    except Exception:  # noqa: BLE001 - any network failure means "not reachable"
+        return False
+
+
+def choose_suite(
+    suite: str, benchmarks: list[BenchmarkConfig], harness_tasks: list[str]
+) -> tuple[list[BenchmarkConfig], list[str], str]:
+    """(local benchmarks, lm-eval task names, why) for forgetting.suite = auto | local | harness."""
+    if suite == "local" or (suite == "auto" and not harness_tasks):
+        return benchmarks, [], "local benchmarks (forgetting.suite)"
+    if suite == "harness":
+        return [], harness_tasks, "lm-eval tasks (forgetting.suite)"
+    if hub_reachable():
+        return [], harness_tasks, "lm-eval tasks: the Hugging Face hub is reachable"
+    return benchmarks, [], "local benchmarks: the Hugging Face hub is not reachable"
+
+
 def run_benchmarks(
     model,
     tokenizer,
@@ -48,8 +74,10 @@ def run_benchmarks(
     limit: int | None = None,
     seed: int = 1234,
     batch_size: int = 16,
+    harness_tasks: list[str] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Accuracy per benchmark ({"acc", "acc_stderr", "n"}) for an already loaded model.
+    """Per benchmark: {"acc", "acc_stderr", "n", "correct"} for an already loaded model; `correct` lists,
+    question by question, whether the model got it right (for a paired before/after test).
 
     Passing the loaded model (base, merged, or with its adapter attached) means every method, our own
     bottleneck adapters included, is measured the same way, without lm-eval loading weights again.
@@ -59,27 +87,29 @@ def run_benchmarks(
     from lm_eval.tasks import TaskManager
 
     logging.getLogger("lm_eval").setLevel(logging.ERROR)
-    names = [write_benchmark_yaml(b, work_dir) for b in benchmarks]
+    local = {write_benchmark_yaml(b, work_dir): b.name for b in benchmarks}
+    names = {**local, **{task: task for task in harness_tasks or []}}
     results = lm_eval.simple_evaluate(
         model=HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size),
-        tasks=names,
-        task_manager=TaskManager(include_path=str(work_dir), include_defaults=False),
-        batch_size=batch_size,
+        tasks=list(names),
+        task_manager=TaskManager(include_path=str(work_dir), include_defaults=bool(harness_tasks)),
         limit=limit,
         random_seed=seed,
         numpy_random_seed=seed,
         torch_random_seed=seed,
         fewshot_random_seed=seed,
-        log_samples=False,
+        log_samples=True,
         bootstrap_iters=100,  # mean accuracy's stderr is closed-form; 0 would switch stderr off
     )
     scores = {}
-    for benchmark, name in zip(benchmarks, names, strict=True):
-        row = results["results"][name]
+    for task, name in names.items():
+        row = results["results"][task]
         stderr = row.get("acc_stderr,none")
-        scores[benchmark.name] = {
+        samples = sorted(results["samples"][task], key=lambda s: s["doc_id"])
+        scores[name] = {
             "acc": float(row["acc,none"]),
             "acc_stderr": float(stderr) if isinstance(stderr, (int, float)) and not math.isnan(stderr) else None,
-            "n": int(results["n-samples"][name]["effective"]),
+            "n": int(results["n-samples"][task]["effective"]),
+            "correct": [bool(s["acc"]) for s in samples],
         }
     return scores

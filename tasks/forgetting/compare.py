@@ -6,9 +6,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 MITIGATIONS = [
-    "mix 5-10% general-domain replay data into training (data.replay)",
+    "mix 5-10% general-domain replay data into training (data.replay.fraction: 0.05 to 0.1)",
     "lower the learning rate (for example halve training.learning_rate)",
-    "train fewer epochs or stop earlier",
+    "train fewer epochs (training.epochs) or stop earlier",
 ]
 
 
@@ -18,6 +18,7 @@ class ForgettingReport:
     per_benchmark: dict[str, dict[str, float]]
     flagged: list[str] = field(default_factory=list)
     recommendations: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def forgetting(self) -> bool:
@@ -27,27 +28,45 @@ class ForgettingReport:
         return asdict(self) | {"forgetting": self.forgetting}
 
 
+def mcnemar_p(before: list[bool], after: list[bool]) -> float:
+    """Exact two-sided McNemar test on the same questions: did the share answered correctly change?"""
+    from scipy.stats import binomtest
+
+    lost = sum(1 for b, a in zip(before, after, strict=True) if b and not a)
+    gained = sum(1 for b, a in zip(before, after, strict=True) if a and not b)
+    return float(binomtest(min(lost, gained), lost + gained, 0.5).pvalue) if lost + gained else 1.0
+
+
 def compare_scores(
-    before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]], threshold: float
+    before: dict[str, dict[str, Any]],
+    after: dict[str, dict[str, Any]],
+    threshold: float,
+    require_significance: bool = False,
 ) -> ForgettingReport:
-    """Per benchmark: before, after, absolute and relative change; flag relative drops above the threshold."""
+    """Per benchmark: before, after, absolute and relative change and McNemar's p; flag relative drops above
+    the threshold (and, if required, significant ones)."""
     rows: dict[str, dict[str, float]] = {}
-    flagged = []
+    flagged, notes = [], []
     for name, b in before.items():
         acc_before, acc_after = b["acc"], after[name]["acc"]
         relative = (acc_after - acc_before) / acc_before if acc_before else 0.0
+        paired = b.get("correct") and len(b["correct"]) == len(after[name].get("correct") or [])
+        p_value = mcnemar_p(b["correct"], after[name]["correct"]) if paired else float("nan")
         rows[name] = {
             "before": acc_before,
             "after": acc_after,
             "absolute_change": acc_after - acc_before,
             "relative_change": relative,
+            "p_value": p_value,
             "n": b["n"],
         }
         if relative < -threshold:
-            flagged.append(name)
-    return ForgettingReport(
-        threshold=threshold,
-        per_benchmark=rows,
-        flagged=flagged,
-        recommendations=MITIGATIONS if flagged else [],
-    )
+            significant = paired and p_value < 0.05
+            if significant or not require_significance:
+                flagged.append(name)
+            if not significant:
+                notes.append(
+                    f"{name}: the {-relative:.1%} drop is not significant on {b['n']} questions (McNemar p = "
+                    f"{p_value:.2f}); more questions (forgetting.limit) would tell noise from forgetting"
+                )
+    return ForgettingReport(threshold, rows, flagged, MITIGATIONS if flagged else [], notes)

@@ -59,21 +59,39 @@ def render_summary(
             "",
         ]
     if evaluation:
+        shared = [k for k in evaluation.base if k in evaluation.finetuned]
         parts += [
-            f"## Held-out evaluation ({evaluation.n_examples} test examples)",
+            f"## Held-out evaluation ({evaluation.n_examples} test examples, {evaluation.task_type})",
+            "",
+            f"The base model is scored with its best prompt from the decision stage ({evaluation.base_prompt}).",
             "",
             _table(
-                ["metric", "base model (zero-shot)", "fine-tuned", "change"],
+                ["metric", "base model", "fine-tuned", "change"],
                 [
                     [k, evaluation.base[k], evaluation.finetuned[k], evaluation.finetuned[k] - evaluation.base[k]]
-                    for k in evaluation.base
+                    for k in shared
                 ],
             ),
             "",
         ]
+        if evaluation.judge:
+            judge = evaluation.judge
+            parts += [
+                f"LLM judge (1-5): base {judge['base']['judge_score']:.2f}, "
+                f"fine-tuned {judge['finetuned']['judge_score']:.2f}.",
+                "",
+            ]
     if forgetting:
         rows = [
-            [name, r["before"], r["after"], r["absolute_change"], f"{100 * r['relative_change']:+.1f}%", int(r["n"])]
+            [
+                name,
+                r["before"],
+                r["after"],
+                r["absolute_change"],
+                f"{100 * r['relative_change']:+.1f}%",
+                r["p_value"],
+                int(r["n"]),
+            ]
             for name, r in forgetting.per_benchmark.items()
         ]
         verdict = (
@@ -86,9 +104,10 @@ def render_summary(
         parts += [
             "## Forgetting",
             "",
-            _table(["benchmark", "before", "after", "change", "relative", "n"], rows),
+            _table(["benchmark", "before", "after", "change", "relative", "McNemar p", "n"], rows),
             "",
             verdict,
             "",
         ]
+        parts += [f"- {note}" for note in forgetting.notes] + ([""] if forgetting.notes else [])
     return "\n".join(parts)

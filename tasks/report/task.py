@@ -7,7 +7,9 @@ from tasks.config import RunConfig
 from tasks.curation.curate import CuratedData
 from tasks.decision.rules import DecisionRecord
 from tasks.evaluation.evaluate import EvaluationResult
+from tasks.evaluation.metrics import primary_metric
 from tasks.forgetting.compare import ForgettingReport
+from tasks.promotion.gate import PromotionDecision
 from tasks.report.summary import render_summary
 from tasks.tracking.mlflow_runs import RunRef, log_artifact, log_metrics, set_tags, stage_run
 from tasks.training.sft import TrainedModel
@@ -22,10 +24,11 @@ def report_task(
     trained: TrainedModel | None = None,
     evaluation: EvaluationResult | None = None,
     forgetting: ForgettingReport | None = None,
+    promotion: PromotionDecision | None = None,
 ) -> str:
     """Write the markdown summary; put the headline figures on the parent run for side-by-side comparison."""
     with stage_run(run, "report") as stage:
-        outcome = _outcome(decision, evaluation, forgetting)
+        outcome = _outcome(decision, evaluation, forgetting, promotion)
         summary = render_summary(config.name, config.model, data, decision, trained, evaluation, forgetting, outcome)
         path = Path(run.out_dir) / "summary.md"
         path.write_text(summary, encoding="utf-8")
@@ -48,16 +51,24 @@ def report_task(
     return str(path)
 
 
-def _outcome(decision: DecisionRecord, evaluation: EvaluationResult | None, forgetting: ForgettingReport | None) -> str:
+def _outcome(
+    decision: DecisionRecord,
+    evaluation: EvaluationResult | None,
+    forgetting: ForgettingReport | None,
+    promotion: PromotionDecision | None,
+) -> str:
     if decision.stop:
-        return f"stopped before training: {decision.decision} is the recommended approach"
-    parts = ["fine-tuned"]
+        return f"stopped before training: {decision.decision.replace('_', ' ')} is the recommended approach"
+    parts = [f"fine-tuned ({decision.method})"]
     if evaluation:
-        key = next(iter(evaluation.base))
+        key = primary_metric(evaluation.task_type)
         verdict = "beats" if evaluation.finetuned[key] > evaluation.base[key] else "does not beat"
         parts.append(
-            f"{verdict} the base model on {key} ({evaluation.base[key]:.3f} -> {evaluation.finetuned[key]:.3f})"
+            f"{verdict} the base model's best prompt on {key} "
+            f"({evaluation.base[key]:.3f} -> {evaluation.finetuned[key]:.3f})"
         )
     if forgetting and forgetting.forgetting:
         parts.append(f"forgetting flagged on {', '.join(forgetting.flagged)}")
+    if promotion:
+        parts.append(f"{promotion.state_name.lower()}: {promotion.reason}")
     return "; ".join(parts)

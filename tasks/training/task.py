@@ -50,7 +50,12 @@ def train_task(run: RunRef, config: RunConfig, data: CuratedData, model: Prepare
             Path(stage.out_dir),
             model.trust_remote_code,
             checkpoint_dir=checkpoint_dir(config, data, model, method),
-            manifest={"labels": data.labels, "data_hash": data.data_hash, "run_id": run.run_id},
+            manifest={
+                "labels": data.labels,
+                "data_hash": data.data_hash,
+                "run_id": run.run_id,
+                "model_spec": config.model,
+            },
         )
         log_params(stage, trained.hyperparameters)
         set_tags(

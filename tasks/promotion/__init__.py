@@ -1,0 +1,1 @@
+"""The promotion gate: which registered model version becomes the champion."""
