@@ -10,6 +10,7 @@ from tasks.decision.rules import DecisionRecord
 from tasks.decision.task import decide_task
 from tasks.models.task import prepare_model_task
 from tasks.quiet import quiet_libraries
+from tasks.retraining.task import check_inputs_task
 from tasks.tracking.pipeline_run import pipeline_run
 
 
@@ -18,6 +19,7 @@ def decide_flow(config_path: str, overrides: list[str] | None = None) -> Decisio
     quiet_libraries()
     config = load_config(config_path, overrides)
     with pipeline_run(config, kind="decide") as run:
+        inputs = check_inputs_task(run, config)
         model = prepare_model_task(run, config)
-        data = curate_task(run, config, model)
+        data = curate_task(run, config, model, inputs.data)
         return decide_task(run, config, data, model)

@@ -1,4 +1,4 @@
-"""finetune-pipeline: curate -> decide -> train -> evaluate -> forgetting -> promote -> report."""
+"""finetune-pipeline: check inputs -> curate -> decide -> train -> evaluate -> forgetting -> promote -> report."""
 
 from __future__ import annotations
 
@@ -13,11 +13,16 @@ from tasks.decision.task import decide_task
 from tasks.evaluation.task import evaluate_task
 from tasks.forgetting.task import benchmark_base_task, forgetting_task
 from tasks.models.task import prepare_model_task
+from tasks.orchestration import record_failure
 from tasks.promotion.task import promote_task
 from tasks.quiet import quiet_libraries
 from tasks.report.task import report_task
+from tasks.retraining.task import check_inputs_task
+from tasks.tracking.mlflow_runs import set_tags
 from tasks.tracking.pipeline_run import pipeline_run
 from tasks.training.task import train_task
+
+SKIPPED = "Skipped: inputs unchanged"
 
 
 @dataclass
@@ -31,13 +36,20 @@ class PipelineResult:
     model_version: dict[str, str] | None = None
 
 
-@flow(name="finetune-pipeline")
+@flow(name="finetune-pipeline", on_failure=[record_failure], on_crashed=[record_failure])
 def finetune_pipeline(config_path: str, overrides: list[str] | None = None):
     quiet_libraries()
     config = load_config(config_path, overrides)
     with pipeline_run(config) as run:
+        inputs = check_inputs_task(run, config)
+        if inputs.unchanged and config.retraining.skip_unchanged:
+            set_tags(run, {"tunesmith.outcome": SKIPPED})
+            message = f"{SKIPPED} since run {inputs.previous_run}: nothing to retrain"
+            return Completed(
+                name=SKIPPED, message=message, data=PipelineResult(run.run_id, run.out_dir, "skip", "", SKIPPED)
+            )
         model = prepare_model_task(run, config)
-        data = curate_task(run, config, model)
+        data = curate_task(run, config, model, inputs.data)
         decision = decide_task(run, config, data, model)
         if decision.stop:
             summary = report_task(run, config, data, decision)

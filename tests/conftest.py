@@ -105,3 +105,19 @@ def write_config(path: Path, data_path: Path, model: Path | str, extra: str = ""
         encoding="utf-8",
     )
     return path
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """One real, temporary Prefect server (SQLite) for the whole test session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def mlflow_uri(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri

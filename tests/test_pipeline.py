@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
-from prefect.testing.utilities import prefect_test_harness
 
 from flows.pipeline import finetune_pipeline
 from tasks.serving.predict import Predictor, read_requests
@@ -22,19 +21,6 @@ forgetting:
 tracking:
   experiment: e2e
 """
-
-
-@pytest.fixture(scope="module")
-def prefect_server():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
-@pytest.fixture
-def mlflow_uri(tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    return uri
 
 
 def _runs(uri: str):
@@ -59,6 +45,7 @@ def test_pipeline_runs_every_stage_and_logs_them_nested_in_mlflow(
     assert parent.info.status == "FINISHED"
     assert parent.data.params["training.lora.r"] == "8"  # the resolved config, override included
     assert set(children) == {
+        "fingerprint",
         "curation",
         "decision",
         "forgetting-baseline",
@@ -146,7 +133,7 @@ def test_small_dataset_stops_after_the_decision(prefect_server, mlflow_uri, tmp_
     result = state.result()
     assert result.decision == "few_shot_prompting"
     _, parents, children = _runs(mlflow_uri)
-    assert set(children) == {"curation", "decision", "report"}
+    assert set(children) == {"fingerprint", "curation", "decision", "report"}
     assert parents[0].data.tags["tunesmith.decision"] == "few_shot_prompting"
 
 
@@ -169,5 +156,5 @@ def test_failing_expectation_suite_stops_the_pipeline_before_training(
         finetune_pipeline(str(config), ["data.min_examples_per_class=100"])
     assert "expect_column_values_to_be_between on class_count" in str(err.value)
     _, parents, children = _runs(mlflow_uri)
-    assert set(children) == {"curation"} and children["curation"].info.status == "FAILED"
+    assert set(children) == {"fingerprint", "curation"} and children["curation"].info.status == "FAILED"
     assert parents[0].info.status == "FAILED"

@@ -92,6 +92,8 @@ class ReplayConfig(Section):
 
 class DataConfig(Section):
     path: ExistingPath
+    # New files dropped here are read after data.path every run and deduplicated against it.
+    incoming: Path | None = None
     format: DataFormat = "classification"
     file_format: FileFormat = "auto"
     columns: dict[str, str] = {}  # our field name -> the file's column name
@@ -304,6 +306,20 @@ class PromotionConfig(Section):
     min_improvement: float = Field(0.0, ge=0.0)
 
 
+class RetrainingConfig(Section):
+    # Skip the run when the input data and the config are the same as the last run that trained a model.
+    skip_unchanged: bool = True
+
+
+class OrchestrationConfig(Section):
+    cache: bool = True  # reuse curation and baselines computed for the same inputs (e.g. after a crash)
+    # Concurrency slot that training holds; default tunesmith-training-<host>-<device>. Name it when several
+    # hosts (containers, pods) share one accelerator, so that they queue for it together.
+    training_slot: str | None = None
+    # Prefect notification block told about failed runs, as "<block type>/<name>", e.g. "slack-webhook/ml-team".
+    notify_block: str | None = Field(None, pattern=r"^[a-z0-9-]+/[A-Za-z0-9_.-]+$")
+
+
 class TrackingConfig(Section):
     experiment: str = "tunesmith"
     # MLFLOW_TRACKING_URI, when set, wins over this; without either, a SQLite store in the working folder.
@@ -328,6 +344,8 @@ class RunConfig(Section):
     evaluation: EvaluationConfig = EvaluationConfig()
     forgetting: ForgettingConfig = ForgettingConfig()
     promotion: PromotionConfig = PromotionConfig()
+    retraining: RetrainingConfig = RetrainingConfig()
+    orchestration: OrchestrationConfig = OrchestrationConfig()
     tracking: TrackingConfig = TrackingConfig()
 
     @field_validator("model")

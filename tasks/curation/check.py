@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from tasks.config import RunConfig
 from tasks.curation.curate import count_tokens
-from tasks.curation.load import load_records
+from tasks.curation.load import load_inputs
 from tasks.prompts import system_prompt
 
 
 def check_data(config: RunConfig, tokenizer=None) -> tuple[int, list[str]]:
     """Return (rows read, problems): each problem names the file, the line and the field."""
     data = config.data
-    loaded = load_records(data.path, data.format, data.labels, data.file_format, data.columns, data.ignore_fields)
+    loaded = load_inputs(data)
     problems = [r.message() for r in loaded.rejected]
     if tokenizer is not None and loaded.examples:
         system = system_prompt(config.prompt.system, data.labels)

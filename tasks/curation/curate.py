@@ -18,7 +18,7 @@ from tasks.config.schema import DataConfig
 from tasks.curation.balance import balance
 from tasks.curation.dedup import DedupResult, dedup_text, exact_dedup, near_dedup, sample_clusters, semantic_dedup
 from tasks.curation.leakage import remove_leaks
-from tasks.curation.load import load_records
+from tasks.curation.load import load_inputs, load_records
 from tasks.curation.records import Example, Rejected, content_id, write_examples, write_jsonl
 from tasks.curation.replay import mix_replay
 from tasks.curation.report import render_curation_report
@@ -140,9 +140,7 @@ def _split_parameters(config: DataConfig, n_kept: int, max_tokens: int) -> dict[
 def curate(config: DataConfig, tokenizer, system: str, max_tokens: int, out_dir: Path) -> CuratedData:
     """Run the curation stage and write its files under out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    loaded = load_records(
-        config.path, config.format, config.labels, config.file_format, config.columns, config.ignore_fields
-    )
+    loaded = load_inputs(config)
     rejects = list(loaded.rejected)
     tokens = count_tokens(loaded.examples, tokenizer, system)
     examples = _drop_too_long(loaded.examples, tokens, max_tokens, rejects)

@@ -48,3 +48,26 @@ def _remap(row: dict, columns: dict[str, str], ignore: list[str], data_format: s
         with contextlib.suppress(json.JSONDecodeError):
             row["messages"] = json.loads(row["messages"])
     return row
+
+
+INPUT_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet", ".pq")
+
+
+def input_files(path: Path, incoming: Path | None) -> list[Path]:
+    """The corpus first, then every data file dropped into the incoming folder, in name order."""
+    files = [Path(path)]
+    if incoming is not None and Path(incoming).is_dir():
+        files += sorted(p for p in Path(incoming).iterdir() if p.suffix.lower() in INPUT_SUFFIXES or p.is_dir())
+    return files
+
+
+def load_inputs(config) -> LoadResult:
+    """Every row of the corpus and of the incoming files, in that order (so duplicates keep the corpus copy)."""
+    merged = LoadResult()
+    for file in input_files(config.path, config.incoming):
+        file_format = config.file_format if file == Path(config.path) else "auto"
+        part = load_records(file, config.format, config.labels, file_format, config.columns, config.ignore_fields)
+        merged.examples += part.examples
+        merged.rejected += part.rejected
+        merged.read += part.read
+    return merged

@@ -7,9 +7,10 @@ from pathlib import Path
 import psutil
 
 from tasks.config import RunConfig
+from tasks.config.schema import DecisionConfig, RagConfig
 from tasks.curation.curate import CuratedData
 from tasks.curation.records import read_examples
-from tasks.decision.baselines import measure_baselines
+from tasks.decision.baselines import Baseline, measure_baselines
 from tasks.decision.memory import estimate_all, model_shape, workload_for
 from tasks.decision.retrieval import BM25Retriever, EmbeddingRetriever, load_corpus
 from tasks.decision.rules import DecisionRecord, decide
@@ -30,8 +31,7 @@ def available_memory(override_gb: float | None) -> tuple[float, str]:
     return psutil.virtual_memory().available / 1e9, "free RAM (no GPU)"
 
 
-def retrievers_for(config: RunConfig) -> list:
-    rag = config.decision.rag
+def retrievers_for(rag: RagConfig) -> list:
     if rag.corpus is None:
         return []
     passages = load_corpus(Path(rag.corpus), rag.chunk_words)
@@ -39,19 +39,39 @@ def retrievers_for(config: RunConfig) -> list:
     return [builders[name](passages) for name in rag.retrievers]
 
 
-def make_decision(data: CuratedData, model: PreparedModel, config: RunConfig) -> DecisionRecord:
+def measure(
+    data: CuratedData, model: PreparedModel, settings: DecisionConfig, system: str, seed: int
+) -> list[Baseline]:
+    """The baselines on the validation split (none when it is empty)."""
+    validation = read_examples(Path(data.validation_path))[: settings.baselines.max_examples]
+    if not validation:
+        return []
+    base, tokenizer = load_model(model.path, model.precision, model.trust_remote_code)
+    train = read_examples(Path(data.train_path))
+    shots, batch = settings.baselines.few_shot_k, settings.baselines.batch_size
+    retrievers = retrievers_for(settings.rag)
+    return measure_baselines(
+        base,
+        tokenizer,
+        train,
+        validation,
+        system,
+        data.labels,
+        data.task_type,
+        shots,
+        batch,
+        seed,
+        retrievers,
+        settings.rag.top_k,
+    )
+
+
+def make_decision(
+    data: CuratedData, model: PreparedModel, config: RunConfig, baselines: list[Baseline]
+) -> DecisionRecord:
+    """Memory estimates for every method, then the rules, on the measured baselines."""
     settings = config.decision
     system = system_prompt(config.prompt.system, data.labels)
-    train = read_examples(Path(data.train_path))
-    validation = read_examples(Path(data.validation_path))[: settings.baselines.max_examples]
-    baselines = []
-    if validation:
-        base, tokenizer = load_model(model.path, model.precision, model.trust_remote_code)
-        baselines = measure_baselines(
-            base, tokenizer, train, validation, system, data.labels, data.task_type,
-            settings.baselines.few_shot_k, settings.baselines.batch_size, config.data.seed,
-            retrievers_for(config), settings.rag.top_k,
-        )  # fmt: skip
     seq_len = min(config.training.max_seq_length, int(data.token_stats.get("max") or config.training.max_seq_length))
     workload = workload_for(config.training, model.precision.dtype, seq_len, model.precision.device == "cuda")
     estimates = estimate_all(model_shape(model.path, model.trust_remote_code), workload)

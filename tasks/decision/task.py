@@ -3,20 +3,40 @@ from pathlib import Path
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import INPUTS, TASK_SOURCE
 
 from tasks.config import RunConfig
+from tasks.config.schema import DecisionConfig
 from tasks.curation.curate import CuratedData
+from tasks.decision.baselines import Baseline
 from tasks.decision.render import render_decision
 from tasks.decision.rules import DecisionRecord
-from tasks.decision.stage import make_decision
+from tasks.decision.stage import make_decision, measure
 from tasks.models.prepared import PreparedModel
+from tasks.orchestration import HOUR
+from tasks.prompts import system_prompt
 from tasks.tracking.mlflow_runs import RunRef, log_artifact, log_metrics, log_params, set_tags, stage_run
 
 
-@task(name="decide")
+@task(name="measure-baselines", cache_policy=INPUTS + TASK_SOURCE, persist_result=True, timeout_seconds=2 * HOUR)
+def measure_baselines_task(
+    data: CuratedData, model: PreparedModel, settings: DecisionConfig, system: str, seed: int
+) -> list[Baseline]:
+    """Baseline scores, cached by their inputs (curated data, model, settings) so a re-run does not measure again."""
+    return measure(data, model, settings, system, seed)
+
+
+@task(name="decide", timeout_seconds=2 * HOUR)
 def decide_task(run: RunRef, config: RunConfig, data: CuratedData, model: PreparedModel) -> DecisionRecord:
     with stage_run(run, "decision") as stage:
-        record = make_decision(data, model, config)
+        baselines_for = (
+            measure_baselines_task
+            if config.orchestration.cache
+            else measure_baselines_task.with_options(refresh_cache=True)
+        )
+        system = system_prompt(config.prompt.system, data.labels)
+        baselines = baselines_for(data, model, config.decision, system, config.data.seed)
+        record = make_decision(data, model, config, baselines)
         out_dir = Path(stage.out_dir)
         (out_dir / "decision_record.json").write_text(json.dumps(record.to_json(), indent=2), encoding="utf-8")
         (out_dir / "decision.md").write_text(render_decision(record), encoding="utf-8")

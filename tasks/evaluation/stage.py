@@ -33,7 +33,7 @@ def _retriever(config: RunConfig, template: PromptTemplate):
         return None
     from tasks.decision.stage import retrievers_for
 
-    return next((r for r in retrievers_for(config) if r.name == template.retriever), None)
+    return next((r for r in retrievers_for(config.decision.rag) if r.name == template.retriever), None)
 
 
 def run_evaluation(

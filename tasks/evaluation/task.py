@@ -9,6 +9,7 @@ from tasks.decision.rules import DecisionRecord
 from tasks.evaluation.evaluate import EvaluationResult
 from tasks.evaluation.stage import run_evaluation
 from tasks.models.prepared import PreparedModel
+from tasks.orchestration import HOUR
 from tasks.tracking.mlflow_runs import RunRef, log_artifact, log_json, log_metrics, log_params, log_table, stage_run
 from tasks.training.sft import TrainedModel
 
@@ -19,7 +20,7 @@ def _rows(path: str) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-@task(name="evaluate")
+@task(name="evaluate", timeout_seconds=2 * HOUR)
 def evaluate_task(
     run: RunRef, config: RunConfig, data: CuratedData, model: PreparedModel, trained: TrainedModel,
     decision: DecisionRecord,

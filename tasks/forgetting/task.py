@@ -2,12 +2,14 @@ from pathlib import Path
 from typing import Any
 
 from prefect import task
+from prefect.artifacts import create_table_artifact
 
 from tasks.config import RunConfig
 from tasks.forgetting.benchmarks import choose_suite, run_benchmarks
 from tasks.forgetting.compare import ForgettingReport, compare_scores
 from tasks.models.load import load_model
 from tasks.models.prepared import PreparedModel
+from tasks.orchestration import HOUR
 from tasks.tracking.mlflow_runs import RunRef, log_json, log_metrics, log_params, set_tags, stage_run
 from tasks.training.inference import load_trained
 from tasks.training.sft import TrainedModel
@@ -20,7 +22,7 @@ def _scores(config: RunConfig, loaded, work_dir: Path, suite: dict[str, Any]) ->
     return run_benchmarks(model, tokenizer, local, work_dir, f.limit, f.seed, f.batch_size, suite["harness"])
 
 
-@task(name="benchmark-base-model")
+@task(name="benchmark-base-model", timeout_seconds=2 * HOUR)
 def benchmark_base_task(run: RunRef, config: RunConfig, model: PreparedModel) -> dict[str, Any]:
     """General-capability scores of the base model, taken before training; the suite is fixed here for both."""
     with stage_run(run, "forgetting-baseline") as stage:
@@ -35,7 +37,7 @@ def benchmark_base_task(run: RunRef, config: RunConfig, model: PreparedModel) ->
     return {"suite": suite, "scores": scores}
 
 
-@task(name="forgetting")
+@task(name="forgetting", timeout_seconds=2 * HOUR)
 def forgetting_task(
     run: RunRef, config: RunConfig, model: PreparedModel, trained: TrainedModel, before: dict[str, Any]
 ) -> ForgettingReport:
@@ -52,4 +54,10 @@ def forgetting_task(
             stage, {"tunesmith.forgetting": report.forgetting, "tunesmith.forgetting_flagged": ",".join(report.flagged)}
         )
         log_json(stage, {"before": before["scores"], "after": after, **report.to_json()}, "forgetting.json")
+        create_table_artifact(
+            key="forgetting",
+            table=[{"benchmark": name, **{k: round(v, 4) for k, v in row.items()}, "flagged": name in report.flagged}
+                   for name, row in report.per_benchmark.items()],
+            description=f"General benchmarks before and after training ({before['suite']['why']})",
+        )  # fmt: skip
     return report

@@ -7,13 +7,14 @@ from tasks.evaluation.evaluate import EvaluationResult, load_test_examples
 from tasks.evaluation.metrics import primary_metric
 from tasks.forgetting.compare import ForgettingReport
 from tasks.models.prepared import PreparedModel
+from tasks.orchestration import HOUR, SERVICE_RETRIES
 from tasks.promotion.champion import current_champion, score_champion
 from tasks.promotion.gate import PromotionDecision, gate
 from tasks.tracking.mlflow_runs import RunRef, log_json, log_metrics, set_tags, stage_run
 from tasks.training.sft import TrainedModel
 
 
-@task(name="promote")
+@task(name="promote", timeout_seconds=HOUR, **SERVICE_RETRIES)
 def promote_task(
     run: RunRef, config: RunConfig, data: CuratedData, model: PreparedModel, trained: TrainedModel,
     evaluation: EvaluationResult, forgetting: ForgettingReport | None,

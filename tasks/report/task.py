@@ -9,13 +9,14 @@ from tasks.decision.rules import DecisionRecord
 from tasks.evaluation.evaluate import EvaluationResult
 from tasks.evaluation.metrics import primary_metric
 from tasks.forgetting.compare import ForgettingReport
+from tasks.orchestration import HOUR, SERVICE_RETRIES
 from tasks.promotion.gate import PromotionDecision
 from tasks.report.summary import render_summary
 from tasks.tracking.mlflow_runs import RunRef, log_artifact, log_metrics, set_tags, stage_run
 from tasks.training.sft import TrainedModel
 
 
-@task(name="report")
+@task(name="report", timeout_seconds=HOUR, **SERVICE_RETRIES)
 def report_task(
     run: RunRef,
     config: RunConfig,

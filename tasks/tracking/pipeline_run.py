@@ -24,7 +24,7 @@ def pipeline_run(config: RunConfig, kind: str = "pipeline") -> Iterator[RunRef]:
         config.tracking.experiment,
         config.name,
         out_dir,
-        tags={"tunesmith.kind": kind, "tunesmith.output_dir": str(out_dir)},
+        tags={"tunesmith.kind": kind, "tunesmith.output_dir": str(out_dir), "tunesmith.config_name": config.name},
     )
     log_params(run, config.model_dump(mode="json"))
     log_artifact(run, resolved)

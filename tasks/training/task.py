@@ -3,10 +3,12 @@ import json
 from pathlib import Path
 
 from prefect import task
+from prefect.artifacts import create_table_artifact
 
 from tasks.config import RunConfig
 from tasks.curation.curate import CuratedData
 from tasks.models.prepared import PreparedModel
+from tasks.orchestration import HOUR, training_slot
 from tasks.prompts import system_prompt
 from tasks.tracking.mlflow_runs import (
     RunRef,
@@ -36,9 +38,13 @@ def checkpoint_dir(config: RunConfig, data: CuratedData, model: PreparedModel, m
     )
 
 
-@task(name="train")
+@task(name="train", timeout_seconds=24 * HOUR)
 def train_task(run: RunRef, config: RunConfig, data: CuratedData, model: PreparedModel, method: str) -> TrainedModel:
-    with stage_run(run, "training") as stage:
+    with (
+        stage_run(run, "training") as stage,
+        training_slot(model.precision.device, config.orchestration.training_slot) as waited,
+    ):
+        log_metrics(stage, {"waited_for_training_slot_s": waited})
         trained = train_model(
             model.path,
             data.train_path,
@@ -84,4 +90,14 @@ def train_task(run: RunRef, config: RunConfig, data: CuratedData, model: Prepare
         )  # fmt: skip
         trained.registered = {"name": version.name, "version": version.version}
         set_tags(stage, {"tunesmith.registered_model": f"{version.name}/{version.version}"})
+        set_tags(run, {"tunesmith.trained": "true", "tunesmith.model_version": f"{version.name}/{version.version}"})
+        m = trained.metrics
+        create_table_artifact(
+            key="training",
+            table=[{"method": trained.method, "precision": trained.precision, "steps": int(m["steps"]),
+                    "trainable %": round(m["trainable_pct"], 4), "tokens/s": round(m["tokens_per_s"], 1),
+                    "peak RSS MB": round(m["peak_rss_mb"]), "best validation loss": round(m["best_eval_loss"], 4),
+                    "model version": f"{version.name}/{version.version}"}],
+            description="Training run",
+        )  # fmt: skip
     return trained

@@ -1,0 +1,108 @@
+"""Prefect plumbing shared by the stage tasks: retry policy, the training slot and the failure hook."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from prefect.tasks import exponential_backoff
+
+# For tasks that talk to services (MLflow, data stores) and are safe to repeat; never for training itself,
+# whose failures (out of memory, divergence) a retry would only repeat.
+SERVICE_RETRIES = {
+    "retries": 3,
+    "retry_delay_seconds": exponential_backoff(backoff_factor=5),
+    "retry_jitter_factor": 0.5,
+}
+HOUR = 3600
+LOCKS = Path("~/.cache/tunesmith/locks").expanduser()
+
+
+def training_slot_name(device: str) -> str:
+    """One slot per machine and device: two trainings never share a GPU or the CPU cores."""
+    return f"tunesmith-training-{socket.gethostname()}-{device}"
+
+
+# A crashed holder's lease lapses after this long; the holder renews it every 45 s while it trains.
+LEASE_S = 60
+
+
+def _prefect_server_configured() -> bool:
+    from prefect.settings import get_current_settings
+
+    return get_current_settings().api.url is not None
+
+
+def _ensure_limit(name: str, limit: int = 1) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            with suppress(ObjectAlreadyExists):  # another run may have created it first
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=limit))
+
+
+@contextmanager
+def training_slot(device: str, name: str | None = None) -> Iterator[float]:
+    """Hold the machine's training slot; yields how long we waited for it (seconds).
+
+    Against a Prefect server the slot is a global concurrency limit (visible and adjustable in the UI; the
+    server takes back the lease of a run that died). Without one, flows run on a short-lived in-process
+    server whose leases nobody reclaims, so the slot is an OS file lock instead, which the kernel releases
+    when its process dies."""
+    name = name or training_slot_name(device)
+    start = time.perf_counter()
+    if _prefect_server_configured():
+        from prefect.concurrency.sync import concurrency
+
+        _ensure_limit(name)
+        with concurrency(name, occupy=1, strict=True, lease_duration=LEASE_S):
+            yield time.perf_counter() - start
+    else:
+        from filelock import FileLock
+
+        LOCKS.mkdir(parents=True, exist_ok=True)
+        with FileLock(LOCKS / f"{name}.lock"):
+            yield time.perf_counter() - start
+
+
+def record_failure(flow, flow_run, state) -> None:
+    """Flow hook for failed and crashed runs: append to <output_dir>/failures.jsonl and notify if configured."""
+    from prefect.logging import get_run_logger
+
+    from tasks.config import load_config
+
+    message = f"flow run {flow_run.name} of {flow.name} ended {state.name}: {state.message}"
+    logger = get_run_logger()
+    logger.error(message)
+    parameters = flow_run.parameters or {}
+    try:
+        config = load_config(parameters["config_path"], parameters.get("overrides"))
+    except Exception as err:  # noqa: BLE001 - the config itself may be why the run failed
+        logger.error(f"could not read the run's config to record the failure: {err}")
+        return
+    record = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "flow": flow.name,
+        "flow_run": flow_run.name,
+        "flow_run_id": str(flow_run.id),
+        "state": state.name,
+        "message": state.message,
+        "config": parameters.get("config_path"),
+    }
+    log = Path(config.output_dir) / "failures.jsonl"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a", encoding="utf-8") as out:
+        out.write(json.dumps(record) + "\n")
+    if config.orchestration.notify_block:
+        from prefect.blocks.core import Block
+
+        Block.load(config.orchestration.notify_block).notify(body=message, subject=f"Tunesmith: {flow.name} failed")

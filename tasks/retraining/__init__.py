@@ -1,0 +1,1 @@
+"""Scheduled retraining: has anything changed since the last model was trained?"""
