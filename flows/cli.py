@@ -52,6 +52,25 @@ def decide(config: ConfigArg, set_: SetOpt = None) -> None:
 
 
 @app.command()
+def compare(
+    config: ConfigArg,
+    method: Annotated[
+        list[str] | None, typer.Option("--method", help="A method to compare; repeat (default: comparison.methods)")
+    ] = None,
+    set_: SetOpt = None,
+) -> None:
+    """Train every selected method on the same splits and print the comparison table."""
+    try:
+        load_config(config, [*(set_ or []), *([f"comparison.methods={method}"] if method else [])])
+    except ConfigError as err:
+        _fail(str(err), 2)
+    from flows.compare import compare_methods
+
+    result = compare_methods(str(config), method, set_ or [])
+    typer.echo(f"\n{result.report}\noutputs: {result.output_dir}\nMLflow run: {result.run_id}")
+
+
+@app.command()
 def check(config: ConfigArg, set_: SetOpt = None) -> None:
     """Validate the config, the model and the data without training; exit non-zero on problems."""
     try:

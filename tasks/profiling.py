@@ -52,3 +52,19 @@ def measure(interval_s: float = 0.1) -> Iterator[Usage]:
         usage.peak_rss_mb = max(peak[0], process.memory_info().rss) / 2**20
         if cuda:
             usage.peak_gpu_mb = torch.cuda.max_memory_allocated() / 2**20
+
+
+def settled_rss_mb() -> float:
+    """This process's RSS after freeing what it can: the baseline that a stage's own memory is measured above.
+
+    glibc keeps freed memory in its arenas; malloc_trim hands it back so that an earlier stage's garbage does
+    not count against the next one.
+    """
+    import ctypes
+    import gc
+    from contextlib import suppress
+
+    gc.collect()
+    with suppress(OSError):  # not glibc (macOS, musl): the baseline is a little higher, nothing breaks
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    return psutil.Process().memory_info().rss / 2**20

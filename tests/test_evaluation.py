@@ -127,3 +127,40 @@ def test_judge_replies_are_parsed_for_a_score_and_a_rationale(reply, score, rati
 def test_task_type_falls_back_to_generation():
     examples = [make_example([{"role": "user", "content": "q"}, {"role": "assistant", "content": "free text"}], "s")]
     assert task_type(None, examples) == "generation"
+
+
+@pytest.mark.parametrize("method", ["prompt", "prefix"])
+def test_prompt_and_prefix_tuned_models_are_scored_by_their_own_likelihood(tmp_path, tiny_model, method):
+    """PEFT re-inserts virtual tokens on every call, so the prompt's KV cache cannot be reused; the scores
+    must still equal the model's own likelihood of each label, and logits line up with the input."""
+    from peft import PrefixTuningConfig, PromptTuningConfig, get_peft_model
+
+    from tasks.training.methods.base import load_base
+    from tasks.training.tokenize import tokenize_conversation
+
+    settings = {"num_virtual_tokens": 4, "task_type": "CAUSAL_LM"}
+    peft_config = PromptTuningConfig(**settings) if method == "prompt" else PrefixTuningConfig(**settings)
+    torch.manual_seed(0)
+    get_peft_model(load_base(str(tiny_model)), peft_config).save_pretrained(str(tmp_path / "adapter"))
+    load_model(str(tiny_model), CPU32)[1].save_pretrained(str(tmp_path / "adapter"))
+    model, tokenizer = load_trained(str(tiny_model), method, str(tmp_path / "adapter"), CPU32)
+
+    prompt = [{"role": "user", "content": "my card was charged twice"}]
+    scores = label_logprobs(model, tokenizer, [prompt], ["billing", "general"], batch_size=2)
+    head = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=True)
+    for k, label in enumerate(["billing", "general"]):
+        full = tokenizer.apply_chat_template(
+            prompt + [{"role": "assistant", "content": label}], tokenize=True, return_dict=True
+        )["input_ids"]
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([full])).logits[0]
+        assert logits.shape[0] == len(full)  # one row per input token, virtual positions dropped
+        logprobs = torch.log_softmax(logits, -1)
+        expected = sum(logprobs[i - 1, full[i]].item() for i in range(len(head["input_ids"]), len(full)))
+        assert scores[0, k] == pytest.approx(expected, abs=1e-4)
+
+    conversation = prompt + [{"role": "assistant", "content": "billing"}]
+    row = tokenize_conversation(tokenizer, conversation)
+    with torch.no_grad():
+        loss = model(input_ids=torch.tensor([row["input_ids"]]), labels=torch.tensor([row["labels"]])).loss.item()
+    assert perplexity(model, tokenizer, [conversation], batch_size=1) == pytest.approx(math.exp(loss), rel=1e-4)

@@ -320,6 +320,23 @@ class OrchestrationConfig(Section):
     notify_block: str | None = Field(None, pattern=r"^[a-z0-9-]+/[A-Za-z0-9_.-]+$")
 
 
+class ComparisonConfig(Section):
+    """The compare-methods flow: every method trained on the same splits and measured the same way."""
+
+    methods: list[MethodName] = Field(
+        default_factory=lambda: ["full", "lora", "qlora", "adapter", "prefix", "prompt", "ia3"], min_length=1
+    )
+    # sequential: one method after another in the flow's process; dask / ray: methods are parallel tasks on
+    # the engine's workers (trainings on one machine still take turns through the training slot).
+    engine: Literal["sequential", "dask", "ray"] = "sequential"
+    address: str | None = None  # a running Dask scheduler or Ray cluster; None starts a local one
+    workers: int = Field(2, ge=1)  # size of the local cluster
+    threads_per_worker: int | None = Field(None, ge=1)  # torch threads per method task; default cores / workers
+    latency_examples: int = Field(20, ge=1)  # test examples timed one at a time for inference latency
+    skip_unfit: bool = True  # skip methods whose memory estimate exceeds the memory available
+    experiment: str | None = None  # MLflow experiment; default "<tracking.experiment>-methods"
+
+
 class TrackingConfig(Section):
     experiment: str = "tunesmith"
     # MLFLOW_TRACKING_URI, when set, wins over this; without either, a SQLite store in the working folder.
@@ -346,6 +363,7 @@ class RunConfig(Section):
     promotion: PromotionConfig = PromotionConfig()
     retraining: RetrainingConfig = RetrainingConfig()
     orchestration: OrchestrationConfig = OrchestrationConfig()
+    comparison: ComparisonConfig = ComparisonConfig()
     tracking: TrackingConfig = TrackingConfig()
 
     @field_validator("model")

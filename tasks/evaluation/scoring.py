@@ -16,6 +16,30 @@ def _chat_ids(tokenizer, messages: list[dict[str, str]], generation_prompt: bool
     return list(encoded["input_ids"])
 
 
+def uses_virtual_tokens(model) -> bool:
+    """Prefix and prompt tuning: PEFT supplies its own key/value prefix or input positions on every forward
+    pass, so a caller's KV cache cannot be reused across calls."""
+    config = getattr(model, "active_peft_config", None)
+    return bool(config is not None and config.is_prompt_learning)
+
+
+def _continuation_logprobs(model, prompt_ids: list[int], continuations: list[list[int]], pad_id: int) -> list[float]:
+    """Whole prompt + continuation sequences in one right-padded batch, no cache."""
+    width = len(prompt_ids) + max(len(c) for c in continuations)
+    ids = torch.full((len(continuations), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(continuations), width), dtype=torch.long)
+    for row, cont in enumerate(continuations):
+        ids[row, : len(prompt_ids) + len(cont)] = torch.tensor(prompt_ids + cont)
+        mask[row, : len(prompt_ids) + len(cont)] = 1
+    logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits
+    logprobs = torch.log_softmax(logits[:, -width:].float(), dim=-1).cpu()  # prompt tuning prepends positions
+    start = len(prompt_ids)
+    return [
+        sum(logprobs[row, start + j - 1, cont[j]].item() for j in range(len(cont)))
+        for row, cont in enumerate(continuations)
+    ]
+
+
 @torch.no_grad()
 def label_logprobs(
     model, tokenizer, prompts: list[list[dict[str, str]]], labels: list[str], batch_size: int = 16
@@ -36,6 +60,13 @@ def label_logprobs(
             if full[: len(prompt_ids)] != prompt_ids:
                 raise ValueError("the chat template does not extend the prompt when the answer is added")
             continuations.append(full[len(prompt_ids) :])
+        if uses_virtual_tokens(model):
+            for start in range(0, len(labels), batch_size):
+                chunk = continuations[start : start + batch_size]
+                scores[i, start : start + len(chunk)] = _continuation_logprobs(
+                    model, prompt_ids, chunk, tokenizer.pad_token_id
+                )
+            continue
         out = model(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True)
         first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
         for start in range(0, len(labels), batch_size):
@@ -100,6 +131,7 @@ def perplexity(model, tokenizer, conversations: list[list[dict[str, str]]], batc
             labels[i, : len(r["labels"])] = torch.tensor(r["labels"])
             mask[i, : len(r["input_ids"])] = 1
         logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits.float()
+        logits = logits[:, -width:]  # prompt tuning returns its virtual positions first
         targets = labels[:, 1:].to(model.device)
         nll = torch.nn.functional.cross_entropy(
             logits[:, :-1].reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100, reduction="sum"

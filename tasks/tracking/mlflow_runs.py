@@ -68,7 +68,9 @@ def experiment_id(client: MlflowClient, name: str, uri: str) -> str:
     if uri.startswith("sqlite:///"):
         # Keep artifacts beside the local database rather than in whatever folder a later run starts from.
         location = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri()
-    return client.create_experiment(name, artifact_location=location)
+    # Without a kind, MLflow 3's UI opens experiments in its GenAI (tracing) view rather than the runs table.
+    kind = {"mlflow.experimentKind": "custom_model_development"}
+    return client.create_experiment(name, artifact_location=location, tags=kind)
 
 
 def start_run(

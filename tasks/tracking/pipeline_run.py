@@ -13,7 +13,7 @@ from tasks.tracking.mlflow_runs import RunRef, end_run, log_artifact, log_params
 
 
 @contextmanager
-def pipeline_run(config: RunConfig, kind: str = "pipeline") -> Iterator[RunRef]:
+def pipeline_run(config: RunConfig, kind: str = "pipeline", experiment: str | None = None) -> Iterator[RunRef]:
     """Create runs/<stamp>-<name>/, save the resolved config there and open the MLflow parent run."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out_dir = (Path(config.output_dir) / f"{stamp}-{config.name}-{uuid.uuid4().hex[:6]}").resolve()
@@ -21,7 +21,7 @@ def pipeline_run(config: RunConfig, kind: str = "pipeline") -> Iterator[RunRef]:
     resolved = save_resolved(config, out_dir / "resolved_config.yaml")
     run = start_run(
         tracking_uri(config.tracking.tracking_uri),
-        config.tracking.experiment,
+        experiment or config.tracking.experiment,
         config.name,
         out_dir,
         tags={"tunesmith.kind": kind, "tunesmith.output_dir": str(out_dir), "tunesmith.config_name": config.name},

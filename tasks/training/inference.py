@@ -18,4 +18,15 @@ def load_trained(
         model = module.load(base, trained_dir, precision, trust_remote_code)
     model.to(precision.device)
     model.eval()
+    if method == "prompt":
+        model.register_forward_hook(_drop_virtual_positions, with_kwargs=True)
     return model, load_tokenizer(trained_dir, trust_remote_code)
+
+
+def _drop_virtual_positions(module, args, kwargs, output):
+    """PEFT prompt tuning returns logits for its virtual tokens ahead of the input's; callers that read
+    logits by input position (lm-eval among them) need exactly one row per input token."""
+    input_ids = kwargs.get("input_ids", args[0] if args else None)
+    if input_ids is not None and output.logits.shape[1] > input_ids.shape[1]:
+        output.logits = output.logits[:, -input_ids.shape[1] :]
+    return output

@@ -13,7 +13,7 @@ from typing import Any
 from tasks.config.schema import TrainingConfig
 from tasks.curation.records import read_examples
 from tasks.models.hardware import Precision
-from tasks.profiling import measure
+from tasks.profiling import measure, settled_rss_mb
 from tasks.prompts import full_messages
 from tasks.training.guards import StopOnNonFinite
 from tasks.training.methods import METHODS
@@ -180,6 +180,7 @@ def train_model(
     callbacks = [StopOnNonFinite(hp["learning_rate"])]
     if args.load_best_model_at_end and config.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+    idle_rss_mb = settled_rss_mb()
     model = module.build(base_model, config, precision, trust_remote_code)
     trainer = SFTTrainer(
         model=model,
@@ -190,7 +191,7 @@ def train_model(
         callbacks=callbacks,
     )
     trainable, total = parameter_counts(trainer.model)
-    hp["optimizer"] = args.optim if isinstance(args.optim, str) else args.optim.value
+    hp["optimizer"] = getattr(args.optim, "value", args.optim)
     resume = last_checkpoint(checkpoints) if config.resume else None
     resumed_step = int(resume.rsplit("-", 1)[1]) if resume else 0
     with measure() as usage, score_labelled_positions_only():
@@ -231,6 +232,8 @@ def train_model(
         "wall_s": usage.wall_s,
         "eval_s": eval_time,
         "peak_rss_mb": usage.peak_rss_mb,
+        # the model, gradients, optimizer and activations: what this training added to the process
+        "peak_rss_above_idle_mb": usage.peak_rss_mb - idle_rss_mb,
         "tokens_per_s": steps_run * tokens_per_step / train_time,
         "trainable_params": float(trainable),
         "total_params": float(total),
