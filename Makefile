@@ -33,7 +33,7 @@ browser:
 	  echo "Chromium not installed: the MLflow UI browser test will be skipped"
 
 demo: install
-	$(VENV)/bin/tunesmith run configs/quickstart.yaml
+	$(VENV)/bin/tunesmith run configs/quickstart.yaml --set retraining.skip_unchanged=false
 
 test: install browser
 	$(PY) -m pytest

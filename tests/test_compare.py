@@ -112,3 +112,13 @@ def test_methods_run_as_parallel_tasks_on_a_local_dask_cluster(
     assert len(workers) == 2 and f"pid {os.getpid()}" not in " ".join(workers)  # two worker processes, not ours
     spans = sorted((children[m].info.start_time, children[m].info.end_time) for m in ("lora", "ia3"))
     assert spans[1][0] < spans[0][1]  # the two methods' runs overlapped in time
+
+
+def test_compare_refuses_an_unknown_method_before_starting(tmp_path, tiny_model, small_tickets):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    config = write_config(tmp_path / "run.yaml", small_tickets, tiny_model, COMPARE_FAST)
+    result = CliRunner().invoke(app, ["compare", str(config), "--method", "lora", "--method", "lorra"])
+    assert result.exit_code == 2 and "comparison.methods" in result.output and "lorra" in result.output

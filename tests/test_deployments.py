@@ -44,6 +44,7 @@ def test_on_demand_deployment_trains_then_skips_unchanged_data(tmp_path, tiny_mo
         api = env["PREFECT_API_URL"]
         nightly = httpx.get(f"{api}/deployments/name/finetune-pipeline/nightly-retrain", timeout=10).json()
         on_demand = httpx.get(f"{api}/deployments/name/finetune-pipeline/on-demand", timeout=10).json()
+        weekly = httpx.get(f"{api}/deployments/name/compare-methods/weekly", timeout=10).json()
         runs = flow_runs(api, on_demand["id"])
 
         client = MlflowClient(tracking_uri)
@@ -59,6 +60,7 @@ def test_on_demand_deployment_trains_then_skips_unchanged_data(tmp_path, tiny_mo
     assert states[0][1] in first.stdout + first.stderr and "Skipped" in second.stdout + second.stderr
     assert [s["schedule"]["cron"] for s in nightly["schedules"]] == ["0 2 * * *"]
     assert nightly["parameters"]["config_path"] == "configs/quickstart.yaml" and not on_demand["schedules"]
+    assert [s["schedule"]["cron"] for s in weekly["schedules"]] == ["0 3 * * 0"]
 
     assert len(parents) == 2  # the trained run and the skipped one, both recorded
     trained = next(p for p in parents if p.data.tags.get("tunesmith.trained") == "true")

@@ -25,7 +25,9 @@ def task_runner(settings: ComparisonConfig):
             from prefect_ray import RayTaskRunner
         except ImportError as err:
             raise RuntimeError("comparison.engine 'ray' needs prefect-ray: pip install -e '.[ray]'") from err
-        return RayTaskRunner(address=settings.address, init_kwargs={"num_cpus": settings.workers})
+        if settings.address:  # a running cluster has its own resources
+            return RayTaskRunner(address=settings.address)
+        return RayTaskRunner(init_kwargs={"num_cpus": settings.workers})
     return None
 
 

@@ -11,7 +11,7 @@ from tasks.config import RunConfig
 from tasks.curation.load import input_files, load_inputs
 
 # Keys that change where results go or how runs are watched, not what is trained.
-NOT_FINGERPRINTED = {"name", "output_dir", "tracking", "orchestration", "retraining", "model_cache_dir"}
+NOT_FINGERPRINTED = {"name", "output_dir", "tracking", "orchestration", "retraining", "comparison", "model_cache_dir"}
 
 
 @dataclass
