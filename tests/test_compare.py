@@ -86,7 +86,7 @@ def test_every_default_method_is_trained_measured_and_tabled(
     assert all(metrics[m]["trainable_pct"] < 30 for m in methods if m != "full")  # tiny model: large shares
     # merging applies to LoRA, QLoRA and IA3 only; full fine-tuning ships the whole model
     assert {m for m in methods if "latency_ms_merged" in metrics[m]} == {"lora", "qlora", "ia3"}
-    assert all(metrics[m]["adapter_size_mb"] < metrics["full"]["adapter_size_mb"] / 10 for m in methods[1:])
+    assert all(metrics[m]["adapter_size_mb"] < metrics["full"]["adapter_size_mb"] / 2 for m in methods[1:])
     assert {"base", "forgetting-baseline", "curation"} <= set(children)
 
     artifacts = {a.path for a in client.list_artifacts(out.run_id, "comparison")}

@@ -69,14 +69,19 @@ def weights_size_mb(folder: str | Path) -> float:
 
 
 def latency_ms(model, tokenizer, tests: TestSet, n: int, warmup: int = 2) -> float:
-    """Mean wall time to answer one request (greedy, batch of one) over the first n test examples."""
+    """Mean wall time to answer one request (greedy, batch of one) over the first n test examples.
+
+    Every reply is exactly max_new_tokens long (the longest reference answer + 2), so that methods are timed
+    on the same work: a model that stops early, or one that rambles, would otherwise look faster or slower
+    for reasons that have nothing to do with its adapter."""
     prompts = [prompt_messages(e, tests.system) for e in tests.examples[: n + warmup]]
+    length = tests.max_new_tokens
     for prompt in prompts[:warmup]:
-        generate(model, tokenizer, [prompt], tests.max_new_tokens, batch_size=1)
+        generate(model, tokenizer, [prompt], length, batch_size=1, min_new_tokens=length)
     timed = prompts[warmup:] or prompts
     start = time.perf_counter()
     for prompt in timed:
-        generate(model, tokenizer, [prompt], tests.max_new_tokens, batch_size=1)
+        generate(model, tokenizer, [prompt], length, batch_size=1, min_new_tokens=length)
     return 1000 * (time.perf_counter() - start) / len(timed)
 
 

@@ -107,9 +107,9 @@ def comparison_table_task(run: RunRef, config: RunConfig, results: list[MethodRe
     document = (
         f"# Method comparison: {config.name}\n\n{markdown}\n"
         "Peak memory is GPU memory allocated on a GPU, else the RAM training added to its process. Latency is "
-        "one request at a time, greedy, as trained (adapter attached) and merged into the base where the method "
-        "allows it. Forgetting change is the mean relative change on the general benchmarks.\n"
-        + "".join(f"\n- {n}" for n in notes)
+        "one request at a time, greedy, a reply of a fixed length (the longest reference answer + 2 tokens), as "
+        "trained (adapter attached) and merged into the base where the method allows it. Forgetting change is "
+        "the mean relative change on the general benchmarks.\n" + "".join(f"\n- {n}" for n in notes)
     )
     (out_dir / "comparison.md").write_text(document, encoding="utf-8")
     write_csv(table, out_dir / "comparison.csv")

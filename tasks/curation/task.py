@@ -47,8 +47,13 @@ def curate_task(run: RunRef, config: RunConfig, model: PreparedModel, fingerprin
         system = system_prompt(config.prompt.system, config.data.labels)
         compute = curate_data if config.orchestration.cache else curate_data.with_options(refresh_cache=True)
         cache_root = str((Path(config.output_dir) / "cache").resolve())
-        data = compute(config.data.model_dump(mode="json"), model.path, model.trust_remote_code, system,
-                       config.training.max_seq_length, fingerprint, cache_root)  # fmt: skip
+        arguments = (config.data.model_dump(mode="json"), model.path, model.trust_remote_code, system,
+                     config.training.max_seq_length, fingerprint, cache_root)  # fmt: skip
+        data = compute(*arguments)
+        if not all(
+            Path(p).is_file() for p in (data.train_path, data.validation_path, data.test_path, data.report_path)
+        ):
+            data = curate_data.with_options(refresh_cache=True)(*arguments)  # the cached folder was deleted
         out_dir = Path(data.report_path).parent
         log_params(stage, {"curated_dir": str(out_dir)})
         log_metrics(stage, {k: float(v) for k, v in data.counts.items()})

@@ -91,9 +91,14 @@ def label_logprobs(
 
 @torch.no_grad()
 def generate(
-    model, tokenizer, prompts: list[list[dict[str, str]]], max_new_tokens: int = 64, batch_size: int = 16
+    model,
+    tokenizer,
+    prompts: list[list[dict[str, str]]],
+    max_new_tokens: int = 64,
+    batch_size: int = 16,
+    min_new_tokens: int = 0,
 ) -> list[str]:
-    """Greedy replies to chat prompts, batched with left padding."""
+    """Greedy replies to chat prompts, batched with left padding (min_new_tokens: no end before that many)."""
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     replies: list[str] = []
@@ -105,7 +110,11 @@ def generate(
             ]
             batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
             out = model.generate(
-                **batch, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+                **batch,
+                max_new_tokens=max_new_tokens,
+                min_new_tokens=min_new_tokens,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
             )
             replies += tokenizer.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
     finally:

@@ -5,7 +5,9 @@ from tasks.training.methods.base import load_peft as load
 from tasks.training.methods.base import merged_peft as merged
 from tasks.training.methods.base import save_peft as save
 
-DEFAULTS = MethodDefaults(learning_rate=3e-4, epochs=2.0, weight_decay=0.0)
+# The IA3 paper (T-Few, Liu et al. 2022) trains its scaling vectors at 3e-3; at 3e-4 they barely moved from 1
+# on a banking77 subset (accuracy below the untrained model's).
+DEFAULTS = MethodDefaults(learning_rate=3e-3, epochs=2.0, weight_decay=0.0)
 CAN_MERGE = True
 
 
