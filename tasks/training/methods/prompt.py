@@ -4,10 +4,9 @@ from tasks.training.methods.base import MethodDefaults, load_base
 from tasks.training.methods.base import load_peft as load
 from tasks.training.methods.base import save_peft as save
 
-# Soft prompts need far larger steps than weights (Lester et al. used 0.3; PEFT's examples 1e-2 to 3e-2).
-# Banking77 subset: at 3e-4 the validation loss only went 1.78 -> 1.65 in 56 steps; at 1e-2 the training
-# loss was 0.65 within one epoch.
-DEFAULTS = MethodDefaults(learning_rate=1e-2, epochs=2.0, weight_decay=0.0)
+# Measured on a banking77 subset (8 intents, 56 steps): 3e-4 reached accuracy 0.453, 1e-2 only 0.172 although
+# its training loss fell further; PEFT's examples use 1e-2 to 3e-2 on larger data.
+DEFAULTS = MethodDefaults(learning_rate=3e-4, epochs=2.0, weight_decay=0.0)
 CAN_MERGE = False
 
 
