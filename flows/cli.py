@@ -117,13 +117,10 @@ def predict(
     import sys
 
     from tasks.quiet import quiet_libraries
-    from tasks.serving.predict import Predictor, read_requests
+    from tasks.serving.predict import read_requests
 
     quiet_libraries()
-    try:
-        predictor = Predictor(model, _adapters(adapter))
-    except (FileNotFoundError, ValueError) as err:
-        _fail(str(err), 2)
+    predictor = _predictor(model, adapter)
     lines = input_file.read_text(encoding="utf-8").splitlines() if input_file else sys.stdin
     for row in predictor.predict(list(read_requests(lines)), max_new_tokens, batch_size):
         typer.echo(json.dumps(row, ensure_ascii=False))
@@ -141,14 +138,19 @@ def serve(
 
     from tasks.quiet import quiet_libraries
     from tasks.serving.openai_api import create_app
-    from tasks.serving.predict import Predictor
 
     quiet_libraries()
+    predictor = _predictor(model, adapter)
+    uvicorn.run(create_app(predictor), host=host, port=port, log_level="warning")
+
+
+def _predictor(model: str, adapter: list[str] | None):
+    from tasks.serving.predict import Predictor
+
     try:
-        predictor = Predictor(model, _adapters(adapter))
+        return Predictor(model, _adapters(adapter))
     except (FileNotFoundError, ValueError) as err:
         _fail(str(err), 2)
-    uvicorn.run(create_app(predictor), host=host, port=port, log_level="warning")
 
 
 def _adapters(specs: list[str] | None) -> dict[str, str]:

@@ -14,7 +14,6 @@ from tasks.curation.curate import CuratedData
 from tasks.models.load import load_tokenizer
 from tasks.models.prepared import PreparedModel
 from tasks.orchestration import HOUR, SERVICE_RETRIES, training_slot
-from tasks.prompts import system_prompt
 from tasks.tracking.mlflow_runs import (
     RunRef,
     log_artifact,
@@ -25,8 +24,7 @@ from tasks.tracking.mlflow_runs import (
     set_tags,
     stage_run,
 )
-from tasks.training.sft import train_model
-from tasks.training.task import checkpoint_dir
+from tasks.training.task import train_on_splits
 
 
 @task(name="plan-methods")
@@ -71,13 +69,7 @@ def compare_method_task(
         set_tags(child, {"tunesmith.method": method, "tunesmith.kind": "comparison-method", "tunesmith.worker": worker})
         slot = (model.precision.device, config.orchestration.training_slot)
         with training_slot(*slot) as waited:
-            trained = train_model(
-                model.path, data.train_path, data.validation_path, system_prompt(config.prompt.system, data.labels),
-                config.training, method, model.precision, Path(child.out_dir), model.trust_remote_code,
-                checkpoint_dir=checkpoint_dir(config, data, model, method),
-                manifest={"labels": data.labels, "data_hash": data.data_hash, "run_id": child.run_id,
-                          "model_spec": config.model},
-            )  # fmt: skip
+            trained = train_on_splits(config, data, model, method, Path(child.out_dir), child.run_id)
         log_params(child, trained.hyperparameters)
         log_history(child, trained.history, ("loss", "eval_loss", "learning_rate"))
         if trained.loss_curve_path:

@@ -38,6 +38,25 @@ def checkpoint_dir(config: RunConfig, data: CuratedData, model: PreparedModel, m
     )
 
 
+def train_on_splits(
+    config: RunConfig, data: CuratedData, model: PreparedModel, method: str, out_dir: Path, run_id: str
+) -> TrainedModel:
+    """Train `method` on the curated splits; an interrupted attempt with the same inputs is resumed."""
+    return train_model(
+        model.path,
+        data.train_path,
+        data.validation_path,
+        system_prompt(config.prompt.system, data.labels),
+        config.training,
+        method,
+        model.precision,
+        out_dir,
+        model.trust_remote_code,
+        checkpoint_dir=checkpoint_dir(config, data, model, method),
+        manifest={"labels": data.labels, "data_hash": data.data_hash, "run_id": run_id, "model_spec": config.model},
+    )
+
+
 @task(name="train", timeout_seconds=24 * HOUR)
 def train_task(run: RunRef, config: RunConfig, data: CuratedData, model: PreparedModel, method: str) -> TrainedModel:
     with (
@@ -45,24 +64,7 @@ def train_task(run: RunRef, config: RunConfig, data: CuratedData, model: Prepare
         training_slot(model.precision.device, config.orchestration.training_slot) as waited,
     ):
         log_metrics(stage, {"waited_for_training_slot_s": waited})
-        trained = train_model(
-            model.path,
-            data.train_path,
-            data.validation_path,
-            system_prompt(config.prompt.system, data.labels),
-            config.training,
-            method,
-            model.precision,
-            Path(stage.out_dir),
-            model.trust_remote_code,
-            checkpoint_dir=checkpoint_dir(config, data, model, method),
-            manifest={
-                "labels": data.labels,
-                "data_hash": data.data_hash,
-                "run_id": run.run_id,
-                "model_spec": config.model,
-            },
-        )
+        trained = train_on_splits(config, data, model, method, Path(stage.out_dir), run.run_id)
         log_params(stage, trained.hyperparameters)
         set_tags(
             stage,
