@@ -1,18 +1,27 @@
-"""The `tunesmith` command: parse arguments, load the config, call a flow."""
+"""The `tunesmith` command: parse arguments, load the config, call a flow, show the person what happened."""
 
 from __future__ import annotations
 
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from tasks.config import ConfigError, load_config
+from tasks.config import ConfigError, RunConfig, load_config
+from tasks.console.session import ConsoleSession, console_session, explain
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Fine-tune, evaluate and register language models.")
 
 ConfigArg = Annotated[Path, typer.Argument(help="Run config (YAML), e.g. configs/quickstart.yaml")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a config key: --set training.epochs=1")]
+VerboseOpt = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Also show the libraries' own logs (they always go to run.log)")
+]
 
 
 def _fail(message: str, code: int) -> None:
@@ -20,35 +29,117 @@ def _fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
-@app.command()
-def run(config: ConfigArg, set_: SetOpt = None) -> None:
-    """Run the whole pipeline: curate, decide, train, evaluate, forgetting, report."""
+def _load(config: Path, overrides: list[str] | None) -> RunConfig:
+    """The validated config, or exit 2 with the problem before anything starts."""
     try:
-        load_config(config, set_)  # fail before Prefect starts anything
+        return load_config(config, overrides)
     except ConfigError as err:
-        _fail(str(err), 2)
-    from flows.pipeline import finetune_pipeline
+        _fail(explain(err, None, None)[0], err.exit_code)
 
-    result = finetune_pipeline(str(config), set_ or [])
-    typer.echo(f"\n{result.outcome}\ndecision: {result.decision}")
-    for key, value in result.metrics.items():
-        typer.echo(f"{key}: {value:.4f}")
+
+@contextmanager
+def _command(log_path: Path, verbose: bool) -> Iterator[ConsoleSession]:
+    """A console session whose errors end the command with one paragraph and the error's exit code."""
+    if not verbose:
+        os.environ.setdefault("TQDM_DISABLE", "1")  # other tools' bars would only clutter the log
+    with console_session(log_path, verbose, keep_capture=True) as session:
+        try:
+            yield session
+        except typer.Exit:
+            raise
+        except (Exception, KeyboardInterrupt) as err:
+            raise typer.Exit(session.fail(err)) from None
+
+
+def _run_log(config: RunConfig, command: str) -> Path:
+    """Where the log starts; it moves into the run's folder as run.log once the run has one."""
+    return Path(config.output_dir) / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.name}-{command}.log"
+
+
+def _preflight(config: RunConfig, session: ConsoleSession) -> None:
+    """Find an unreachable Prefect API or MLflow server in seconds, before any work starts."""
+    from prefect.settings import get_current_settings
+
+    from tasks.preflight import check_prefect_api, check_tracking
+    from tasks.tracking.mlflow_runs import tracking_source, tracking_uri
+
+    api = get_current_settings().api.url
+    check_prefect_api(api)
+    uri = tracking_uri(config.tracking.tracking_uri)
+    check_tracking(uri, tracking_source(config.tracking.tracking_uri))
+    if api:
+        session.say(f"Prefect: {api}\nMLflow:  {uri}")
+        return
+    from tasks.orchestration import start_temporary_server
+
+    session.say(f"MLflow:  {uri}\nPrefect: starting a temporary local server (set PREFECT_API_URL to use yours)")
+    start_temporary_server()
+
+
+def _in_flow(session: ConsoleSession, config: RunConfig, call: Callable[[], Any]) -> Any:
+    _preflight(config, session)
+    return call()
+
+
+@app.command()
+def run(config: ConfigArg, set_: SetOpt = None, verbose: VerboseOpt = False) -> None:
+    """Run the whole pipeline: curate, decide, train, evaluate, forgetting, promotion, report."""
+    cfg = _load(config, set_)
+    with _command(_run_log(cfg, "run"), verbose) as session:
+        from flows.pipeline import finetune_pipeline
+
+        result = _in_flow(session, cfg, lambda: finetune_pipeline(str(config), set_ or []))
+        session.table(f"Result: {result.outcome}", result_rows(result, session.log_path))
+
+
+def result_rows(result, log_path: Path) -> list[tuple[str, str]]:
+    """The run's outcome in a few rows: decision, main metric, forgetting, promotion, and where everything is."""
+    rows = []
+    if result.decision == "finetune":
+        rows.append(("decision", f"fine-tune with {result.method}"))
+    elif result.decision != "skip":
+        template = Path(result.output_dir) / "decision" / "prompt_template.json"
+        rows.append(("decision", f"{result.decision.replace('_', ' ')}; the prompt to use: {template}"))
+    if result.metric:
+        base, tuned = result.metrics[f"base_{result.metric}"], result.metrics[f"finetuned_{result.metric}"]
+        prompt = (result.base_prompt or "zero_shot").replace("_", "-")
+        rows.append((result.metric, f"base {base:.3f} ({prompt} prompt) -> fine-tuned {tuned:.3f}"))
+    if result.forgetting:
+        changes = ", ".join(f"{name} {change:+.1%}" for name, change in result.forgetting.items())
+        flagged = f"flagged: {', '.join(result.forgetting_flagged)}" if result.forgetting_flagged else "nothing flagged"
+        rows.append(("forgetting", f"{changes}; {flagged}"))
     if result.model_version:
-        typer.echo(f"model: models:/{result.model_version['name']}/{result.model_version['version']}")
-    typer.echo(f"summary: {result.summary_path}\noutputs: {result.output_dir}\nMLflow run: {result.run_id}")
+        rows.append(("model", f"models:/{result.model_version['name']}/{result.model_version['version']}"))
+    if result.promotion_reason:
+        rows.append(("promotion", f"{result.outcome}: {result.promotion_reason}"))
+    rows.append(("outputs", result.output_dir))
+    if result.summary_path:
+        rows.append(("summary", result.summary_path))
+    rows.append(("log", str(log_path)))
+    rows.append(("MLflow", mlflow_location(result.tracking_uri, result.experiment_id, result.run_id)))
+    return rows
+
+
+def mlflow_location(uri: str, experiment_id: str, run_id: str) -> str:
+    """Where to open a run: its page on a tracking server, or how to start the UI on a local store."""
+    if uri.startswith(("http://", "https://")):
+        return f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    return (
+        f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id} after "
+        f"`mlflow ui --backend-store-uri {uri}` (make mlflow-ui)"
+    )
 
 
 @app.command()
-def decide(config: ConfigArg, set_: SetOpt = None) -> None:
+def decide(config: ConfigArg, set_: SetOpt = None, verbose: VerboseOpt = False) -> None:
     """Curate the data and decide (prompting, RAG or fine-tuning, and the method) without training."""
-    try:
-        load_config(config, set_)
-    except ConfigError as err:
-        _fail(str(err), 2)
-    from flows.decide import decide_flow
-    from tasks.decision.render import render_decision
+    cfg = _load(config, set_)
+    with _command(_run_log(cfg, "decide"), verbose) as session:
+        from flows.decide import decide_flow
+        from tasks.decision.render import render_decision
 
-    typer.echo(render_decision(decide_flow(str(config), set_ or [])))
+        record = _in_flow(session, cfg, lambda: decide_flow(str(config), set_ or []))
+        session.markdown(render_decision(record))
 
 
 @app.command()
@@ -58,39 +149,61 @@ def compare(
         list[str] | None, typer.Option("--method", help="A method to compare; repeat (default: comparison.methods)")
     ] = None,
     set_: SetOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Train every selected method on the same splits and print the comparison table."""
-    try:
-        load_config(config, [*(set_ or []), *([f"comparison.methods={method}"] if method else [])])
-    except ConfigError as err:
-        _fail(str(err), 2)
-    from flows.compare import compare_methods
+    cfg = _load(config, [*(set_ or []), *([f"comparison.methods={method}"] if method else [])])
+    with _command(_run_log(cfg, "compare"), verbose) as session:
+        from flows.compare import compare_methods
 
-    result = compare_methods(str(config), method, set_ or [])
-    typer.echo(f"\n{result.report}\noutputs: {result.output_dir}\nMLflow run: {result.run_id}")
+        result = _in_flow(session, cfg, lambda: compare_methods(str(config), method, set_ or []))
+        session.markdown(result.report)
+        session.say(f"\noutputs: {result.output_dir}\nlog: {session.log_path}\nMLflow run: {result.run_id}")
 
 
 @app.command()
-def check(config: ConfigArg, set_: SetOpt = None) -> None:
-    """Validate the config, the model and the data without training; exit non-zero on problems."""
-    try:
-        cfg = load_config(config, set_)
-    except ConfigError as err:
-        _fail(str(err), 2)
-    from tasks.curation.check import check_data
-    from tasks.models.load import load_tokenizer
-    from tasks.models.resolve import resolve_model
+def check(config: ConfigArg, set_: SetOpt = None, verbose: VerboseOpt = False) -> None:
+    """Check the config, the model and the data as a run's curation would, without training.
 
-    try:
-        tokenizer = load_tokenizer(resolve_model(cfg.model, cfg.model_cache_dir), cfg.trust_remote_code)
-    except (OSError, ValueError) as err:
-        _fail(f"model '{cfg.model}' cannot be loaded: {err}", 2)
-    read, problems = check_data(cfg, tokenizer)
+    Exit 0 means curation will not stop a run of this config: the same rows are rejected, the same splits are
+    made and the same Great Expectations suite passes."""
+    cfg = _load(config, set_)
+    log = Path(tempfile.gettempdir()) / f"tunesmith-check-{os.getpid()}.log"
+    with _command(log, verbose) as session:
+        from tasks.curation.check import check_data
+        from tasks.models.load import load_tokenizer
+        from tasks.models.prepared import check_model
+
+        model_path = check_model(cfg.model, cfg.model_cache_dir, cfg.trust_remote_code)
+        report = check_data(cfg, load_tokenizer(model_path, cfg.trust_remote_code))
+        code = _check_report(session, config, cfg, report)
+    log.unlink(missing_ok=True)  # kept only when something went wrong that its traceback explains
+    raise typer.Exit(code)
+
+
+def _check_report(session: ConsoleSession, config: Path, cfg: RunConfig, report) -> int:
+    c, problems, invalid = report.data.counts, report.problems, report.invalid_rows
+    if invalid:
+        shown = "\n".join(f"  {line}" for line in invalid[:50])
+        more = f"\n  ... and {len(invalid) - 50} more" if len(invalid) > 50 else ""
+        tolerated = (
+            "" if problems else
+            f" (a run would go on without them: up to data.max_rejected_fraction {cfg.data.max_rejected_fraction:.0%}"
+            " may be rejected)"
+        )  # fmt: skip
+        session.say(
+            f"{len(invalid)} of {c['read']} rows in {cfg.data.path} would be rejected{tolerated}:\n{shown}{more}"
+        )
     if problems:
-        shown = "\n".join(f"  {p}" for p in problems[:50])
-        more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
-        _fail(f"{len(problems)} of {read} rows in {cfg.data.path} have problems:\n{shown}{more}", 1)
-    typer.echo(f"ok: {config} is valid; {read} rows in {cfg.data.path}, none rejected; model {cfg.model} loads")
+        session.say("curation would stop a run of this config:\n" + "\n".join(f"- {p}" for p in problems))
+    if invalid or problems:
+        return 1
+    session.say(
+        f"ok: {config} is valid; {c['read']} rows in {cfg.data.path}, none rejected, "
+        f"{c['read'] - c['kept_unique']} duplicates; splits {c['train']}/{c['validation']}/{c['test']}; "
+        f"Great Expectations suite passed; model {cfg.model} loads"
+    )
+    return 0
 
 
 @app.command()

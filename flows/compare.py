@@ -10,7 +10,8 @@ from prefect.states import Completed
 from tasks.comparison.assess import MethodResult
 from tasks.comparison.engine import run_all, task_runner
 from tasks.comparison.task import assess_base_task, compare_method_task, comparison_table_task, plan_methods_task
-from tasks.config import load_config
+from tasks.config import RunConfig, load_config
+from tasks.console import progress
 from tasks.curation.task import curate_task
 from tasks.forgetting.task import benchmark_base_task
 from tasks.models.task import prepare_model_task
@@ -33,12 +34,14 @@ def compare_methods(config_path: str, methods: list[str] | None = None, override
     quiet_libraries()
     config = load_config(config_path, [*(overrides or []), *([f"comparison.methods={methods}"] if methods else [])])
     experiment = config.comparison.experiment or f"{config.tracking.experiment}-methods"
+    progress.plan(comparison_stages(config, config.comparison.methods))
     with pipeline_run(config, kind="comparison", experiment=experiment) as run:
         inputs = check_inputs_task(run, config)
         model = prepare_model_task(run, config)
         data = curate_task(run, config, model, inputs.data)
         before = benchmark_base_task(run, config, model) if config.forgetting.active else None
         runnable, skipped = plan_methods_task(run, config, data, model, config.comparison.methods)
+        progress.plan(comparison_stages(config, runnable))
         base = assess_base_task(run, config, data, model, before)
         calls = [dict(run=run, config=config, data=data, model=model, method=m, before=before) for m in runnable]
         states = run_all(compare_method_task, task_runner(config.comparison), calls)
@@ -48,6 +51,12 @@ def compare_methods(config_path: str, methods: list[str] | None = None, override
         name = f"Compared, {len(failed)} failed" if failed else "Compared"
         return Completed(name=name, message=", ".join(failed) or None,
                          data=ComparisonResult(run.run_id, run.out_dir, results, report))  # fmt: skip
+
+
+def comparison_stages(config: RunConfig, methods: list[str]) -> list[str]:
+    """The stages of a comparison in order: what the console's [i/n] counts."""
+    baseline = ["forgetting-baseline"] if config.forgetting.active else []
+    return ["fingerprint", "model", "curation", *baseline, "base", *methods, "comparison"]
 
 
 def outcome(method: str, state) -> MethodResult:

@@ -7,19 +7,25 @@ from dataclasses import dataclass, field
 from prefect import flow
 from prefect.states import Completed
 
-from tasks.config import load_config
+from tasks.config import RunConfig, load_config
+from tasks.console import progress
 from tasks.curation.task import curate_task
+from tasks.decision.rules import DecisionRecord
 from tasks.decision.task import decide_task
+from tasks.evaluation.evaluate import EvaluationResult
 from tasks.evaluation.task import evaluate_task
+from tasks.forgetting.compare import ForgettingReport
 from tasks.forgetting.task import benchmark_base_task, forgetting_task
 from tasks.models.task import prepare_model_task
 from tasks.orchestration import record_failure
+from tasks.promotion.gate import PromotionDecision
 from tasks.promotion.task import promote_task
 from tasks.quiet import quiet_libraries
 from tasks.report.task import report_task
 from tasks.retraining.task import check_inputs_task
-from tasks.tracking.mlflow_runs import set_tags
+from tasks.tracking.mlflow_runs import RunRef, set_tags
 from tasks.tracking.pipeline_run import pipeline_run
+from tasks.training.sft import TrainedModel
 from tasks.training.task import train_task
 
 SKIPPED = "Skipped: inputs unchanged"
@@ -34,12 +40,48 @@ class PipelineResult:
     outcome: str
     metrics: dict[str, float] = field(default_factory=dict)
     model_version: dict[str, str] | None = None
+    method: str | None = None
+    metric: str | None = None  # the task metric the run is judged by (accuracy, rougeL, ...)
+    base_prompt: str | None = None  # the base model's best prompt, which the fine-tuned model was compared with
+    forgetting: dict[str, float] = field(default_factory=dict)  # relative change per benchmark
+    forgetting_flagged: list[str] = field(default_factory=list)
+    promotion_reason: str = ""
+    tracking_uri: str = ""
+    experiment_id: str = ""
+
+    @classmethod
+    def of(
+        cls, run: RunRef, decision: DecisionRecord, summary: str, outcome: str, trained: TrainedModel | None = None,
+        scores: EvaluationResult | None = None, drift: ForgettingReport | None = None,
+        promotion: PromotionDecision | None = None,
+    ) -> PipelineResult:  # fmt: skip
+        metrics = {f"base_{k}": v for k, v in scores.base.items()} | {
+            f"finetuned_{k}": v for k, v in scores.finetuned.items()
+        } if scores else {}  # fmt: skip
+        return cls(
+            run.run_id, run.out_dir, decision.decision, summary, outcome, metrics,
+            trained.registered if trained else None, decision.method, scores.metric if scores else None,
+            scores.base_prompt if scores else None,
+            {name: row["relative_change"] for name, row in drift.per_benchmark.items()} if drift else {},
+            drift.flagged if drift else [], promotion.reason if promotion else "", run.uri, run.experiment_id,
+        )  # fmt: skip
+
+
+def pipeline_stages(config: RunConfig) -> list[str]:
+    """The stages of a run in order: what the console's [i/n] counts."""
+    forgetting = config.forgetting.active
+    return [
+        "fingerprint", "model", "curation", "decision", *(["forgetting-baseline"] if forgetting else []),
+        "training", "evaluation", *(["forgetting"] if forgetting else []),
+        *(["promotion"] if config.promotion.enabled else []), "report",
+    ]  # fmt: skip
 
 
 @flow(name="finetune-pipeline", on_failure=[record_failure], on_crashed=[record_failure])
 def finetune_pipeline(config_path: str, overrides: list[str] | None = None):
     quiet_libraries()
     config = load_config(config_path, overrides)
+    progress.plan(pipeline_stages(config))
     with pipeline_run(config) as run:
         inputs = check_inputs_task(run, config)
         if inputs.unchanged and config.retraining.skip_unchanged:
@@ -54,8 +96,7 @@ def finetune_pipeline(config_path: str, overrides: list[str] | None = None):
         if decision.stop:
             summary = report_task(run, config, data, decision)
             outcome = f"Stopped: {decision.decision.replace('_', ' ')} recommended"
-            result = PipelineResult(run.run_id, run.out_dir, decision.decision, summary, outcome)
-            return Completed(name=outcome, message=outcome, data=result)
+            return Completed(name=outcome, message=outcome, data=PipelineResult.of(run, decision, summary, outcome))
         before = benchmark_base_task(run, config, model) if config.forgetting.active else None
         trained = train_task(run, config, data, model, decision.method)
         scores = evaluate_task(run, config, data, model, trained, decision)
@@ -63,10 +104,5 @@ def finetune_pipeline(config_path: str, overrides: list[str] | None = None):
         promotion = promote_task(run, config, data, model, trained, scores, drift) if config.promotion.enabled else None
         summary = report_task(run, config, data, decision, trained, scores, drift, promotion)
         outcome = promotion.state_name if promotion else "Trained"
-        metrics = {f"base_{k}": v for k, v in scores.base.items()} | {
-            f"finetuned_{k}": v for k, v in scores.finetuned.items()
-        }
-        result = PipelineResult(
-            run.run_id, run.out_dir, decision.decision, summary, outcome, metrics, trained.registered
-        )
+        result = PipelineResult.of(run, decision, summary, outcome, trained, scores, drift, promotion)
         return Completed(name=outcome, message=promotion.reason if promotion else outcome, data=result)

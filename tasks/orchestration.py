@@ -11,12 +11,28 @@ from pathlib import Path
 
 from prefect.tasks import exponential_backoff
 
+from tasks.errors import TunesmithError
+
+
+def retry_unless_user_error(task, task_run, state) -> bool:
+    """Retry transient failures only: a problem the user has to fix (bad data, a missing model, a server that
+    was not there at all) fails the same way every time."""
+    try:
+        state.result()
+    except TunesmithError:
+        return False
+    except Exception:  # noqa: BLE001 - anything else may be transient
+        return True
+    return True
+
+
 # For tasks that talk to services (MLflow, data stores) and are safe to repeat; never for training itself,
 # whose failures (out of memory, divergence) a retry would only repeat.
 SERVICE_RETRIES = {
     "retries": 3,
     "retry_delay_seconds": exponential_backoff(backoff_factor=5),
     "retry_jitter_factor": 0.5,
+    "retry_condition_fn": retry_unless_user_error,
 }
 HOUR = 3600
 LOCKS = Path("~/.cache/tunesmith/locks").expanduser()
@@ -106,3 +122,45 @@ def record_failure(flow, flow_run, state) -> None:
         from prefect.blocks.core import Block
 
         Block.load(config.orchestration.notify_block).notify(body=message, subject=f"Tunesmith: {flow.name} failed")
+
+
+def _stop_with_parent() -> None:  # pragma: no cover - runs in the forked child
+    import ctypes
+    import signal
+
+    with suppress(OSError, AttributeError):  # Linux only; elsewhere the atexit handler is all there is
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def start_temporary_server() -> str:
+    """Start Prefect's temporary local server, as a flow run without PREFECT_API_URL would, but out of the
+    terminal's reach; returns its API URL.
+
+    Prefect starts it in the terminal's process group, so Ctrl-C stops the server before the interrupted flow
+    can record its end, and the flow then retries against a dead server for a minute. Here it runs in a session
+    of its own, is stopped when the command exits (Prefect's atexit handler) and, on Linux, when its parent dies.
+    """
+    import os
+    import subprocess
+    import sys
+
+    import prefect
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import get_current_settings
+
+    class DetachedServer(SubprocessASGIServer):
+        def _run_uvicorn_command(self) -> subprocess.Popen:
+            # Prefect's own command and environment for its temporary server (prefect/server/api/server.py).
+            command = [
+                sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent), "--factory",
+                "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(self.port),
+                "--log-level", "error", "--lifespan", "on",
+            ]  # fmt: skip
+            settings = get_current_settings().to_environment_variables(exclude_unset=True)
+            env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
+                   "PREFECT__SERVER_FINAL": "1", **settings}  # fmt: skip
+            return subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=_stop_with_parent)
+
+    server = DetachedServer()  # Prefect's get_client() finds it: the instance for the default port is shared
+    server.start()
+    return server.api_url

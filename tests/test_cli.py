@@ -1,7 +1,10 @@
+import json
+
+import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from tests.conftest import write_config, write_jsonl
+from tests.conftest import LABELS, ticket_rows, write_config, write_jsonl
 
 runner = CliRunner()
 
@@ -52,3 +55,63 @@ def test_run_refuses_a_bad_config_before_starting(tmp_path, tiny_model, small_ti
     result = runner.invoke(app, ["run", str(config), "--set", "training.epochs=-1"])
     assert result.exit_code == 2
     assert "training.epochs" in result.output
+
+
+def _check(tmp_path, tiny_model, rows, *overrides):
+    config = write_config(tmp_path / "run.yaml", write_jsonl(tmp_path / "data.jsonl", rows), tiny_model)
+    return runner.invoke(app, ["check", str(config), *(arg for o in overrides for arg in ("--set", o))])
+
+
+def test_check_fails_on_an_empty_data_file(tmp_path, tiny_model):
+    result = _check(tmp_path, tiny_model, [])
+    assert result.exit_code == 1 and "no rows to curate" in result.output and "holds no data" in result.output
+
+
+def test_check_fails_on_a_single_class(tmp_path, tiny_model):
+    rows = [r for r in ticket_rows() if r["label"] == "billing"][:30]
+    result = _check(tmp_path, tiny_model, rows)
+    assert result.exit_code == 1
+    assert "only class 'billing' has examples: a classifier needs examples of at least two classes" in result.output
+
+
+def test_check_fails_on_a_class_too_small_for_the_splits(tmp_path, tiny_model):
+    rows = [
+        r
+        for label in LABELS
+        for r in [t for t in ticket_rows() if t["label"] == label][: 3 if label == "general" else 20]
+    ]
+    result = _check(tmp_path, tiny_model, rows)
+    assert result.exit_code == 1
+    assert "1 class(es) have too few examples for the splits: 'general' has 3; each needs at least 7" in result.output
+    assert _check(tmp_path, tiny_model, rows, "data.min_examples_per_class=1").exit_code == 0  # 1 + 1 + 1 rows
+
+
+def test_check_runs_the_expectation_suite(tmp_path, tiny_model, small_tickets):
+    config = write_config(tmp_path / "run.yaml", small_tickets, tiny_model)
+    result = runner.invoke(app, ["check", str(config), "--set", "data.min_tokens=1000"])
+    assert result.exit_code == 1
+    assert "Great Expectations validation failed" in result.output and "on n_tokens" in result.output
+
+
+@pytest.mark.parametrize(
+    ("overrides", "bad_rows"),
+    [([], 0), ([], 1), (["data.min_tokens=1000"], 0), (["data.min_examples_per_class=45"], 0),
+     (["data.max_rejected_fraction=0"], 1)],
+)  # fmt: skip
+def test_check_passes_only_when_curation_would(overrides, bad_rows, tmp_path, tiny_model, small_tickets):
+    from tasks.config import load_config
+    from tasks.curation.curate import curate
+    from tasks.models.load import load_tokenizer
+    from tasks.prompts import system_prompt
+
+    rows = [json.loads(line) for line in small_tickets.read_text().splitlines()] + [{"text": "", "label": "urgent"}]
+    rows = rows[: len(rows) - 1 + bad_rows]
+    config = write_config(tmp_path / "run.yaml", write_jsonl(tmp_path / "data.jsonl", rows), tiny_model)
+    checked = runner.invoke(app, ["check", str(config), *(arg for o in overrides for arg in ("--set", o))])
+    cfg = load_config(config, overrides)
+    system = system_prompt(cfg.prompt.system, cfg.data.labels)
+    curated = curate(cfg.data, load_tokenizer(str(tiny_model)), system, cfg.training.max_seq_length, tmp_path / "out")
+    if checked.exit_code == 0:
+        assert curated.ok
+    stops = "curation would stop a run of this config" in checked.output
+    assert stops == (not curated.ok) and (checked.exit_code == 1) == (not curated.ok or bad_rows > 0), checked.output

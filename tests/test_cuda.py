@@ -1,4 +1,5 @@
-"""CUDA-only paths: QLoRA with bitsandbytes' paged AdamW on a GPU. Skipped on machines without CUDA."""
+"""CUDA-only paths: QLoRA with bitsandbytes' paged AdamW on a GPU, and running out of GPU memory. Skipped on
+machines without CUDA."""
 
 import pytest
 import torch
@@ -6,7 +7,7 @@ import torch
 from tasks.models.hardware import choose_precision
 from tasks.training.inference import load_trained
 from tasks.training.sft import train_model
-from tests.test_training import _fast, _memorisable_set, _validation_loss
+from tests.test_training import _fast, _memorisable_set, _validation_loss, too_big_to_train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -25,3 +26,12 @@ def test_qlora_trains_on_the_gpu_with_the_paged_optimizer(tmp_path, tiny_model):
     model, tokenizer = load_trained(str(tiny_model), "qlora", trained.output_dir, precision, merge=False)
     print("qlora on", torch.cuda.get_device_name(0), precision.dtype, trained.metrics, losses)
     assert _validation_loss(model, tokenizer, val) == pytest.approx(trained.metrics["final_eval_loss"], rel=5e-2)
+
+
+def test_running_out_of_gpu_memory_mid_training_says_what_to_change(tmp_path, tiny_model):
+    from tasks.errors import NotEnoughMemory
+
+    model, train, config = too_big_to_train(tmp_path, tiny_model)
+    with pytest.raises(NotEnoughMemory, match=r"GPU out of memory during training step 1 of 2") as err:
+        train_model(str(model), str(train), str(train), "Classify.", config, "lora", choose_precision(), tmp_path / "o")
+    assert "lower training.batch_size" in err.value.fix

@@ -6,8 +6,9 @@ from flows.cli import app
 from tasks.config.schema import TrainingConfig
 from tasks.curation.records import make_example, write_examples
 from tasks.serving.predict import Predictor, read_requests
+from tasks.training.inference import load_trained
 from tasks.training.sft import train_model
-from tests.test_training import CPU32
+from tests.test_training import CPU32, min_answer_probability
 
 TEXTS = ["site down now", "refund my card", "app crashes on login", "office hours?"]
 
@@ -18,8 +19,10 @@ def _adapter(tmp_path, tiny_model, name: str, answers: list[str]) -> str:
         for i, (t, a) in enumerate(zip(TEXTS, answers, strict=True))
     ]
     train = write_examples(examples * 4, tmp_path / f"{name}-train.jsonl")
+    # 80 steps: the lowest answer probability was 0.73 to 0.96 over four training seeds (40 steps left the
+    # upper-case answers at 0.43 to 0.58, too close to 0.5).
     config = TrainingConfig(
-        max_steps=40,
+        max_steps=80,
         learning_rate=1e-2,
         batch_size=4,
         warmup_ratio=0.0,
@@ -27,9 +30,12 @@ def _adapter(tmp_path, tiny_model, name: str, answers: list[str]) -> str:
         eval_steps=40,
         early_stopping_patience=None,
     )
-    return train_model(
-        str(tiny_model), str(train), str(train), "Answer.", config, "lora", CPU32, tmp_path / name
-    ).output_dir
+    trained = train_model(str(tiny_model), str(train), str(train), "Answer.", config, "lora", CPU32, tmp_path / name)
+    # Every answer above probability 0.5 makes it the greedy reply on any CPU (see min_answer_probability): that
+    # is what lets the tests below expect these exact strings.
+    model, tokenizer = load_trained(str(tiny_model), "lora", trained.output_dir, CPU32)
+    assert min_answer_probability(model, tokenizer, examples, "Answer.", answers) > 0.5
+    return trained.output_dir
 
 
 def test_several_adapters_share_one_base_and_are_chosen_per_request(tmp_path, tiny_model):

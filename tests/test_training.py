@@ -1,28 +1,35 @@
 import json
+import random
+import shutil
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from tasks.config.schema import TrainingConfig
-from tasks.curation.records import make_example, read_examples, write_examples
+from tasks.curation.records import Example, make_example, read_examples, write_examples
+from tasks.evaluation.scoring import label_logprobs
 from tasks.models.hardware import Precision
 from tasks.models.load import load_model, load_tokenizer
-from tasks.prompts import full_messages
+from tasks.prompts import full_messages, prompt_messages
 from tasks.training.inference import load_trained
 from tasks.training.sft import MANIFEST, train_model
 from tasks.training.tokenize import tokenize_conversation
 from tests.conftest import LABELS
 
 CPU32 = Precision("cpu", "float32", "tests")
-# Rates high enough to memorise four examples in a few dozen steps on a random tiny model.
+# Rates high enough to memorise four examples in a few dozen steps on a random tiny model. Prefix tuning at 1e-1
+# only just halved its loss in 40 steps (last/first 0.45 to 0.49 over four training seeds), too close to the
+# halving the test asks for; at 3e-1 it is 0.07 to 0.10.
 FAST_RATES = {
     "full": 2e-3,
     "lora": 1e-2,
     "dora": 1e-2,
     "qlora": 1e-2,
     "adapter": 1e-2,
-    "prefix": 1e-1,
+    "prefix": 3e-1,
     "prompt": 1e-1,
     "ia3": 1e-1,
     "spectrum": 3e-3,
@@ -50,6 +57,17 @@ def _fast(method: str, steps: int = 40, **overrides) -> TrainingConfig:
         early_stopping_patience=None,
     )
     return TrainingConfig(**(settings | overrides))
+
+
+def min_answer_probability(model, tokenizer, examples: list[Example], system: str, choices: list[str]) -> float:
+    """The lowest probability the model gives any example's whole answer (end token included).
+
+    When it is above 0.5, every token of every answer has a probability above 0.5, so it is the greedy choice
+    whatever else the model considers: greedy generation then reproduces the answers, and scoring by label
+    likelihood picks them. Float rounding, which differs between CPUs, moves these probabilities by about 1e-6;
+    what differs between CPUs beyond that is the training trajectory, which is why tests check this first."""
+    scores = label_logprobs(model, tokenizer, [prompt_messages(e, system) for e in examples], choices)
+    return float(np.exp(min(scores[i, choices.index(e.answer)] for i, e in enumerate(examples))))
 
 
 def _validation_loss(model, tokenizer, val_path) -> float:
@@ -82,9 +100,12 @@ def test_every_method_learns_saves_and_reloads_to_the_same_outputs(method, tmp_p
     assert manifest["method"] == method and manifest["base_model"] == str(tiny_model)
 
     model, tokenizer = load_trained(str(tiny_model), method, trained.output_dir, CPU32, merge=False)
-    # bitsandbytes' 4-bit CPU kernels for inference and for training agree to about 1e-3, not bit for bit.
-    tolerance = 1e-2 if method == "qlora" else 1e-4
-    assert _validation_loss(model, tokenizer, val) == pytest.approx(trained.metrics["final_eval_loss"], rel=tolerance)
+    # The trainer's evaluation runs TRL's compact LM head on the labelled positions only; a plain forward pass of
+    # the reloaded model differs from it by float rounding: measured at most 3e-7 absolute (1e-4 relative on a
+    # loss of 8e-4 after full fine-tuning) and, for bitsandbytes' 4-bit CPU kernels, 2e-5 absolute (6e-4 relative).
+    # A reload that lost or doubled any trained weight moves the loss by orders of magnitude, not by these.
+    tolerance = {"rel": 1e-2} if method == "qlora" else {"rel": 1e-3, "abs": 1e-4}
+    assert _validation_loss(model, tokenizer, val) == pytest.approx(trained.metrics["final_eval_loss"], **tolerance)
 
 
 def test_lora_trains_only_the_adapter_and_leaves_the_base_untouched(tmp_path, tiny_model):
@@ -122,16 +143,17 @@ def test_merged_model_gives_the_same_outputs_as_the_adapter(method, tmp_path, ti
         a, b = unmerged(ids).logits, merged(ids).logits
     if method == "qlora":
         # The merged model holds the exact dequantized 4-bit weights, while bitsandbytes' CPU 4-bit matmul rounds
-        # at about bf16 precision (0.4% per layer, measured): the same answers and nearly the same loss.
-        from tasks.evaluation.evaluate import score_model
-
-        examples = read_examples(val)
-        answers = [score_model(m, tokenizer, examples, "Classify.", LABELS, 4).predictions for m in (unmerged, merged)]
-        assert answers[0] == answers[1] == [e.answer for e in examples]
+        # at about bf16 precision (0.4% per layer, measured): every label's log-likelihood within 0.05 (measured
+        # equal to 1e-4), and nearly the same loss. Dropping or doubling the adapter moves both by whole nats.
+        prompts = [prompt_messages(e, "Classify.") for e in read_examples(val)]
+        scores = [label_logprobs(m, tokenizer, prompts, LABELS) for m in (unmerged, merged)]
+        assert np.allclose(scores[0], scores[1], atol=0.05), scores
         losses = [_validation_loss(m, tokenizer, val) for m in (unmerged, merged)]
         assert losses[1] == pytest.approx(losses[0], rel=0.1, abs=0.02)
     else:
-        assert torch.allclose(a, b, atol=1e-4)
+        # Folding the adapter into the weights reorders the same float operations: logits of about 10 agree to
+        # about 1e-5; a merge that lost the adapter changes them by whole units.
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-3)
 
 
 def test_assistant_only_loss_masks_every_other_role(tiny_model):
@@ -153,7 +175,7 @@ def test_a_diverging_run_stops_naming_the_step_and_the_fix(tmp_path, tiny_model)
     from tasks.training.guards import TrainingDiverged
 
     train, val = _memorisable_set(tmp_path)
-    with pytest.raises(TrainingDiverged, match=r"at step \d+\. Lower training.learning_rate \(now 1e\+30"):
+    with pytest.raises(TrainingDiverged, match=r"(?s)at step \d+\n.*fix: lower training.learning_rate \(now 1e\+30"):
         train_model(
             str(tiny_model),
             str(train),
@@ -173,4 +195,42 @@ def test_early_stopping_keeps_the_best_checkpoint(tmp_path, tiny_model):
     evals = [h["eval_loss"] for h in trained.history if "eval_loss" in h]
     assert trained.metrics["best_eval_loss"] == pytest.approx(min(evals))
     model, tokenizer = load_trained(str(tiny_model), "full", trained.output_dir, CPU32)
-    assert _validation_loss(model, tokenizer, val) == pytest.approx(min(evals), rel=1e-4)
+    # The same float-rounding margin as after every method's reload; the best and the last evaluations differed
+    # by 0.0075 to 0.31 over four training seeds, far more than the margin.
+    assert _validation_loss(model, tokenizer, val) == pytest.approx(min(evals), rel=1e-3, abs=1e-4)
+
+
+def too_big_to_train(tmp_path, tiny_model):
+    """(model, training file, config) that cannot train anywhere: the tiny model with its config asking for eager
+    attention, as some checkpoints do, and 32 sequences of about 26k tokens. Each layer's attention scores alone
+    need 32 x 4 x 26k^2 x 4 bytes, about 350 GB in one allocation, which any allocator refuses."""
+    model = tmp_path / "eager"
+    shutil.copytree(tiny_model, model)
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps(config | {"attn_implementation": "eager"}))
+    words = ["refund", "card", "charged", "twice", "site", "down", "login", "error", "invoice", "office", "hours"]
+    rng = random.Random(0)
+    examples = [
+        make_example([{"role": "user", "content": " ".join(rng.choices(words, k=16000))},
+                      {"role": "assistant", "content": label}], f"long:{i}", label)
+        for i, label in enumerate(LABELS * 8)
+    ]  # fmt: skip
+    train = write_examples(examples, tmp_path / "long.jsonl")
+    return model, train, _fast("lora", steps=2, batch_size=32, max_seq_length=40_000)
+
+
+def _overcommit_always() -> bool:
+    try:
+        return Path("/proc/sys/vm/overcommit_memory").read_text().strip() == "1"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(_overcommit_always(), reason="overcommit_memory=1 grants any allocation; the OOM killer ends it")
+def test_running_out_of_memory_mid_training_says_what_to_change(tmp_path, tiny_model):
+    from tasks.errors import NotEnoughMemory
+
+    model, train, config = too_big_to_train(tmp_path, tiny_model)
+    with pytest.raises(NotEnoughMemory, match=r"CPU out of memory during training step 1 of 2 \(lora, batch 32") as err:
+        train_model(str(model), str(train), str(train), "Classify.", config, "lora", CPU32, tmp_path / "out")
+    assert "lower training.batch_size" in err.value.fix and "gradient_checkpointing" in err.value.fix

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.config import RunConfig
+from tasks.console import progress
 from tasks.curation.curate import CuratedData
 from tasks.curation.records import Example
 from tasks.evaluation.evaluate import answer_perplexity, load_test_examples, score_with_template, task_type
@@ -40,6 +41,15 @@ class MethodResult:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    def headline(self) -> str:
+        m = self.metrics
+        parts = [f"{self.task_metric.removeprefix('test_')} {m[self.task_metric]:.3f}"] if self.task_metric in m else []
+        if "trainable_pct" in m and self.status == "trained":
+            parts.append(f"{m['trainable_pct']:.3g}% trainable")
+        if "train_wall_s" in m:
+            parts.append(f"trained in {m['train_wall_s']:.0f} s")
+        return ", ".join(parts) or self.reason
 
 
 @dataclass
@@ -87,10 +97,11 @@ def latency_ms(model, tokenizer, tests: TestSet, n: int, warmup: int = 2) -> flo
 
 def _quality(model, tokenizer, config: RunConfig, tests: TestSet) -> dict[str, float]:
     batch = config.evaluation.batch_size
-    scored = score_with_template(
-        model, tokenizer, tests.examples, PromptTemplate(tests.system), tests.labels, batch, None, tests.kind,
-        tests.schema,
-    )  # fmt: skip
+    with progress.bar("test set", len(tests.examples), "examples"):
+        scored = score_with_template(
+            model, tokenizer, tests.examples, PromptTemplate(tests.system), tests.labels, batch, None, tests.kind,
+            tests.schema,
+        )  # fmt: skip
     metrics = {f"test_{k}": v for k, v in scored.metrics.items() if not k.startswith(("precision_", "recall_"))}
     metrics["test_perplexity"] = answer_perplexity(model, tokenizer, tests.examples, tests.system, batch)
     return metrics

@@ -10,6 +10,7 @@ from tasks.comparison.engine import worker_threads
 from tasks.comparison.plan import fit_methods
 from tasks.comparison.table import add_quality_vs_full, plot, rows, to_markdown, write_csv
 from tasks.config import RunConfig
+from tasks.console import progress
 from tasks.curation.curate import CuratedData
 from tasks.models.load import load_tokenizer
 from tasks.models.prepared import PreparedModel
@@ -50,6 +51,7 @@ def assess_base_task(
             result = assess_base(config, model, tests, before, Path(child.out_dir))
         log_metrics(child, result.metrics)
         result.run_id = child.run_id
+        progress.done(result.headline())
     return result
 
 
@@ -80,12 +82,20 @@ def compare_method_task(
         log_metrics(child, result.metrics | {"waited_for_training_slot_s": waited})
         set_tags(child, {"tunesmith.trained_dir": trained.output_dir, "tunesmith.precision": trained.precision})
         result.run_id = child.run_id
+        progress.done(result.headline())
     return result
 
 
 @task(name="comparison-table", **SERVICE_RETRIES)
 def comparison_table_task(run: RunRef, config: RunConfig, results: list[MethodResult]) -> str:
     """Quality relative to full fine-tuning, then the table as markdown, CSV and PNG, in MLflow and Prefect."""
+    with progress.stage("comparison"):
+        document = _comparison_table(run, config, results)
+        progress.done(str(Path(run.out_dir) / "comparison" / "comparison.md"))
+    return document
+
+
+def _comparison_table(run: RunRef, config: RunConfig, results: list[MethodResult]) -> str:
     missing_reference = add_quality_vs_full(results)
     for result in results:
         if result.run_id and "quality_vs_full_pct" in result.metrics:

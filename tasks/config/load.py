@@ -10,10 +10,13 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from tasks.config.schema import RunConfig
+from tasks.errors import UsageError
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError, ValueError):
     """A configuration problem, worded for the person who wrote the file."""
+
+    titled = True  # "config error in <file>: ..."
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:

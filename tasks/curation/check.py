@@ -1,25 +1,37 @@
-"""`tunesmith check`: every problem in the data that a run would reject, without training."""
+"""`tunesmith check`: the curation a run would do, on the same data with the same settings, without training.
+
+It runs the curation stage itself (row validation, deduplication, split feasibility and the Great
+Expectations suite) into a temporary folder, so that a check that passes means curation will not stop the run.
+"""
 
 from __future__ import annotations
 
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
 from tasks.config import RunConfig
-from tasks.curation.curate import count_tokens
-from tasks.curation.load import load_inputs
+from tasks.curation.curate import REJECT_KINDS_INVALID, CuratedData, curate
 from tasks.prompts import system_prompt
 
 
-def check_data(config: RunConfig, tokenizer=None) -> tuple[int, list[str]]:
-    """Return (rows read, problems): each problem names the file, the line and the field."""
-    data = config.data
-    loaded = load_inputs(data)
-    problems = [r.message() for r in loaded.rejected]
-    if tokenizer is not None and loaded.examples:
-        system = system_prompt(config.prompt.system, data.labels)
-        limit = config.training.max_seq_length
-        tokens = count_tokens(loaded.examples, tokenizer, system)
-        problems += [
-            f"{e.source}: example is {tokens[e.id]} tokens, longer than training.max_seq_length {limit}"
-            for e in loaded.examples
-            if tokens[e.id] > limit
-        ]
-    return loaded.read, problems
+@dataclass
+class CheckReport:
+    data: CuratedData
+    invalid_rows: list[str]  # every row curation would reject as invalid, with its file, line and reason
+
+    @property
+    def problems(self) -> list[str]:
+        """What would stop the run at curation."""
+        return self.data.problems
+
+
+def check_data(config: RunConfig, tokenizer) -> CheckReport:
+    """Curate the configured data in a scratch folder and report what a run's curation would find."""
+    system = system_prompt(config.prompt.system, config.data.labels)
+    with tempfile.TemporaryDirectory(prefix="tunesmith-check-") as scratch:
+        data = curate(config.data, tokenizer, system, config.training.max_seq_length, Path(scratch))
+        rejects = [json.loads(line) for line in Path(data.rejects_path).read_text(encoding="utf-8").splitlines()]
+    invalid = [f"{r['source']}: {r['reason']}" for r in rejects if r["kind"] in REJECT_KINDS_INVALID]
+    return CheckReport(data, invalid)

@@ -18,18 +18,23 @@ from tasks.config.schema import DataConfig
 from tasks.curation.balance import balance
 from tasks.curation.dedup import DedupResult, dedup_text, exact_dedup, near_dedup, sample_clusters, semantic_dedup
 from tasks.curation.leakage import remove_leaks
-from tasks.curation.load import load_inputs, load_records
+from tasks.curation.load import input_files, load_inputs, load_records
 from tasks.curation.records import Example, Rejected, content_id, write_examples, write_jsonl
 from tasks.curation.replay import mix_replay
 from tasks.curation.report import render_curation_report
-from tasks.curation.split import stratified_split
+from tasks.curation.split import split_problems, stratified_split
 from tasks.curation.validate import examples_frame, suite_path, validate_frames
+from tasks.errors import DataError
 from tasks.prompts import full_messages
 
 REJECT_KINDS_INVALID = {
     "malformed_json", "malformed_row", "undecodable", "not_object", "missing_field", "unexpected_field",
     "wrong_type", "empty_text", "invalid_role", "invalid_role_order", "unknown_label", "too_long",
 }  # fmt: skip
+
+
+class CurationFailed(DataError):
+    """The data cannot be trained on; the problem lists why."""
 
 
 @dataclass
@@ -59,6 +64,23 @@ class CuratedData:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def headline(self) -> str:
+        """One line for the console: what was kept, the splits, and the checks."""
+        c = self.counts
+        dropped = c["read"] - c["kept_unique"]
+        duplicates = c["exact_duplicates"] + c["near_duplicates"] + c["semantic_duplicates"]
+        gx = "GX suite passed" if self.validation.get("success") else "GX suite failed"
+        line = (
+            f"{c['kept_unique']} of {c['read']} rows kept ({c['rejected_invalid']} rejected, {duplicates} duplicates"
+            + (
+                f", {dropped - c['rejected_invalid'] - duplicates} other"
+                if dropped > c["rejected_invalid"] + duplicates
+                else ""
+            )
+            + f"); splits {c['train']}/{c['validation']}/{c['test']}; {gx}"
+        )
+        return line + (f"; {len(self.warnings)} thing(s) to look at in the report" if self.warnings else "")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,7 +112,7 @@ def _drop_too_long(
     for e in examples:
         n = tokens[content_id(e.id)]
         if n > limit:
-            reason = f"example is {n} tokens, longer than the maximum {limit} (training.max_seq_length)"
+            reason = f"example is {n} tokens, longer than training.max_seq_length {limit}"
             rejects.append(Rejected(e.source, "too_long", reason, None, dedup_text(e)[:500]))
         else:
             kept.append(e)
@@ -157,6 +179,9 @@ def curate(config: DataConfig, tokenizer, system: str, max_tokens: int, out_dir:
         conflicts += result.conflicts
         examples = result.kept
     kept_unique = examples
+    unsplittable = split_problems(
+        kept_unique, config.labels, config.split.validation, config.split.test, config.min_examples_per_class
+    )
 
     splits = stratified_split(kept_unique, config.split.validation, config.split.test, config.seed)
     split_before = splits.sizes()
@@ -272,7 +297,7 @@ def curate(config: DataConfig, tokenizer, system: str, max_tokens: int, out_dir:
         clusters_path=str(clusters_path),
         warnings=warnings,
         problems=_problems(
-            counts, config.max_rejected_fraction, report, [r for r in rejects if r.kind in REJECT_KINDS_INVALID]
+            config, counts, report, [r for r in rejects if r.kind in REJECT_KINDS_INVALID], unsplittable
         ),
     )
     Path(data.report_path).write_text(render_curation_report(data), encoding="utf-8")
@@ -302,10 +327,14 @@ def _add_replay(
     return mix.train, {"replay_read": loaded.read, "replay_rejected": rejected, "replay_added": mix.added}, warnings
 
 
-def _problems(counts: dict[str, int], limit: float, report, invalid: list[Rejected]) -> list[str]:
+def _problems(
+    config: DataConfig, counts: dict[str, int], report, invalid: list[Rejected], unsplittable: list[str]
+) -> list[str]:
     problems = []
+    limit = config.max_rejected_fraction
     if counts["read"] == 0:
-        problems.append("no input rows were read")
+        files = ", ".join(str(p) for p in input_files(config.path, config.incoming))
+        problems.append(f"no rows to curate: {files} holds no data (add examples, or point data.path at your data)")
     elif counts["rejected_invalid"] / counts["read"] > limit:
         shown = "\n    ".join(r.message() for r in invalid[:5])
         problems.append(
@@ -313,6 +342,20 @@ def _problems(counts: dict[str, int], limit: float, report, invalid: list[Reject
             f"({counts['rejected_invalid'] / counts['read']:.1%}), over the data.max_rejected_fraction limit of "
             f"{limit:.0%}; first ones:\n    {shown}"
         )
-    if not report.success:
+    problems += unsplittable
+    if not report.success and counts["kept_unique"]:  # with no rows at all, every expectation fails for that reason
         problems.append("Great Expectations validation failed:\n" + report.summary())
     return problems
+
+
+def gate(data: CuratedData) -> None:
+    """Raise CurationFailed, naming the reports to read, when curation found the data unusable."""
+    if data.ok:
+        return
+    folder = Path(data.report_path).parent
+    raise CurationFailed(
+        "the data did not pass curation:\n" + "\n".join(f"- {p}" for p in data.problems),
+        f"data.path; the report and every rejected row with its reason: {folder / 'curation_report.md'}, "
+        f"{folder / 'rejects.jsonl'}",
+        "change what each problem names and run again; `tunesmith check CONFIG` tests data the same way without a run",
+    )

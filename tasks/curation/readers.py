@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.curation.formats import RowError
+from tasks.errors import DataError
 
 FILE_FORMATS = ("jsonl", "json", "csv", "parquet", "datasets")
 _SUFFIXES = {
@@ -26,8 +27,15 @@ _SUFFIXES = {
 }
 
 
-class InputFileError(ValueError):
+class InputFileError(DataError, ValueError):
     """The file as a whole cannot be read (not a row-level problem)."""
+
+    def __init__(self, problem: str, where: str = "data.path", fix: str = ""):
+        fix = fix or (
+            "correct the file, or point data.path at the right one (data.file_format names the format when the "
+            "file's suffix does not); `tunesmith check CONFIG` reads the data without a run"
+        )
+        super().__init__(problem, where, fix)
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 from dataclasses import dataclass
 
 from tasks.curation.records import Example
@@ -32,8 +33,10 @@ def stratified_split(examples: list[Example], validation: float, test: float, se
     for label in sorted(groups, key=str):
         group = sorted(groups[label], key=lambda e: e.id)
         rng.shuffle(group)
-        n_test = round(len(group) * test)
-        n_val = round(len(group) * validation)
+        # Every class that can spare them gets at least one validation and one test example, so that each
+        # class is measured; rounding alone leaves small classes out of held-out splits.
+        n_test = max(1, round(len(group) * test)) if test > 0 else 0
+        n_val = max(1, round(len(group) * validation)) if validation > 0 else 0
         if n_test + n_val >= len(group):
             n_test, n_val = min(n_test, (len(group) - 1) // 2), min(n_val, (len(group) - 1) // 2)
         splits.test += group[:n_test]
@@ -42,3 +45,38 @@ def stratified_split(examples: list[Example], validation: float, test: float, se
     for part in (splits.train, splits.validation, splits.test):
         rng.shuffle(part)
     return splits
+
+
+def rows_needed_per_class(validation: float, test: float, min_train: int) -> int:
+    """Rows a class needs so that training gets min_train of them and each held-out split at least one."""
+    return max(1, min_train) + (validation > 0) + (test > 0)
+
+
+def split_problems(
+    examples: list[Example], labels: list[str] | None, validation: float, test: float, min_train: int
+) -> list[str]:
+    """Why these examples cannot fill the configured splits (empty when they can), each with what to do."""
+    if not examples:
+        return []  # reported where the rows were lost
+    if not labels:
+        needed = 1 + (validation > 0) + (test > 0)
+        if len(examples) < needed:
+            return [f"{len(examples)} example(s) cannot fill the train, validation and test splits: add examples"]
+        return []
+    counts = Counter(e.label for e in examples)
+    present = [label for label in labels if counts[label]]
+    if len(present) < 2:
+        only = f"only class '{present[0]}' has" if present else "no class has"
+        return [f"{only} examples: a classifier needs examples of at least two classes (data.labels lists "
+                f"{len(labels)})"]  # fmt: skip
+    needed = rows_needed_per_class(validation, test, min_train)
+    short = [label for label in labels if counts[label] < needed]
+    if not short:
+        return []
+    shown = ", ".join(f"'{label}' has {counts[label]}" for label in short[:10])
+    more = f" and {len(short) - 10} more" if len(short) > 10 else ""
+    return [
+        f"{len(short)} class(es) have too few examples for the splits: {shown}{more}; each needs at least "
+        f"{needed} ({max(1, min_train)} for training (data.min_examples_per_class), one for validation and one for "
+        "test). Add examples, remove the class from data.labels, or lower data.min_examples_per_class"
+    ]

@@ -8,16 +8,13 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE
 
 from tasks.config import RunConfig
 from tasks.config.schema import DataConfig
-from tasks.curation.curate import CuratedData, curate
+from tasks.console import progress
+from tasks.curation.curate import CuratedData, curate, gate
 from tasks.models.load import load_tokenizer
 from tasks.models.prepared import PreparedModel
 from tasks.orchestration import HOUR, SERVICE_RETRIES
 from tasks.prompts import system_prompt
 from tasks.tracking.mlflow_runs import RunRef, log_artifact, log_json, log_metrics, log_params, set_tags, stage_run
-
-
-class CurationFailed(RuntimeError):
-    """The data cannot be trained on; the message lists why."""
 
 
 @task(
@@ -72,6 +69,6 @@ def curate_task(run: RunRef, config: RunConfig, model: PreparedModel, fingerprin
         create_markdown_artifact(
             key="curation-report", markdown=Path(data.report_path).read_text(), description="Curation counts and checks"
         )
-        if not data.ok:
-            raise CurationFailed("curation stopped the pipeline:\n" + "\n".join(data.problems))
+        gate(data)
+        progress.done(data.headline())
     return data

@@ -7,6 +7,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from tasks.console import progress
 from tasks.curation.records import Example
 from tasks.evaluation.evaluate import score_prompts
 from tasks.evaluation.metrics import primary_metric
@@ -62,7 +63,8 @@ def measure(
         template.messages(e, [p.text for p in retriever.top(e.prompt_text, template.top_k)] if retriever else None)
         for e in examples
     ]
-    scored = score_prompts(model, tokenizer, prompts, examples, labels, batch_size)
+    with progress.bar(f"{name.replace('_', '-')} prompt", len(examples), "examples"):
+        scored = score_prompts(model, tokenizer, prompts, examples, labels, batch_size)
     elapsed = time.perf_counter() - start
     tokens = [
         len(tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"])

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from tasks.config.schema import DecisionConfig
 from tasks.decision.baselines import Baseline
 from tasks.decision.memory import MemoryEstimate
+from tasks.errors import NotEnoughMemory
 
 Decision = Literal["prompting", "few_shot_prompting", "rag", "finetune"]
 STOP_TEMPLATE = {"prompting": "zero_shot", "few_shot_prompting": "few_shot"}
@@ -47,6 +48,18 @@ class DecisionRecord:
     def stop(self) -> bool:
         """True when the pipeline ends here, without training."""
         return self.decision != "finetune"
+
+    def headline(self) -> str:
+        """One line for the console: the choice and the measured baselines behind it."""
+        scores = ", ".join(f"{b['name'].replace('_', '-')} {b['score']:.2f}" for b in self.baselines)
+        fired = next((r.name for r in reversed(self.rules) if r.fired), "")
+        why = f" ({fired.replace('_', ' ')})" if fired and not self.overridden else ""
+        choice = (
+            f"fine-tune with {self.method}" if not self.stop
+            else f"stop: {self.decision.replace('_', ' ')} recommended{why}"
+        )  # fmt: skip
+        forced = " (set in the config)" if self.overridden else ""
+        return f"{choice}{forced}" + (f"; base model {self.baselines[0]['metric']}: {scores}" if scores else "")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self) | {"stop": self.stop}
@@ -202,3 +215,27 @@ def decide(
         record.winning_template = winner.template if winner else fallback_template
         record.winning_baseline = winner.name if winner else None
     return record
+
+
+def require_fit(record: DecisionRecord, config: DecisionConfig) -> None:
+    """Stop before training when the method to train does not fit the memory available (by its estimate).
+
+    Only a method the config forces can get here: the stage's own choice is always one that fits."""
+    estimate = record.memory.get(record.method or "")
+    if record.stop or estimate is None or record.memory_available_gb is None:
+        return
+    budget = record.memory_available_gb * config.memory_headroom
+    if estimate["total_gb"] <= budget:
+        return
+    components = ("weights_gb", "gradients_gb", "optimizer_gb", "activations_gb", "overhead_gb")
+    parts = ", ".join(f"{k.removesuffix('_gb')} {estimate[k]:.3g}" for k in components if estimate[k])
+    fitting = [m for m, e in record.memory.items() if e["total_gb"] <= budget]
+    raise NotEnoughMemory(
+        f"training with {record.method} needs an estimated {estimate['total_gb']:.3g} GB ({parts}), but "
+        f"{budget:.3g} GB are usable ({config.memory_headroom:.0%} of {record.memory_available_gb:.3g} GB, "
+        f"{record.memory_source})",
+        "training.method",
+        (f"use a method that fits ({', '.join(fitting)}), " if fitting else "")
+        + "lower training.batch_size or training.max_seq_length, turn on training.gradient_checkpointing, or set "
+        "decision.memory_gb if the machine has more memory than detected",
+    )

@@ -13,7 +13,7 @@ from tasks.curation.records import read_examples
 from tasks.decision.baselines import Baseline, measure_baselines
 from tasks.decision.memory import estimate_all, model_shape, workload_for
 from tasks.decision.retrieval import BM25Retriever, EmbeddingRetriever, load_corpus
-from tasks.decision.rules import DecisionRecord, decide
+from tasks.decision.rules import DecisionRecord, decide, require_fit
 from tasks.models.load import load_model
 from tasks.models.prepared import PreparedModel
 from tasks.prompts import PromptTemplate, system_prompt
@@ -76,7 +76,9 @@ def make_decision(
     workload = workload_for(config.training, model.precision.dtype, seq_len, model.precision.device == "cuda")
     estimates = estimate_all(model_shape(model.path, model.trust_remote_code), workload)
     memory_gb, source = available_memory(settings.memory_gb)
-    return decide(
+    record = decide(
         data.counts["train_from_input"], settings, baselines, estimates, memory_gb, source,
         config.training.method, fallback_template=PromptTemplate(system).to_json(),
     )  # fmt: skip
+    require_fit(record, settings)
+    return record

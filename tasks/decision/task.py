@@ -7,6 +7,7 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE
 
 from tasks.config import RunConfig
 from tasks.config.schema import DecisionConfig
+from tasks.console import progress
 from tasks.curation.curate import CuratedData
 from tasks.decision.baselines import Baseline
 from tasks.decision.render import render_decision
@@ -54,4 +55,5 @@ def decide_task(run: RunRef, config: RunConfig, data: CuratedData, model: Prepar
         create_markdown_artifact(
             key="decision", markdown=render_decision(record), description="Prompting, RAG or fine-tuning, and why"
         )
+        progress.done(record.headline())
     return record

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.curation.records import Example, read_examples
-from tasks.evaluation.metrics import classification_metrics, generation_metrics, json_metrics
+from tasks.evaluation.metrics import classification_metrics, generation_metrics, json_metrics, primary_metric
 from tasks.evaluation.scoring import generate, label_logprobs, perplexity
 from tasks.prompts import PromptTemplate, full_messages, prompt_messages
 
@@ -32,6 +32,18 @@ class EvaluationResult:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def metric(self) -> str:
+        return primary_metric(self.task_type)
+
+    def headline(self) -> str:
+        """One line for the console: the main metric, base (best prompt) against fine-tuned."""
+        key = self.metric
+        return (
+            f"{key} {self.base[key]:.3f} (base, {self.base_prompt.replace('_', '-')} prompt) -> "
+            f"{self.finetuned[key]:.3f} (fine-tuned) on {self.n_examples} test examples"
+        )
 
 
 def task_type(labels: list[str] | None, examples: list[Example]) -> str:

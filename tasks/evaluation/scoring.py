@@ -8,6 +8,8 @@ import math
 import numpy as np
 import torch
 
+from tasks.console import progress
+
 
 def _chat_ids(tokenizer, messages: list[dict[str, str]], generation_prompt: bool) -> list[int]:
     encoded = tokenizer.apply_chat_template(
@@ -66,6 +68,7 @@ def label_logprobs(
                 scores[i, start : start + len(chunk)] = _continuation_logprobs(
                     model, prompt_ids, chunk, tokenizer.pad_token_id
                 )
+            progress.advance()
             continue
         out = model(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True)
         first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
@@ -86,6 +89,7 @@ def label_logprobs(
                 total = first[cont[0]].item()
                 total += sum(logprobs[row, j - 1, cont[j]].item() for j in range(1, len(cont)))
                 scores[i, start + row] = total
+        progress.advance()
     return scores
 
 
@@ -117,6 +121,7 @@ def generate(
                 pad_token_id=tokenizer.pad_token_id,
             )
             replies += tokenizer.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+            progress.advance(len(texts))
     finally:
         tokenizer.padding_side = side
     return [r.strip() for r in replies]

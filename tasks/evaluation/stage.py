@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from tasks.config import RunConfig
+from tasks.console import progress
 from tasks.curation.curate import CuratedData
 from tasks.curation.records import write_jsonl
 from tasks.decision.rules import DecisionRecord
@@ -53,17 +54,19 @@ def run_evaluation(
     batch = settings.batch_size
 
     base_model, tokenizer = load_model(model.path, model.precision, model.trust_remote_code)
-    base = score_with_template(
-        base_model, tokenizer, examples, best, data.labels, batch, _retriever(config, best), kind, schema
-    )
+    with progress.bar("base model", len(examples), "examples"):
+        base = score_with_template(
+            base_model, tokenizer, examples, best, data.labels, batch, _retriever(config, best), kind, schema
+        )
     base.metrics["perplexity"] = answer_perplexity(base_model, tokenizer, examples, system, batch)
     del base_model
     tuned_model, tokenizer = load_trained(
         model.path, trained.method, trained.output_dir, model.precision, model.trust_remote_code
     )
-    tuned = score_with_template(
-        tuned_model, tokenizer, examples, PromptTemplate(system), data.labels, batch, None, kind, schema
-    )
+    with progress.bar("fine-tuned model", len(examples), "examples"):
+        tuned = score_with_template(
+            tuned_model, tokenizer, examples, PromptTemplate(system), data.labels, batch, None, kind, schema
+        )
     tuned.metrics["perplexity"] = answer_perplexity(tuned_model, tokenizer, examples, system, batch)
     del tuned_model
 

@@ -4,6 +4,7 @@ from prefect import task
 from prefect.artifacts import create_table_artifact
 
 from tasks.config import RunConfig
+from tasks.console import progress
 from tasks.curation.curate import CuratedData
 from tasks.decision.rules import DecisionRecord
 from tasks.evaluation.evaluate import EvaluationResult
@@ -45,4 +46,5 @@ def evaluate_task(
             table=rows[: config.evaluation.samples_in_report],
             description="Test examples, fine-tuned errors first: reference, base (best prompt) and fine-tuned outputs",
         )
+        progress.done(result.headline())
     return result

@@ -14,8 +14,27 @@ from typing import Any
 import yaml
 
 from tasks.config.schema import BenchmarkConfig
+from tasks.console import progress
 
 BENCHMARK_PREFIX = "tunesmith_"
+CHUNK = 256  # log-likelihood requests scored between two progress updates
+
+
+def _reporting_lm(model, tokenizer, batch_size: int):
+    """lm-eval's HF model, scoring its requests in chunks so that the console can show how far it got."""
+    from lm_eval.models.huggingface import HFLM
+
+    class ReportingHFLM(HFLM):
+        def loglikelihood(self, requests, disable_tqdm: bool = False):
+            results = []
+            with progress.bar("answer choices", len(requests)):
+                for start in range(0, len(requests), CHUNK):
+                    chunk = requests[start : start + CHUNK]
+                    results += super().loglikelihood(chunk, disable_tqdm=True)
+                    progress.advance(len(chunk))
+            return results
+
+    return ReportingHFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
 
 
 def write_benchmark_yaml(benchmark: BenchmarkConfig, out_dir: Path) -> str:
@@ -83,14 +102,13 @@ def run_benchmarks(
     bottleneck adapters included, is measured the same way, without lm-eval loading weights again.
     """
     import lm_eval
-    from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
     logging.getLogger("lm_eval").setLevel(logging.ERROR)
     local = {write_benchmark_yaml(b, work_dir): b.name for b in benchmarks}
     names = {**local, **{task: task for task in harness_tasks or []}}
     results = lm_eval.simple_evaluate(
-        model=HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size),
+        model=_reporting_lm(model, tokenizer, batch_size),
         tasks=list(names),
         task_manager=TaskManager(include_path=str(work_dir), include_defaults=bool(harness_tasks)),
         limit=limit,

@@ -24,6 +24,12 @@ class ForgettingReport:
     def forgetting(self) -> bool:
         return bool(self.flagged)
 
+    def headline(self) -> str:
+        """One line for the console: the relative change per benchmark and what was flagged."""
+        changes = ", ".join(f"{name} {row['relative_change']:+.1%}" for name, row in self.per_benchmark.items())
+        verdict = f"FLAGGED: {', '.join(self.flagged)}" if self.flagged else "nothing flagged"
+        return f"{changes} (threshold -{self.threshold:.0%}): {verdict}"
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self) | {"forgetting": self.forgetting}
 

@@ -5,6 +5,7 @@ from prefect import task
 from prefect.artifacts import create_table_artifact
 
 from tasks.config import RunConfig
+from tasks.console import progress
 from tasks.forgetting.benchmarks import choose_suite, run_benchmarks
 from tasks.forgetting.compare import ForgettingReport, compare_scores
 from tasks.models.load import load_model
@@ -34,6 +35,7 @@ def benchmark_base_task(run: RunRef, config: RunConfig, model: PreparedModel) ->
                          Path(stage.out_dir) / "benchmarks", suite)  # fmt: skip
         log_metrics(stage, {f"{name}_acc": s["acc"] for name, s in scores.items()})
         log_json(stage, scores, "before.json")
+        progress.done(", ".join(f"{name} accuracy {s['acc']:.3f} on {s['n']} questions" for name, s in scores.items()))
     return {"suite": suite, "scores": scores}
 
 
@@ -60,4 +62,5 @@ def forgetting_task(
                    for name, row in report.per_benchmark.items()],
             description=f"General benchmarks before and after training ({before['suite']['why']})",
         )  # fmt: skip
+        progress.done(report.headline())
     return report

@@ -1,6 +1,7 @@
 from prefect import task
 
 from tasks.config import RunConfig
+from tasks.console import progress
 from tasks.models.prepared import PreparedModel, prepare_model
 from tasks.orchestration import HOUR, SERVICE_RETRIES
 from tasks.tracking.mlflow_runs import RunRef, set_tags
@@ -8,7 +9,9 @@ from tasks.tracking.mlflow_runs import RunRef, set_tags
 
 @task(name="prepare-model", timeout_seconds=2 * HOUR, **SERVICE_RETRIES)
 def prepare_model_task(run: RunRef, config: RunConfig) -> PreparedModel:
-    model = prepare_model(config.model, config.model_cache_dir, config.trust_remote_code, config.training.precision)
+    with progress.stage("model", config.model):
+        model = prepare_model(config.model, config.model_cache_dir, config.trust_remote_code, config.training.precision)
+        progress.done(model.headline())
     set_tags(
         run,
         {

@@ -21,6 +21,9 @@ class PromotionDecision:
     def state_name(self) -> str:
         return "Promoted" if self.promoted else "Not promoted"
 
+    def headline(self) -> str:
+        return f"{self.model} version {self.version}: {self.state_name.lower()}, {self.reason}"
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self) | {"state": self.state_name}
 
@@ -35,12 +38,12 @@ def gate(
 ) -> PromotionDecision:
     """Promote only a model that beats the reference on the task metric and shows no catastrophic forgetting."""
     beats = new_score > reference_score + min_improvement
-    margin = f"{metric} {new_score:.4f} vs {reference_score:.4f} for {reference}"
+    margin = f"{metric} {new_score:.4f} vs {reference_score:.4f}"
     if forgetting_flagged:
         reason = (
             f"forgetting flagged on {', '.join(forgetting_flagged)} ("
             + ("beats" if beats else "and does not beat")
-            + f" {margin})"
+            + f" {reference}: {margin})"
         )
         return PromotionDecision(False, reason, metric, new_score, reference, reference_score)
     if not beats:

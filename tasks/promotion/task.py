@@ -2,6 +2,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
 from tasks.config import RunConfig
+from tasks.console import progress
 from tasks.curation.curate import CuratedData
 from tasks.evaluation.evaluate import EvaluationResult, load_test_examples
 from tasks.evaluation.metrics import primary_metric
@@ -51,4 +52,5 @@ def promote_task(
             markdown=f"## {decision.state_name}: {name} version {version}\n\n{decision.reason}",
             description="Promotion gate",
         )
+        progress.done(decision.headline())
     return decision

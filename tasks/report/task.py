@@ -4,6 +4,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
 from tasks.config import RunConfig
+from tasks.console import progress
 from tasks.curation.curate import CuratedData
 from tasks.decision.rules import DecisionRecord
 from tasks.evaluation.evaluate import EvaluationResult
@@ -49,6 +50,7 @@ def report_task(
         log_metrics(run, headline)
         set_tags(run, {"tunesmith.decision": decision.decision, "tunesmith.outcome": outcome})
         create_markdown_artifact(key="run-summary", markdown=summary, description=f"Tunesmith run {config.name}")
+        progress.done(f"{path}")
     return str(path)
 
 

@@ -31,6 +31,13 @@ class FingerprintCheck:
     def to_json(self) -> dict[str, Any]:
         return asdict(self) | {"unchanged": self.unchanged}
 
+    def headline(self) -> str:
+        state = (
+            "unchanged since the last trained run" if self.unchanged
+            else "changed since the last trained run" if self.previous_run else "no earlier trained run of this config"
+        )  # fmt: skip
+        return f"{self.rows} rows in {len(self.files)} file(s); {state}"
+
 
 def data_fingerprint(config: RunConfig) -> tuple[str, int, list[str]]:
     """Order-independent hash of the normalized inputs: the same examples give the same hash in any file order."""

@@ -2,6 +2,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
 from tasks.config import RunConfig
+from tasks.console import progress
 from tasks.orchestration import HOUR, SERVICE_RETRIES
 from tasks.retraining.fingerprint import FingerprintCheck, check_inputs
 from tasks.tracking.mlflow_runs import RunRef, log_json, log_params, set_tags, stage_run
@@ -26,4 +27,5 @@ def check_inputs_task(run: RunRef, config: RunConfig) -> FingerprintCheck:
             f"- config `{check.config}`\n- previous: data `{check.previous_data}`, config `{check.previous_config}`",
             description="Has anything changed since the last trained model?",
         )
+        progress.done(check.headline())
     return check

@@ -19,6 +19,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
+from tasks.console import progress
 from tasks.profiling import measure
 
 MAX_PARAM_LENGTH = 6000
@@ -27,6 +28,13 @@ MAX_PARAM_LENGTH = 6000
 def tracking_uri(configured: str | None) -> str:
     """MLFLOW_TRACKING_URI wins; then the config; then a SQLite store in the working folder."""
     return os.environ.get("MLFLOW_TRACKING_URI") or configured or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def tracking_source(configured: str | None) -> str:
+    """Where tracking_uri() took the address from, for messages about it."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return "MLFLOW_TRACKING_URI"
+    return "tracking.tracking_uri" if configured else "the default store (mlflow.db in the working folder)"
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -96,30 +104,32 @@ def end_run(ref: RunRef, failed: bool = False) -> None:
 
 
 @contextmanager
-def stage_run(parent: RunRef, stage: str) -> Iterator[RunRef]:
-    """A nested child run for one stage, with its wall time and peak memory; FAILED if the stage raises."""
-    child = start_run(
-        parent.uri, "", stage, Path(parent.out_dir) / stage, parent=parent, tags={"tunesmith.stage": stage}
-    )
-    Path(child.out_dir).mkdir(parents=True, exist_ok=True)
-    failed = False
-    try:
-        with measure() as usage:
-            yield child
-    except BaseException:
-        failed = True
-        raise
-    finally:
-        log_metrics(
-            child,
-            {
-                "stage_wall_s": usage.wall_s,
-                "stage_peak_rss_mb": usage.peak_rss_mb,
-                "stage_start_rss_mb": usage.start_rss_mb,
-                "stage_peak_gpu_mb": usage.peak_gpu_mb,
-            },
+def stage_run(parent: RunRef, stage: str, detail: str = "") -> Iterator[RunRef]:
+    """A nested child run for one stage, with its wall time and peak memory; FAILED if the stage raises.
+    The stage is reported on the console too, with `detail` (e.g. the training method) beside its name."""
+    with progress.stage(stage, detail):
+        child = start_run(
+            parent.uri, "", stage, Path(parent.out_dir) / stage, parent=parent, tags={"tunesmith.stage": stage}
         )
-        end_run(child, failed=failed)
+        Path(child.out_dir).mkdir(parents=True, exist_ok=True)
+        failed = False
+        try:
+            with measure() as usage:
+                yield child
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            log_metrics(
+                child,
+                {
+                    "stage_wall_s": usage.wall_s,
+                    "stage_peak_rss_mb": usage.peak_rss_mb,
+                    "stage_start_rss_mb": usage.start_rss_mb,
+                    "stage_peak_gpu_mb": usage.peak_gpu_mb,
+                },
+            )
+            end_run(child, failed=failed)
 
 
 def log_params(ref: RunRef, params: dict[str, Any]) -> None:

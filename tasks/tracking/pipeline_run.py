@@ -9,18 +9,32 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tasks.config import RunConfig, save_resolved
-from tasks.tracking.mlflow_runs import RunRef, end_run, log_artifact, log_params, set_tags, start_run, tracking_uri
+from tasks.console import progress
+from tasks.preflight import check_tracking
+from tasks.tracking.mlflow_runs import (
+    RunRef,
+    end_run,
+    log_artifact,
+    log_params,
+    set_tags,
+    start_run,
+    tracking_source,
+    tracking_uri,
+)
 
 
 @contextmanager
 def pipeline_run(config: RunConfig, kind: str = "pipeline", experiment: str | None = None) -> Iterator[RunRef]:
     """Create runs/<stamp>-<name>/, save the resolved config there and open the MLflow parent run."""
+    uri = tracking_uri(config.tracking.tracking_uri)
+    check_tracking(uri, tracking_source(config.tracking.tracking_uri))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out_dir = (Path(config.output_dir) / f"{stamp}-{config.name}-{uuid.uuid4().hex[:6]}").resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
+    progress.run_folder(out_dir)
     resolved = save_resolved(config, out_dir / "resolved_config.yaml")
     run = start_run(
-        tracking_uri(config.tracking.tracking_uri),
+        uri,
         experiment or config.tracking.experiment,
         config.name,
         out_dir,

@@ -7,8 +7,10 @@ import math
 import torch
 from transformers import TrainerCallback
 
+from tasks.errors import TunesmithError
 
-class TrainingDiverged(RuntimeError):
+
+class TrainingDiverged(TunesmithError, RuntimeError):
     """The loss or the gradients stopped being finite numbers."""
 
 
@@ -20,8 +22,10 @@ class StopOnNonFinite(TrainerCallback):
 
     def _fail(self, what: str, step: int) -> None:
         raise TrainingDiverged(
-            f"training diverged: {what} at step {step}. Lower training.learning_rate "
-            f"(now {self.learning_rate:g}; try {self.learning_rate / 10:g}), or check the data for extreme examples."
+            f"training diverged: {what} at step {step}",
+            "training.learning_rate",
+            f"lower training.learning_rate (now {self.learning_rate:g}; try {self.learning_rate / 10:g}), or check "
+            "the data for extreme examples",
         )
 
     def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):

@@ -11,12 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from tasks.config.schema import TrainingConfig
+from tasks.console import progress
 from tasks.curation.records import read_examples
+from tasks.errors import NotEnoughMemory
 from tasks.models.hardware import Precision
 from tasks.profiling import measure, settled_rss_mb
 from tasks.prompts import full_messages
 from tasks.training.guards import StopOnNonFinite
 from tasks.training.methods import METHODS
+from tasks.training.progress_callback import ReportProgress
 from tasks.training.tokenize import tokenize_conversation
 
 MANIFEST = "tunesmith_model.json"  # beside the weights: what a later `tunesmith predict` needs to know
@@ -38,6 +41,16 @@ class TrainedModel:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    def headline(self) -> str:
+        """One line for the console: steps, validation loss, speed and the registered version."""
+        m = self.metrics
+        evals = [h["eval_loss"] for h in self.history if "eval_loss" in h]
+        loss = f"best validation loss {m['best_eval_loss']:.3f}" if evals else f"training loss {m['train_loss']:.3f}"
+        line = f"{int(m['steps'])} steps, {loss}, {m['tokens_per_s']:.0f} tokens/s"
+        if self.registered:
+            line += f"; registered {self.registered['name']} version {self.registered['version']}"
+        return line
 
 
 def hyperparameters(config: TrainingConfig, method: str, n_train: int) -> dict[str, Any]:
@@ -89,7 +102,8 @@ def sft_config(config: TrainingConfig, hp: dict[str, Any], precision: Precision,
         per_device_eval_batch_size=config.batch_size,
         gradient_accumulation_steps=hp["gradient_accumulation_steps"],
         # TRL turns checkpointing on by default; it recomputes the forward pass (about a third more compute).
-        gradient_checkpointing=config.gradient_checkpointing,
+        # transformers 5 names it activation_checkpointing (the old name still works, with a FutureWarning).
+        activation_checkpointing=config.gradient_checkpointing,
         max_length=config.max_seq_length,
         bf16=precision.dtype == "bfloat16",
         fp16=precision.dtype == "float16",
@@ -194,8 +208,16 @@ def train_model(
     hp["optimizer"] = getattr(args.optim, "value", args.optim)
     resume = last_checkpoint(checkpoints) if config.resume else None
     resumed_step = int(resume.rsplit("-", 1)[1]) if resume else 0
-    with measure() as usage, score_labelled_positions_only():
-        output = trainer.train(resume_from_checkpoint=resume)
+    tokens_per_step = sum(len(ids) for ids in train["input_ids"]) / hp["steps_per_epoch"]
+    with progress.bar("step", hp["total_steps"]) as bar:
+        trainer.add_callback(ReportProgress(bar, tokens_per_step))
+        try:
+            with measure() as usage, score_labelled_positions_only():
+                output = trainer.train(resume_from_checkpoint=resume)
+        except (RuntimeError, MemoryError) as err:
+            if not is_out_of_memory(err):
+                raise
+            raise out_of_memory(err, trainer.state.global_step, hp, precision) from err
 
     model_dir = out_dir / "model"
     module.save(trainer.model, model_dir)
@@ -220,7 +242,6 @@ def train_model(
     ]
     eval_time = sum(row.get("eval_runtime", 0.0) for row in trainer.state.log_history)
     steps_run = trainer.state.global_step - resumed_step
-    tokens_per_step = sum(len(ids) for ids in train["input_ids"]) / hp["steps_per_epoch"]
     train_time = max(usage.wall_s - eval_time, 1e-9)
     metrics = {
         "train_loss": float(output.training_loss),
@@ -255,6 +276,30 @@ def train_model(
         loss_curve_path=str(plot_loss_curve(history, out_dir / "loss_curve.png")),
         can_merge=module.CAN_MERGE,
         merged_dir=merged_dir,
+    )
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, or the CPU allocator refusing a request (a RuntimeError from PyTorch)."""
+    import torch
+
+    text = str(error).lower()
+    return (
+        isinstance(error, (torch.OutOfMemoryError, MemoryError))
+        or "can't allocate memory" in text
+        or "out of memory" in text
+    )
+
+
+def out_of_memory(error: BaseException, step: int, hp: dict[str, Any], precision: Precision) -> NotEnoughMemory:
+    device = "GPU" if precision.device == "cuda" else "CPU"
+    detail = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+    return NotEnoughMemory(
+        f"{device} out of memory during training step {step + 1} of {hp['total_steps']} ({hp['method']}, batch "
+        f"{hp['batch_size']}, max_seq_length {hp['max_seq_length']}): {detail}",
+        "training.batch_size, training.max_seq_length, training.method",
+        "lower training.batch_size (set training.effective_batch_size to keep the effective batch) or "
+        "training.max_seq_length, turn on training.gradient_checkpointing, or use lora or qlora",
     )
 
 

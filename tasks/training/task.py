@@ -6,6 +6,7 @@ from prefect import task
 from prefect.artifacts import create_table_artifact
 
 from tasks.config import RunConfig
+from tasks.console import progress
 from tasks.curation.curate import CuratedData
 from tasks.models.prepared import PreparedModel
 from tasks.orchestration import HOUR, training_slot
@@ -60,7 +61,7 @@ def train_on_splits(
 @task(name="train", timeout_seconds=24 * HOUR)
 def train_task(run: RunRef, config: RunConfig, data: CuratedData, model: PreparedModel, method: str) -> TrainedModel:
     with (
-        stage_run(run, "training") as stage,
+        stage_run(run, "training", method) as stage,
         training_slot(model.precision.device, config.orchestration.training_slot) as waited,
     ):
         log_metrics(stage, {"waited_for_training_slot_s": waited})
@@ -102,4 +103,5 @@ def train_task(run: RunRef, config: RunConfig, data: CuratedData, model: Prepare
                     "model version": f"{version.name}/{version.version}"}],
             description="Training run",
         )  # fmt: skip
+        progress.done(trained.headline())
     return trained
