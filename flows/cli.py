@@ -61,7 +61,7 @@ def _preflight(config: RunConfig, session: ConsoleSession) -> None:
     from prefect.settings import get_current_settings
 
     from tasks.preflight import check_prefect_api, check_tracking
-    from tasks.tracking.mlflow_runs import tracking_source, tracking_uri
+    from tasks.tracking.uri import tracking_source, tracking_uri
 
     api = get_current_settings().api.url
     check_prefect_api(api)

@@ -114,19 +114,26 @@ def test_a_run_shows_each_stage_once_in_order_and_keeps_library_output_in_run_lo
     assert all(f"[{i}/10] {label}" in log for i, label in enumerate(labels, start=1))
 
 
-def test_verbose_shows_the_library_logs_too(tmp_path, tiny_model):
-    rows = [{"text": f"where is my parcel {i}?", "label": "general"} for i in range(3)]
-    config = write_config(tmp_path / "run.yaml", write_jsonl(tmp_path / "few.jsonl", rows), tiny_model, TRAIN_FAST)
-    done = tunesmith("run", str(config), "--verbose", env=user_env(tmp_path), cwd=tmp_path)
-    shown = done.stdout + done.stderr
-    assert done.returncode == 1  # three rows of one class cannot be split
-    assert "Beginning flow run" in shown and "Traceback" in shown  # Prefect's own logs, its traceback included
-    assert "error in curation" in done.stderr
+def test_verbose_shows_the_library_logs_too(prefect_server, mlflow_uri, tmp_path, tiny_model, small_tickets):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    quick = TRAIN_FAST + "forgetting:\n  enabled: false\npromotion:\n  enabled: false\n"
+    config = write_config(tmp_path / "run.yaml", small_tickets, tiny_model, quick)
+    plain = CliRunner().invoke(app, ["run", str(config), "--set", "retraining.skip_unchanged=false"])
+    verbose = CliRunner().invoke(app, ["run", str(config), "--set", "retraining.skip_unchanged=false", "--verbose"])
+    assert plain.exit_code == verbose.exit_code == 0, plain.output + verbose.output
+    assert "{'loss'" not in plain.output and "{'loss'" in verbose.output  # the Trainer's own log lines
+    assert "[5/7] training lora" in plain.output and "[5/7] training lora" in verbose.output
 
 
-def test_a_run_on_an_empty_file_ends_in_one_paragraph_without_a_traceback(tmp_path, tiny_model):
+def test_a_run_on_an_empty_file_ends_in_one_paragraph_without_a_traceback(prefect_server, tmp_path, tiny_model):
+    from prefect.settings import PREFECT_API_URL
+
     config = write_config(tmp_path / "run.yaml", write_jsonl(tmp_path / "empty.jsonl", []), tiny_model, TRAIN_FAST)
-    done = tunesmith("run", str(config), env=user_env(tmp_path), cwd=tmp_path)
+    done = tunesmith("run", str(config), env=user_env(tmp_path) | {"PREFECT_API_URL": PREFECT_API_URL.value()},
+                     cwd=tmp_path)  # fmt: skip
     assert done.returncode == 1
     assert [label for *_, label in stage_lines(done.stdout)] == ["inputs", f"model {tiny_model}", "curation"]
     assert "Traceback" not in done.stdout + done.stderr

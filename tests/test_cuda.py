@@ -7,7 +7,7 @@ import torch
 from tasks.models.hardware import choose_precision
 from tasks.training.inference import load_trained
 from tasks.training.sft import train_model
-from tests.test_training import _fast, _memorisable_set, _validation_loss, too_big_to_train
+from tests.test_training import _fast, _memorisable_set, _validation_loss, long_inputs
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -31,7 +31,9 @@ def test_qlora_trains_on_the_gpu_with_the_paged_optimizer(tmp_path, tiny_model):
 def test_running_out_of_gpu_memory_mid_training_says_what_to_change(tmp_path, tiny_model):
     from tasks.errors import NotEnoughMemory
 
-    model, train, config = too_big_to_train(tmp_path, tiny_model)
+    # 32 sequences of about 26k tokens: the attention scores of one layer need about 350 GB, more than any GPU has.
+    model, train = long_inputs(tmp_path, tiny_model, 32, 16000)
+    config = _fast("lora", steps=2, batch_size=32, max_seq_length=40_000)
     with pytest.raises(NotEnoughMemory, match=r"GPU out of memory during training step 1 of 2") as err:
         train_model(str(model), str(train), str(train), "Classify.", config, "lora", choose_precision(), tmp_path / "o")
     assert "lower training.batch_size" in err.value.fix

@@ -90,21 +90,24 @@ def test_label_scores_equal_the_models_own_log_likelihood(tiny_model):
 
 def test_fine_tuned_model_beats_base_on_the_set_it_learned(tmp_path, tiny_model):
     train, val = _memorisable_set(tmp_path)
+    # A cosine decay settles the tiny model on what it memorised: over twelve training seeds the lowest answer
+    # probability was 0.85 to 0.93. A constant rate kept it bouncing (0.70 to 0.89 after 40 steps, and one seed
+    # fell to 0.09 after 80), which is how a CPU's different rounding could decide the outcome.
     config = TrainingConfig(
-        max_steps=40,
+        max_steps=60,
         learning_rate=1e-2,
         batch_size=4,
         warmup_ratio=0.0,
-        lr_scheduler="constant",
-        eval_steps=40,
+        lr_scheduler="cosine",
+        eval_steps=60,
         early_stopping_patience=None,
     )
     trained = train_model(str(tiny_model), str(train), str(val), "Classify.", config, "lora", CPU32, tmp_path / "out")
     examples = read_examples(val)
     base = score_model(*load_model(str(tiny_model), CPU32), examples, "Classify.", LABELS, 8)
     tuned_model = load_trained(str(tiny_model), "lora", trained.output_dir, CPU32)
-    # Measured 0.81 to 0.90 over six training seeds: every answer token is then the model's clear greedy choice,
-    # so what follows holds on any CPU (see min_answer_probability).
+    # Every answer token is then the model's clear greedy choice, so what follows holds on any CPU (see
+    # min_answer_probability).
     assert min_answer_probability(*tuned_model, examples, "Classify.", LABELS) > 0.5
     tuned = score_model(*tuned_model, examples, "Classify.", LABELS, 8)
     assert tuned.metrics["accuracy"] == 1.0 > base.metrics["accuracy"]

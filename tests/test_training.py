@@ -1,7 +1,8 @@
 import json
 import random
 import shutil
-from pathlib import Path
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from tasks.prompts import full_messages, prompt_messages
 from tasks.training.inference import load_trained
 from tasks.training.sft import MANIFEST, train_model
 from tasks.training.tokenize import tokenize_conversation
-from tests.conftest import LABELS
+from tests.conftest import LABELS, REPO
 
 CPU32 = Precision("cpu", "float32", "tests")
 # Rates high enough to memorise four examples in a few dozen steps on a random tiny model. Prefix tuning at 1e-1
@@ -200,37 +201,53 @@ def test_early_stopping_keeps_the_best_checkpoint(tmp_path, tiny_model):
     assert _validation_loss(model, tokenizer, val) == pytest.approx(min(evals), rel=1e-3, abs=1e-4)
 
 
-def too_big_to_train(tmp_path, tiny_model):
-    """(model, training file, config) that cannot train anywhere: the tiny model with its config asking for eager
-    attention, as some checkpoints do, and 32 sequences of about 26k tokens. Each layer's attention scores alone
-    need 32 x 4 x 26k^2 x 4 bytes, about 350 GB in one allocation, which any allocator refuses."""
+def long_inputs(tmp_path, tiny_model, n: int, words: int):
+    """The tiny model with its config asking for eager attention, as some checkpoints do (attention scores are
+    then one batch x heads x length x length tensor), and n examples of about 1.6 tokens per word."""
     model = tmp_path / "eager"
     shutil.copytree(tiny_model, model)
     config = json.loads((model / "config.json").read_text())
     (model / "config.json").write_text(json.dumps(config | {"attn_implementation": "eager"}))
-    words = ["refund", "card", "charged", "twice", "site", "down", "login", "error", "invoice", "office", "hours"]
+    vocabulary = ["refund", "card", "charged", "twice", "site", "down", "login", "error", "invoice", "office", "hours"]
     rng = random.Random(0)
     examples = [
-        make_example([{"role": "user", "content": " ".join(rng.choices(words, k=16000))},
+        make_example([{"role": "user", "content": " ".join(rng.choices(vocabulary, k=words))},
                       {"role": "assistant", "content": label}], f"long:{i}", label)
-        for i, label in enumerate(LABELS * 8)
+        for i, label in enumerate((LABELS * n)[:n])
     ]  # fmt: skip
-    train = write_examples(examples, tmp_path / "long.jsonl")
-    return model, train, _fast("lora", steps=2, batch_size=32, max_seq_length=40_000)
+    return model, write_examples(examples, tmp_path / "long.jsonl")
 
 
-def _overcommit_always() -> bool:
-    try:
-        return Path("/proc/sys/vm/overcommit_memory").read_text().strip() == "1"
-    except OSError:
-        return False
+# A machine with 2 GB left: the process may grow 2 GB beyond what it holds once loaded (RLIMIT_AS). One step on
+# 8 sequences of about 4,100 tokens needs 2.15 GB for the attention scores alone, so the CPU allocator refuses
+# an allocation mid-step, as it does on a machine whose memory is spent; nothing else in the test process is
+# limited, and no machine is driven out of memory.
+SMALL_MACHINE = """
+import json, resource, sys
+from pathlib import Path
+import psutil
+from tasks.errors import NotEnoughMemory
+from tasks.training.sft import train_model
+from tests.test_training import CPU32, _fast, long_inputs
+
+tmp, tiny = Path(sys.argv[1]), Path(sys.argv[2])
+model, train = long_inputs(tmp, tiny, 8, 2500)
+limit = psutil.Process().memory_info().vms + 2 * 2**30
+resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+config = _fast("lora", steps=2, batch_size=8, max_seq_length=8192)
+try:
+    train_model(str(model), str(train), str(train), "Classify.", config, "lora", CPU32, tmp / "out")
+    print(json.dumps({"trained": True}))
+except NotEnoughMemory as err:
+    print(json.dumps({"problem": err.problem, "where": err.where, "fix": err.fix}))
+"""
 
 
-@pytest.mark.skipif(_overcommit_always(), reason="overcommit_memory=1 grants any allocation; the OOM killer ends it")
 def test_running_out_of_memory_mid_training_says_what_to_change(tmp_path, tiny_model):
-    from tasks.errors import NotEnoughMemory
-
-    model, train, config = too_big_to_train(tmp_path, tiny_model)
-    with pytest.raises(NotEnoughMemory, match=r"CPU out of memory during training step 1 of 2 \(lora, batch 32") as err:
-        train_model(str(model), str(train), str(train), "Classify.", config, "lora", CPU32, tmp_path / "out")
-    assert "lower training.batch_size" in err.value.fix and "gradient_checkpointing" in err.value.fix
+    done = subprocess.run([sys.executable, "-c", SMALL_MACHINE, str(tmp_path), str(tiny_model)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    error = json.loads(done.stdout.strip().splitlines()[-1])
+    assert error["problem"].startswith("CPU out of memory during training step 1 of 2 (lora, batch 8"), error
+    assert "can't allocate memory" in error["problem"]
+    assert "lower training.batch_size" in error["fix"] and "gradient_checkpointing" in error["fix"]

@@ -151,9 +151,10 @@ _state = _State()
 
 
 def use(reporter: Reporter) -> Reporter:
-    """Install a reporter; returns the one it replaces."""
+    """Install a reporter (a new command's display); returns the one it replaces."""
     with _state.lock:
         previous, _state.reporter = _state.reporter, reporter
+        _state.last_failed = None
     return previous
 
 

@@ -212,7 +212,9 @@ def console_session(log_path: Path, verbose: bool = False, keep_capture: bool = 
             for saved_fd in saved_fds:
                 os.close(saved_fd)
         else:
-            sys.stdout.close()
+            # Not closed: a logging handler created meanwhile (Prefect's, when it was first imported here) may
+            # still write to it, as Prefect does when it stops its temporary server at exit.
+            sys.stdout.flush()
             sys.stdout, sys.stderr = saved
         if tee is not None:
             tee.close()

@@ -68,17 +68,11 @@ class CuratedData:
     def headline(self) -> str:
         """One line for the console: what was kept, the splits, and the checks."""
         c = self.counts
-        dropped = c["read"] - c["kept_unique"]
         duplicates = c["exact_duplicates"] + c["near_duplicates"] + c["semantic_duplicates"]
         gx = "GX suite passed" if self.validation.get("success") else "GX suite failed"
         line = (
-            f"{c['kept_unique']} of {c['read']} rows kept ({c['rejected_invalid']} rejected, {duplicates} duplicates"
-            + (
-                f", {dropped - c['rejected_invalid'] - duplicates} other"
-                if dropped > c["rejected_invalid"] + duplicates
-                else ""
-            )
-            + f"); splits {c['train']}/{c['validation']}/{c['test']}; {gx}"
+            f"{c['kept_unique']} of {c['read']} rows kept ({c['rejected_invalid']} rejected, {duplicates} duplicates);"
+            f" splits {c['train']}/{c['validation']}/{c['test']}; {gx}"
         )
         return line + (f"; {len(self.warnings)} thing(s) to look at in the report" if self.warnings else "")
 

@@ -75,8 +75,10 @@ def split_problems(
         return []
     shown = ", ".join(f"'{label}' has {counts[label]}" for label in short[:10])
     more = f" and {len(short) - 10} more" if len(short) > 10 else ""
+    parts = [f"{max(1, min_train)} for training (data.min_examples_per_class)"]
+    parts += [f"one for {name}" for name, fraction in (("validation", validation), ("test", test)) if fraction > 0]
     return [
         f"{len(short)} class(es) have too few examples for the splits: {shown}{more}; each needs at least "
-        f"{needed} ({max(1, min_train)} for training (data.min_examples_per_class), one for validation and one for "
-        "test). Add examples, remove the class from data.labels, or lower data.min_examples_per_class"
+        f"{needed} ({', '.join(parts)}). Add examples, remove the class from data.labels, or lower "
+        "data.min_examples_per_class"
     ]

@@ -30,7 +30,7 @@ def local_path(model: str) -> Path:
     if model.startswith(("models:/", "runs:/", "mlflow-artifacts:/")):
         import mlflow
 
-        from tasks.tracking.mlflow_runs import tracking_uri
+        from tasks.tracking.uri import tracking_uri
 
         mlflow.set_tracking_uri(tracking_uri(None))
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=model))

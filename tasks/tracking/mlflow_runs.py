@@ -7,7 +7,6 @@ run", so stages may run in worker threads or processes without losing their pare
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,18 +22,6 @@ from tasks.console import progress
 from tasks.profiling import measure
 
 MAX_PARAM_LENGTH = 6000
-
-
-def tracking_uri(configured: str | None) -> str:
-    """MLFLOW_TRACKING_URI wins; then the config; then a SQLite store in the working folder."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or configured or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-
-
-def tracking_source(configured: str | None) -> str:
-    """Where tracking_uri() took the address from, for messages about it."""
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return "MLFLOW_TRACKING_URI"
-    return "tracking.tracking_uri" if configured else "the default store (mlflow.db in the working folder)"
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:

@@ -18,9 +18,8 @@ from tasks.tracking.mlflow_runs import (
     log_params,
     set_tags,
     start_run,
-    tracking_source,
-    tracking_uri,
 )
+from tasks.tracking.uri import tracking_source, tracking_uri
 
 
 @contextmanager

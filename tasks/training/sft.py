@@ -179,7 +179,7 @@ def train_model(
     manifest: dict[str, Any] | None = None,
 ) -> TrainedModel:
     """Fine-tune with the given method; resumes from checkpoint_dir when an earlier attempt left checkpoints."""
-    from transformers import EarlyStoppingCallback
+    from transformers import EarlyStoppingCallback, set_seed
     from trl import SFTTrainer
 
     from tasks.models.load import load_tokenizer
@@ -195,6 +195,10 @@ def train_model(
     if args.load_best_model_at_end and config.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
     idle_rss_mb = settled_rss_mb()
+    # The trainer seeds itself only after the model exists; adapters (LoRA's A matrices, bottlenecks, prompts)
+    # are initialised while it is built, so seed here too: the same config gives the same run, whatever ran
+    # before in this process (another method of a comparison, an earlier retrain).
+    set_seed(config.seed)
     model = module.build(base_model, config, precision, trust_remote_code)
     trainer = SFTTrainer(
         model=model,
