@@ -95,8 +95,7 @@ def test_check_runs_the_expectation_suite(tmp_path, tiny_model, small_tickets):
 
 @pytest.mark.parametrize(
     ("overrides", "bad_rows"),
-    [([], 0), ([], 1), (["data.min_tokens=1000"], 0), (["data.min_examples_per_class=45"], 0),
-     (["data.max_rejected_fraction=0"], 1)],
+    [([], 0), ([], 1), (["data.min_tokens=1000"], 0), (["data.max_rejected_fraction=0"], 1)],
 )  # fmt: skip
 def test_check_passes_only_when_curation_would(overrides, bad_rows, tmp_path, tiny_model, small_tickets):
     from tasks.config import load_config
