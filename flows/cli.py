@@ -182,10 +182,13 @@ def check(config: ConfigArg, set_: SetOpt = None, verbose: VerboseOpt = False) -
 
 
 def _check_report(session: ConsoleSession, config: Path, cfg: RunConfig, report) -> int:
+    from tasks.curation.records import by_reason
+
     c, problems, invalid = report.data.counts, report.problems, report.invalid_rows
     if invalid:
-        shown = "\n".join(f"  {line}" for line in invalid[:50])
-        more = f"\n  ... and {len(invalid) - 50} more" if len(invalid) > 50 else ""
+        reasons = by_reason(invalid)
+        shown = "\n".join(f"  {line}" for line in reasons[:50])
+        more = f"\n  ... and {len(reasons) - 50} more reasons" if len(reasons) > 50 else ""
         tolerated = (
             "" if problems else
             f" (a run would go on without them: up to data.max_rejected_fraction {cfg.data.max_rejected_fraction:.0%}"

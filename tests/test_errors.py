@@ -47,7 +47,11 @@ def test_undecodable_rows_over_the_reject_limit(prefect_server, mlflow_uri, tmp_
     data.write_bytes(small_tickets.read_bytes() + b"\xff\xfe not utf-8\n" * 20)
     config = write_config(tmp_path / "run.yaml", data, tiny_model, TRAIN_FAST)
     assert_paragraph(
-        run(config), 1, "error in curation", "20 of 180 rows rejected", f"{data} line 161: undecodable bytes"
+        run(config),
+        1,
+        "error in curation",
+        "20 of 180 rows rejected",
+        f"20 rows: undecodable bytes (not UTF-8) at byte 0 ({data} line 161, {data} line 162, {data} line 163, ... 17 more)",
     )
 
 

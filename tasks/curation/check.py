@@ -13,13 +13,14 @@ from pathlib import Path
 
 from tasks.config import RunConfig
 from tasks.curation.curate import REJECT_KINDS_INVALID, CuratedData, curate
+from tasks.curation.records import Rejected
 from tasks.prompts import system_prompt
 
 
 @dataclass
 class CheckReport:
     data: CuratedData
-    invalid_rows: list[str]  # every row curation would reject as invalid, with its file, line and reason
+    invalid_rows: list[Rejected]  # every row curation would reject as invalid, with its file, line and reason
 
     @property
     def problems(self) -> list[str]:
@@ -33,5 +34,4 @@ def check_data(config: RunConfig, tokenizer) -> CheckReport:
     with tempfile.TemporaryDirectory(prefix="tunesmith-check-") as scratch:
         data = curate(config.data, tokenizer, system, config.training.max_seq_length, Path(scratch))
         rejects = [json.loads(line) for line in Path(data.rejects_path).read_text(encoding="utf-8").splitlines()]
-    invalid = [f"{r['source']}: {r['reason']}" for r in rejects if r["kind"] in REJECT_KINDS_INVALID]
-    return CheckReport(data, invalid)
+    return CheckReport(data, [Rejected(**r) for r in rejects if r["kind"] in REJECT_KINDS_INVALID])

@@ -19,7 +19,7 @@ from tasks.curation.balance import balance
 from tasks.curation.dedup import DedupResult, dedup_text, exact_dedup, near_dedup, sample_clusters, semantic_dedup
 from tasks.curation.leakage import remove_leaks
 from tasks.curation.load import input_files, load_inputs, load_records
-from tasks.curation.records import Example, Rejected, content_id, write_examples, write_jsonl
+from tasks.curation.records import Example, Rejected, by_reason, content_id, write_examples, write_jsonl
 from tasks.curation.replay import mix_replay
 from tasks.curation.report import render_curation_report
 from tasks.curation.split import split_problems, stratified_split
@@ -330,11 +330,12 @@ def _problems(
         files = ", ".join(str(p) for p in input_files(config.path, config.incoming))
         problems.append(f"no rows to curate: {files} holds no data (add examples, or point data.path at your data)")
     elif counts["rejected_invalid"] / counts["read"] > limit:
-        shown = "\n    ".join(r.message() for r in invalid[:5])
+        reasons = by_reason(invalid)
+        shown = "\n    ".join(reasons[:5]) + (f"\n    ... {len(reasons) - 5} more reasons" if len(reasons) > 5 else "")
         problems.append(
             f"{counts['rejected_invalid']} of {counts['read']} rows rejected "
             f"({counts['rejected_invalid'] / counts['read']:.1%}), over the data.max_rejected_fraction limit of "
-            f"{limit:.0%}; first ones:\n    {shown}"
+            f"{limit:.0%}:\n    {shown}"
         )
     problems += unsplittable
     if not report.success and counts["kept_unique"]:  # with no rows at all, every expectation fails for that reason

@@ -90,6 +90,21 @@ class Rejected:
         return f"{self.source}: {self.reason}"
 
 
+def by_reason(rejected: list[Rejected], shown: int = 3) -> list[str]:
+    """One line per distinct reason: 'data.jsonl line 7: reason', or 'N rows: reason (data.jsonl line 7, ...)'."""
+    sources: dict[str, list[str]] = {}
+    for row in rejected:
+        sources.setdefault(row.reason, []).append(row.source)
+    lines = []
+    for reason, where in sources.items():
+        if len(where) == 1:
+            lines.append(f"{where[0]}: {reason}")
+        else:
+            more = f", ... {len(where) - shown} more" if len(where) > shown else ""
+            lines.append(f"{len(where)} rows: {reason} ({', '.join(where[:shown])}{more})")
+    return lines
+
+
 @dataclass
 class LoadResult:
     examples: list[Example] = field(default_factory=list)
