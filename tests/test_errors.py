@@ -51,7 +51,7 @@ def test_undecodable_rows_over_the_reject_limit(prefect_server, mlflow_uri, tmp_
         1,
         "error in curation",
         "20 of 180 rows rejected",
-        f"20 rows: undecodable bytes (not UTF-8) at byte 0 ({data} line 161, {data} line 162, {data} line 163, ... 17 more)",
+        f"20 rows: undecodable bytes (not UTF-8) at byte 0 ({data} lines 161, 162, 163, ... 17 more)",
     )
 
 

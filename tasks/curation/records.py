@@ -90,19 +90,27 @@ class Rejected:
         return f"{self.source}: {self.reason}"
 
 
+_PLACE = re.compile(r"^(.*) (line|item|row) (\d+)$")
+
+
+def _places(sources: list[str], shown: int) -> str:
+    """'data.jsonl lines 7, 9, 12, ... 40 more' when the rows share a file, else the sources as they are."""
+    more = f", ... {len(sources) - shown} more" if len(sources) > shown else ""
+    found = [_PLACE.match(s) for s in sources]
+    if all(found) and len({(m[1], m[2]) for m in found}) == 1:
+        return f"{found[0][1]} {found[0][2]}s {', '.join(m[3] for m in found[:shown])}{more}"
+    return ", ".join(sources[:shown]) + more
+
+
 def by_reason(rejected: list[Rejected], shown: int = 3) -> list[str]:
-    """One line per distinct reason: 'data.jsonl line 7: reason', or 'N rows: reason (data.jsonl line 7, ...)'."""
+    """One line per distinct reason: 'data.jsonl line 7: reason', or 'N rows: reason (data.jsonl lines 7, 9, ...)'."""
     sources: dict[str, list[str]] = {}
     for row in rejected:
         sources.setdefault(row.reason, []).append(row.source)
-    lines = []
-    for reason, where in sources.items():
-        if len(where) == 1:
-            lines.append(f"{where[0]}: {reason}")
-        else:
-            more = f", ... {len(where) - shown} more" if len(where) > shown else ""
-            lines.append(f"{len(where)} rows: {reason} ({', '.join(where[:shown])}{more})")
-    return lines
+    return [
+        f"{where[0]}: {reason}" if len(where) == 1 else f"{len(where)} rows: {reason} ({_places(where, shown)})"
+        for reason, where in sources.items()
+    ]
 
 
 @dataclass
