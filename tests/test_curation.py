@@ -258,7 +258,7 @@ def test_too_many_rejects_stop_curation(tmp_path, tiny_model):
     config = DataConfig(path=write_jsonl(tmp_path / "in.jsonl", rows), labels=LABELS, min_examples_per_class=1)
     data = curate(config, _tokenizer(tiny_model), "Classify.", 256, tmp_path / "out")
     assert not data.ok
-    assert "3 of 43 rows rejected" in data.problems[0] and "line 41" in data.problems[0]
+    assert "3 of 43 rows rejected" in data.problems[0] and "lines 41, 42, 43" in data.problems[0]
 
 
 def test_examples_longer_than_the_limit_are_rejected(tmp_path, tiny_model):
