@@ -39,7 +39,7 @@ test: install browser
 	$(PY) -m pytest
 
 lint: install
-	$(VENV)/bin/ruff check flows tasks tests benchmarks
+	$(VENV)/bin/ruff check flows tasks tunesmith tests benchmarks
 
 benchmark: install
 	$(PY) benchmarks/pipeline_stages.py

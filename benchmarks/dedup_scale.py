@@ -18,10 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tasks.config.schema import NearDedupConfig  # noqa: E402
-from tasks.curation.dedup import exact_dedup, near_dedup  # noqa: E402
-from tasks.curation.records import make_example  # noqa: E402
-from tasks.profiling import measure  # noqa: E402
+from tunesmith.config.schema import NearDedupConfig  # noqa: E402
+from tunesmith.curation.dedup import exact_dedup, near_dedup  # noqa: E402
+from tunesmith.curation.records import make_example  # noqa: E402
+from tunesmith.profiling import measure  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 SYLLABLES = [

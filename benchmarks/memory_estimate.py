@@ -27,15 +27,15 @@ def worker(method: str, steps: int, out: Path) -> None:
     """Runs in its own process: measure one method."""
     import psutil
 
-    from tasks.config.schema import DataConfig, TrainingConfig
-    from tasks.curation.curate import curate
-    from tasks.decision.memory import estimate, model_shape, workload_for
-    from tasks.models.hardware import choose_precision
-    from tasks.models.load import load_tokenizer
-    from tasks.models.resolve import resolve_model
-    from tasks.profiling import measure
-    from tasks.prompts import system_prompt
-    from tasks.training.sft import train_model
+    from tunesmith.config.schema import DataConfig, TrainingConfig
+    from tunesmith.curation.curate import curate
+    from tunesmith.decision.memory import estimate, model_shape, workload_for
+    from tunesmith.models.hardware import choose_precision
+    from tunesmith.models.load import load_tokenizer
+    from tunesmith.models.resolve import resolve_model
+    from tunesmith.profiling import measure
+    from tunesmith.prompts import system_prompt
+    from tunesmith.training.sft import train_model
 
     labels = ["urgent", "billing", "technical", "general"]
     base = resolve_model("smollm2-135m-instruct", Path("~/.cache/tunesmith/models"))

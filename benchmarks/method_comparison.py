@@ -50,7 +50,7 @@ def main() -> None:
     if not BANKING77.is_file():
         sys.exit(f"{BANKING77} not found: this benchmark needs the shared banking77 data")
 
-    from flows.compare import compare_methods
+    from tunesmith.flows.compare import compare_methods
 
     work = RESULTS / "method_comparison_work"
     shutil.rmtree(work, ignore_errors=True)

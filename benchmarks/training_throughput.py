@@ -29,11 +29,11 @@ SYSTEM = "Classify the customer message into exactly one of these labels: {label
 
 
 def _data(work: Path):
-    from tasks.config.schema import DataConfig
-    from tasks.curation.curate import curate
-    from tasks.models.load import load_tokenizer
-    from tasks.models.resolve import resolve_model
-    from tasks.prompts import system_prompt
+    from tunesmith.config.schema import DataConfig
+    from tunesmith.curation.curate import curate
+    from tunesmith.models.load import load_tokenizer
+    from tunesmith.models.resolve import resolve_model
+    from tunesmith.prompts import system_prompt
 
     base = resolve_model("smollm2-135m-instruct", Path("~/.cache/tunesmith/models"))
     system = system_prompt(SYSTEM, LABELS)
@@ -44,9 +44,9 @@ def _data(work: Path):
 
 
 def tunesmith_worker(method: str, steps: int) -> dict:
-    from tasks.config.schema import TrainingConfig
-    from tasks.models.hardware import choose_precision
-    from tasks.training.sft import train_model
+    from tunesmith.config.schema import TrainingConfig
+    from tunesmith.models.hardware import choose_precision
+    from tunesmith.training.sft import train_model
 
     work = Path(tempfile.mkdtemp(prefix=f"thr-{method}-"))
     base, system, data = _data(work / "cur")
@@ -73,8 +73,8 @@ def plain_trl_worker(steps: int) -> dict:
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
-    from tasks.curation.records import read_examples
-    from tasks.prompts import full_messages
+    from tunesmith.curation.records import read_examples
+    from tunesmith.prompts import full_messages
 
     work = Path(tempfile.mkdtemp(prefix="thr-trl-"))
     base, system, data = _data(work / "cur")

@@ -12,8 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
-from tasks.config import ConfigError, RunConfig, load_config
-from tasks.console.session import ConsoleSession, console_session, explain
+from tunesmith.config import ConfigError, RunConfig, load_config
+from tunesmith.console.session import ConsoleSession, console_session, explain
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Fine-tune, evaluate and register language models.")
 
@@ -60,8 +60,8 @@ def _preflight(config: RunConfig, session: ConsoleSession) -> None:
     """Find an unreachable Prefect API or MLflow server in seconds, before any work starts."""
     from prefect.settings import get_current_settings
 
-    from tasks.preflight import check_prefect_api, check_tracking
-    from tasks.tracking.uri import tracking_source, tracking_uri
+    from tunesmith.preflight import check_prefect_api, check_tracking
+    from tunesmith.tracking.uri import tracking_source, tracking_uri
 
     api = get_current_settings().api.url
     check_prefect_api(api)
@@ -70,7 +70,7 @@ def _preflight(config: RunConfig, session: ConsoleSession) -> None:
     if api:
         session.say(f"Prefect: {api}\nMLflow:  {uri}")
         return
-    from tasks.orchestration import start_temporary_server
+    from tunesmith.tasks.orchestration import start_temporary_server
 
     session.say(f"MLflow:  {uri}\nPrefect: starting a temporary local server (set PREFECT_API_URL to use yours)")
     start_temporary_server()
@@ -86,7 +86,7 @@ def run(config: ConfigArg, set_: SetOpt = None, verbose: VerboseOpt = False) -> 
     """Run the whole pipeline: curate, decide, train, evaluate, forgetting, promotion, report."""
     cfg = _load(config, set_)
     with _command(_run_log(cfg, "run"), verbose) as session:
-        from flows.pipeline import finetune_pipeline
+        from tunesmith.flows.pipeline import finetune_pipeline
 
         result = _in_flow(session, cfg, lambda: finetune_pipeline(str(config), set_ or []))
         session.table(f"Result: {result.outcome}", result_rows(result, session.log_path))
@@ -135,8 +135,8 @@ def decide(config: ConfigArg, set_: SetOpt = None, verbose: VerboseOpt = False) 
     """Curate the data and decide (prompting, RAG or fine-tuning, and the method) without training."""
     cfg = _load(config, set_)
     with _command(_run_log(cfg, "decide"), verbose) as session:
-        from flows.decide import decide_flow
-        from tasks.decision.render import render_decision
+        from tunesmith.decision.render import render_decision
+        from tunesmith.flows.decide import decide_flow
 
         record = _in_flow(session, cfg, lambda: decide_flow(str(config), set_ or []))
         session.markdown(render_decision(record))
@@ -154,7 +154,7 @@ def compare(
     """Train every selected method on the same splits and print the comparison table."""
     cfg = _load(config, [*(set_ or []), *([f"comparison.methods={method}"] if method else [])])
     with _command(_run_log(cfg, "compare"), verbose) as session:
-        from flows.compare import compare_methods
+        from tunesmith.flows.compare import compare_methods
 
         result = _in_flow(session, cfg, lambda: compare_methods(str(config), method, set_ or []))
         session.markdown(result.report)
@@ -170,9 +170,9 @@ def check(config: ConfigArg, set_: SetOpt = None, verbose: VerboseOpt = False) -
     cfg = _load(config, set_)
     log = Path(tempfile.gettempdir()) / f"tunesmith-check-{os.getpid()}.log"
     with _command(log, verbose) as session:
-        from tasks.curation.check import check_data
-        from tasks.models.load import load_tokenizer
-        from tasks.models.prepared import check_model
+        from tunesmith.curation.check import check_data
+        from tunesmith.models.load import load_tokenizer
+        from tunesmith.models.prepared import check_model
 
         model_path = check_model(cfg.model, cfg.model_cache_dir, cfg.trust_remote_code)
         report = check_data(cfg, load_tokenizer(model_path, cfg.trust_remote_code))
@@ -182,7 +182,7 @@ def check(config: ConfigArg, set_: SetOpt = None, verbose: VerboseOpt = False) -
 
 
 def _check_report(session: ConsoleSession, config: Path, cfg: RunConfig, report) -> int:
-    from tasks.curation.records import by_reason
+    from tunesmith.curation.records import by_reason
 
     c, problems, invalid = report.data.counts, report.problems, report.invalid_rows
     if invalid:
@@ -210,6 +210,27 @@ def _check_report(session: ConsoleSession, config: Path, cfg: RunConfig, report)
 
 
 @app.command()
+def init(
+    folder: Annotated[Path, typer.Argument(help="The new project's folder (created; must be empty if it exists)")],
+    data_format: Annotated[
+        str, typer.Option("--format", help="Your data: classification, instruction, chat or completion")
+    ] = "classification",
+) -> None:
+    """Start a project: config.yaml with every key and its default, prefect.yaml for the installed flows, a README."""
+    from tunesmith.starter.project import FORMATS, init_project
+
+    if data_format not in FORMATS:
+        _fail(f"unknown --format {data_format!r}: use one of {', '.join(FORMATS)}", 2)
+    try:
+        written = init_project(folder, data_format)
+    except FileExistsError as err:
+        _fail(str(err), 2)
+    typer.echo(f"created {folder}: " + ", ".join(p.name for p in written))
+    data = folder / "data" / "train.jsonl"
+    typer.echo(f"next: put your data at {data}, then: cd {folder} && tunesmith check config.yaml")
+
+
+@app.command()
 def predict(
     model: Annotated[
         str,
@@ -232,8 +253,8 @@ def predict(
     import json
     import sys
 
-    from tasks.quiet import quiet_libraries
-    from tasks.serving.predict import read_requests
+    from tunesmith.quiet import quiet_libraries
+    from tunesmith.serving.predict import read_requests
 
     quiet_libraries()
     predictor = _predictor(model, adapter)
@@ -252,8 +273,8 @@ def serve(
     """Serve a trained model as an OpenAI-compatible chat endpoint (/v1/chat/completions)."""
     import uvicorn
 
-    from tasks.quiet import quiet_libraries
-    from tasks.serving.openai_api import create_app
+    from tunesmith.quiet import quiet_libraries
+    from tunesmith.serving.openai_api import create_app
 
     quiet_libraries()
     predictor = _predictor(model, adapter)
@@ -261,7 +282,7 @@ def serve(
 
 
 def _predictor(model: str, adapter: list[str] | None):
-    from tasks.serving.predict import Predictor
+    from tunesmith.serving.predict import Predictor
 
     try:
         return Predictor(model, _adapters(adapter))

@@ -7,18 +7,18 @@ from dataclasses import dataclass
 from prefect import flow
 from prefect.states import Completed
 
-from tasks.comparison.assess import MethodResult
-from tasks.comparison.engine import run_all, task_runner
-from tasks.comparison.task import assess_base_task, compare_method_task, comparison_table_task, plan_methods_task
-from tasks.config import RunConfig, load_config
-from tasks.console import progress
-from tasks.curation.task import curate_task
-from tasks.forgetting.task import benchmark_base_task
-from tasks.models.task import prepare_model_task
-from tasks.orchestration import record_failure
-from tasks.quiet import quiet_libraries
-from tasks.retraining.task import check_inputs_task
-from tasks.tracking.pipeline_run import pipeline_run
+from tunesmith.comparison.assess import MethodResult
+from tunesmith.config import RunConfig, load_config
+from tunesmith.console import progress
+from tunesmith.quiet import quiet_libraries
+from tunesmith.tasks.comparison import assess_base_task, compare_method_task, comparison_table_task, plan_methods_task
+from tunesmith.tasks.curation import curate_task
+from tunesmith.tasks.engine import run_all, task_runner
+from tunesmith.tasks.forgetting import benchmark_base_task
+from tunesmith.tasks.models import prepare_model_task
+from tunesmith.tasks.orchestration import record_failure
+from tunesmith.tasks.retraining import check_inputs_task
+from tunesmith.tracking.pipeline_run import pipeline_run
 
 
 @dataclass

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from prefect import flow
 
-from tasks.config import load_config
-from tasks.console import progress
-from tasks.curation.task import curate_task
-from tasks.decision.rules import DecisionRecord
-from tasks.decision.task import decide_task
-from tasks.models.task import prepare_model_task
-from tasks.quiet import quiet_libraries
-from tasks.retraining.task import check_inputs_task
-from tasks.tracking.pipeline_run import pipeline_run
+from tunesmith.config import load_config
+from tunesmith.console import progress
+from tunesmith.decision.rules import DecisionRecord
+from tunesmith.quiet import quiet_libraries
+from tunesmith.tasks.curation import curate_task
+from tunesmith.tasks.decision import decide_task
+from tunesmith.tasks.models import prepare_model_task
+from tunesmith.tasks.retraining import check_inputs_task
+from tunesmith.tracking.pipeline_run import pipeline_run
 
 
 @flow(name="decide")

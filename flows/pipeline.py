@@ -7,26 +7,26 @@ from dataclasses import dataclass, field
 from prefect import flow
 from prefect.states import Completed
 
-from tasks.config import RunConfig, load_config
-from tasks.console import progress
-from tasks.curation.task import curate_task
-from tasks.decision.rules import DecisionRecord
-from tasks.decision.task import decide_task
-from tasks.evaluation.evaluate import EvaluationResult
-from tasks.evaluation.task import evaluate_task
-from tasks.forgetting.compare import ForgettingReport
-from tasks.forgetting.task import benchmark_base_task, forgetting_task
-from tasks.models.task import prepare_model_task
-from tasks.orchestration import record_failure
-from tasks.promotion.gate import PromotionDecision
-from tasks.promotion.task import promote_task
-from tasks.quiet import quiet_libraries
-from tasks.report.task import report_task
-from tasks.retraining.task import check_inputs_task
-from tasks.tracking.mlflow_runs import RunRef, set_tags
-from tasks.tracking.pipeline_run import pipeline_run
-from tasks.training.sft import TrainedModel
-from tasks.training.task import train_task
+from tunesmith.config import RunConfig, load_config
+from tunesmith.console import progress
+from tunesmith.decision.rules import DecisionRecord
+from tunesmith.evaluation.evaluate import EvaluationResult
+from tunesmith.forgetting.compare import ForgettingReport
+from tunesmith.promotion.gate import PromotionDecision
+from tunesmith.quiet import quiet_libraries
+from tunesmith.tasks.curation import curate_task
+from tunesmith.tasks.decision import decide_task
+from tunesmith.tasks.evaluation import evaluate_task
+from tunesmith.tasks.forgetting import benchmark_base_task, forgetting_task
+from tunesmith.tasks.models import prepare_model_task
+from tunesmith.tasks.orchestration import record_failure
+from tunesmith.tasks.promotion import promote_task
+from tunesmith.tasks.report import report_task
+from tunesmith.tasks.retraining import check_inputs_task
+from tunesmith.tasks.training import train_task
+from tunesmith.tracking.mlflow_runs import RunRef, set_tags
+from tunesmith.tracking.pipeline_run import pipeline_run
+from tunesmith.training.sft import TrainedModel
 
 SKIPPED = "Skipped: inputs unchanged"
 

@@ -1,1 +1,1 @@
-"""Tunesmith's stages as plain Python: one package per stage, each with a thin Prefect task wrapper."""
+"""Prefect tasks: each a thin wrapper that runs one library stage (tunesmith.<stage>) and logs it."""

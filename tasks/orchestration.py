@@ -11,7 +11,7 @@ from pathlib import Path
 
 from prefect.tasks import exponential_backoff
 
-from tasks.errors import TunesmithError
+from tunesmith.errors import TunesmithError
 
 
 def retry_unless_user_error(task, task_run, state) -> bool:
@@ -94,7 +94,7 @@ def record_failure(flow, flow_run, state) -> None:
     """Flow hook for failed and crashed runs: append to <output_dir>/failures.jsonl and notify if configured."""
     from prefect.logging import get_run_logger
 
-    from tasks.config import load_config
+    from tunesmith.config import load_config
 
     message = f"flow run {flow_run.name} of {flow.name} ended {state.name}: {state.message}"
     logger = get_run_logger()

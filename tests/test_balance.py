@@ -2,8 +2,8 @@ from collections import Counter
 
 import pytest
 
-from tasks.curation.balance import balance
-from tasks.curation.records import make_example
+from tunesmith.curation.balance import balance
+from tunesmith.curation.records import make_example
 
 
 def _data(counts: dict[str, int]):

@@ -3,8 +3,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
 from tests.conftest import LABELS, ticket_rows, write_config, write_jsonl
+from tunesmith.flows.cli import app
 
 runner = CliRunner()
 
@@ -98,10 +98,10 @@ def test_check_runs_the_expectation_suite(tmp_path, tiny_model, small_tickets):
     [([], 0), ([], 1), (["data.min_tokens=1000"], 0), (["data.max_rejected_fraction=0"], 1)],
 )  # fmt: skip
 def test_check_passes_only_when_curation_would(overrides, bad_rows, tmp_path, tiny_model, small_tickets):
-    from tasks.config import load_config
-    from tasks.curation.curate import curate
-    from tasks.models.load import load_tokenizer
-    from tasks.prompts import system_prompt
+    from tunesmith.config import load_config
+    from tunesmith.curation.curate import curate
+    from tunesmith.models.load import load_tokenizer
+    from tunesmith.prompts import system_prompt
 
     rows = [json.loads(line) for line in small_tickets.read_text().splitlines()] + [{"text": "", "label": "urgent"}]
     rows = rows[: len(rows) - 1 + bad_rows]

@@ -7,10 +7,10 @@ import os
 import pytest
 from mlflow import MlflowClient
 
-from flows.compare import compare_methods
-from tasks.comparison.assess import MethodResult
-from tasks.comparison.table import add_quality_vs_full, rows, to_markdown, write_csv
 from tests.conftest import write_config
+from tunesmith.comparison.assess import MethodResult
+from tunesmith.comparison.table import add_quality_vs_full, rows, to_markdown, write_csv
+from tunesmith.flows.compare import compare_methods
 
 COMPARE_FAST = """training:
   max_steps: 8
@@ -117,7 +117,7 @@ def test_methods_run_as_parallel_tasks_on_a_local_dask_cluster(
 def test_compare_refuses_an_unknown_method_before_starting(tmp_path, tiny_model, small_tickets):
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from tunesmith.flows.cli import app
 
     config = write_config(tmp_path / "run.yaml", small_tickets, tiny_model, COMPARE_FAST)
     result = CliRunner().invoke(app, ["compare", str(config), "--method", "lora", "--method", "lorra"])

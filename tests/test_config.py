@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tasks.config import ConfigError, load_config, save_resolved
 from tests.conftest import REPO, write_config
+from tunesmith.config import ConfigError, load_config, save_resolved
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
@@ -99,7 +99,7 @@ def test_resolved_config_round_trips(tmp_path, small_tickets):
 
 
 def _keys(model, prefix=""):
-    from tasks.config.load import _model_of
+    from tunesmith.config.load import _model_of
 
     for name, field in model.model_fields.items():
         nested = _model_of(field.annotation)
@@ -110,7 +110,7 @@ def _keys(model, prefix=""):
 
 
 def test_every_config_key_is_documented():
-    from tasks.config.schema import RunConfig
+    from tunesmith.config.schema import RunConfig
 
     reference = (REPO / "docs" / "configuration.md").read_text()
     missing = [key for key in _keys(RunConfig) if f"`{key}`" not in reference]

@@ -9,19 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from tasks.config import ConfigError
-from tasks.console import progress
-from tasks.console.progress import LineReporter, Stage
-from tasks.console.session import explain
-from tasks.errors import DataError
 from tests.conftest import REPO, write_config, write_jsonl
 from tests.test_pipeline import TRAIN_FAST
+from tunesmith.config import ConfigError
+from tunesmith.console import progress
+from tunesmith.console.progress import LineReporter, Stage
+from tunesmith.console.session import explain
+from tunesmith.errors import DataError
 
 STAGE = re.compile(r"^\[(\d+)/(\d+)\] (.+)$")
 
 
 def tunesmith(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "flows.cli", *args]
+    command = [sys.executable, "-m", "tunesmith.flows.cli", *args]
     return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=900)
 
 
@@ -117,7 +117,7 @@ def test_a_run_shows_each_stage_once_in_order_and_keeps_library_output_in_run_lo
 def test_verbose_shows_the_library_logs_too(prefect_server, mlflow_uri, tmp_path, tiny_model, small_tickets):
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from tunesmith.flows.cli import app
 
     quick = TRAIN_FAST + "forgetting:\n  enabled: false\npromotion:\n  enabled: false\n"
     config = write_config(tmp_path / "run.yaml", small_tickets, tiny_model, quick)

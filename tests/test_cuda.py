@@ -4,10 +4,10 @@ machines without CUDA."""
 import pytest
 import torch
 
-from tasks.models.hardware import choose_precision
-from tasks.training.inference import load_trained
-from tasks.training.sft import train_model
 from tests.test_training import _fast, _memorisable_set, _validation_loss, long_inputs
+from tunesmith.models.hardware import choose_precision
+from tunesmith.training.inference import load_trained
+from tunesmith.training.sft import train_model
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -29,7 +29,7 @@ def test_qlora_trains_on_the_gpu_with_the_paged_optimizer(tmp_path, tiny_model):
 
 
 def test_running_out_of_gpu_memory_mid_training_says_what_to_change(tmp_path, tiny_model):
-    from tasks.errors import NotEnoughMemory
+    from tunesmith.errors import NotEnoughMemory
 
     # 32 sequences of about 26k tokens: the attention scores of one layer need about 350 GB, more than any GPU has.
     model, train = long_inputs(tmp_path, tiny_model, 32, 16000)

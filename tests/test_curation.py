@@ -5,14 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from tasks.config.schema import DataConfig
-from tasks.curation.curate import curate, data_fingerprint
-from tasks.curation.load import load_records
-from tasks.curation.readers import InputFileError
-from tasks.curation.records import make_example
-from tasks.curation.split import stratified_split
-from tasks.models.load import load_tokenizer
 from tests.conftest import LABELS, SHARED_DATA, ticket_rows, write_jsonl
+from tunesmith.config.schema import DataConfig
+from tunesmith.curation.curate import curate, data_fingerprint
+from tunesmith.curation.load import load_records
+from tunesmith.curation.readers import InputFileError
+from tunesmith.curation.records import make_example
+from tunesmith.curation.split import stratified_split
+from tunesmith.models.load import load_tokenizer
 
 GOOD = {"text": "My invoice is wrong", "label": "billing"}
 
@@ -48,7 +48,7 @@ def test_reject_messages_name_the_field():
     rows = [BAD_ROWS["unknown label"][0], BAD_ROWS["wrong type"][0], BAD_ROWS["missing field"][0]]
     messages = []
     for i, row in enumerate(rows, 1):
-        from tasks.curation.formats import RowError, parse_classification
+        from tunesmith.curation.formats import RowError, parse_classification
 
         with pytest.raises(RowError) as err:
             parse_classification(row, LABELS)

@@ -6,8 +6,8 @@ import random
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
 from tests.conftest import write_jsonl
+from tunesmith.flows.cli import app
 
 pytestmark = pytest.mark.slow
 CITIES = ["Lisbon", "Oslo", "Lima", "Cairo"]

@@ -1,16 +1,16 @@
 import pytest
 
-from tasks.config.schema import DecisionConfig
-from tasks.curation.records import make_example
-from tasks.decision.baselines import Baseline, few_shot_examples
-from tasks.decision.memory import Workload, estimate, estimate_all, model_shape
-from tasks.decision.rules import decide
+from tunesmith.config.schema import DecisionConfig
+from tunesmith.curation.records import make_example
+from tunesmith.decision.baselines import Baseline, few_shot_examples
+from tunesmith.decision.memory import Workload, estimate, estimate_all, model_shape
+from tunesmith.decision.rules import decide
 
 SMALL_MODEL_GB = {m: 1.0 for m in ("full", "lora", "dora", "qlora", "adapter", "prefix", "prompt", "ia3", "spectrum")}
 
 
 def _estimates(sizes: dict[str, float]):
-    from tasks.decision.memory import MemoryEstimate
+    from tunesmith.decision.memory import MemoryEstimate
 
     return {m: MemoryEstimate(m, 1, gb, 0, 0, 0, 0, gb, ["test"]) for m, gb in sizes.items()}
 
@@ -171,10 +171,10 @@ def test_estimates_keep_the_methods_in_the_expected_order():
 
 
 def test_trainable_counts_match_what_peft_and_our_adapters_build(tiny_model):
-    from tasks.config.schema import TrainingConfig
-    from tasks.models.hardware import Precision
-    from tasks.training.methods import METHODS
-    from tasks.training.sft import parameter_counts
+    from tunesmith.config.schema import TrainingConfig
+    from tunesmith.models.hardware import Precision
+    from tunesmith.training.methods import METHODS
+    from tunesmith.training.sft import parameter_counts
 
     shape = model_shape(str(tiny_model))
     config = TrainingConfig(lora={"r": 8, "target_modules": ["q_proj", "v_proj"]})

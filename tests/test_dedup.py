@@ -1,7 +1,7 @@
-from tasks.curation.dedup import exact_dedup, near_dedup, sample_clusters, semantic_dedup
-from tasks.curation.leakage import remove_leaks
-from tasks.curation.minhash import shingle_hashes, signatures
-from tasks.curation.records import make_example
+from tunesmith.curation.dedup import exact_dedup, near_dedup, sample_clusters, semantic_dedup
+from tunesmith.curation.leakage import remove_leaks
+from tunesmith.curation.minhash import shingle_hashes, signatures
+from tunesmith.curation.records import make_example
 
 
 def ex(text: str, label: str | None = "billing", source: str | None = None):

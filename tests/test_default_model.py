@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from tasks.evaluation.scoring import generate
-from tasks.models.embedded import materialize
-from tasks.models.hardware import Precision
-from tasks.models.load import load_model
-from tasks.models.resolve import resolve_model
+from tunesmith.evaluation.scoring import generate
+from tunesmith.models.embedded import materialize
+from tunesmith.models.hardware import Precision
+from tunesmith.models.load import load_model
+from tunesmith.models.resolve import resolve_model
 
 CACHE = Path(os.environ.get("TUNESMITH_MODEL_CACHE", "~/.cache/tunesmith/models")).expanduser()
 pytestmark = pytest.mark.slow

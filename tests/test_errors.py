@@ -8,10 +8,10 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
 from tests.conftest import REPO, write_config, write_jsonl
 from tests.services import free_port
 from tests.test_pipeline import TRAIN_FAST
+from tunesmith.flows.cli import app
 
 runner = CliRunner()
 
@@ -93,7 +93,7 @@ def _dead_url() -> str:
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "flows.cli", *args], env=env, cwd=REPO, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "tunesmith.flows.cli", *args], env=env, cwd=REPO, capture_output=True,
                           text=True, timeout=300)  # fmt: skip
 
 

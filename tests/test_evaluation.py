@@ -4,17 +4,17 @@ import numpy as np
 import pytest
 import torch
 
-from tasks.config.schema import TrainingConfig
-from tasks.curation.records import make_example, read_examples
-from tasks.evaluation.evaluate import prediction_rows, score_model, task_type
-from tasks.evaluation.judge import parse_verdict
-from tasks.evaluation.metrics import classification_metrics, confusion, generation_metrics, json_metrics
-from tasks.evaluation.scoring import generate, label_logprobs, perplexity
-from tasks.models.load import load_model
-from tasks.training.inference import load_trained
-from tasks.training.sft import train_model
 from tests.conftest import LABELS
 from tests.test_training import CPU32, _memorisable_set, min_answer_probability
+from tunesmith.config.schema import TrainingConfig
+from tunesmith.curation.records import make_example, read_examples
+from tunesmith.evaluation.evaluate import prediction_rows, score_model, task_type
+from tunesmith.evaluation.judge import parse_verdict
+from tunesmith.evaluation.metrics import classification_metrics, confusion, generation_metrics, json_metrics
+from tunesmith.evaluation.scoring import generate, label_logprobs, perplexity
+from tunesmith.models.load import load_model
+from tunesmith.training.inference import load_trained
+from tunesmith.training.sft import train_model
 
 
 def test_classification_metrics_match_hand_computed_values():
@@ -55,7 +55,7 @@ def test_json_metrics_match_hand_computed_values():
 def test_perplexity_is_exp_of_mean_answer_token_loss(tiny_model):
     model, tokenizer = load_model(str(tiny_model), CPU32)
     conversation = [{"role": "user", "content": "refund my card"}, {"role": "assistant", "content": "billing"}]
-    from tasks.training.tokenize import tokenize_conversation
+    from tunesmith.training.tokenize import tokenize_conversation
 
     row = tokenize_conversation(tokenizer, conversation)
     with torch.no_grad():
@@ -146,8 +146,8 @@ def test_prompt_and_prefix_tuned_models_are_scored_by_their_own_likelihood(tmp_p
     must still equal the model's own likelihood of each label, and logits line up with the input."""
     from peft import PrefixTuningConfig, PromptTuningConfig, get_peft_model
 
-    from tasks.training.methods.base import load_base
-    from tasks.training.tokenize import tokenize_conversation
+    from tunesmith.training.methods.base import load_base
+    from tunesmith.training.tokenize import tokenize_conversation
 
     settings = {"num_virtual_tokens": 4, "task_type": "CAUSAL_LM"}
     peft_config = PromptTuningConfig(**settings) if method == "prompt" else PrefixTuningConfig(**settings)

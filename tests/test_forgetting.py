@@ -2,18 +2,18 @@ import json
 
 import pytest
 
-from tasks.config.schema import BenchmarkConfig
-from tasks.forgetting.benchmarks import run_benchmarks
-from tasks.forgetting.compare import compare_scores
-from tasks.models.hardware import Precision
-from tasks.models.load import load_model
 from tests.conftest import REPO, SHARED_DATA
+from tunesmith.config.schema import BenchmarkConfig
+from tunesmith.forgetting.benchmarks import run_benchmarks
+from tunesmith.forgetting.compare import compare_scores
+from tunesmith.models.hardware import Precision
+from tunesmith.models.load import load_model
 
 CPU32 = Precision("cpu", "float32", "tests")
 
 
 def test_without_a_hub_the_local_benchmarks_are_used(monkeypatch):
-    from tasks.forgetting.benchmarks import choose_suite
+    from tunesmith.forgetting.benchmarks import choose_suite
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     local = [BenchmarkConfig(name="general_knowledge", path=REPO / "data" / "general_knowledge.jsonl")]
@@ -36,7 +36,7 @@ def test_relative_drop_over_threshold_is_flagged_with_mitigations():
 
 
 def test_mcnemar_compares_the_same_questions_before_and_after():
-    from tasks.forgetting.compare import mcnemar_p
+    from tunesmith.forgetting.compare import mcnemar_p
 
     before = [True] * 60 + [False] * 40
     lost_many = [False] * 20 + [True] * 40 + [False] * 40  # 20 lost, none gained

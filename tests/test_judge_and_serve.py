@@ -9,10 +9,10 @@ import httpx
 import numpy as np
 import pytest
 
-from tasks.evaluation.judge import SCORES, EndpointJudge, LocalJudge, judge_messages, parse_verdict
-from tasks.evaluation.scoring import label_logprobs
-from tasks.serving.predict import Predictor, Request
 from tests.test_training import CPU32
+from tunesmith.evaluation.judge import SCORES, EndpointJudge, LocalJudge, judge_messages, parse_verdict
+from tunesmith.evaluation.scoring import label_logprobs
+from tunesmith.serving.predict import Predictor, Request
 
 ITEMS = [("What is the capital of France?", "Paris", "Paris"), ("What is the capital of France?", "Paris", "Banana")]
 
@@ -38,7 +38,7 @@ def _free_port() -> int:
 def served(tiny_model):
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "serve", "--model", str(tiny_model), "--port", str(port)]
+        [sys.executable, "-m", "tunesmith.flows.cli", "serve", "--model", str(tiny_model), "--port", str(port)]
     )
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.time() + 120

@@ -7,10 +7,10 @@ import shutil
 import pytest
 from mlflow import MlflowClient
 
-from flows.compare import compare_methods
 from tests.conftest import REPO, write_config
 from tests.services import mlflow_server
 from tests.test_compare import COMPARE_FAST
+from tunesmith.flows.compare import compare_methods
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # As root in a closed network: no sandbox, and no background calls to Google's services that would hang.

@@ -14,11 +14,11 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from mlflow import MlflowClient
 
-from flows.pipeline import SKIPPED, finetune_pipeline
-from tasks.curation.records import normalize_text
-from tasks.orchestration import training_slot
 from tests.conftest import REPO, ticket_rows, write_config, write_jsonl
 from tests.test_pipeline import TRAIN_FAST
+from tunesmith.curation.records import normalize_text
+from tunesmith.flows.pipeline import SKIPPED, finetune_pipeline
+from tunesmith.tasks.orchestration import training_slot
 
 
 def test_unchanged_inputs_skip_training_and_incoming_files_trigger_it(
@@ -97,7 +97,7 @@ def test_two_trainings_never_hold_the_slot_at_once(prefect_server):
 
 HOLD_SLOT = """
 import sys, time
-from tasks.orchestration import training_slot
+from tunesmith.tasks.orchestration import training_slot
 print("asking", flush=True)
 with training_slot("cpu", sys.argv[1]) as waited:
     print(f"held after {waited:.2f}", flush=True)

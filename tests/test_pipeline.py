@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from flows.pipeline import finetune_pipeline
-from tasks.curation.curate import CurationFailed
-from tasks.serving.predict import Predictor, read_requests
 from tests.conftest import LABELS, ticket_rows, write_config, write_jsonl
+from tunesmith.curation.curate import CurationFailed
+from tunesmith.flows.pipeline import finetune_pipeline
+from tunesmith.serving.predict import Predictor, read_requests
 
 TRAIN_FAST = """training:
   max_steps: 12

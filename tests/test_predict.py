@@ -2,13 +2,13 @@ import json
 
 from typer.testing import CliRunner
 
-from flows.cli import app
-from tasks.config.schema import TrainingConfig
-from tasks.curation.records import make_example, write_examples
-from tasks.serving.predict import Predictor, read_requests
-from tasks.training.inference import load_trained
-from tasks.training.sft import train_model
 from tests.test_training import CPU32, min_answer_probability
+from tunesmith.config.schema import TrainingConfig
+from tunesmith.curation.records import make_example, write_examples
+from tunesmith.flows.cli import app
+from tunesmith.serving.predict import Predictor, read_requests
+from tunesmith.training.inference import load_trained
+from tunesmith.training.sft import train_model
 
 TEXTS = ["site down now", "refund my card", "app crashes on login", "office hours?"]
 

@@ -1,4 +1,4 @@
-from tasks.promotion.gate import gate
+from tunesmith.promotion.gate import gate
 
 
 def test_a_better_model_without_forgetting_is_promoted():

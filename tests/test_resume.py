@@ -27,7 +27,7 @@ tracking:
 
 
 def _run(config, env):
-    command = [sys.executable, "-m", "flows.cli", "run", str(config)]
+    command = [sys.executable, "-m", "tunesmith.flows.cli", "run", str(config)]
     return subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 

@@ -9,16 +9,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tasks.config.schema import TrainingConfig
-from tasks.curation.records import Example, make_example, read_examples, write_examples
-from tasks.evaluation.scoring import label_logprobs
-from tasks.models.hardware import Precision
-from tasks.models.load import load_model, load_tokenizer
-from tasks.prompts import full_messages, prompt_messages
-from tasks.training.inference import load_trained
-from tasks.training.sft import MANIFEST, train_model
-from tasks.training.tokenize import tokenize_conversation
 from tests.conftest import LABELS, REPO
+from tunesmith.config.schema import TrainingConfig
+from tunesmith.curation.records import Example, make_example, read_examples, write_examples
+from tunesmith.evaluation.scoring import label_logprobs
+from tunesmith.models.hardware import Precision
+from tunesmith.models.load import load_model, load_tokenizer
+from tunesmith.prompts import full_messages, prompt_messages
+from tunesmith.training.inference import load_trained
+from tunesmith.training.sft import MANIFEST, train_model
+from tunesmith.training.tokenize import tokenize_conversation
 
 CPU32 = Precision("cpu", "float32", "tests")
 # Rates high enough to memorise four examples in a few dozen steps on a random tiny model. Prefix tuning at 1e-1
@@ -173,7 +173,7 @@ def test_assistant_only_loss_masks_every_other_role(tiny_model):
 
 
 def test_a_diverging_run_stops_naming_the_step_and_the_fix(tmp_path, tiny_model):
-    from tasks.training.guards import TrainingDiverged
+    from tunesmith.training.guards import TrainingDiverged
 
     train, val = _memorisable_set(tmp_path)
     with pytest.raises(TrainingDiverged, match=r"(?s)at step \d+\n.*fix: lower training.learning_rate \(now 1e\+30"):
@@ -226,8 +226,8 @@ SMALL_MACHINE = """
 import json, resource, sys
 from pathlib import Path
 import psutil
-from tasks.errors import NotEnoughMemory
-from tasks.training.sft import train_model
+from tunesmith.errors import NotEnoughMemory
+from tunesmith.training.sft import train_model
 from tests.test_training import CPU32, _fast, long_inputs
 
 tmp, tiny = Path(sys.argv[1]), Path(sys.argv[2])

@@ -1,0 +1,1 @@
+"""Example run configurations; installed as package data (tunesmith.configs)."""

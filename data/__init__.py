@@ -1,0 +1,1 @@
+"""Bundled sample data: the demo tickets, general replay data and the forgetting benchmark."""

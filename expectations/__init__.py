@@ -1,0 +1,1 @@
+"""Great Expectations suites, one per data format; installed as package data (tunesmith.expectations)."""

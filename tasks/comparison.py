@@ -1,0 +1,128 @@
+import os
+import socket
+from pathlib import Path
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from tunesmith.comparison.assess import MethodResult, assess_base, assess_trained, test_set
+from tunesmith.comparison.plan import fit_methods
+from tunesmith.comparison.table import add_quality_vs_full, plot, rows, to_markdown, write_csv
+from tunesmith.config import RunConfig
+from tunesmith.console import progress
+from tunesmith.curation.curate import CuratedData
+from tunesmith.models.load import load_tokenizer
+from tunesmith.models.prepared import PreparedModel
+from tunesmith.tasks.engine import worker_threads
+from tunesmith.tasks.orchestration import HOUR, SERVICE_RETRIES, training_slot
+from tunesmith.tasks.training import train_on_splits
+from tunesmith.tracking.mlflow_runs import (
+    RunRef,
+    log_artifact,
+    log_history,
+    log_json,
+    log_metrics,
+    log_params,
+    set_tags,
+    stage_run,
+)
+
+
+@task(name="plan-methods")
+def plan_methods_task(
+    run: RunRef, config: RunConfig, data: CuratedData, model: PreparedModel, methods: list[str]
+) -> tuple[list[str], list[MethodResult]]:
+    runnable, skipped, estimates = fit_methods(config, data, model, methods)
+    log_params(run, {"comparison.requested": ", ".join(methods), "comparison.run": ", ".join(runnable)})
+    log_metrics(run, {f"{m}_estimated_memory_gb": gb for m, gb in estimates.items()})
+    for row in skipped:
+        set_tags(run, {f"tunesmith.skipped.{row.method}": row.reason})
+    return runnable, skipped
+
+
+@task(name="assess-base-model", timeout_seconds=2 * HOUR)
+def assess_base_task(
+    run: RunRef, config: RunConfig, data: CuratedData, model: PreparedModel, before: dict | None
+) -> MethodResult:
+    with stage_run(run, "base") as child:
+        set_tags(child, {"tunesmith.method": "base", "tunesmith.kind": "comparison-method"})
+        tests = test_set(config, data, load_tokenizer(model.path, model.trust_remote_code))
+        with training_slot(model.precision.device, config.orchestration.training_slot):  # a quiet machine to time on
+            result = assess_base(config, model, tests, before, Path(child.out_dir))
+        log_metrics(child, result.metrics)
+        result.run_id = child.run_id
+        progress.done(result.headline())
+    return result
+
+
+@task(name="compare-method", timeout_seconds=24 * HOUR)
+def compare_method_task(
+    run: RunRef, config: RunConfig, data: CuratedData, model: PreparedModel, method: str, before: dict | None
+) -> MethodResult:
+    """Train one method and measure it; training and latency timing hold the machine's training slot, so
+    parallel methods on one machine take turns for those and overlap only in scoring."""
+    threads = worker_threads(config.comparison)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    with stage_run(run, method) as child:
+        worker = f"{socket.gethostname()} pid {os.getpid()}"
+        set_tags(child, {"tunesmith.method": method, "tunesmith.kind": "comparison-method", "tunesmith.worker": worker})
+        slot = (model.precision.device, config.orchestration.training_slot)
+        with training_slot(*slot) as waited:
+            trained = train_on_splits(config, data, model, method, Path(child.out_dir), child.run_id)
+        log_params(child, trained.hyperparameters)
+        log_history(child, trained.history, ("loss", "eval_loss", "learning_rate"))
+        if trained.loss_curve_path:
+            log_artifact(child, trained.loss_curve_path)
+        tests = test_set(config, data, load_tokenizer(model.path, model.trust_remote_code))
+        with training_slot(*slot):
+            result = assess_trained(config, model, trained, tests, before, Path(child.out_dir))
+        log_metrics(child, result.metrics | {"waited_for_training_slot_s": waited})
+        set_tags(child, {"tunesmith.trained_dir": trained.output_dir, "tunesmith.precision": trained.precision})
+        result.run_id = child.run_id
+        progress.done(result.headline())
+    return result
+
+
+@task(name="comparison-table", **SERVICE_RETRIES)
+def comparison_table_task(run: RunRef, config: RunConfig, results: list[MethodResult]) -> str:
+    """Quality relative to full fine-tuning, then the table as markdown, CSV and PNG, in MLflow and Prefect."""
+    with progress.stage("comparison"):
+        document = _comparison_table(run, config, results)
+        progress.done(str(Path(run.out_dir) / "comparison" / "comparison.md"))
+    return document
+
+
+def _comparison_table(run: RunRef, config: RunConfig, results: list[MethodResult]) -> str:
+    missing_reference = add_quality_vs_full(results)
+    for result in results:
+        if result.run_id and "quality_vs_full_pct" in result.metrics:
+            log_metrics(RunRef(run.uri, result.run_id, run.experiment_id, run.out_dir),
+                        {"quality_vs_full_pct": result.metrics["quality_vs_full_pct"]})  # fmt: skip
+    table = rows(results)
+    out_dir = Path(run.stage_dir("comparison"))
+    markdown = to_markdown(table)
+    notes = [missing_reference] if missing_reference else []
+    notes += [f"{r.method}: {r.status}, {r.reason}" for r in results if r.status in ("skipped", "failed")]
+    document = (
+        f"# Method comparison: {config.name}\n\n{markdown}\n"
+        "Peak memory is GPU memory allocated on a GPU, else the RAM training added to its process. Latency is "
+        "one request at a time, greedy, a reply of a fixed length (the longest reference answer + 2 tokens), as "
+        "trained (adapter attached) and merged into the base where the method allows it. Forgetting change is "
+        "the mean relative change on the general benchmarks.\n" + "".join(f"\n- {n}" for n in notes)
+    )
+    (out_dir / "comparison.md").write_text(document, encoding="utf-8")
+    write_csv(table, out_dir / "comparison.csv")
+    plot(results, out_dir / "comparison.png")
+    log_json(run, [r.to_json() for r in results], "comparison/results.json")
+    for name in ("comparison.md", "comparison.csv", "comparison.png"):
+        log_artifact(run, out_dir / name, "comparison")
+    best = max((r for r in results if r.status == "trained"), key=lambda r: r.metrics.get(r.task_metric, -1e9),
+               default=None)  # fmt: skip
+    if best:
+        set_tags(run, {"tunesmith.best_method": best.method})
+    create_table_artifact(key="method-comparison", table=table, description=f"Methods compared on {config.name}")
+    create_markdown_artifact(key="method-comparison-report", markdown=document, description="Method comparison")
+    return document

@@ -1,0 +1,50 @@
+from pathlib import Path
+
+from prefect import task
+from prefect.artifacts import create_table_artifact
+
+from tunesmith.config import RunConfig
+from tunesmith.console import progress
+from tunesmith.curation.curate import CuratedData
+from tunesmith.decision.rules import DecisionRecord
+from tunesmith.evaluation.evaluate import EvaluationResult
+from tunesmith.evaluation.stage import run_evaluation
+from tunesmith.models.prepared import PreparedModel
+from tunesmith.tasks.orchestration import HOUR
+from tunesmith.tracking.mlflow_runs import RunRef, log_artifact, log_json, log_metrics, log_params, log_table, stage_run
+from tunesmith.training.sft import TrainedModel
+
+
+def _rows(path: str) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@task(name="evaluate", timeout_seconds=2 * HOUR)
+def evaluate_task(
+    run: RunRef, config: RunConfig, data: CuratedData, model: PreparedModel, trained: TrainedModel,
+    decision: DecisionRecord,
+) -> EvaluationResult:  # fmt: skip
+    with stage_run(run, "evaluation") as stage:
+        result = run_evaluation(config, data, model, trained, decision, Path(stage.out_dir))
+        log_params(
+            stage, {"task_type": result.task_type, "base_prompt": result.base_prompt, "n_examples": result.n_examples}
+        )
+        log_metrics(stage, {f"base_{k}": v for k, v in result.base.items()})
+        log_metrics(stage, {f"finetuned_{k}": v for k, v in result.finetuned.items()})
+        rows = _rows(result.predictions_path)
+        log_table(stage, rows, "test_predictions.json")
+        for path in result.artifacts:
+            log_artifact(stage, path)
+        if result.judge:
+            log_metrics(stage, {f"{who}_{k}": v for who in ("base", "finetuned") for k, v in result.judge[who].items()})
+            log_table(stage, result.judge["rows"], "judge.json")
+        log_json(stage, result.to_json() | {"judge": None}, "evaluation.json")
+        create_table_artifact(
+            key="test-predictions",
+            table=rows[: config.evaluation.samples_in_report],
+            description="Test examples, fine-tuned errors first: reference, base (best prompt) and fine-tuned outputs",
+        )
+        progress.done(result.headline())
+    return result

@@ -1,0 +1,24 @@
+from prefect import task
+
+from tunesmith.config import RunConfig
+from tunesmith.console import progress
+from tunesmith.models.prepared import PreparedModel, prepare_model
+from tunesmith.tasks.orchestration import HOUR, SERVICE_RETRIES
+from tunesmith.tracking.mlflow_runs import RunRef, set_tags
+
+
+@task(name="prepare-model", timeout_seconds=2 * HOUR, **SERVICE_RETRIES)
+def prepare_model_task(run: RunRef, config: RunConfig) -> PreparedModel:
+    with progress.stage("model", config.model):
+        model = prepare_model(config.model, config.model_cache_dir, config.trust_remote_code, config.training.precision)
+        progress.done(model.headline())
+    set_tags(
+        run,
+        {
+            "tunesmith.model_path": model.path,
+            "tunesmith.precision": model.precision.dtype,
+            "tunesmith.precision_reason": model.precision.reason,
+            "tunesmith.device": model.precision.device,
+        },
+    )
+    return model

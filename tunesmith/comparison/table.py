@@ -1,0 +1,124 @@
+"""The comparison table: one row per method, as markdown, CSV and a PNG chart."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+from tunesmith.comparison.assess import MethodResult
+
+# (column title, metric name, decimals); the metric names are those logged on every method's MLflow run.
+COLUMNS = [
+    ("trainable %", "trainable_pct", 4),
+    ("peak memory MB", "peak_memory_mb", 0),
+    ("train wall s", "train_wall_s", 1),
+    ("tokens/s", "tokens_per_s", 1),
+    ("{metric}", "{metric}", 3),
+    ("quality vs full %", "quality_vs_full_pct", 1),
+    ("forgetting change %", "forgetting_change_pct", 1),
+    ("adapter MB", "adapter_size_mb", 2),
+    ("latency ms (unmerged)", "latency_ms_unmerged", 1),
+    ("latency ms (merged)", "latency_ms_merged", 1),
+]
+
+
+def add_quality_vs_full(results: list[MethodResult]) -> str | None:
+    """Each row's task metric as a percentage of full fine-tuning's; returns why not, when it cannot be done."""
+    full = next((r for r in results if r.method == "full" and r.status == "trained"), None)
+    if full is None:
+        return "full fine-tuning was not run (or failed), so there is no reference for quality vs full"
+    reference = full.metrics.get(full.task_metric)
+    if not reference:
+        return f"full fine-tuning scored {reference} on {full.task_metric}: no meaningful reference"
+    for row in results:
+        if row.task_metric in row.metrics:
+            row.metrics["quality_vs_full_pct"] = 100.0 * row.metrics[row.task_metric] / reference
+    return None
+
+
+def rows(results: list[MethodResult]) -> list[dict[str, Any]]:
+    """Plain rows (column title -> value or None), in the order the results came."""
+    metric = next((r.task_metric for r in results if r.task_metric), "task metric")
+    table = []
+    for result in results:
+        row: dict[str, Any] = {"method": result.method, "status": result.status}
+        for title, key, decimals in COLUMNS:
+            value = result.metrics.get(key.format(metric=metric))
+            ok = value is not None and not (isinstance(value, float) and math.isnan(value))
+            row[title.format(metric=metric.removeprefix("test_"))] = round(value, decimals) if ok else None
+        row["note"] = result.reason
+        table.append(row)
+    return table
+
+
+def to_markdown(table: list[dict[str, Any]]) -> str:
+    if not table:
+        return ""
+    headers = list(table[0])
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for row in table:
+        lines.append("| " + " | ".join(_cell(row[h]) for h in headers) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value: Any) -> str:
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.4f}".rstrip("0").rstrip(".") if abs(value) < 1 else f"{value:,.1f}"
+    return str(value).replace("|", "/")
+
+
+def write_csv(table: list[dict[str, Any]], path: Path) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.DictWriter(out, fieldnames=list(table[0]))
+        writer.writeheader()
+        writer.writerows(table)
+    return path
+
+
+def plot(results: list[MethodResult], path: Path) -> Path:
+    """Four panels: quality vs full, trainable share (log scale), peak training memory, inference latency."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    shown = [r for r in results if r.status in ("trained", "base")]
+    names = [r.method for r in shown]
+    x = np.arange(len(names))
+
+    def values(key: str) -> list[float]:
+        return [r.metrics.get(key, np.nan) for r in shown]
+
+    metric = next((r.task_metric for r in shown if r.task_metric), "")
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7))
+    quality = values("quality_vs_full_pct")
+    has_full = not all(np.isnan(quality))
+    ax = axes[0, 0]
+    ax.bar(x, quality if has_full else values(metric), color="tab:blue")
+    ax.set_title("quality vs full fine-tuning (%)" if has_full else metric.removeprefix("test_"))
+    if has_full:
+        ax.axhline(100, color="grey", lw=0.8, ls="--")
+    ax = axes[0, 1]
+    ax.bar(x, [max(v, 1e-4) if not np.isnan(v) else np.nan for v in values("trainable_pct")], color="tab:green")
+    ax.set_yscale("log")
+    ax.set_title("trainable parameters (%)")
+    ax = axes[1, 0]
+    ax.bar(x, values("peak_memory_mb"), color="tab:orange")
+    ax.set_title("peak training memory (MB)")
+    ax = axes[1, 1]
+    ax.bar(x - 0.2, values("latency_ms_unmerged"), width=0.4, label="as trained", color="tab:purple")
+    ax.bar(x + 0.2, values("latency_ms_merged"), width=0.4, label="merged", color="tab:pink")
+    ax.set_title("inference latency per example (ms)")
+    ax.legend()
+    for ax in axes.flat:
+        ax.set_xticks(x, names, rotation=30)
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

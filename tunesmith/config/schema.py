@@ -1,0 +1,384 @@
+"""The one configuration schema of a Tunesmith run: a pydantic model per section, composed into RunConfig.
+
+Defaults live here; a YAML file states only what differs. Every section forbids unknown keys so a typo
+fails at load time with the key's name.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tunesmith.models.embedded import EMBEDDED_MODELS
+from tunesmith.resources import bundled_data
+
+
+def _existing_file(path: Path) -> Path:
+    if not path.is_file():
+        raise ValueError(f"file '{path}' does not exist")
+    return path
+
+
+def _existing_path(path: Path) -> Path:
+    if not path.exists():
+        raise ValueError(f"'{path}' does not exist")
+    return path
+
+
+ExistingFile = Annotated[Path, AfterValidator(_existing_file)]
+ExistingPath = Annotated[Path, AfterValidator(_existing_path)]  # a file, or a saved `datasets` folder
+DataFormat = Literal["classification", "instruction", "chat", "completion"]
+FileFormat = Literal["auto", "jsonl", "json", "csv", "parquet", "datasets"]
+FIELDS = {"text", "label", "instruction", "input", "output", "prompt", "completion", "messages", "category"}
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SplitConfig(Section):
+    train: Fraction = 0.8
+    validation: Fraction = 0.1
+    test: Fraction = 0.1
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitConfig:
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + validation + test must be 1.0, got {total:g}")
+        return self
+
+
+class NearDedupConfig(Section):
+    enabled: bool = True
+    threshold: Fraction = 0.8  # estimated Jaccard similarity of shingle sets
+    num_perm: int = Field(128, ge=16)
+    shingle: Literal["char", "word"] = "char"
+    ngram: int = Field(5, ge=1)
+
+
+class SemanticDedupConfig(Section):
+    enabled: bool = False
+    threshold: Fraction = 0.95  # cosine similarity of sentence embeddings
+    encoder: str = "all-minilm-l6-v2"
+    batch_size: int = Field(64, ge=1)
+
+
+class DedupConfig(Section):
+    exact: bool = True
+    near: NearDedupConfig = NearDedupConfig()
+    semantic: SemanticDedupConfig = SemanticDedupConfig()
+    sample_clusters: int = Field(20, ge=0)
+
+
+class BalanceConfig(Section):
+    strategy: Literal["none", "cap", "oversample"] = "none"
+    cap_ratio: float = Field(3.0, ge=1.0)
+    warn_ratio: float = Field(10.0, ge=1.0)
+
+
+class ReplayConfig(Section):
+    """General-domain examples mixed into training against forgetting; never evaluated."""
+
+    path: ExistingPath = Field(default_factory=lambda: bundled_data("general_replay.jsonl"))
+    format: DataFormat = "instruction"
+    file_format: FileFormat = "auto"
+    fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+
+
+class DataConfig(Section):
+    path: ExistingPath
+    # New files dropped here are read after data.path every run and deduplicated against it.
+    incoming: Path | None = None
+    format: DataFormat = "classification"
+    file_format: FileFormat = "auto"
+    columns: dict[str, str] = {}  # our field name -> the file's column name
+    ignore_fields: list[str] = []
+    labels: list[str] | None = None
+    split: SplitConfig = SplitConfig()
+    seed: int = 42
+    max_rejected_fraction: Fraction = 0.05
+    # Lower token bound checked by the Great Expectations suite; the upper one is training.max_seq_length.
+    min_tokens: int = 1
+    min_examples_per_class: int = Field(5, ge=0)
+    dedup: DedupConfig = DedupConfig()
+    leakage_check: bool = True
+    balance: BalanceConfig = BalanceConfig()
+    replay: ReplayConfig = ReplayConfig()
+
+    @model_validator(mode="after")
+    def _labels_for_classification(self) -> DataConfig:
+        if self.format == "classification" and not self.labels:
+            raise ValueError("classification data needs data.labels (the allowed label set)")
+        return self
+
+    @field_validator("columns")
+    @classmethod
+    def _known_fields(cls, columns: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(columns) - FIELDS)
+        if unknown:
+            raise ValueError(f"keys must be our field names ({', '.join(sorted(FIELDS))}), not: {', '.join(unknown)}")
+        return columns
+
+
+class PromptConfig(Section):
+    system: str = (
+        "You are a support assistant. Classify the customer message into exactly one of these labels: "
+        "{labels}. Answer with the label only."
+    )
+
+
+class BaselineConfig(Section):
+    few_shot_k: int = Field(4, ge=1)
+    max_examples: int | None = Field(100, ge=1)  # validation examples scored per baseline
+    batch_size: int = Field(8, ge=1)
+
+
+class RagConfig(Section):
+    corpus: ExistingPath | None = None  # a folder of .txt/.md files or a JSONL file of {"text"} rows
+    top_k: int = Field(3, ge=1)
+    chunk_words: int = Field(120, ge=10)
+    retrievers: list[Literal["bm25", "embedding"]] = ["bm25", "embedding"]
+    encoder: str = "all-minilm-l6-v2"
+
+
+class DecisionConfig(Section):
+    min_examples_prompting: int = 10
+    min_examples_finetune: int = 100
+    full_finetune_min_examples: int = 10_000
+    rag_margin: float = Field(0.05, ge=0)
+    target: float | None = None  # task metric at which a prompt is good enough and training is skipped
+    priority: Literal["cost", "quality"] = "cost"
+    multi_task: bool = False  # several tasks will share one base model: prefer adapters
+    memory_gb: float | None = Field(None, gt=0)  # memory to plan for; default: GPU memory, else free RAM
+    memory_headroom: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9
+    force: Literal["prompting", "few_shot_prompting", "rag", "finetune"] | None = None
+    baselines: BaselineConfig = BaselineConfig()
+    rag: RagConfig = RagConfig()
+
+
+MethodName = Literal["full", "lora", "dora", "qlora", "adapter", "prefix", "prompt", "ia3", "spectrum"]
+Dtype = Literal["auto", "float32", "bfloat16", "float16"]
+
+
+class LoraConfig(Section):
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: Fraction = 0.05
+    target_modules: list[str] | Literal["all-linear"] = ["q_proj", "k_proj", "v_proj", "o_proj"]
+    use_dora: bool = False
+    use_rslora: bool = False
+
+
+class QLoraConfig(Section):
+    quant_type: Literal["nf4", "fp4"] = "nf4"
+    double_quant: bool = True
+    compute_dtype: Dtype = "auto"
+
+
+class AdapterConfig(Section):
+    bottleneck: int = Field(64, ge=1)
+    activation: Literal["relu", "gelu", "silu"] = "relu"
+
+
+class PrefixConfig(Section):
+    num_virtual_tokens: int = Field(16, ge=1)
+    projection: bool = False
+
+
+class PromptTuningConfig(Section):
+    num_virtual_tokens: int = Field(16, ge=1)
+    init_text: str | None = None
+
+
+class IA3Settings(Section):
+    target_modules: list[str] = ["k_proj", "v_proj", "down_proj"]
+    feedforward_modules: list[str] = ["down_proj"]
+
+
+class SpectrumConfig(Section):
+    fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 0.25
+
+
+class TrainingConfig(Section):
+    # "auto": the decision stage picks the method from the memory estimate, the data and decision.priority.
+    method: Literal["auto"] | MethodName = "auto"
+    # None means the chosen method's default (see tunesmith/training/methods).
+    epochs: float | None = Field(None, gt=0)
+    learning_rate: float | None = Field(None, gt=0)
+    weight_decay: float | None = Field(None, ge=0)
+    max_steps: int = -1
+    batch_size: int = Field(8, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    # When set, gradient accumulation is derived from it: ceil(effective_batch_size / batch_size).
+    effective_batch_size: int | None = Field(None, ge=1)
+    max_seq_length: int = Field(256, ge=8)
+    warmup_ratio: Fraction = 0.1
+    lr_scheduler: str = "cosine"
+    logging_steps: int = Field(5, ge=1)
+    seed: int = 42
+    precision: Dtype = "auto"
+    gradient_checkpointing: bool = False
+    loss_on: Literal["assistant", "all"] = "assistant"  # assistant turns only, or every token
+    group_by_length: bool = True  # batches of similar length: less padding
+    eval_steps: int | None = Field(None, ge=1)  # default: twice per epoch
+    save_steps: int | None = Field(None, ge=1)  # default: at every evaluation
+    save_total_limit: int = Field(2, ge=1)
+    early_stopping_patience: int | None = Field(3, ge=1)  # evaluations without improvement; None: off
+    resume: bool = True  # a re-run of the same config picks up from the last checkpoint
+    merge: bool = False  # also save the adapter merged into the base (LoRA, DoRA, QLoRA, IA3)
+    lora: LoraConfig = LoraConfig()
+    qlora: QLoraConfig = QLoraConfig()
+    adapter: AdapterConfig = AdapterConfig()
+    prefix: PrefixConfig = PrefixConfig()
+    prompt_tuning: PromptTuningConfig = PromptTuningConfig()
+    ia3: IA3Settings = IA3Settings()
+    spectrum: SpectrumConfig = SpectrumConfig()
+
+
+class JudgeConfig(Section):
+    """LLM-as-judge (off by default): a local model or an OpenAI-compatible endpoint grades answers."""
+
+    enabled: bool = False
+    model: str | None = None  # a local Hugging Face checkpoint folder or embedded model name
+    endpoint: str | None = None  # an OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1
+    endpoint_model: str = "default"
+    api_key_env: str = "OPENAI_API_KEY"
+    rubric: str = "Judge whether the answer is correct and complete compared with the reference answer."
+    max_examples: int = Field(20, ge=1)
+    timeout_s: float = Field(60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_judge(self) -> JudgeConfig:
+        if self.enabled and (self.model is None) == (self.endpoint is None):
+            raise ValueError(
+                "an enabled judge needs exactly one of evaluation.judge.model or evaluation.judge.endpoint"
+            )
+        return self
+
+
+class EvaluationConfig(Section):
+    batch_size: int = Field(16, ge=1)
+    max_examples: int | None = Field(None, ge=1)
+    samples_in_report: int = Field(10, ge=0)
+    task: Literal["auto", "classification", "json", "generation"] = "auto"
+    json_schema: ExistingFile | None = None  # JSON Schema that structured outputs must satisfy
+    judge: JudgeConfig = JudgeConfig()
+
+
+class BenchmarkConfig(Section):
+    """A local multiple-choice benchmark: JSONL rows of {"question", "choices", "answer"}."""
+
+    name: str = Field(pattern=r"^[a-z0-9_]+$")
+    path: ExistingFile
+
+
+def _bundled_benchmarks() -> list[BenchmarkConfig]:
+    return [BenchmarkConfig(name="general_knowledge", path=bundled_data("general_knowledge.jsonl"))]
+
+
+class ForgettingConfig(Section):
+    enabled: bool = True
+    # auto: lm-eval's own tasks (harness_tasks) when the Hugging Face hub is reachable, else the local files.
+    suite: Literal["auto", "local", "harness"] = "auto"
+    harness_tasks: list[str] = ["arc_easy", "hellaswag", "mmlu_global_facts"]
+    benchmarks: list[BenchmarkConfig] = Field(default_factory=_bundled_benchmarks)
+    limit: int | None = Field(None, ge=1)
+    threshold: Fraction = 0.05
+    # Flag only drops that McNemar's test finds significant (p < 0.05) on the same questions before and after.
+    require_significance: bool = False
+    batch_size: int = Field(16, ge=1)
+    seed: int = 1234
+
+    @property
+    def active(self) -> bool:
+        return self.enabled and bool(self.benchmarks)
+
+
+class PromotionConfig(Section):
+    enabled: bool = True
+    alias: str = "champion"
+    # The new model must beat the champion (or, without one, the base model's best prompt) by more than this.
+    min_improvement: float = Field(0.0, ge=0.0)
+
+
+class RetrainingConfig(Section):
+    # Skip the run when the input data and the config are the same as the last run that trained a model.
+    skip_unchanged: bool = True
+
+
+class OrchestrationConfig(Section):
+    cache: bool = True  # reuse curation and baselines computed for the same inputs (e.g. after a crash)
+    # Concurrency slot that training holds; default tunesmith-training-<host>-<device>. Name it when several
+    # hosts (containers, pods) share one accelerator, so that they queue for it together.
+    training_slot: str | None = None
+    # Prefect notification block told about failed runs, as "<block type>/<name>", e.g. "slack-webhook/ml-team".
+    notify_block: str | None = Field(None, pattern=r"^[a-z0-9-]+/[A-Za-z0-9_.-]+$")
+
+
+class ComparisonConfig(Section):
+    """The compare-methods flow: every method trained on the same splits and measured the same way."""
+
+    methods: list[MethodName] = Field(
+        default_factory=lambda: ["full", "lora", "qlora", "adapter", "prefix", "prompt", "ia3"], min_length=1
+    )
+    # sequential: one method after another in the flow's process; dask / ray: methods are parallel tasks on
+    # the engine's workers (trainings on one machine still take turns through the training slot).
+    engine: Literal["sequential", "dask", "ray"] = "sequential"
+    address: str | None = None  # a running Dask scheduler or Ray cluster; None starts a local one
+    workers: int = Field(2, ge=1)  # size of the local cluster
+    threads_per_worker: int | None = Field(None, ge=1)  # torch threads per method task; default cores / workers
+    latency_examples: int = Field(20, ge=1)  # test examples timed one at a time for inference latency
+    skip_unfit: bool = True  # skip methods whose memory estimate exceeds the memory available
+    experiment: str | None = None  # MLflow experiment; default "<tracking.experiment>-methods"
+
+
+class TrackingConfig(Section):
+    experiment: str = "tunesmith"
+    # MLFLOW_TRACKING_URI, when set, wins over this; without either, a SQLite store in the working folder.
+    tracking_uri: str | None = None
+    registered_model: str | None = None  # registry name for trained models; default: the run's name
+
+
+def _default_model_cache() -> Path:
+    return Path(os.environ.get("TUNESMITH_MODEL_CACHE", "~/.cache/tunesmith/models"))
+
+
+class RunConfig(Section):
+    name: str = "tunesmith-run"
+    model: str = "smollm2-135m-instruct"
+    trust_remote_code: bool = False
+    model_cache_dir: Path = Field(default_factory=_default_model_cache)
+    output_dir: Path = Path("runs")
+    data: DataConfig
+    prompt: PromptConfig = PromptConfig()
+    decision: DecisionConfig = DecisionConfig()
+    training: TrainingConfig = TrainingConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    forgetting: ForgettingConfig = ForgettingConfig()
+    promotion: PromotionConfig = PromotionConfig()
+    retraining: RetrainingConfig = RetrainingConfig()
+    orchestration: OrchestrationConfig = OrchestrationConfig()
+    comparison: ComparisonConfig = ComparisonConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+    @field_validator("model")
+    @classmethod
+    def _model_is_findable(cls, spec: str) -> str:
+        if spec in EMBEDDED_MODELS:
+            return spec
+        path = Path(spec).expanduser()
+        if path.is_dir():
+            if not (path / "config.json").is_file():
+                raise ValueError(f"folder '{spec}' has no config.json: not a Hugging Face checkpoint")
+            return spec
+        if spec.startswith(("/", ".", "~")) or spec.count("/") > 1 or path.exists():
+            raise ValueError(
+                f"model path '{spec}' does not exist (use a local checkpoint folder, a hub id such as "
+                f"org/name, or one of: {', '.join(EMBEDDED_MODELS)})"
+            )
+        return spec

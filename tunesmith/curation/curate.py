@@ -1,0 +1,356 @@
+"""The curation stage: load, reject, deduplicate, split, check for leaks, balance, mix in replay, validate.
+
+Every input row ends up in exactly one place: a split file or rejects.jsonl with its reason, and the
+report's counts add up to the rows read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunesmith.config.schema import DataConfig
+from tunesmith.curation.balance import balance
+from tunesmith.curation.dedup import DedupResult, dedup_text, exact_dedup, near_dedup, sample_clusters, semantic_dedup
+from tunesmith.curation.leakage import remove_leaks
+from tunesmith.curation.load import input_files, load_inputs, load_records
+from tunesmith.curation.records import Example, Rejected, by_reason, content_id, write_examples, write_jsonl
+from tunesmith.curation.replay import mix_replay
+from tunesmith.curation.report import render_curation_report
+from tunesmith.curation.split import split_problems, stratified_split
+from tunesmith.curation.validate import examples_frame, suite_path, validate_frames
+from tunesmith.errors import DataError
+from tunesmith.prompts import full_messages
+
+REJECT_KINDS_INVALID = {
+    "malformed_json", "malformed_row", "undecodable", "not_object", "missing_field", "unexpected_field",
+    "wrong_type", "empty_text", "invalid_role", "invalid_role_order", "unknown_label", "too_long",
+}  # fmt: skip
+
+
+class CurationFailed(DataError):
+    """The data cannot be trained on; the problem lists why."""
+
+
+@dataclass
+class CuratedData:
+    """What curation hands on: split files, counts, and the checks that passed or failed."""
+
+    task_type: str  # "classification" or "generation"
+    data_format: str
+    labels: list[str] | None
+    train_path: str
+    validation_path: str
+    test_path: str
+    rejects_path: str
+    report_path: str
+    data_hash: str
+    counts: dict[str, int]
+    rejected_by_kind: dict[str, int]
+    class_counts: dict[str, dict[str, int]]
+    balance: dict[str, Any]
+    validation: dict[str, Any]
+    token_stats: dict[str, float] = field(default_factory=dict)  # chat-formatted tokens of the kept examples
+    docs_dir: str | None = None
+    clusters_path: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # anything here stops the pipeline
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def headline(self) -> str:
+        """One line for the console: what was kept, the splits, and the checks."""
+        c = self.counts
+        duplicates = c["exact_duplicates"] + c["near_duplicates"] + c["semantic_duplicates"]
+        gx = "GX suite passed" if self.validation.get("success") else "GX suite failed"
+        line = (
+            f"{c['kept_unique']} of {c['read']} rows kept ({c['rejected_invalid']} rejected, {duplicates} duplicates);"
+            f" splits {c['train']}/{c['validation']}/{c['test']}; {gx}"
+        )
+        return line + (f"; {len(self.warnings)} thing(s) to look at in the report" if self.warnings else "")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def count_tokens(examples: list[Example], tokenizer, system: str) -> dict[str, int]:
+    """Tokens per example in the chat format the model is trained on, keyed by content id."""
+    counts: dict[str, int] = {}
+    for e in examples:
+        key = content_id(e.id)
+        if key not in counts:
+            ids = tokenizer.apply_chat_template(full_messages(e, system), tokenize=True, return_dict=True)["input_ids"]
+            counts[key] = len(ids)
+    return counts
+
+
+def data_fingerprint(examples: list[Example]) -> str:
+    """Content hash of the normalized examples, independent of their order in the file."""
+    digest = hashlib.sha256()
+    for example_id in sorted(e.id for e in examples):
+        digest.update(example_id.encode())
+    return digest.hexdigest()[:16]
+
+
+def _drop_too_long(
+    examples: list[Example], tokens: dict[str, int], limit: int, rejects: list[Rejected]
+) -> list[Example]:
+    kept = []
+    for e in examples:
+        n = tokens[content_id(e.id)]
+        if n > limit:
+            reason = f"example is {n} tokens, longer than training.max_seq_length {limit}"
+            rejects.append(Rejected(e.source, "too_long", reason, None, dedup_text(e)[:500]))
+        else:
+            kept.append(e)
+    return kept
+
+
+def _dedup_steps(config: DataConfig):
+    near, semantic = config.dedup.near, config.dedup.semantic
+    if config.dedup.exact:
+        yield exact_dedup
+    if near.enabled:
+        yield lambda ex: near_dedup(ex, near.threshold, near.num_perm, near.shingle, near.ngram, config.seed)
+    if semantic.enabled:
+        from tunesmith.models.embeddings import embed
+
+        yield lambda ex: semantic_dedup(
+            ex, semantic.threshold, lambda texts: embed(texts, semantic.encoder, semantic.batch_size)
+        )
+
+
+def _record_duplicates(result: DedupResult, rejects: list[Rejected]) -> None:
+    for duplicate, kept, similarity in result.removed:
+        reason = f"{result.kind} duplicate of {kept.source} (similarity {similarity:.2f})"
+        rejects.append(
+            Rejected(duplicate.source, f"{result.kind}_duplicate", reason, None, dedup_text(duplicate)[:500])
+        )
+
+
+def _split_parameters(config: DataConfig, n_kept: int, max_tokens: int) -> dict[str, dict[str, Any]]:
+    """Suite parameters per frame: what each split may hold."""
+    base = {"labels": config.labels or [], "min_tokens": config.min_tokens, "max_tokens": max_tokens}
+
+    def bounds(fraction: float) -> dict[str, Any]:
+        expected = fraction * n_kept
+        if fraction == 0:
+            return {"min_rows": 0, "max_rows": 0}
+        return {"min_rows": max(1, math.floor(0.5 * expected)), "max_rows": math.ceil(1.5 * expected) + 1}
+
+    return {
+        "curated": base | {"min_rows": 1, "max_rows": None, "min_per_class": config.min_examples_per_class},
+        "train": base | bounds(config.split.train) | {"max_rows": None, "min_per_class": config.min_examples_per_class},
+        "validation": base | bounds(config.split.validation) | {"min_per_class": 0},
+        "test": base | bounds(config.split.test) | {"min_per_class": 0},
+    }
+
+
+def curate(config: DataConfig, tokenizer, system: str, max_tokens: int, out_dir: Path) -> CuratedData:
+    """Run the curation stage and write its files under out_dir."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    loaded = load_inputs(config)
+    rejects = list(loaded.rejected)
+    tokens = count_tokens(loaded.examples, tokenizer, system)
+    examples = _drop_too_long(loaded.examples, tokens, max_tokens, rejects)
+    invalid = len(rejects)
+
+    removed: dict[str, int] = {}
+    clusters: list[dict] = []
+    conflicts: list[list[Example]] = []
+    for step in _dedup_steps(config):
+        result = step(examples)
+        _record_duplicates(result, rejects)
+        removed[result.kind] = len(result.removed)
+        clusters += sample_clusters(result, config.dedup.sample_clusters)
+        conflicts += result.conflicts
+        examples = result.kept
+    kept_unique = examples
+    unsplittable = split_problems(
+        kept_unique, config.labels, config.split.validation, config.split.test, config.min_examples_per_class
+    )
+
+    splits = stratified_split(kept_unique, config.split.validation, config.split.test, config.seed)
+    split_before = splits.sizes()
+    leaked = 0
+    if config.leakage_check and (splits.validation or splits.test):
+        near = config.dedup.near
+        leak = remove_leaks(
+            splits.train,
+            splits.validation + splits.test,
+            near.threshold,
+            near.num_perm,
+            near.shingle,
+            near.ngram,
+            config.seed,
+        )
+        for example, match, similarity in leak.removed:
+            reason = f"leakage: training example matches held-out {match.source} (similarity {similarity:.2f})"
+            rejects.append(Rejected(example.source, "leakage", reason, None, dedup_text(example)[:500]))
+        leaked = len(leak.removed)
+        splits.train = leak.train
+
+    balanced = balance(
+        splits.train, config.balance.strategy, config.balance.cap_ratio, config.balance.warn_ratio, config.seed
+    )
+    for example in balanced.dropped:
+        reason = (
+            f"dropped by balancing: class '{example.group}' capped at {config.balance.cap_ratio:g}x the smallest class"
+        )
+        rejects.append(Rejected(example.source, "balancing", reason, None, dedup_text(example)[:500]))
+    splits.train = balanced.examples
+    warnings = list(balanced.warnings)
+
+    replay_counts = {"replay_read": 0, "replay_rejected": 0, "replay_added": 0}
+    if config.replay.fraction > 0:
+        splits.train, replay_counts, replay_warnings = _add_replay(
+            config, splits.train, tokenizer, system, max_tokens, tokens
+        )
+        warnings += replay_warnings
+    if conflicts:
+        warnings.append(
+            f"{len(conflicts)} pair(s) of (near-)identical inputs carry different labels: label noise to resolve "
+            "by hand (see conflicts.json)"
+        )
+
+    report = validate_frames(
+        {
+            name: (examples_frame(frame, tokens), params)
+            for (name, params), frame in zip(
+                _split_parameters(config, len(kept_unique), max_tokens).items(),
+                [kept_unique, splits.train, splits.validation, splits.test],
+                strict=True,
+            )
+        },
+        suite_path(config.format),
+        docs_dir=out_dir / "gx_data_docs",
+    )
+    (out_dir / "gx_validation.json").write_text(json.dumps(report.results, indent=2, default=str), encoding="utf-8")
+
+    rejected_by_kind = dict(sorted(Counter(r.kind for r in rejects).items()))
+    task_train = sum(1 for e in splits.train if e.origin == "task" and "~" not in e.id)
+    counts = {
+        "read": loaded.read,
+        "rejected_invalid": invalid,
+        "exact_duplicates": removed.get("exact", 0),
+        "near_duplicates": removed.get("near", 0),
+        "semantic_duplicates": removed.get("semantic", 0),
+        "label_conflicts": len(conflicts),
+        "kept_unique": len(kept_unique),
+        **{f"split_{k}": v for k, v in split_before.items()},
+        "leakage_removed": leaked,
+        "balancing_dropped": len(balanced.dropped),
+        "oversampled_copies": balanced.added,
+        **replay_counts,
+        "train_from_input": task_train,
+        **splits.sizes(),
+    }
+    paths = {name: write_examples(part, out_dir / f"{name}.jsonl") for name, part in vars(splits).items()}
+    rejects_path = write_jsonl([r.to_json() for r in rejects], out_dir / "rejects.jsonl")
+    clusters_path = out_dir / "dedup_clusters.json"
+    clusters_path.write_text(json.dumps(clusters, indent=2, ensure_ascii=False), encoding="utf-8")
+    (out_dir / "conflicts.json").write_text(
+        json.dumps(
+            [[{"source": e.source, "label": e.label, "text": dedup_text(e)} for e in pair] for pair in conflicts],
+            indent=2,
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
+    data = CuratedData(
+        task_type="classification" if config.format == "classification" else "generation",
+        data_format=config.format,
+        labels=config.labels,
+        train_path=str(paths["train"]),
+        validation_path=str(paths["validation"]),
+        test_path=str(paths["test"]),
+        rejects_path=str(rejects_path),
+        report_path=str(out_dir / "curation_report.md"),
+        data_hash=data_fingerprint(kept_unique),
+        counts=counts,
+        rejected_by_kind=rejected_by_kind,
+        class_counts={
+            name: dict(sorted(Counter(str(e.group) for e in part).items())) for name, part in vars(splits).items()
+        },
+        balance={
+            "strategy": balanced.strategy,
+            "before": balanced.before,
+            "after": balanced.after,
+            "imbalance_ratio": round(balanced.imbalance_ratio, 3),
+        },
+        validation={"success": report.success, "failures": report.failures, "summary": report.summary()},
+        token_stats=_token_stats([tokens[content_id(e.id)] for e in kept_unique]),
+        docs_dir=report.docs_dir,
+        clusters_path=str(clusters_path),
+        warnings=warnings,
+        problems=_problems(
+            config, counts, report, [r for r in rejects if r.kind in REJECT_KINDS_INVALID], unsplittable
+        ),
+    )
+    Path(data.report_path).write_text(render_curation_report(data), encoding="utf-8")
+    (out_dir / "curation_report.json").write_text(json.dumps(data.to_json(), indent=2), encoding="utf-8")
+    return data
+
+
+def _token_stats(counts: list[int]) -> dict[str, float]:
+    if not counts:
+        return {"max": 0, "mean": 0.0, "p95": 0}
+    ordered = sorted(counts)
+    return {"max": ordered[-1], "mean": sum(ordered) / len(ordered), "p95": ordered[int(0.95 * (len(ordered) - 1))]}
+
+
+def _add_replay(
+    config: DataConfig, train: list[Example], tokenizer, system: str, max_tokens: int, tokens: dict[str, int]
+):
+    replay_cfg = config.replay
+    loaded = load_records(replay_cfg.path, replay_cfg.format, None, replay_cfg.file_format, origin="replay")
+    tokens.update(count_tokens(loaded.examples, tokenizer, system))
+    usable = [e for e in loaded.examples if tokens[e.id] <= max_tokens]
+    rejected = loaded.read - len(usable)
+    mix = mix_replay(train, usable, replay_cfg.fraction, config.seed)
+    warnings = list(mix.warnings)
+    if rejected:
+        warnings.append(f"{rejected} of {loaded.read} replay rows were unusable (invalid or too long)")
+    return mix.train, {"replay_read": loaded.read, "replay_rejected": rejected, "replay_added": mix.added}, warnings
+
+
+def _problems(
+    config: DataConfig, counts: dict[str, int], report, invalid: list[Rejected], unsplittable: list[str]
+) -> list[str]:
+    problems = []
+    limit = config.max_rejected_fraction
+    if counts["read"] == 0:
+        files = ", ".join(str(p) for p in input_files(config.path, config.incoming))
+        problems.append(f"no rows to curate: {files} holds no data (add examples, or point data.path at your data)")
+    elif counts["rejected_invalid"] / counts["read"] > limit:
+        reasons = by_reason(invalid)
+        shown = "\n    ".join(reasons[:5]) + (f"\n    ... {len(reasons) - 5} more reasons" if len(reasons) > 5 else "")
+        problems.append(
+            f"{counts['rejected_invalid']} of {counts['read']} rows rejected "
+            f"({counts['rejected_invalid'] / counts['read']:.1%}), over the data.max_rejected_fraction limit of "
+            f"{limit:.0%}:\n    {shown}"
+        )
+    problems += unsplittable
+    if not report.success and counts["kept_unique"]:  # with no rows at all, every expectation fails for that reason
+        problems.append("Great Expectations validation failed:\n" + report.summary())
+    return problems
+
+
+def gate(data: CuratedData) -> None:
+    """Raise CurationFailed, naming the reports to read, when curation found the data unusable."""
+    if data.ok:
+        return
+    folder = Path(data.report_path).parent
+    raise CurationFailed(
+        "the data did not pass curation:\n" + "\n".join(f"- {p}" for p in data.problems),
+        f"data.path; the report and every rejected row with its reason: {folder / 'curation_report.md'}, "
+        f"{folder / 'rejects.jsonl'}",
+        "change what each problem names and run again; `tunesmith check CONFIG` tests data the same way without a run",
+    )

@@ -1,0 +1,73 @@
+"""Turn every input row into an Example or a Rejected row with its reason: nothing is silently lost."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+from tunesmith.curation.formats import PARSERS, RowError
+from tunesmith.curation.readers import read_rows
+from tunesmith.curation.records import LoadResult, Rejected, make_example
+
+
+def load_records(
+    path: Path,
+    data_format: str,
+    labels: list[str] | None = None,
+    file_format: str = "auto",
+    columns: dict[str, str] | None = None,
+    ignore_fields: list[str] | None = None,
+    origin: str = "task",
+) -> LoadResult:
+    """Read and parse a file; `columns` maps our field names to the file's (e.g. {"text": "body"})."""
+    parse = PARSERS[data_format]
+    result = LoadResult()
+    for raw in read_rows(Path(path), file_format):
+        result.read += 1
+        try:
+            if raw.error is not None:
+                raise raw.error
+            if not isinstance(raw.row, dict):
+                raise RowError("not_object", None, f"expected an object with fields, got {type(raw.row).__name__}")
+            parsed = parse(_remap(raw.row, columns or {}, ignore_fields or [], data_format), labels)
+        except RowError as err:
+            result.rejected.append(Rejected(raw.source, err.kind, err.reason, err.field, raw.raw))
+            continue
+        result.examples.append(make_example(parsed.messages, raw.source, parsed.label, parsed.category, origin))
+    return result
+
+
+def _remap(row: dict, columns: dict[str, str], ignore: list[str], data_format: str) -> dict:
+    row = {k: v for k, v in row.items() if k not in ignore}
+    for ours, theirs in columns.items():
+        if theirs in row:
+            row[ours] = row.pop(theirs)
+    if data_format == "chat" and isinstance(row.get("messages"), str):
+        # CSV and some exports carry the message list as a JSON string; anything else stays a wrong type.
+        with contextlib.suppress(json.JSONDecodeError):
+            row["messages"] = json.loads(row["messages"])
+    return row
+
+
+INPUT_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet", ".pq")
+
+
+def input_files(path: Path, incoming: Path | None) -> list[Path]:
+    """The corpus first, then every data file dropped into the incoming folder, in name order."""
+    files = [Path(path)]
+    if incoming is not None and Path(incoming).is_dir():
+        files += sorted(p for p in Path(incoming).iterdir() if p.suffix.lower() in INPUT_SUFFIXES or p.is_dir())
+    return files
+
+
+def load_inputs(config) -> LoadResult:
+    """Every row of the corpus and of the incoming files, in that order (so duplicates keep the corpus copy)."""
+    merged = LoadResult()
+    for file in input_files(config.path, config.incoming):
+        file_format = config.file_format if file == Path(config.path) else "auto"
+        part = load_records(file, config.format, config.labels, file_format, config.columns, config.ignore_fields)
+        merged.examples += part.examples
+        merged.rejected += part.rejected
+        merged.read += part.read
+    return merged

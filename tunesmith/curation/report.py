@@ -1,0 +1,55 @@
+"""The curation report: counts at every step, in markdown for people (the JSON twin is the CuratedData)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tunesmith.curation.curate import CuratedData
+
+STEPS = [
+    ("read", "rows read"),
+    ("rejected_invalid", "rejected as invalid (see below)"),
+    ("exact_duplicates", "removed as exact duplicates"),
+    ("near_duplicates", "removed as near duplicates (MinHash)"),
+    ("semantic_duplicates", "removed as semantic duplicates (embeddings)"),
+    ("kept_unique", "unique examples kept"),
+    ("split_train", "train before the leakage check"),
+    ("split_validation", "validation"),
+    ("split_test", "test"),
+    ("leakage_removed", "removed from train: copies of validation/test examples"),
+    ("balancing_dropped", "removed from train by balancing (cap)"),
+    ("oversampled_copies", "added to train by balancing (oversampled copies)"),
+    ("replay_added", "general-domain replay examples added to train"),
+    ("train", "final train"),
+    ("validation", "final validation"),
+    ("test", "final test"),
+]
+
+
+def render_curation_report(data: CuratedData) -> str:
+    c = data.counts
+    lines = ["# Curation report", "", f"Format: {data.data_format}; data hash `{data.data_hash}`.", ""]
+    lines += ["| step | rows |", "|---|---|"] + [f"| {label} | {c.get(key, 0)} |" for key, label in STEPS]
+    accounted = c["rejected_invalid"] + c["exact_duplicates"] + c["near_duplicates"] + c["semantic_duplicates"]
+    accounted += c["leakage_removed"] + c["balancing_dropped"] + c["train_from_input"] + c["validation"] + c["test"]
+    lines += ["", f"Every row accounted for: {c['read']} read = {accounted} rejected, removed or in a split.", ""]
+    if data.rejected_by_kind:
+        lines += ["## Rejected and removed rows by reason", "", "| reason | rows |", "|---|---|"]
+        lines += [f"| {kind} | {n} |" for kind, n in data.rejected_by_kind.items()]
+        lines += ["", "Each one is in `rejects.jsonl` with its file, line and reason.", ""]
+    groups = sorted({g for split in data.class_counts.values() for g in split})
+    if groups and groups != ["None"]:
+        lines += ["## Classes per split", "", "| split | " + " | ".join(groups) + " |", "|---|" + "---|" * len(groups)]
+        lines += [
+            f"| {s} | " + " | ".join(str(counts.get(g, 0)) for g in groups) + " |"
+            for s, counts in data.class_counts.items()
+        ]
+        b = data.balance
+        lines += ["", f"Balancing: strategy `{b['strategy']}`, imbalance ratio before {b['imbalance_ratio']}:1.", ""]
+    lines += ["## Great Expectations", "", "```", data.validation["summary"], "```", ""]
+    if data.warnings:
+        lines += ["## Warnings", ""] + [f"- {w}" for w in data.warnings] + [""]
+    if data.problems:
+        lines += ["## Problems (the pipeline stops here)", ""] + [f"- {p}" for p in data.problems] + [""]
+    return "\n".join(lines)

@@ -1,0 +1,54 @@
+"""The decision record, readable: what was measured, what each method needs, which rules fired."""
+
+from __future__ import annotations
+
+from tunesmith.decision.rules import DecisionRecord
+
+
+def render_decision(record: DecisionRecord, level: int = 1) -> str:
+    h1, h2 = "#" * level, "#" * (level + 1)
+    head = f"**{record.decision}**" + (f" with **{record.method}**" if record.method else "")
+    lines = [f"{h1} Decision", "", head, ""]
+    if record.overridden:
+        chosen = record.would_have_chosen or {}
+        would = chosen.get("decision") + (f" with {chosen['method']}" if chosen.get("method") else "")
+        lines += [f"Overridden by the config: the stage would have chosen {would}.", ""]
+    if record.baselines:
+        lines += [
+            f"{h2} Baselines (base model, validation split)",
+            "",
+            "| baseline | metric | score | prompt tokens / request | latency / example (s) | n |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {b['name']} | {b['metric']} | {b['score']:.3f} | {b['prompt_tokens']:.0f} | "
+            f"{b['latency_s']:.3f} | {b['n']} |"
+            for b in record.baselines
+        ]
+        lines.append("")
+    lines += [f"{h2} Rules", ""]
+    lines += [f"- [{'x' if r.fired else ' '}] {r.name}: {r.evidence}" for r in record.rules]
+    lines.append("")
+    if record.memory:
+        lines += [
+            f"{h2} Training memory by method (available: {record.memory_available_gb:.1f} GB, {record.memory_source})",
+            "",
+            "| method | trainable params | weights GB | gradients GB | optimizer GB | activations GB | overhead GB "
+            "| total GB |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for name, e in record.memory.items():
+            lines.append(
+                f"| {name} | {e['trainable_params']:,} | {e['weights_gb']:.3f} | {e['gradients_gb']:.3f} | "
+                f"{e['optimizer_gb']:.3f} | {e['activations_gb']:.3f} | {e['overhead_gb']:.2f} | {e['total_gb']:.3f} |"
+            )
+        first = next(iter(record.memory.values()))
+        lines += ["", "Assumptions: " + "; ".join(first["assumptions"]), ""]
+    if record.stop and record.winning_template:
+        lines += [
+            f"{h2} Result: the prompt to use",
+            "",
+            f"From baseline `{record.winning_baseline}`; saved as prompt_template.json.",
+            "",
+        ]
+    return "\n".join(lines)

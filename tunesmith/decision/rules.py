@@ -1,0 +1,241 @@
+"""The decision stage's rules: prompting, RAG or fine-tuning, and which method, with every rule's evidence.
+
+The rules follow the guidance this product is built on: start with prompting; under 10 examples there is
+nothing to learn from, under 100 use them as few-shot examples; use RAG when retrieval measurably beats
+prompting on knowledge questions; stop when a prompt already meets the target; otherwise fine-tune, with the
+method picked by the memory it needs: full fine-tuning only for quality with about 10k examples or more,
+LoRA when the model fits, QLoRA when only 4-bit fits, adapters when several tasks share one base.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from tunesmith.config.schema import DecisionConfig
+from tunesmith.decision.baselines import Baseline
+from tunesmith.decision.memory import MemoryEstimate
+from tunesmith.errors import NotEnoughMemory
+
+Decision = Literal["prompting", "few_shot_prompting", "rag", "finetune"]
+STOP_TEMPLATE = {"prompting": "zero_shot", "few_shot_prompting": "few_shot"}
+
+
+@dataclass
+class Rule:
+    name: str
+    fired: bool
+    evidence: str
+
+
+@dataclass
+class DecisionRecord:
+    decision: Decision
+    method: str | None
+    rules: list[Rule] = field(default_factory=list)
+    baselines: list[dict[str, Any]] = field(default_factory=list)
+    memory: dict[str, dict[str, Any]] = field(default_factory=dict)
+    memory_available_gb: float | None = None
+    memory_source: str = ""
+    winning_template: dict[str, Any] | None = None
+    winning_baseline: str | None = None
+    best_template: dict[str, Any] | None = None  # the best measured prompt: what the base model is judged with
+    best_baseline: str | None = None
+    overridden: bool = False
+    would_have_chosen: dict[str, Any] | None = None
+
+    @property
+    def stop(self) -> bool:
+        """True when the pipeline ends here, without training."""
+        return self.decision != "finetune"
+
+    def headline(self) -> str:
+        """One line for the console: the choice and the measured baselines behind it."""
+        scores = ", ".join(f"{b['name'].replace('_', '-')} {b['score']:.2f}" for b in self.baselines)
+        fired = next((r.name for r in reversed(self.rules) if r.fired), "")
+        why = f" ({fired.replace('_', ' ')})" if fired and not self.overridden else ""
+        choice = (
+            f"fine-tune with {self.method}" if not self.stop
+            else f"stop: {self.decision.replace('_', ' ')} recommended{why}"
+        )  # fmt: skip
+        forced = " (set in the config)" if self.overridden else ""
+        return f"{choice}{forced}" + (f"; base model {self.baselines[0]['metric']}: {scores}" if scores else "")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self) | {"stop": self.stop}
+
+
+def _best(baselines: list[Baseline], prefix: tuple[str, ...]) -> Baseline | None:
+    chosen = [b for b in baselines if b.name.startswith(prefix)]
+    return max(chosen, key=lambda b: b.score) if chosen else None
+
+
+def choose_approach(
+    n_train: int, config: DecisionConfig, baselines: list[Baseline]
+) -> tuple[Decision, Baseline | None, list[Rule]]:
+    """The first rule that fires decides; later rules are still recorded, as not fired."""
+    prompting = _best(baselines, ("zero_shot", "few_shot"))
+    rag = _best(baselines, ("rag_",))
+    best = _best(baselines, ("",))
+    gain = rag.score - prompting.score if rag and prompting else None
+    rules = [
+        Rule(
+            "too_few_examples_for_anything_but_prompting",
+            n_train < config.min_examples_prompting,
+            f"{n_train} training examples; below {config.min_examples_prompting} there is nothing to learn from: "
+            "write a prompt",
+        ),
+        Rule(
+            "too_few_examples_to_fine_tune",
+            config.min_examples_prompting <= n_train < config.min_examples_finetune,
+            f"{n_train} training examples; below {config.min_examples_finetune}, use them as few-shot examples "
+            "instead of fine-tuning",
+        ),
+        Rule(
+            "rag_beats_prompting",
+            gain is not None and gain >= config.rag_margin,
+            f"best RAG ({rag.name}) {rag.score:.3f} vs best prompting ({prompting.name}) {prompting.score:.3f}: "
+            f"{gain:+.3f}, margin {config.rag_margin}"
+            if gain is not None
+            else "no knowledge corpus configured: RAG not measured",
+        ),
+        Rule(
+            "prompting_meets_target",
+            config.target is not None and best is not None and best.score >= config.target,
+            f"best baseline {best.name} scores {best.score:.3f} {best.metric} against target {config.target}"
+            if best is not None and config.target is not None
+            else "no target set (decision.target)"
+            if best
+            else "no baselines measured",
+        ),
+    ]
+    if rules[0].fired:
+        return "prompting", prompting, rules + [Rule("fine_tune", False, "not reached")]
+    if rules[1].fired:
+        few_shot = next((b for b in baselines if b.name == "few_shot"), prompting)
+        return "few_shot_prompting", few_shot, rules + [Rule("fine_tune", False, "not reached")]
+    if rules[2].fired:
+        return "rag", rag, rules + [Rule("fine_tune", False, "not reached")]
+    if rules[3].fired:
+        kind: Decision = (
+            "rag" if best.name.startswith("rag_") else "few_shot_prompting" if best.name == "few_shot" else "prompting"
+        )
+        return kind, best, rules + [Rule("fine_tune", False, "not reached")]
+    evidence = f"{n_train} training examples" + (
+        f"; best baseline {best.name} {best.score:.3f} {best.metric}"
+        + (f" is below target {config.target}" if config.target else "")
+        if best
+        else ""
+    )
+    return "finetune", None, rules + [Rule("fine_tune", True, evidence)]
+
+
+def choose_method(
+    n_train: int, config: DecisionConfig, estimates: dict[str, MemoryEstimate], available_gb: float
+) -> tuple[str | None, list[Rule]]:
+    """The method by memory, data size and priority; None when not even 4-bit QLoRA fits."""
+    budget = available_gb * config.memory_headroom
+
+    def fits(method: str) -> bool:
+        return method in estimates and estimates[method].total_gb <= budget
+
+    def need(method: str) -> str:
+        return (
+            f"{method} needs {estimates[method].total_gb:.2f} GB of {budget:.2f} GB usable"
+            if method in estimates
+            else f"{method} not estimated"
+        )
+
+    rules = [
+        Rule(
+            "several_tasks_share_one_base",
+            config.multi_task and fits("adapter"),
+            f"decision.multi_task={config.multi_task}; {need('adapter')}",
+        ),
+        Rule(
+            "quality_priority_with_enough_data_and_memory",
+            config.priority == "quality" and n_train >= config.full_finetune_min_examples and fits("full"),
+            f"priority {config.priority}; {n_train} examples (full fine-tuning wants "
+            f"{config.full_finetune_min_examples}+); {need('full')}",
+        ),
+        Rule("lora_fits", fits("lora"), need("lora")),
+        Rule("only_4bit_fits", not fits("lora") and fits("qlora"), need("qlora")),
+    ]
+    for rule, method in zip(rules, ("adapter", "full", "lora", "qlora"), strict=True):
+        if rule.fired:
+            return method, rules
+    return None, rules + [Rule("nothing_fits_in_memory", True, need("qlora"))]
+
+
+def decide(
+    n_train: int,
+    config: DecisionConfig,
+    baselines: list[Baseline],
+    estimates: dict[str, MemoryEstimate],
+    available_gb: float,
+    memory_source: str,
+    requested_method: str = "auto",
+    fallback_template: dict[str, Any] | None = None,
+) -> DecisionRecord:
+    """The full decision: approach, then method; config overrides win but the record keeps the stage's own choice."""
+    approach, winner, rules = choose_approach(n_train, config, baselines)
+    method = None
+    if approach == "finetune":
+        method, method_rules = choose_method(n_train, config, estimates, available_gb)
+        rules += method_rules
+        if method is None:
+            approach, winner = "prompting", _best(baselines, ("zero_shot", "few_shot"))
+    record = DecisionRecord(
+        decision=approach,
+        method=method,
+        rules=rules,
+        baselines=[b.to_json() for b in baselines],
+        memory={name: e.to_json() for name, e in estimates.items()},
+        memory_available_gb=available_gb,
+        memory_source=memory_source,
+    )
+    forced_decision = config.force or approach
+    forced_method = (
+        (requested_method if requested_method != "auto" else method or "lora")
+        if forced_decision == "finetune"
+        else None
+    )
+    if (forced_decision, forced_method) != (approach, method):
+        record.overridden = True
+        record.would_have_chosen = {"decision": approach, "method": method}
+        record.decision, record.method = forced_decision, forced_method
+        if forced_decision != "finetune":
+            winner = next((b for b in baselines if b.name == STOP_TEMPLATE.get(forced_decision, "")), None) or (
+                _best(baselines, ("rag_",)) if forced_decision == "rag" else winner
+            )
+    best = _best(baselines, ("",))
+    record.best_template = best.template if best else fallback_template
+    record.best_baseline = best.name if best else None
+    if record.stop:
+        record.winning_template = winner.template if winner else fallback_template
+        record.winning_baseline = winner.name if winner else None
+    return record
+
+
+def require_fit(record: DecisionRecord, config: DecisionConfig) -> None:
+    """Stop before training when the method to train does not fit the memory available (by its estimate).
+
+    Only a method the config forces can get here: the stage's own choice is always one that fits."""
+    estimate = record.memory.get(record.method or "")
+    if record.stop or estimate is None or record.memory_available_gb is None:
+        return
+    budget = record.memory_available_gb * config.memory_headroom
+    if estimate["total_gb"] <= budget:
+        return
+    components = ("weights_gb", "gradients_gb", "optimizer_gb", "activations_gb", "overhead_gb")
+    parts = ", ".join(f"{k.removesuffix('_gb')} {estimate[k]:.3g}" for k in components if estimate[k])
+    fitting = [m for m, e in record.memory.items() if e["total_gb"] <= budget]
+    raise NotEnoughMemory(
+        f"training with {record.method} needs an estimated {estimate['total_gb']:.3g} GB ({parts}), but "
+        f"{budget:.3g} GB are usable ({config.memory_headroom:.0%} of {record.memory_available_gb:.3g} GB, "
+        f"{record.memory_source})",
+        "training.method",
+        (f"use a method that fits ({', '.join(fitting)}), " if fitting else "")
+        + "lower training.batch_size or training.max_seq_length, turn on training.gradient_checkpointing, or set "
+        "decision.memory_gb if the machine has more memory than detected",
+    )

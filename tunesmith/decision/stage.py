@@ -1,0 +1,84 @@
+"""The decision stage as one plain function: measure baselines, estimate memory, apply the rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psutil
+
+from tunesmith.config import RunConfig
+from tunesmith.config.schema import DecisionConfig, RagConfig
+from tunesmith.curation.curate import CuratedData
+from tunesmith.curation.records import read_examples
+from tunesmith.decision.baselines import Baseline, measure_baselines
+from tunesmith.decision.memory import estimate_all, model_shape, workload_for
+from tunesmith.decision.retrieval import BM25Retriever, EmbeddingRetriever, load_corpus
+from tunesmith.decision.rules import DecisionRecord, decide, require_fit
+from tunesmith.models.load import load_model
+from tunesmith.models.prepared import PreparedModel
+from tunesmith.prompts import PromptTemplate, system_prompt
+
+
+def available_memory(override_gb: float | None) -> tuple[float, str]:
+    """Memory to plan training for: the configured figure, else GPU memory, else currently free RAM."""
+    import torch
+
+    if override_gb is not None:
+        return override_gb, "decision.memory_gb"
+    if torch.cuda.is_available():
+        total = torch.cuda.get_device_properties(0).total_memory
+        return total / 1e9, f"GPU memory of {torch.cuda.get_device_name(0)}"
+    return psutil.virtual_memory().available / 1e9, "free RAM (no GPU)"
+
+
+def retrievers_for(rag: RagConfig) -> list:
+    if rag.corpus is None:
+        return []
+    passages = load_corpus(Path(rag.corpus), rag.chunk_words)
+    builders = {"bm25": BM25Retriever, "embedding": lambda p: EmbeddingRetriever(p, rag.encoder)}
+    return [builders[name](passages) for name in rag.retrievers]
+
+
+def measure(
+    data: CuratedData, model: PreparedModel, settings: DecisionConfig, system: str, seed: int
+) -> list[Baseline]:
+    """The baselines on the validation split (none when it is empty)."""
+    validation = read_examples(Path(data.validation_path))[: settings.baselines.max_examples]
+    if not validation:
+        return []
+    base, tokenizer = load_model(model.path, model.precision, model.trust_remote_code)
+    train = read_examples(Path(data.train_path))
+    shots, batch = settings.baselines.few_shot_k, settings.baselines.batch_size
+    retrievers = retrievers_for(settings.rag)
+    return measure_baselines(
+        base,
+        tokenizer,
+        train,
+        validation,
+        system,
+        data.labels,
+        data.task_type,
+        shots,
+        batch,
+        seed,
+        retrievers,
+        settings.rag.top_k,
+    )
+
+
+def make_decision(
+    data: CuratedData, model: PreparedModel, config: RunConfig, baselines: list[Baseline]
+) -> DecisionRecord:
+    """Memory estimates for every method, then the rules, on the measured baselines."""
+    settings = config.decision
+    system = system_prompt(config.prompt.system, data.labels)
+    seq_len = min(config.training.max_seq_length, int(data.token_stats.get("max") or config.training.max_seq_length))
+    workload = workload_for(config.training, model.precision.dtype, seq_len, model.precision.device == "cuda")
+    estimates = estimate_all(model_shape(model.path, model.trust_remote_code), workload)
+    memory_gb, source = available_memory(settings.memory_gb)
+    record = decide(
+        data.counts["train_from_input"], settings, baselines, estimates, memory_gb, source,
+        config.training.method, fallback_template=PromptTemplate(system).to_json(),
+    )  # fmt: skip
+    require_fit(record, settings)
+    return record

@@ -1,0 +1,135 @@
+"""Held-out evaluation: the test split scored for the base model (with its best prompt) and the fine-tuned one."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunesmith.curation.records import Example, read_examples
+from tunesmith.evaluation.metrics import classification_metrics, generation_metrics, json_metrics, primary_metric
+from tunesmith.evaluation.scoring import generate, label_logprobs, perplexity
+from tunesmith.prompts import PromptTemplate, full_messages, prompt_messages
+
+
+@dataclass
+class Scored:
+    metrics: dict[str, float]
+    predictions: list[str]
+
+
+@dataclass
+class EvaluationResult:
+    task_type: str  # classification | json | generation
+    n_examples: int
+    base: dict[str, float]
+    finetuned: dict[str, float]
+    base_prompt: str  # which baseline's prompt the base model was scored with
+    predictions_path: str = ""
+    artifacts: list[str] = field(default_factory=list)
+    judge: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def metric(self) -> str:
+        return primary_metric(self.task_type)
+
+    def headline(self) -> str:
+        """One line for the console: the main metric, base (best prompt) against fine-tuned."""
+        key = self.metric
+        return (
+            f"{key} {self.base[key]:.3f} (base, {self.base_prompt.replace('_', '-')} prompt) -> "
+            f"{self.finetuned[key]:.3f} (fine-tuned) on {self.n_examples} test examples"
+        )
+
+
+def task_type(labels: list[str] | None, examples: list[Example]) -> str:
+    """classification with a label set; json when every reference answer is a JSON object; else generation."""
+    if labels:
+        return "classification"
+    answers = [e.answer for e in examples]
+    parsed = []
+    for answer in answers:
+        try:
+            parsed.append(isinstance(json.loads(answer), dict))
+        except json.JSONDecodeError:
+            parsed.append(False)
+    return "json" if answers and all(parsed) else "generation"
+
+
+def score_prompts(
+    model,
+    tokenizer,
+    prompts: list[list[dict[str, str]]],
+    examples: list[Example],
+    labels: list[str] | None,
+    batch_size: int,
+    kind: str | None = None,
+    schema: dict[str, Any] | None = None,
+) -> Scored:
+    """Predict from the given prompts (one per example) and compute the task's metrics."""
+    kind = kind or task_type(labels, examples)
+    references = [e.answer for e in examples]
+    if kind == "classification":
+        scores = label_logprobs(model, tokenizer, prompts, labels, batch_size)
+        predictions = [labels[i] for i in scores.argmax(axis=1)]
+        return Scored(classification_metrics(references, predictions, labels), predictions)
+    max_new = max(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in references) + 8
+    predictions = generate(model, tokenizer, prompts, max_new_tokens=max_new, batch_size=batch_size)
+    metrics = generation_metrics(references, predictions)
+    if kind == "json":
+        metrics |= json_metrics(references, predictions, schema)
+    return Scored(metrics, predictions)
+
+
+def score_model(
+    model, tokenizer, examples: list[Example], system: str, labels: list[str] | None, batch_size: int
+) -> Scored:
+    """Predict every example from its zero-shot prompt and compute the task's metrics."""
+    return score_prompts(model, tokenizer, [prompt_messages(e, system) for e in examples], examples, labels, batch_size)
+
+
+def score_with_template(
+    model, tokenizer, examples: list[Example], template: PromptTemplate, labels, batch_size, retriever=None,
+    kind: str | None = None, schema=None,
+) -> Scored:  # fmt: skip
+    prompts = [
+        template.messages(e, [p.text for p in retriever.top(e.prompt_text, template.top_k)] if retriever else None)
+        for e in examples
+    ]
+    return score_prompts(model, tokenizer, prompts, examples, labels, batch_size, kind, schema)
+
+
+def answer_perplexity(model, tokenizer, examples: list[Example], system: str, batch_size: int) -> float:
+    return perplexity(model, tokenizer, [full_messages(e, system) for e in examples], batch_size)
+
+
+def load_test_examples(test_path: str, max_examples: int | None) -> list[Example]:
+    """The test split's task examples (replay data is never scored), optionally the first N."""
+    examples = [e for e in read_examples(Path(test_path)) if e.origin == "task"]
+    return examples[:max_examples] if max_examples else examples
+
+
+def prediction_rows(examples: list[Example], base: Scored, tuned: Scored) -> list[dict[str, Any]]:
+    """A table of test inputs with the reference, base and fine-tuned outputs, fine-tuned errors first."""
+
+    def same(a: str, b: str) -> bool:
+        return " ".join(a.lower().split()) == " ".join(b.lower().split())
+
+    rows = [
+        {
+            "id": e.id,
+            "input": e.prompt_text,
+            "reference": e.answer,
+            "base": b,
+            "finetuned": t,
+            "base_correct": same(b, e.answer),
+            "finetuned_correct": same(t, e.answer),
+        }
+        for e, b, t in zip(examples, base.predictions, tuned.predictions, strict=True)
+    ]
+    rows.sort(key=lambda r: (r["finetuned_correct"], r["base_correct"]))
+    return rows

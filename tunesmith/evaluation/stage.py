@@ -1,0 +1,110 @@
+"""The evaluation stage as one plain function: base (best prompt) and fine-tuned model on the test split."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tunesmith.config import RunConfig
+from tunesmith.console import progress
+from tunesmith.curation.curate import CuratedData
+from tunesmith.curation.records import write_jsonl
+from tunesmith.decision.rules import DecisionRecord
+from tunesmith.evaluation.evaluate import (
+    EvaluationResult,
+    Scored,
+    answer_perplexity,
+    load_test_examples,
+    prediction_rows,
+    score_with_template,
+    task_type,
+)
+from tunesmith.evaluation.judge import EndpointJudge, LocalJudge, summarize
+from tunesmith.evaluation.metrics import confusion
+from tunesmith.evaluation.plots import confusion_png
+from tunesmith.models.load import load_model
+from tunesmith.models.prepared import PreparedModel
+from tunesmith.prompts import PromptTemplate, system_prompt
+from tunesmith.training.inference import load_trained
+from tunesmith.training.sft import TrainedModel
+
+
+def _retriever(config: RunConfig, template: PromptTemplate):
+    if not template.retriever:
+        return None
+    from tunesmith.decision.stage import retrievers_for
+
+    return next((r for r in retrievers_for(config.decision.rag) if r.name == template.retriever), None)
+
+
+def run_evaluation(
+    config: RunConfig,
+    data: CuratedData,
+    model: PreparedModel,
+    trained: TrainedModel,
+    decision: DecisionRecord,
+    out_dir: Path,
+) -> EvaluationResult:
+    settings = config.evaluation
+    examples = load_test_examples(data.test_path, settings.max_examples)
+    system = system_prompt(config.prompt.system, data.labels)
+    kind = settings.task if settings.task != "auto" else task_type(data.labels, examples)
+    schema = json.loads(Path(settings.json_schema).read_text()) if settings.json_schema else None
+    best = PromptTemplate.from_json(decision.best_template) if decision.best_template else PromptTemplate(system)
+    batch = settings.batch_size
+
+    base_model, tokenizer = load_model(model.path, model.precision, model.trust_remote_code)
+    with progress.bar("base model", len(examples), "examples"):
+        base = score_with_template(
+            base_model, tokenizer, examples, best, data.labels, batch, _retriever(config, best), kind, schema
+        )
+    base.metrics["perplexity"] = answer_perplexity(base_model, tokenizer, examples, system, batch)
+    del base_model
+    tuned_model, tokenizer = load_trained(
+        model.path, trained.method, trained.output_dir, model.precision, model.trust_remote_code
+    )
+    with progress.bar("fine-tuned model", len(examples), "examples"):
+        tuned = score_with_template(
+            tuned_model, tokenizer, examples, PromptTemplate(system), data.labels, batch, None, kind, schema
+        )
+    tuned.metrics["perplexity"] = answer_perplexity(tuned_model, tokenizer, examples, system, batch)
+    del tuned_model
+
+    rows = prediction_rows(examples, base, tuned)
+    artifacts = [str(write_jsonl(rows, out_dir / "test_predictions.jsonl"))]
+    if kind == "classification":
+        for name, scored in (("base", base), ("finetuned", tuned)):
+            matrix = confusion([e.answer for e in examples], scored.predictions, data.labels)
+            artifacts.append(
+                str(confusion_png(matrix, data.labels, f"{name} model", out_dir / f"confusion_{name}.png"))
+            )
+    result = EvaluationResult(kind, len(examples), base.metrics, tuned.metrics, decision.best_baseline or "zero_shot",
+                              artifacts[0], artifacts)  # fmt: skip
+    if settings.judge.enabled:
+        result.judge = _judge(config, model, examples, base, tuned, out_dir)
+        result.artifacts.append(str(out_dir / "judge.jsonl"))
+    return result
+
+
+def _judge(config: RunConfig, model: PreparedModel, examples, base: Scored, tuned: Scored, out_dir: Path) -> dict:
+    settings = config.evaluation.judge
+    if settings.endpoint:
+        judge = EndpointJudge(settings.endpoint, settings.endpoint_model, settings.api_key_env, settings.timeout_s)
+    else:
+        from tunesmith.models.resolve import resolve_model
+
+        judge = LocalJudge(resolve_model(settings.model, config.model_cache_dir), model.precision)
+    chosen = list(range(min(settings.max_examples, len(examples))))
+    verdicts = {}
+    for name, scored in (("base", base), ("finetuned", tuned)):
+        items = [(examples[i].prompt_text, examples[i].answer, scored.predictions[i]) for i in chosen]
+        verdicts[name] = judge.judge(settings.rubric, items)
+    rows = [
+        {"input": examples[i].prompt_text, "reference": examples[i].answer, "base": base.predictions[i],
+         "base_score": verdicts["base"][k].score, "base_rationale": verdicts["base"][k].rationale,
+         "finetuned": tuned.predictions[i], "finetuned_score": verdicts["finetuned"][k].score,
+         "finetuned_rationale": verdicts["finetuned"][k].rationale}
+        for k, i in enumerate(chosen)
+    ]  # fmt: skip
+    write_jsonl(rows, out_dir / "judge.jsonl")
+    return {"base": summarize(verdicts["base"]), "finetuned": summarize(verdicts["finetuned"]), "rows": rows}

@@ -1,0 +1,133 @@
+"""General-capability benchmarks run through lm-eval, from local multiple-choice files (no hub needed).
+
+lm-eval calls these "tasks"; we call them benchmarks, since tasks/ holds our own Prefect tasks.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tunesmith.config.schema import BenchmarkConfig
+from tunesmith.console import progress
+
+BENCHMARK_PREFIX = "tunesmith_"
+CHUNK = 256  # log-likelihood requests scored between two progress updates
+
+
+def _reporting_lm(model, tokenizer, batch_size: int):
+    """lm-eval's HF model, scoring its requests in chunks so that the console can show how far it got."""
+    from lm_eval.models.huggingface import HFLM
+
+    class ReportingHFLM(HFLM):
+        def loglikelihood(self, requests, disable_tqdm: bool = False):
+            results = []
+            with progress.bar("answer choices", len(requests)):
+                for start in range(0, len(requests), CHUNK):
+                    chunk = requests[start : start + CHUNK]
+                    results += super().loglikelihood(chunk, disable_tqdm=True)
+                    progress.advance(len(chunk))
+            return results
+
+    return ReportingHFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+
+
+def write_benchmark_yaml(benchmark: BenchmarkConfig, out_dir: Path) -> str:
+    """Write an lm-eval task definition for a {"question","choices","answer"} JSONL file; return its name."""
+    name = BENCHMARK_PREFIX + benchmark.name
+    spec = {
+        "task": name,
+        "dataset_path": "json",
+        "dataset_kwargs": {"data_files": {"test": str(Path(benchmark.path).resolve())}},
+        "test_split": "test",
+        "output_type": "multiple_choice",
+        "doc_to_text": "Question: {{question}}\nAnswer:",
+        "doc_to_choice": "choices",
+        "doc_to_target": "answer",
+        "metric_list": [
+            {"metric": "acc", "aggregation": "mean", "higher_is_better": True},
+            {"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True},
+        ],
+        "metadata": {"version": 1.0},
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{name}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    return name
+
+
+def hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether lm-eval could download its standard datasets from the Hugging Face hub."""
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1":
+        return False
+    try:
+        import httpx
+
+        return httpx.head("https://huggingface.co", timeout=timeout_s).status_code < 500
+    except Exception:  # noqa: BLE001 - any network failure means "not reachable"
+        return False
+
+
+def choose_suite(
+    suite: str, benchmarks: list[BenchmarkConfig], harness_tasks: list[str]
+) -> tuple[list[BenchmarkConfig], list[str], str]:
+    """(local benchmarks, lm-eval task names, why) for forgetting.suite = auto | local | harness."""
+    if suite == "local" or (suite == "auto" and not harness_tasks):
+        return benchmarks, [], "local benchmarks (forgetting.suite)"
+    if suite == "harness":
+        return [], harness_tasks, "lm-eval tasks (forgetting.suite)"
+    if hub_reachable():
+        return [], harness_tasks, "lm-eval tasks: the Hugging Face hub is reachable"
+    return benchmarks, [], "local benchmarks: the Hugging Face hub is not reachable"
+
+
+def run_benchmarks(
+    model,
+    tokenizer,
+    benchmarks: list[BenchmarkConfig],
+    work_dir: Path,
+    limit: int | None = None,
+    seed: int = 1234,
+    batch_size: int = 16,
+    harness_tasks: list[str] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Per benchmark: {"acc", "acc_stderr", "n", "correct"} for an already loaded model; `correct` lists,
+    question by question, whether the model got it right (for a paired before/after test).
+
+    Passing the loaded model (base, merged, or with its adapter attached) means every method, our own
+    bottleneck adapters included, is measured the same way, without lm-eval loading weights again.
+    """
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    logging.getLogger("lm_eval").setLevel(logging.ERROR)
+    local = {write_benchmark_yaml(b, work_dir): b.name for b in benchmarks}
+    names = {**local, **{task: task for task in harness_tasks or []}}
+    results = lm_eval.simple_evaluate(
+        model=_reporting_lm(model, tokenizer, batch_size),
+        tasks=list(names),
+        task_manager=TaskManager(include_path=str(work_dir), include_defaults=bool(harness_tasks)),
+        limit=limit,
+        random_seed=seed,
+        numpy_random_seed=seed,
+        torch_random_seed=seed,
+        fewshot_random_seed=seed,
+        log_samples=True,
+        bootstrap_iters=100,  # mean accuracy's stderr is closed-form; 0 would switch stderr off
+    )
+    scores = {}
+    for task, name in names.items():
+        row = results["results"][task]
+        stderr = row.get("acc_stderr,none")
+        samples = sorted(results["samples"][task], key=lambda s: s["doc_id"])
+        scores[name] = {
+            "acc": float(row["acc,none"]),
+            "acc_stderr": float(stderr) if isinstance(stderr, (int, float)) and not math.isnan(stderr) else None,
+            "n": int(results["n-samples"][task]["effective"]),
+            "correct": [bool(s["acc"]) for s in samples],
+        }
+    return scores

@@ -1,0 +1,149 @@
+"""Answer prompts with a trained model, batched; several PEFT adapters can share one base model.
+
+Requests are grouped by adapter and each group is generated as one batch with that adapter switched on,
+as multi-tenant adapter serving does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunesmith.models.hardware import choose_precision
+from tunesmith.training.sft import MANIFEST
+
+BASE = "base"  # the adapter name that means "no adapter"
+
+
+@dataclass
+class Request:
+    messages: list[dict[str, str]]
+    adapter: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+def local_path(model: str) -> Path:
+    """A local folder for a path, an embedded model name, or an MLflow URI (models:/..., runs:/...)."""
+    if model.startswith(("models:/", "runs:/", "mlflow-artifacts:/")):
+        import mlflow
+
+        from tunesmith.tracking.uri import tracking_uri
+
+        mlflow.set_tracking_uri(tracking_uri(None))
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=model))
+    from tunesmith.models.embedded import EMBEDDED_MODELS
+    from tunesmith.models.resolve import resolve_model
+
+    if model in EMBEDDED_MODELS:
+        return Path(resolve_model(model, Path("~/.cache/tunesmith/models")))
+    path = Path(model).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"--model {model}: no such folder, embedded model or MLflow URI")
+    return path
+
+
+def manifest(folder: Path) -> dict[str, Any]:
+    file = folder / MANIFEST
+    return json.loads(file.read_text()) if file.is_file() else {}
+
+
+def read_requests(lines: Iterable[str]) -> Iterator[Request]:
+    """Plain text lines are prompts; JSON lines may carry "prompt" or "messages", and "adapter"."""
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            row = line.rstrip("\n")
+        if isinstance(row, dict):
+            messages = row.get("messages") or [{"role": "user", "content": str(row.get("prompt", ""))}]
+            yield Request(messages, row.get("adapter"), row)
+        else:
+            yield Request([{"role": "user", "content": str(row)}], None, {"prompt": str(row)})
+
+
+class Predictor:
+    """One base model with zero or more named adapters, or one self-contained trained model."""
+
+    def __init__(self, model: str, adapters: dict[str, str] | None = None, precision: str = "auto"):
+        self.precision = choose_precision(precision)
+        folder = local_path(model)
+        info = manifest(folder)
+        self.systems: dict[str, str] = {}
+        if adapters:
+            self.model, self.tokenizer = self._with_adapters(folder, info, adapters)
+        elif info.get("method") and info["method"] != "merged":
+            from tunesmith.training.inference import load_trained
+
+            self.model, self.tokenizer = load_trained(info["base_model"], info["method"], str(folder), self.precision)
+            self.systems[BASE] = info.get("system", "")
+        else:
+            from tunesmith.models.load import load_model
+
+            self.model, self.tokenizer = load_model(str(folder), self.precision)
+            self.systems[BASE] = info.get("system", "")
+        self.default = next(iter(adapters)) if adapters else BASE
+
+    def _with_adapters(self, base_folder: Path, base_info: dict, adapters: dict[str, str]):
+        from peft import PeftModel
+
+        from tunesmith.models.load import load_model
+
+        base_path = base_info.get("base_model") if base_info.get("method") else str(base_folder)
+        base, tokenizer = load_model(base_path, self.precision)
+        model = None
+        for name, location in adapters.items():
+            folder = local_path(location)
+            info = manifest(folder)
+            if info.get("method") not in (None, "lora", "dora", "ia3", "prefix", "prompt"):
+                raise ValueError(
+                    f"--adapter {name}: method {info.get('method')} is not a PEFT adapter; serve it alone with --model"
+                )
+            self.systems[name] = info.get("system", "")
+            if model is None:
+                model = PeftModel.from_pretrained(base, str(folder), adapter_name=name)
+            else:
+                model.load_adapter(str(folder), adapter_name=name)
+        self.systems[BASE] = ""
+        model.eval()
+        return model, tokenizer
+
+    def predict(self, requests: list[Request], max_new_tokens: int = 64, batch_size: int = 8) -> list[dict[str, Any]]:
+        """Generate a reply for every request, in input order."""
+        from tunesmith.evaluation.scoring import generate
+
+        replies: dict[int, str] = {}
+        groups: dict[str, list[int]] = {}
+        for i, request in enumerate(requests):
+            groups.setdefault(request.adapter or self.default, []).append(i)
+        for adapter, indices in groups.items():
+            if adapter not in self.systems:
+                raise ValueError(f"unknown adapter {adapter!r}; loaded: {', '.join(self.systems)}")
+            system = self.systems[adapter]
+            prompts = [
+                (
+                    [{"role": "system", "content": system}]
+                    if system and requests[i].messages[0]["role"] != "system"
+                    else []
+                )
+                + requests[i].messages
+                for i in indices
+            ]
+            outputs = self._generate_with(adapter, prompts, max_new_tokens, batch_size, generate)
+            replies.update(zip(indices, outputs, strict=True))
+        return [
+            requests[i].raw | {"adapter": requests[i].adapter or self.default, "output": replies[i]}
+            for i in range(len(requests))
+        ]
+
+    def _generate_with(self, adapter: str, prompts, max_new_tokens: int, batch_size: int, generate) -> list[str]:
+        if hasattr(self.model, "set_adapter") and hasattr(self.model, "peft_config"):
+            if adapter == BASE:
+                with self.model.disable_adapter():
+                    return generate(self.model, self.tokenizer, prompts, max_new_tokens, batch_size)
+            self.model.set_adapter(adapter)
+        return generate(self.model, self.tokenizer, prompts, max_new_tokens, batch_size)

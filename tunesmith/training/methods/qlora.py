@@ -1,0 +1,83 @@
+"""QLoRA: the base model in 4-bit NF4 with double quantization (bitsandbytes) plus LoRA adapters."""
+
+from types import SimpleNamespace
+
+from tunesmith.training.methods import lora
+from tunesmith.training.methods.base import MethodDefaults, load_base, training_settings
+from tunesmith.training.methods.base import save_peft as save
+
+DEFAULTS = MethodDefaults(learning_rate=2e-4, epochs=2.0, weight_decay=0.0)
+CAN_MERGE = True
+
+
+def compute_dtype(settings, precision) -> str:
+    return precision.dtype if settings.compute_dtype == "auto" else settings.compute_dtype
+
+
+def quantization_config(settings, precision):
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=settings.quant_type,
+        bnb_4bit_use_double_quant=settings.double_quant,
+        bnb_4bit_compute_dtype=getattr(torch, compute_dtype(settings, precision)),
+    )
+
+
+def load_quantized(base: str, settings, precision, trust_remote_code: bool = False):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(
+        base,
+        quantization_config=quantization_config(settings, precision),
+        dtype=compute_dtype(settings, precision),
+        trust_remote_code=trust_remote_code,
+    )
+
+
+def build(base: str, config, precision, trust_remote_code: bool = False):
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
+    model = prepare_model_for_kbit_training(
+        load_quantized(base, config.qlora, precision, trust_remote_code),
+        use_gradient_checkpointing=config.gradient_checkpointing,
+    )
+    return get_peft_model(model, lora.peft_config(config))
+
+
+def _settings(trained_dir: str):
+    recorded = training_settings(trained_dir).get("qlora", {})
+    defaults = {"quant_type": "nf4", "double_quant": True, "compute_dtype": "auto"}
+    return SimpleNamespace(**(defaults | recorded))
+
+
+def load(base: str, trained_dir: str, precision, trust_remote_code: bool = False):
+    """The adapter on the same 4-bit base it was trained on, so outputs match training exactly."""
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(
+        load_quantized(base, _settings(trained_dir), precision, trust_remote_code), trained_dir
+    )
+
+
+def merged(base: str, trained_dir: str, precision, trust_remote_code: bool = False):
+    """A plain model: the 4-bit weights dequantized exactly as the forward pass sees them, plus the adapter.
+
+    Merging into the 4-bit layers instead would quantize the sum again and change the outputs.
+    """
+    import bitsandbytes as bnb
+    import torch
+    from peft import PeftModel
+
+    quantized = load_quantized(base, _settings(trained_dir), precision, trust_remote_code)
+    plain = load_base(base, trust_remote_code, "float32")
+    for name, module in quantized.named_modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            weight = bnb.functional.dequantize_4bit(module.weight.data, module.weight.quant_state)
+            plain.get_submodule(name).weight.data.copy_(weight.to(torch.float32))
+    return PeftModel.from_pretrained(plain, trained_dir).merge_and_unload()
+
+
+__all__ = ["CAN_MERGE", "DEFAULTS", "build", "load", "merged", "save"]

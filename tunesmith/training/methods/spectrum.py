@@ -1,0 +1,59 @@
+"""Spectrum: train only the weight matrices with the highest signal-to-noise ratio, freeze the rest.
+
+Following Hartford et al. (2024), each matrix's singular values are split at the Marchenko-Pastur edge of
+a random matrix with the same noise level: SNR = sum of singular values above the edge / sum below. Within
+each kind of matrix (q_proj, k_proj, ..., down_proj) the top `training.spectrum.fraction` are trained.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from tunesmith.training.methods.base import MethodDefaults, load_base
+from tunesmith.training.methods.base import load_full as load
+from tunesmith.training.methods.base import save_full as save
+
+DEFAULTS = MethodDefaults(learning_rate=2e-5, epochs=2.0, weight_decay=0.01)
+CAN_MERGE = False  # the output is a whole model
+
+
+def snr(weight: torch.Tensor) -> float:
+    """Signal-to-noise ratio of a matrix's singular values around the Marchenko-Pastur noise edge."""
+    w = weight.detach().float()
+    m, n = w.shape
+    values = torch.linalg.svdvals(w)
+    centred = w - w.median()
+    sigma = (centred.abs().median() / 0.6745).item()  # robust (MAD) estimate of the entry noise
+    edge = sigma * (math.sqrt(m) + math.sqrt(n))
+    signal, noise = values[values > edge].sum().item(), values[values <= edge].sum().item()
+    return signal / noise if noise > 0 else math.inf
+
+
+def rank_modules(model) -> dict[str, list[tuple[str, float]]]:
+    """Linear layers inside decoder blocks grouped by kind, each kind sorted by SNR, highest first."""
+    groups: dict[str, list[tuple[str, float]]] = {}
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and ".layers." in name:
+            groups.setdefault(name.rsplit(".", 1)[-1], []).append((name, snr(module.weight)))
+    return {kind: sorted(items, key=lambda item: -item[1]) for kind, items in groups.items()}
+
+
+def select(model, fraction: float) -> list[str]:
+    chosen = []
+    for items in rank_modules(model).values():
+        chosen += [name for name, _ in items[: max(1, round(fraction * len(items)))]]
+    return chosen
+
+
+def build(base: str, config, precision, trust_remote_code: bool = False):
+    model = load_base(base, trust_remote_code)
+    chosen = set(select(model, config.spectrum.fraction))
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad = name.rsplit(".", 1)[0] in chosen
+    model.spectrum_selected = sorted(chosen)
+    return model
+
+
+__all__ = ["CAN_MERGE", "DEFAULTS", "build", "load", "save", "select", "snr"]

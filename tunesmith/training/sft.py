@@ -1,0 +1,355 @@
+"""The training stage: supervised fine-tuning with TRL's SFTTrainer, for any method in the registry."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunesmith.config.schema import TrainingConfig
+from tunesmith.console import progress
+from tunesmith.curation.records import read_examples
+from tunesmith.errors import NotEnoughMemory
+from tunesmith.models.hardware import Precision
+from tunesmith.profiling import measure, settled_rss_mb
+from tunesmith.prompts import full_messages
+from tunesmith.training.guards import StopOnNonFinite
+from tunesmith.training.methods import METHODS
+from tunesmith.training.progress_callback import ReportProgress
+from tunesmith.training.tokenize import tokenize_conversation
+
+MANIFEST = "tunesmith_model.json"  # beside the weights: what a later `tunesmith predict` needs to know
+
+
+@dataclass
+class TrainedModel:
+    base_model: str
+    output_dir: str  # adapter weights, or a whole model for full/spectrum
+    method: str
+    precision: str
+    hyperparameters: dict[str, Any]
+    metrics: dict[str, float]
+    history: list[dict[str, float]] = field(default_factory=list)
+    loss_curve_path: str | None = None
+    can_merge: bool = False
+    merged_dir: str | None = None
+    registered: dict[str, str] | None = None  # {"name", "version"} in the MLflow model registry
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def headline(self) -> str:
+        """One line for the console: steps, validation loss, speed and the registered version."""
+        m = self.metrics
+        evals = [h["eval_loss"] for h in self.history if "eval_loss" in h]
+        loss = f"best validation loss {m['best_eval_loss']:.3f}" if evals else f"training loss {m['train_loss']:.3f}"
+        line = f"{int(m['steps'])} steps, {loss}, {m['tokens_per_s']:.0f} tokens/s"
+        if self.registered:
+            line += f"; registered {self.registered['name']} version {self.registered['version']}"
+        return line
+
+
+def hyperparameters(config: TrainingConfig, method: str, n_train: int) -> dict[str, Any]:
+    """The method's defaults overridden by what the config sets, and the step schedule they imply."""
+    defaults = METHODS[method].DEFAULTS
+    accumulation = (
+        math.ceil(config.effective_batch_size / config.batch_size)
+        if config.effective_batch_size
+        else config.gradient_accumulation_steps
+    )
+    epochs = config.epochs or defaults.epochs
+    steps_per_epoch = max(1, math.ceil(n_train / (config.batch_size * accumulation)))
+    total_steps = config.max_steps if config.max_steps > 0 else math.ceil(epochs * steps_per_epoch)
+    eval_steps = config.eval_steps or max(1, math.ceil(min(steps_per_epoch, total_steps) / 2))
+    return {
+        "method": method,
+        "learning_rate": config.learning_rate or defaults.learning_rate,
+        "epochs": epochs,
+        "weight_decay": defaults.weight_decay if config.weight_decay is None else config.weight_decay,
+        "batch_size": config.batch_size,
+        "gradient_accumulation_steps": accumulation,
+        "effective_batch_size": config.batch_size * accumulation,
+        "lr_scheduler": config.lr_scheduler,
+        "warmup_ratio": config.warmup_ratio,
+        "max_steps": config.max_steps,
+        "total_steps": total_steps,
+        "steps_per_epoch": steps_per_epoch,
+        "eval_steps": eval_steps,
+        "save_steps": config.save_steps or eval_steps,
+        "max_seq_length": config.max_seq_length,
+        "loss_on": config.loss_on,
+    }
+
+
+def sft_config(config: TrainingConfig, hp: dict[str, Any], precision: Precision, checkpoints: Path, has_eval: bool):
+    from trl import SFTConfig
+
+    keep_best = has_eval and hp["save_steps"] % hp["eval_steps"] == 0
+    cuda = precision.device == "cuda"
+    return SFTConfig(
+        output_dir=str(checkpoints),
+        num_train_epochs=hp["epochs"],
+        max_steps=config.max_steps,
+        learning_rate=hp["learning_rate"],
+        lr_scheduler_type=config.lr_scheduler,
+        warmup_steps=config.warmup_ratio,  # a float below 1 is a fraction of all steps in transformers 5
+        weight_decay=hp["weight_decay"],
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=hp["gradient_accumulation_steps"],
+        # TRL turns checkpointing on by default; it recomputes the forward pass (about a third more compute).
+        # transformers 5 names it activation_checkpointing (the old name still works, with a FutureWarning).
+        activation_checkpointing=config.gradient_checkpointing,
+        max_length=config.max_seq_length,
+        bf16=precision.dtype == "bfloat16",
+        fp16=precision.dtype == "float16",
+        use_cpu=not cuda,
+        # QLoRA's paged optimizer moves optimizer state to CPU memory under pressure; it needs CUDA.
+        optim="paged_adamw_32bit" if hp["method"] == "qlora" and cuda else "adamw_torch",
+        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
+        logging_steps=config.logging_steps,
+        logging_nan_inf_filter=False,  # a NaN must reach our guard, not be averaged away
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=hp["eval_steps"],
+        save_strategy="steps",
+        save_steps=hp["save_steps"],
+        save_total_limit=config.save_total_limit,
+        load_best_model_at_end=keep_best,
+        metric_for_best_model="eval_loss" if keep_best else None,
+        greater_is_better=False if keep_best else None,
+        report_to="none",
+        seed=config.seed,
+        data_seed=config.seed,
+        disable_tqdm=True,
+    )
+
+
+@contextmanager
+def score_labelled_positions_only():
+    """Run TRL's fused LM head only on positions that carry a label, on CPUs too.
+
+    TRL 1.16 compacts to the labelled positions only where Triton runs (its comment: on other accelerators
+    the changing shapes would trigger recompilation). On a CPU nothing is compiled, and with the loss on the
+    assistant's few tokens, projecting every position onto a 49k vocabulary is a fifth of the compute: this
+    measured 197 -> 266 tokens/s for LoRA on SmolLM2-135M (benchmarks/training_throughput.py). Same loss.
+    """
+    import trl.trainer.utils as trl_utils
+
+    original = getattr(trl_utils, "_use_triton", None)
+    if original is None:  # a TRL without this switch: keep its behaviour
+        yield
+        return
+    trl_utils._use_triton = lambda device: device.type == "cpu" or original(device)
+    try:
+        yield
+    finally:
+        trl_utils._use_triton = original
+
+
+def last_checkpoint(checkpoints: Path) -> str | None:
+    found = [p for p in checkpoints.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    return str(max(found, key=lambda p: int(p.name.split("-")[1]))) if found else None
+
+
+def _tokenized(path: str, tokenizer, system: str, config: TrainingConfig):
+    from datasets import Dataset
+
+    rows = [
+        tokenize_conversation(tokenizer, full_messages(e, system), config.loss_on, config.max_seq_length)
+        for e in read_examples(Path(path))
+    ]
+    return Dataset.from_list(rows) if rows else None
+
+
+def train_model(
+    base_model: str,
+    train_path: str,
+    validation_path: str,
+    system: str,
+    config: TrainingConfig,
+    method: str,
+    precision: Precision,
+    out_dir: Path,
+    trust_remote_code: bool = False,
+    checkpoint_dir: Path | None = None,
+    manifest: dict[str, Any] | None = None,
+) -> TrainedModel:
+    """Fine-tune with the given method; resumes from checkpoint_dir when an earlier attempt left checkpoints."""
+    from transformers import EarlyStoppingCallback, set_seed
+    from trl import SFTTrainer
+
+    from tunesmith.models.load import load_tokenizer
+
+    module = METHODS[method]
+    tokenizer = load_tokenizer(base_model, trust_remote_code)
+    train = _tokenized(train_path, tokenizer, system, config)
+    validation = _tokenized(validation_path, tokenizer, system, config)
+    hp = hyperparameters(config, method, len(train))
+    checkpoints = checkpoint_dir or out_dir / "checkpoints"
+    args = sft_config(config, hp, precision, checkpoints, validation is not None)
+    callbacks = [StopOnNonFinite(hp["learning_rate"])]
+    if args.load_best_model_at_end and config.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+    idle_rss_mb = settled_rss_mb()
+    # The trainer seeds itself only after the model exists; adapters (LoRA's A matrices, bottlenecks, prompts)
+    # are initialised while it is built, so seed here too: the same config gives the same run, whatever ran
+    # before in this process (another method of a comparison, an earlier retrain).
+    set_seed(config.seed)
+    model = module.build(base_model, config, precision, trust_remote_code)
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=train,
+        eval_dataset=validation,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
+    trainable, total = parameter_counts(trainer.model)
+    hp["optimizer"] = getattr(args.optim, "value", args.optim)
+    resume = last_checkpoint(checkpoints) if config.resume else None
+    resumed_step = int(resume.rsplit("-", 1)[1]) if resume else 0
+    tokens_per_step = sum(len(ids) for ids in train["input_ids"]) / hp["steps_per_epoch"]
+    with progress.bar("step", hp["total_steps"]) as bar:
+        trainer.add_callback(ReportProgress(bar, tokens_per_step))
+        try:
+            with measure() as usage, score_labelled_positions_only():
+                output = trainer.train(resume_from_checkpoint=resume)
+        except (RuntimeError, MemoryError) as err:
+            if not is_out_of_memory(err):
+                raise
+            raise out_of_memory(err, trainer.state.global_step, hp, precision) from err
+
+    model_dir = out_dir / "model"
+    module.save(trainer.model, model_dir)
+    tokenizer.save_pretrained(str(model_dir))
+    details = {
+        "method": method,
+        "base_model": base_model,
+        "system": system,
+        "hyperparameters": hp,
+        "training": config.model_dump(mode="json"),
+        **(manifest or {}),
+    }
+    (model_dir / MANIFEST).write_text(json.dumps(details, indent=2), encoding="utf-8")
+    merged_dir = None
+    if config.merge and module.CAN_MERGE:
+        merged_dir = save_merged(module, base_model, model_dir, tokenizer, precision, out_dir / "merged", details)
+
+    history = [
+        {k: float(v) for k, v in row.items() if k in ("step", "epoch", "loss", "eval_loss", "learning_rate")}
+        for row in trainer.state.log_history
+        if "loss" in row or "eval_loss" in row
+    ]
+    eval_time = sum(row.get("eval_runtime", 0.0) for row in trainer.state.log_history)
+    steps_run = trainer.state.global_step - resumed_step
+    train_time = max(usage.wall_s - eval_time, 1e-9)
+    metrics = {
+        "train_loss": float(output.training_loss),
+        "final_eval_loss": next((h["eval_loss"] for h in reversed(history) if "eval_loss" in h), math.nan),
+        "best_eval_loss": float(trainer.state.best_metric) if trainer.state.best_metric is not None else math.nan,
+        "steps": float(trainer.state.global_step),
+        "resumed_from_step": float(resumed_step),
+        "epochs": float(trainer.state.epoch or 0.0),
+        "wall_s": usage.wall_s,
+        "eval_s": eval_time,
+        "peak_rss_mb": usage.peak_rss_mb,
+        # the model, gradients, optimizer and activations: what this training added to the process
+        "peak_rss_above_idle_mb": usage.peak_rss_mb - idle_rss_mb,
+        "tokens_per_s": steps_run * tokens_per_step / train_time,
+        "trainable_params": float(trainable),
+        "total_params": float(total),
+        "trainable_pct": 100.0 * trainable / total,
+        "early_stopped": float(trainer.state.global_step < hp["total_steps"]),
+    }
+    if usage.peak_gpu_mb is not None:
+        metrics["peak_gpu_mb"] = usage.peak_gpu_mb
+    if checkpoint_dir is not None:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)  # finished: nothing left to resume
+    return TrainedModel(
+        base_model=base_model,
+        output_dir=str(model_dir),
+        method=method,
+        precision=precision.dtype,
+        hyperparameters=hp,
+        metrics=metrics,
+        history=history,
+        loss_curve_path=str(plot_loss_curve(history, out_dir / "loss_curve.png")),
+        can_merge=module.CAN_MERGE,
+        merged_dir=merged_dir,
+    )
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, or the CPU allocator refusing a request (a RuntimeError from PyTorch)."""
+    import torch
+
+    text = str(error).lower()
+    return (
+        isinstance(error, (torch.OutOfMemoryError, MemoryError))
+        or "can't allocate memory" in text
+        or "out of memory" in text
+    )
+
+
+def out_of_memory(error: BaseException, step: int, hp: dict[str, Any], precision: Precision) -> NotEnoughMemory:
+    device = "GPU" if precision.device == "cuda" else "CPU"
+    detail = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+    return NotEnoughMemory(
+        f"{device} out of memory during training step {step + 1} of {hp['total_steps']} ({hp['method']}, batch "
+        f"{hp['batch_size']}, max_seq_length {hp['max_seq_length']}): {detail}",
+        "training.batch_size, training.max_seq_length, training.method",
+        "lower training.batch_size (set training.effective_batch_size to keep the effective batch) or "
+        "training.max_seq_length, turn on training.gradient_checkpointing, or use lora or qlora",
+    )
+
+
+def save_merged(module, base: str, model_dir: Path, tokenizer, precision: Precision, out_dir: Path, details) -> str:
+    """The saved adapter folded into the base weights: a plain model with the same outputs."""
+    merged = module.merged(base, str(model_dir), Precision("cpu", "float32", "merging"), False)
+    merged.save_pretrained(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
+    (out_dir / MANIFEST).write_text(
+        json.dumps(details | {"method": "merged", "merged_from": details["method"]}, indent=2)
+    )
+    return str(out_dir)
+
+
+def parameter_counts(model) -> tuple[int, int]:
+    """(trainable, total) parameters; 4-bit packed weights count as the parameters they encode."""
+    trainable = total = 0
+    for parameter in model.parameters():
+        n = parameter.numel()
+        if parameter.__class__.__name__ == "Params4bit":
+            n *= 2  # two 4-bit values per stored byte
+        total += n
+        if parameter.requires_grad:
+            trainable += n
+    return trainable, total
+
+
+def plot_loss_curve(history: list[dict[str, float]], path: Path) -> Path:
+    """PNG of training loss per step and validation loss per evaluation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    train = [(h["step"], h["loss"]) for h in history if "loss" in h]
+    evals = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
+    if train:
+        ax.plot(*zip(*train, strict=True), label="train loss")
+    if evals:
+        ax.plot(*zip(*evals, strict=True), "o-", label="validation loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
