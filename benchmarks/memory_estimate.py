@@ -29,10 +29,11 @@ def worker(method: str, steps: int, out: Path) -> None:
 
     from tunesmith.config.schema import DataConfig, TrainingConfig
     from tunesmith.curation.curate import curate
-    from tunesmith.decision.memory import estimate, model_shape, workload_for
+    from tunesmith.decision.memory import estimate, workload_for
     from tunesmith.models.hardware import choose_precision
     from tunesmith.models.load import load_tokenizer
     from tunesmith.models.resolve import resolve_model
+    from tunesmith.models.shape import model_shape
     from tunesmith.profiling import measure
     from tunesmith.prompts import system_prompt
     from tunesmith.training.sft import train_model

@@ -1,10 +1,11 @@
 import pytest
 
-from tunesmith.config.schema import DecisionConfig
+from tunesmith.config.schema import DecisionConfig, TrainingConfig
 from tunesmith.curation.records import make_example
 from tunesmith.decision.baselines import Baseline, few_shot_examples
-from tunesmith.decision.memory import Workload, estimate, estimate_all, model_shape
+from tunesmith.decision.memory import Workload, estimate, estimate_all
 from tunesmith.decision.rules import decide
+from tunesmith.models.shape import model_shape
 
 SMALL_MODEL_GB = {m: 1.0 for m in ("full", "lora", "dora", "qlora", "adapter", "prefix", "prompt", "ia3", "spectrum")}
 
@@ -133,7 +134,7 @@ PUBLISHED = Workload(
     activation_dtype="float16",
     optimizer_state_dtype="float16",
     overhead_gb=1.0,
-    lora_targets=("q_proj", "v_proj"),
+    training=TrainingConfig(lora={"target_modules": ["q_proj", "v_proj"]}),
 )
 
 
@@ -171,14 +172,13 @@ def test_estimates_keep_the_methods_in_the_expected_order():
 
 
 def test_trainable_counts_match_what_peft_and_our_adapters_build(tiny_model):
-    from tunesmith.config.schema import TrainingConfig
     from tunesmith.models.hardware import Precision
     from tunesmith.training.methods import METHODS
     from tunesmith.training.sft import parameter_counts
 
     shape = model_shape(str(tiny_model))
     config = TrainingConfig(lora={"r": 8, "target_modules": ["q_proj", "v_proj"]})
-    w = Workload(lora_r=8, lora_targets=("q_proj", "v_proj"))
+    w = Workload(training=config)
     for method in ("full", "lora", "dora", "adapter", "prefix", "prompt", "ia3"):
         model = METHODS[method].build(str(tiny_model), config, Precision("cpu", "float32", "test"))
         trainable, total = parameter_counts(model)

@@ -22,10 +22,12 @@ from tunesmith.starter.project import FORMATS, starter_config
 
 def schema_keys(model: type[BaseModel]) -> set[str]:
     keys = set()
-    for name, info in model.model_fields.items():
+    nested = {name: info.annotation for name, info in model.model_fields.items()}
+    nested |= model.section_models() if hasattr(model, "section_models") else {}
+    for name, annotation in nested.items():
         keys.add(name)
-        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
-            keys |= schema_keys(info.annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys |= schema_keys(annotation)
     return keys
 
 

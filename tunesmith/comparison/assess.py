@@ -156,7 +156,7 @@ def assess_trained(
     metrics["latency_ms_unmerged"] = latency_ms(loaded, tokenizer, tests, n)
     metrics |= _forgetting_change(config, loaded, tokenizer, before, out_dir / "benchmarks")
     del loaded
-    if METHODS[trained.method].CAN_MERGE:
+    if METHODS[trained.method].can_merge:
         merged, tokenizer = load_trained(
             model.path, trained.method, trained.output_dir, model.precision, model.trust_remote_code, merge=True
         )

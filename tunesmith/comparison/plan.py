@@ -5,9 +5,10 @@ from __future__ import annotations
 from tunesmith.comparison.assess import MethodResult
 from tunesmith.config import RunConfig
 from tunesmith.curation.curate import CuratedData
-from tunesmith.decision.memory import estimate_all, model_shape, workload_for
+from tunesmith.decision.memory import estimate_all, workload_for
 from tunesmith.decision.stage import available_memory
 from tunesmith.models.prepared import PreparedModel
+from tunesmith.models.shape import model_shape
 
 
 def fit_methods(

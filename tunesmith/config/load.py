@@ -76,13 +76,18 @@ def _suggest(loc: tuple[Any, ...]) -> str | None:
         if isinstance(part, int) or model is None:
             continue
         field = model.model_fields.get(part)
-        model = _model_of(field.annotation) if field else None
+        model = _model_of(field.annotation) if field else _sections(model).get(part)
     if model is None:
         return None
-    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
+    close = difflib.get_close_matches(str(loc[-1]), [*model.model_fields, *_sections(model)], n=1)
     if not close:
         return None
     return ".".join([str(p) for p in loc[:-1]] + close)
+
+
+def _sections(model: type[BaseModel]) -> dict[str, type[BaseModel]]:
+    """Sections a model validates beyond its declared fields (training's per-method sections)."""
+    return model.section_models() if hasattr(model, "section_models") else {}
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails
 
 from tunesmith.models.embedded import EMBEDDED_MODELS
 from tunesmith.resources import bundled_data
@@ -161,52 +162,48 @@ class DecisionConfig(Section):
     rag: RagConfig = RagConfig()
 
 
-MethodName = Literal["full", "lora", "dora", "qlora", "adapter", "prefix", "prompt", "ia3", "spectrum"]
 Dtype = Literal["auto", "float32", "bfloat16", "float16"]
 
 
-class LoraConfig(Section):
-    r: int = Field(16, ge=1)
-    alpha: int = Field(32, ge=1)
-    dropout: Fraction = 0.05
-    target_modules: list[str] | Literal["all-linear"] = ["q_proj", "k_proj", "v_proj", "o_proj"]
-    use_dora: bool = False
-    use_rslora: bool = False
+def _known_method(name: str) -> str:
+    from tunesmith.training.methods import METHODS
+
+    if name not in METHODS:
+        raise ValueError(f"unknown method: use one of {', '.join(METHODS)}")
+    return name
 
 
-class QLoraConfig(Section):
-    quant_type: Literal["nf4", "fp4"] = "nf4"
-    double_quant: bool = True
-    compute_dtype: Dtype = "auto"
+def _method_or_auto(name: str) -> str:
+    try:
+        return name if name == "auto" else _known_method(name)
+    except ValueError as err:
+        raise ValueError(str(err).replace("use one of", "use auto or one of")) from None
 
 
-class AdapterConfig(Section):
-    bottleneck: int = Field(64, ge=1)
-    activation: Literal["relu", "gelu", "silu"] = "relu"
+MethodName = Annotated[str, AfterValidator(_known_method)]  # a name in the method registry
 
 
-class PrefixConfig(Section):
-    num_virtual_tokens: int = Field(16, ge=1)
-    projection: bool = False
+def _default_comparison() -> list[str]:
+    from tunesmith.training.methods import default_comparison
+
+    return default_comparison()
 
 
-class PromptTuningConfig(Section):
-    num_virtual_tokens: int = Field(16, ge=1)
-    init_text: str | None = None
-
-
-class IA3Settings(Section):
-    target_modules: list[str] = ["k_proj", "v_proj", "down_proj"]
-    feedforward_modules: list[str] = ["down_proj"]
-
-
-class SpectrumConfig(Section):
-    fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 0.25
+def _details(err: ValidationError, prefix: tuple = ()) -> list[InitErrorDetails]:
+    return [
+        InitErrorDetails(type=e["type"], loc=(*prefix, *e["loc"]), input=e["input"], ctx=e.get("ctx", {}))
+        for e in err.errors()
+    ]
 
 
 class TrainingConfig(Section):
+    """Training settings; each method's own section (training.lora, training.qlora, ...) is declared by the method
+    itself (tunesmith/training/methods) and validated here by its settings model, defaults included."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
     # "auto": the decision stage picks the method from the memory estimate, the data and decision.priority.
-    method: Literal["auto"] | MethodName = "auto"
+    method: Annotated[str, AfterValidator(_method_or_auto)] = "auto"
     # None means the chosen method's default (see tunesmith/training/methods).
     epochs: float | None = Field(None, gt=0)
     learning_rate: float | None = Field(None, gt=0)
@@ -231,13 +228,43 @@ class TrainingConfig(Section):
     early_stopping_patience: int | None = Field(3, ge=1)  # evaluations without improvement; None: off
     resume: bool = True  # a re-run of the same config picks up from the last checkpoint
     merge: bool = False  # also save the adapter merged into the base (LoRA, DoRA, QLoRA, IA3)
-    lora: LoraConfig = LoraConfig()
-    qlora: QLoraConfig = QLoraConfig()
-    adapter: AdapterConfig = AdapterConfig()
-    prefix: PrefixConfig = PrefixConfig()
-    prompt_tuning: PromptTuningConfig = PromptTuningConfig()
-    ia3: IA3Settings = IA3Settings()
-    spectrum: SpectrumConfig = SpectrumConfig()
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _method_sections(cls, data: Any, handler: Any) -> TrainingConfig:
+        """Validate each registered method's section with its own model; any other unknown key is an error."""
+        from tunesmith.training.methods import settings_models
+
+        if not isinstance(data, dict):
+            return handler(data)
+        sections, data, errors = settings_models(), dict(data), []
+        for key, value in list(data.items()):
+            if key in cls.model_fields:
+                continue
+            if key not in sections:
+                errors.append(InitErrorDetails(type="extra_forbidden", loc=(key,), input=value))
+                continue
+            try:
+                data[key] = value if isinstance(value, sections[key]) else sections[key].model_validate(value)
+            except ValidationError as err:
+                errors += _details(err, (key,))
+                del data[key]
+        for key, model in sections.items():
+            data.setdefault(key, model())
+        try:
+            validated = handler({k: v for k, v in data.items() if k in cls.model_fields or k in sections})
+        except ValidationError as err:
+            errors += _details(err)
+        if errors:  # every problem at once, each with its full key path
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return validated
+
+    @classmethod
+    def section_models(cls) -> dict[str, type[BaseModel]]:
+        """The methods' sections, for tools that list every key (tunesmith init, config error suggestions)."""
+        from tunesmith.training.methods import settings_models
+
+        return dict(settings_models())
 
 
 class JudgeConfig(Section):
@@ -323,9 +350,7 @@ class OrchestrationConfig(Section):
 class ComparisonConfig(Section):
     """The compare-methods flow: every method trained on the same splits and measured the same way."""
 
-    methods: list[MethodName] = Field(
-        default_factory=lambda: ["full", "lora", "qlora", "adapter", "prefix", "prompt", "ia3"], min_length=1
-    )
+    methods: list[MethodName] = Field(default_factory=_default_comparison, min_length=1)
     # sequential: one method after another in the flow's process; dask / ray: methods are parallel tasks on
     # the engine's workers (trainings on one machine still take turns through the training slot).
     engine: Literal["sequential", "dask", "ray"] = "sequential"

@@ -11,11 +11,12 @@ from tunesmith.config.schema import DecisionConfig, RagConfig
 from tunesmith.curation.curate import CuratedData
 from tunesmith.curation.records import read_examples
 from tunesmith.decision.baselines import Baseline, measure_baselines
-from tunesmith.decision.memory import estimate_all, model_shape, workload_for
+from tunesmith.decision.memory import estimate_all, workload_for
 from tunesmith.decision.retrieval import BM25Retriever, EmbeddingRetriever, load_corpus
 from tunesmith.decision.rules import DecisionRecord, decide, require_fit
 from tunesmith.models.load import load_model
 from tunesmith.models.prepared import PreparedModel
+from tunesmith.models.shape import model_shape
 from tunesmith.prompts import PromptTemplate, system_prompt
 
 

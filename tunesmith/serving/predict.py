@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.models.hardware import choose_precision
+from tunesmith.training.methods import METHODS
 from tunesmith.training.sft import MANIFEST
 
 BASE = "base"  # the adapter name that means "no adapter"
@@ -99,7 +100,8 @@ class Predictor:
         for name, location in adapters.items():
             folder = local_path(location)
             info = manifest(folder)
-            if info.get("method") not in (None, "lora", "dora", "ia3", "prefix", "prompt"):
+            method = METHODS.get(info.get("method") or "lora")  # a bare PEFT folder has no manifest
+            if method is None or not method.peft_adapter:
                 raise ValueError(
                     f"--adapter {name}: method {info.get('method')} is not a PEFT adapter; serve it alone with --model"
                 )

@@ -95,9 +95,11 @@ def _section_lines(model: type[BaseModel], chosen: dict[str, Any], indent: int, 
     """Every field of `model`: chosen values as live YAML, defaults commented out with their explanation."""
     lines: list[str] = []
     pad = "  " * indent
-    for name, info in model.model_fields.items():
+    fields = [(name, info.annotation, info) for name, info in model.model_fields.items()]
+    if hasattr(model, "section_models"):  # training's per-method sections, declared by the methods
+        fields += [(name, section, None) for name, section in model.section_models().items()]
+    for name, annotation, info in fields:
         note = comments.get((model.__name__, name))
-        annotation = info.annotation
         nested = isinstance(annotation, type) and issubclass(annotation, BaseModel)
         if nested:
             inner = chosen.get(name, {})

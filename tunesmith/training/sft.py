@@ -55,7 +55,7 @@ class TrainedModel:
 
 def hyperparameters(config: TrainingConfig, method: str, n_train: int) -> dict[str, Any]:
     """The method's defaults overridden by what the config sets, and the step schedule they imply."""
-    defaults = METHODS[method].DEFAULTS
+    defaults = METHODS[method].defaults
     accumulation = (
         math.ceil(config.effective_batch_size / config.batch_size)
         if config.effective_batch_size
@@ -108,8 +108,7 @@ def sft_config(config: TrainingConfig, hp: dict[str, Any], precision: Precision,
         bf16=precision.dtype == "bfloat16",
         fp16=precision.dtype == "float16",
         use_cpu=not cuda,
-        # QLoRA's paged optimizer moves optimizer state to CPU memory under pressure; it needs CUDA.
-        optim="paged_adamw_32bit" if hp["method"] == "qlora" and cuda else "adamw_torch",
+        optim=METHODS[hp["method"]].optimizer(cuda),
         train_sampling_strategy="group_by_length" if config.group_by_length else "random",
         logging_steps=config.logging_steps,
         logging_nan_inf_filter=False,  # a NaN must reach our guard, not be averaged away
@@ -236,7 +235,7 @@ def train_model(
     }
     (model_dir / MANIFEST).write_text(json.dumps(details, indent=2), encoding="utf-8")
     merged_dir = None
-    if config.merge and module.CAN_MERGE:
+    if config.merge and module.can_merge:
         merged_dir = save_merged(module, base_model, model_dir, tokenizer, precision, out_dir / "merged", details)
 
     history = [
@@ -278,7 +277,7 @@ def train_model(
         metrics=metrics,
         history=history,
         loss_curve_path=str(plot_loss_curve(history, out_dir / "loss_curve.png")),
-        can_merge=module.CAN_MERGE,
+        can_merge=module.can_merge,
         merged_dir=merged_dir,
     )
 

@@ -1,12 +1,24 @@
-"""What every training method module shares: its defaults record and the save/load helpers."""
+"""What a training method is: one record that says how to build, save, load and merge it, what it costs in
+memory and what it needs from the trainer; plus the save/load helpers the methods share."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
 
 from tunesmith.models.hardware import Precision
+from tunesmith.models.shape import ModelShape
+
+
+class Settings(BaseModel):
+    """A method's own settings section (training.<settings_key>); unknown keys fail like everywhere else."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 @dataclass(frozen=True)
@@ -16,6 +28,44 @@ class MethodDefaults:
     learning_rate: float
     epochs: float = 2.0
     weight_decay: float = 0.0
+
+
+def _nothing(*_: Any) -> float:
+    return 0
+
+
+@dataclass(frozen=True)
+class TrainingMethod:
+    """Everything about one training method. `training` below is the run's TrainingConfig: a method reads its own
+    settings (and those it shares, as DoRA reads training.lora) from it, in build and in its memory figures."""
+
+    name: str
+    defaults: MethodDefaults
+    build: Callable[..., Any]  # (base, training, precision, trust_remote_code) -> the trainable model
+    save: Callable[[Any, Path], None]
+    load: Callable[..., Any]  # (base, trained_dir, precision, trust_remote_code) -> a model for inference
+    # (shape, training) -> parameters that train
+    trainable_params: Callable[[ModelShape, Any], int]
+    merged: Callable[..., Any] | None = None  # a plain model with the update folded in; None: cannot merge
+    settings_key: str | None = None  # training.<key>: this method's section
+    settings: type[Settings] | None = None
+    # A PEFT adapter: several load beside each other on one base and are picked per request when serving.
+    peft_adapter: bool = False
+    adds_weights: bool = True  # trains new weights beside the base (adapters), not the base's own (full, Spectrum)
+    # Saved activations per token per decoder layer beyond a frozen block's, in elements: (shape, training).
+    activation_elements: Callable[[ModelShape, Any], float] = _nothing
+    virtual_positions: Callable[[Any], int] = _nothing  # positions the method adds to every sequence (prompt tuning)
+    key_positions: Callable[[Any], int] = _nothing  # key/value positions added to attention (prefix tuning)
+    # Bytes per weight of the decoder linear layers when the method holds them quantized (QLoRA); None: not quantized.
+    quantized_weight_bytes: Callable[[Any], float] | None = None
+    optimizer: Callable[[bool], str] = lambda on_cuda: "adamw_torch"  # the Trainer's `optim`
+    after_load: Callable[[Any], Any] | None = None  # fix-up of a loaded model for inference
+    describe: Callable[[Any], str] | None = None  # one line for the memory estimate's assumptions
+    compare_by_default: bool = True  # in comparison.methods unless the config lists methods
+
+    @property
+    def can_merge(self) -> bool:
+        return self.merged is not None
 
 
 def load_base(path: str, trust_remote_code: bool = False, dtype: str = "float32"):

@@ -1,13 +1,8 @@
 """DoRA: LoRA with the update split into magnitude and direction (training.lora.* configures it)."""
 
+from tunesmith.models.shape import ModelShape, linear_targets
 from tunesmith.training.methods import lora
-from tunesmith.training.methods.base import MethodDefaults, load_base
-from tunesmith.training.methods.base import load_peft as load
-from tunesmith.training.methods.base import merged_peft as merged
-from tunesmith.training.methods.base import save_peft as save
-
-DEFAULTS = MethodDefaults(learning_rate=2e-4, epochs=2.0, weight_decay=0.0)
-CAN_MERGE = True
+from tunesmith.training.methods.base import MethodDefaults, TrainingMethod, load_base, load_peft, merged_peft, save_peft
 
 
 def build(base: str, config, precision, trust_remote_code: bool = False):
@@ -16,4 +11,33 @@ def build(base: str, config, precision, trust_remote_code: bool = False):
     return get_peft_model(load_base(base, trust_remote_code), lora.peft_config(config, use_dora=True))
 
 
-__all__ = ["CAN_MERGE", "DEFAULTS", "build", "load", "merged", "save"]
+def _magnitudes(shape: ModelShape, training) -> list[tuple[int, float]]:
+    return [(fan_out, count) for _, fan_out, count in linear_targets(shape, training.lora.target_modules)]
+
+
+def trainable_params(shape: ModelShape, training) -> int:
+    """LoRA's matrices plus one magnitude per output feature of each targeted matrix."""
+    return lora.trainable_params(shape, training) + sum(
+        count * fan_out for fan_out, count in _magnitudes(shape, training)
+    )
+
+
+def activation_elements(shape: ModelShape, training) -> float:
+    return lora.activation_elements(shape, training) + sum(
+        count / shape.layers * fan_out for fan_out, count in _magnitudes(shape, training)
+    )
+
+
+METHOD = TrainingMethod(
+    name="dora",
+    defaults=MethodDefaults(learning_rate=2e-4, epochs=2.0, weight_decay=0.0),
+    build=build,
+    save=save_peft,
+    load=load_peft,
+    merged=merged_peft,
+    trainable_params=trainable_params,
+    peft_adapter=True,
+    activation_elements=activation_elements,
+    describe=lora.describe,
+    compare_by_default=False,
+)

@@ -1,14 +1,25 @@
 """IA3 through PEFT: learned scaling vectors on keys, values and the feed-forward input."""
 
-from tunesmith.training.methods.base import MethodDefaults, load_base
-from tunesmith.training.methods.base import load_peft as load
-from tunesmith.training.methods.base import merged_peft as merged
-from tunesmith.training.methods.base import save_peft as save
+from tunesmith.models.shape import ModelShape
+from tunesmith.training.methods.base import (
+    MethodDefaults,
+    Settings,
+    TrainingMethod,
+    load_base,
+    load_peft,
+    merged_peft,
+    save_peft,
+)
+
+
+class IA3Settings(Settings):
+    target_modules: list[str] = ["k_proj", "v_proj", "down_proj"]
+    feedforward_modules: list[str] = ["down_proj"]
+
 
 # The IA3 paper (T-Few, Liu et al. 2022) trains its scaling vectors at 3e-3; at 3e-4 they barely moved from 1
 # on a banking77 subset (accuracy below the untrained model's).
 DEFAULTS = MethodDefaults(learning_rate=3e-3, epochs=2.0, weight_decay=0.0)
-CAN_MERGE = True
 
 
 def build(base: str, config, precision, trust_remote_code: bool = False):
@@ -22,4 +33,35 @@ def build(base: str, config, precision, trust_remote_code: bool = False):
     return get_peft_model(load_base(base, trust_remote_code), peft_config)
 
 
-__all__ = ["CAN_MERGE", "DEFAULTS", "build", "load", "merged", "save"]
+def _scaled(shape: ModelShape, training) -> list[tuple[int, int]]:
+    """(vector length, count) per targeted kind: feed-forward modules scale their input, the rest their output."""
+    settings = training.ia3
+    return [
+        (fan_in if kind in settings.feedforward_modules else fan_out, count)
+        for kind, (fan_in, fan_out, count) in shape.linear_kinds.items()
+        if kind in settings.target_modules
+    ]
+
+
+def trainable_params(shape: ModelShape, training) -> int:
+    return sum(length * count for length, count in _scaled(shape, training))
+
+
+def activation_elements(shape: ModelShape, training) -> float:
+    return sum(length * count / shape.layers for length, count in _scaled(shape, training))
+
+
+METHOD = TrainingMethod(
+    name="ia3",
+    defaults=DEFAULTS,
+    build=build,
+    save=save_peft,
+    load=load_peft,
+    merged=merged_peft,
+    trainable_params=trainable_params,
+    settings_key="ia3",
+    settings=IA3Settings,
+    peft_adapter=True,
+    activation_elements=activation_elements,
+    describe=lambda training: f"IA3 vectors on {', '.join(training.ia3.target_modules)}",
+)

@@ -1,12 +1,21 @@
 """LoRA (and its DoRA and rsLoRA variants) through PEFT: low-rank updates on chosen linear layers."""
 
-from tunesmith.training.methods.base import MethodDefaults, load_base
-from tunesmith.training.methods.base import load_peft as load
-from tunesmith.training.methods.base import merged_peft as merged
+from typing import Literal
+
+from pydantic import Field
+
+from tunesmith.models.shape import ModelShape, linear_targets
+from tunesmith.training.methods.base import MethodDefaults, Settings, TrainingMethod, load_base, load_peft, merged_peft
 from tunesmith.training.methods.base import save_peft as save
 
-DEFAULTS = MethodDefaults(learning_rate=2e-4, epochs=2.0, weight_decay=0.0)
-CAN_MERGE = True
+
+class LoraSettings(Settings):
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.05, ge=0.0, le=1.0)
+    target_modules: list[str] | Literal["all-linear"] = ["q_proj", "k_proj", "v_proj", "o_proj"]
+    use_dora: bool = False
+    use_rslora: bool = False
 
 
 def peft_config(config, use_dora: bool | None = None):
@@ -30,4 +39,38 @@ def build(base: str, config, precision, trust_remote_code: bool = False):
     return get_peft_model(load_base(base, trust_remote_code), peft_config(config))
 
 
-__all__ = ["CAN_MERGE", "DEFAULTS", "build", "load", "merged", "peft_config", "save"]
+def trainable_params(shape: ModelShape, training) -> int:
+    """Matches PEFT's count: r * (fan_in + fan_out) per targeted matrix."""
+    r = training.lora.r
+    return sum(count * r * (fan_in + fan_out) for fan_in, fan_out, count in linear_targets(shape, _targets(training)))
+
+
+def activation_elements(shape: ModelShape, training) -> float:
+    """Each targeted layer also keeps its input and the rank-r intermediate for the backward pass."""
+    r = training.lora.r
+    return sum(count / shape.layers * (fan_in + r) for fan_in, _, count in linear_targets(shape, _targets(training)))
+
+
+def describe(training) -> str:
+    targets = _targets(training)
+    return f"LoRA rank {training.lora.r} on {targets if isinstance(targets, str) else ', '.join(targets)}"
+
+
+def _targets(training):
+    return training.lora.target_modules
+
+
+METHOD = TrainingMethod(
+    name="lora",
+    defaults=MethodDefaults(learning_rate=2e-4, epochs=2.0, weight_decay=0.0),
+    build=build,
+    save=save,
+    load=load_peft,
+    merged=merged_peft,
+    trainable_params=trainable_params,
+    settings_key="lora",
+    settings=LoraSettings,
+    peft_adapter=True,
+    activation_elements=activation_elements,
+    describe=describe,
+)

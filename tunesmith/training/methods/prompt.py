@@ -1,13 +1,19 @@
 """Prompt tuning through PEFT: learned soft-prompt embeddings at the input, optionally initialised from text."""
 
-from tunesmith.training.methods.base import MethodDefaults, load_base
-from tunesmith.training.methods.base import load_peft as load
-from tunesmith.training.methods.base import save_peft as save
+from pydantic import Field
+
+from tunesmith.models.shape import ModelShape
+from tunesmith.training.methods.base import MethodDefaults, Settings, TrainingMethod, load_base, load_peft, save_peft
+
+
+class PromptTuningSettings(Settings):
+    num_virtual_tokens: int = Field(16, ge=1)
+    init_text: str | None = None
+
 
 # Measured on a banking77 subset (8 intents, 56 steps): 3e-4 reached accuracy 0.453, 1e-2 only 0.172 although
 # its training loss fell further; PEFT's examples use 1e-2 to 3e-2 on larger data.
 DEFAULTS = MethodDefaults(learning_rate=3e-4, epochs=2.0, weight_decay=0.0)
-CAN_MERGE = False
 
 
 def build(base: str, config, precision, trust_remote_code: bool = False):
@@ -25,4 +31,35 @@ def build(base: str, config, precision, trust_remote_code: bool = False):
     return get_peft_model(load_base(base, trust_remote_code), peft_config)
 
 
-__all__ = ["CAN_MERGE", "DEFAULTS", "build", "load", "save"]
+def trainable_params(shape: ModelShape, training) -> int:
+    return training.prompt_tuning.num_virtual_tokens * shape.hidden
+
+
+def drop_virtual_positions_on_load(model):
+    model.register_forward_hook(_drop_virtual_positions, with_kwargs=True)
+    return model
+
+
+def _drop_virtual_positions(module, args, kwargs, output):
+    """PEFT prompt tuning returns logits for its virtual tokens ahead of the input's; callers that read
+    logits by input position (lm-eval among them) need exactly one row per input token."""
+    input_ids = kwargs.get("input_ids", args[0] if args else None)
+    if input_ids is not None and output.logits.shape[1] > input_ids.shape[1]:
+        output.logits = output.logits[:, -input_ids.shape[1] :]
+    return output
+
+
+METHOD = TrainingMethod(
+    name="prompt",
+    defaults=DEFAULTS,
+    build=build,
+    save=save_peft,
+    load=load_peft,
+    trainable_params=trainable_params,
+    settings_key="prompt_tuning",
+    settings=PromptTuningSettings,
+    peft_adapter=True,
+    virtual_positions=lambda training: training.prompt_tuning.num_virtual_tokens,
+    after_load=drop_virtual_positions_on_load,
+    describe=lambda training: f"soft prompt of {training.prompt_tuning.num_virtual_tokens} virtual tokens",
+)

@@ -1,13 +1,28 @@
 """QLoRA: the base model in 4-bit NF4 with double quantization (bitsandbytes) plus LoRA adapters."""
 
 from types import SimpleNamespace
+from typing import Literal
 
 from tunesmith.training.methods import lora
-from tunesmith.training.methods.base import MethodDefaults, load_base, training_settings
-from tunesmith.training.methods.base import save_peft as save
+from tunesmith.training.methods.base import (
+    MethodDefaults,
+    Settings,
+    TrainingMethod,
+    load_base,
+    save_peft,
+    training_settings,
+)
 
-DEFAULTS = MethodDefaults(learning_rate=2e-4, epochs=2.0, weight_decay=0.0)
-CAN_MERGE = True
+NF4_BYTES = 0.5
+# bitsandbytes keeps one absmax per 64 weights: fp32 (4 bytes) plainly, or 8-bit with a second fp32
+# constant per 256 blocks when double-quantized (about 0.127 bits per weight).
+QUANT_CONSTANT_BYTES = {False: 4 / 64, True: 1 / 64 + 4 / (64 * 256)}
+
+
+class QLoraSettings(Settings):
+    quant_type: Literal["nf4", "fp4"] = "nf4"
+    double_quant: bool = True
+    compute_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
 
 
 def compute_dtype(settings, precision) -> str:
@@ -80,4 +95,31 @@ def merged(base: str, trained_dir: str, precision, trust_remote_code: bool = Fal
     return PeftModel.from_pretrained(plain, trained_dir).merge_and_unload()
 
 
-__all__ = ["CAN_MERGE", "DEFAULTS", "build", "load", "merged", "save"]
+def weight_bytes(training) -> float:
+    return NF4_BYTES + QUANT_CONSTANT_BYTES[training.qlora.double_quant]
+
+
+def describe(training) -> str:
+    bits = weight_bytes(training) * 8
+    double = "double " if training.qlora.double_quant else ""
+    quantized = f"decoder linear layers in 4-bit NF4 ({bits:.3f} bits per weight with {double}quantization constants)"
+    return f"{lora.describe(training)}; {quantized}"
+
+
+METHOD = TrainingMethod(
+    name="qlora",
+    defaults=MethodDefaults(learning_rate=2e-4, epochs=2.0, weight_decay=0.0),
+    build=build,
+    save=save_peft,
+    load=load,
+    merged=merged,
+    trainable_params=lora.trainable_params,
+    settings_key="qlora",
+    settings=QLoraSettings,
+    peft_adapter=True,
+    activation_elements=lora.activation_elements,
+    quantized_weight_bytes=weight_bytes,
+    # Paged optimizer states spill to CPU memory instead of failing on a spike (the QLoRA paper's setup).
+    optimizer=lambda on_cuda: "paged_adamw_32bit" if on_cuda else "adamw_torch",
+    describe=describe,
+)

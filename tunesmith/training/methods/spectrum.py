@@ -10,13 +10,17 @@ from __future__ import annotations
 import math
 
 import torch
+from pydantic import Field
 
-from tunesmith.training.methods.base import MethodDefaults, load_base
-from tunesmith.training.methods.base import load_full as load
-from tunesmith.training.methods.base import save_full as save
+from tunesmith.models.shape import ModelShape
+from tunesmith.training.methods.base import MethodDefaults, Settings, TrainingMethod, load_base, load_full, save_full
+
+
+class SpectrumSettings(Settings):
+    fraction: float = Field(0.25, gt=0.0, le=1.0)
+
 
 DEFAULTS = MethodDefaults(learning_rate=2e-5, epochs=2.0, weight_decay=0.01)
-CAN_MERGE = False  # the output is a whole model
 
 
 def snr(weight: torch.Tensor) -> float:
@@ -56,4 +60,20 @@ def build(base: str, config, precision, trust_remote_code: bool = False):
     return model
 
 
-__all__ = ["CAN_MERGE", "DEFAULTS", "build", "load", "save", "select", "snr"]
+def trainable_params(shape: ModelShape, training) -> int:
+    return round(training.spectrum.fraction * shape.layer_linear_params)
+
+
+METHOD = TrainingMethod(
+    name="spectrum",
+    defaults=DEFAULTS,
+    build=build,
+    save=save_full,
+    load=load_full,
+    trainable_params=trainable_params,
+    settings_key="spectrum",
+    settings=SpectrumSettings,
+    adds_weights=False,
+    describe=lambda training: f"the top {training.spectrum.fraction:.0%} of each kind of matrix by signal-to-noise",
+    compare_by_default=False,
+)
