@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from prefect import flow
 from prefect.states import Completed
 
-from tunesmith.comparison.assess import MethodResult
 from tunesmith.config import RunConfig, load_config
 from tunesmith.console import progress
 from tunesmith.quiet import quiet_libraries
+from tunesmith.records import MethodResult
 from tunesmith.tasks.comparison import assess_base_task, compare_method_task, comparison_table_task, plan_methods_task
 from tunesmith.tasks.curation import curate_task
 from tunesmith.tasks.engine import run_all, task_runner

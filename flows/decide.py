@@ -6,8 +6,8 @@ from prefect import flow
 
 from tunesmith.config import load_config
 from tunesmith.console import progress
-from tunesmith.decision.rules import DecisionRecord
 from tunesmith.quiet import quiet_libraries
+from tunesmith.records import DecisionRecord
 from tunesmith.tasks.curation import curate_task
 from tunesmith.tasks.decision import decide_task
 from tunesmith.tasks.models import prepare_model_task

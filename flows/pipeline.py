@@ -9,11 +9,8 @@ from prefect.states import Completed
 
 from tunesmith.config import RunConfig, load_config
 from tunesmith.console import progress
-from tunesmith.decision.rules import DecisionRecord
-from tunesmith.evaluation.evaluate import EvaluationResult
-from tunesmith.forgetting.compare import ForgettingReport
-from tunesmith.promotion.gate import PromotionDecision
 from tunesmith.quiet import quiet_libraries
+from tunesmith.records import DecisionRecord, EvaluationResult, ForgettingReport, PromotionDecision, TrainedModel
 from tunesmith.tasks.curation import curate_task
 from tunesmith.tasks.decision import decide_task
 from tunesmith.tasks.evaluation import evaluate_task
@@ -26,7 +23,6 @@ from tunesmith.tasks.retraining import check_inputs_task
 from tunesmith.tasks.training import train_task
 from tunesmith.tracking.mlflow_runs import RunRef, set_tags
 from tunesmith.tracking.pipeline_run import pipeline_run
-from tunesmith.training.sft import TrainedModel
 
 SKIPPED = "Skipped: inputs unchanged"
 

@@ -5,17 +5,15 @@ from pathlib import Path
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from tunesmith.comparison.assess import MethodResult, assess_base, assess_trained, test_set
+from tunesmith.comparison.assess import assess_base, assess_trained
 from tunesmith.comparison.plan import fit_methods
 from tunesmith.comparison.table import add_quality_vs_full, plot, rows, to_markdown, write_csv
 from tunesmith.config import RunConfig
 from tunesmith.console import progress
-from tunesmith.curation.curate import CuratedData
-from tunesmith.models.load import load_tokenizer
-from tunesmith.models.prepared import PreparedModel
+from tunesmith.evaluation.test_set import load_test_set
+from tunesmith.records import CuratedData, MethodResult, PreparedModel
 from tunesmith.tasks.engine import worker_threads
 from tunesmith.tasks.orchestration import HOUR, SERVICE_RETRIES, training_slot
-from tunesmith.tasks.training import train_on_splits
 from tunesmith.tracking.mlflow_runs import (
     RunRef,
     log_artifact,
@@ -26,6 +24,7 @@ from tunesmith.tracking.mlflow_runs import (
     set_tags,
     stage_run,
 )
+from tunesmith.training.stage import run_training
 
 
 @task(name="plan-methods")
@@ -46,7 +45,7 @@ def assess_base_task(
 ) -> MethodResult:
     with stage_run(run, "base") as child:
         set_tags(child, {"tunesmith.method": "base", "tunesmith.kind": "comparison-method"})
-        tests = test_set(config, data, load_tokenizer(model.path, model.trust_remote_code))
+        tests = load_test_set(config, data)
         with training_slot(model.precision.device, config.orchestration.training_slot):  # a quiet machine to time on
             result = assess_base(config, model, tests, before, Path(child.out_dir))
         log_metrics(child, result.metrics)
@@ -71,12 +70,12 @@ def compare_method_task(
         set_tags(child, {"tunesmith.method": method, "tunesmith.kind": "comparison-method", "tunesmith.worker": worker})
         slot = (model.precision.device, config.orchestration.training_slot)
         with training_slot(*slot) as waited:
-            trained = train_on_splits(config, data, model, method, Path(child.out_dir), child.run_id)
+            trained = run_training(config, data, model, method, Path(child.out_dir), child.run_id)
         log_params(child, trained.hyperparameters)
         log_history(child, trained.history, ("loss", "eval_loss", "learning_rate"))
         if trained.loss_curve_path:
             log_artifact(child, trained.loss_curve_path)
-        tests = test_set(config, data, load_tokenizer(model.path, model.trust_remote_code))
+        tests = load_test_set(config, data)
         with training_slot(*slot):
             result = assess_trained(config, model, trained, tests, before, Path(child.out_dir))
         log_metrics(child, result.metrics | {"waited_for_training_slot_s": waited})

@@ -9,10 +9,10 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE
 from tunesmith.config import RunConfig
 from tunesmith.config.schema import DataConfig
 from tunesmith.console import progress
-from tunesmith.curation.curate import CuratedData, curate, gate
-from tunesmith.models.load import load_tokenizer
-from tunesmith.models.prepared import PreparedModel
+from tunesmith.curation.curate import gate
+from tunesmith.curation.stage import run_curation
 from tunesmith.prompts import system_prompt
+from tunesmith.records import CuratedData, PreparedModel
 from tunesmith.tasks.orchestration import HOUR, SERVICE_RETRIES
 from tunesmith.tracking.mlflow_runs import RunRef, log_artifact, log_json, log_metrics, log_params, set_tags, stage_run
 
@@ -33,9 +33,7 @@ def curate_data(
     a run of another config on the same data, reuses the curated splits instead of computing them again."""
     key = hashlib.sha256(json.dumps([data, model_path, system, max_tokens, fingerprint], sort_keys=True).encode())
     out_dir = Path(cache_root) / "curation" / key.hexdigest()[:16]
-    return curate(
-        DataConfig.model_validate(data), load_tokenizer(model_path, trust_remote_code), system, max_tokens, out_dir
-    )
+    return run_curation(DataConfig.model_validate(data), model_path, trust_remote_code, system, max_tokens, out_dir)
 
 
 @task(name="curate", timeout_seconds=HOUR)

@@ -8,13 +8,11 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE
 from tunesmith.config import RunConfig
 from tunesmith.config.schema import DecisionConfig
 from tunesmith.console import progress
-from tunesmith.curation.curate import CuratedData
 from tunesmith.decision.baselines import Baseline
 from tunesmith.decision.render import render_decision
-from tunesmith.decision.rules import DecisionRecord
-from tunesmith.decision.stage import make_decision, measure
-from tunesmith.models.prepared import PreparedModel
+from tunesmith.decision.stage import measure, run_decision
 from tunesmith.prompts import system_prompt
+from tunesmith.records import CuratedData, DecisionRecord, PreparedModel
 from tunesmith.tasks.orchestration import HOUR
 from tunesmith.tracking.mlflow_runs import RunRef, log_artifact, log_metrics, log_params, set_tags, stage_run
 
@@ -37,7 +35,7 @@ def decide_task(run: RunRef, config: RunConfig, data: CuratedData, model: Prepar
         )
         system = system_prompt(config.prompt.system, data.labels)
         baselines = baselines_for(data, model, config.decision, system, config.data.seed)
-        record = make_decision(data, model, config, baselines)
+        record = run_decision(data, model, config, baselines)
         out_dir = Path(stage.out_dir)
         (out_dir / "decision_record.json").write_text(json.dumps(record.to_json(), indent=2), encoding="utf-8")
         (out_dir / "decision.md").write_text(render_decision(record), encoding="utf-8")

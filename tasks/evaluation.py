@@ -5,14 +5,10 @@ from prefect.artifacts import create_table_artifact
 
 from tunesmith.config import RunConfig
 from tunesmith.console import progress
-from tunesmith.curation.curate import CuratedData
-from tunesmith.decision.rules import DecisionRecord
-from tunesmith.evaluation.evaluate import EvaluationResult
 from tunesmith.evaluation.stage import run_evaluation
-from tunesmith.models.prepared import PreparedModel
+from tunesmith.records import CuratedData, DecisionRecord, EvaluationResult, PreparedModel, TrainedModel
 from tunesmith.tasks.orchestration import HOUR
 from tunesmith.tracking.mlflow_runs import RunRef, log_artifact, log_json, log_metrics, log_params, log_table, stage_run
-from tunesmith.training.sft import TrainedModel
 
 
 def _rows(path: str) -> list[dict]:

@@ -6,37 +6,27 @@ from prefect.artifacts import create_table_artifact
 
 from tunesmith.config import RunConfig
 from tunesmith.console import progress
-from tunesmith.forgetting.benchmarks import choose_suite, run_benchmarks
-from tunesmith.forgetting.compare import ForgettingReport, compare_scores
+from tunesmith.forgetting.stage import measure_forgetting, run_forgetting_baseline
 from tunesmith.models.load import load_model
-from tunesmith.models.prepared import PreparedModel
+from tunesmith.records import ForgettingReport, PreparedModel, TrainedModel
 from tunesmith.tasks.orchestration import HOUR
 from tunesmith.tracking.mlflow_runs import RunRef, log_json, log_metrics, log_params, set_tags, stage_run
 from tunesmith.training.inference import load_trained
-from tunesmith.training.sft import TrainedModel
-
-
-def _scores(config: RunConfig, loaded, work_dir: Path, suite: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    f = config.forgetting
-    model, tokenizer = loaded
-    local = [b for b in f.benchmarks if b.name in suite["local"]]
-    return run_benchmarks(model, tokenizer, local, work_dir, f.limit, f.seed, f.batch_size, suite["harness"])
 
 
 @task(name="benchmark-base-model", timeout_seconds=2 * HOUR)
 def benchmark_base_task(run: RunRef, config: RunConfig, model: PreparedModel) -> dict[str, Any]:
     """General-capability scores of the base model, taken before training; the suite is fixed here for both."""
     with stage_run(run, "forgetting-baseline") as stage:
-        f = config.forgetting
-        local, harness, why = choose_suite(f.suite, f.benchmarks, f.harness_tasks)
-        suite = {"local": [b.name for b in local], "harness": harness, "why": why}
-        log_params(stage, {"suite": why, "benchmarks": ", ".join(suite["local"] + harness), "limit": f.limit})
-        scores = _scores(config, load_model(model.path, model.precision, model.trust_remote_code),
-                         Path(stage.out_dir) / "benchmarks", suite)  # fmt: skip
+        base, tokenizer = load_model(model.path, model.precision, model.trust_remote_code)
+        before = run_forgetting_baseline(config, base, tokenizer, Path(stage.out_dir) / "benchmarks")
+        suite, scores = before["suite"], before["scores"]
+        benchmarks = ", ".join(suite["local"] + suite["harness"])
+        log_params(stage, {"suite": suite["why"], "benchmarks": benchmarks, "limit": config.forgetting.limit})
         log_metrics(stage, {f"{name}_acc": s["acc"] for name, s in scores.items()})
         log_json(stage, scores, "before.json")
         progress.done(", ".join(f"{name} accuracy {s['acc']:.3f} on {s['n']} questions" for name, s in scores.items()))
-    return {"suite": suite, "scores": scores}
+    return before
 
 
 @task(name="forgetting", timeout_seconds=2 * HOUR)
@@ -45,10 +35,11 @@ def forgetting_task(
 ) -> ForgettingReport:
     """The same benchmarks, limit and seed on the fine-tuned model, compared with the baseline."""
     with stage_run(run, "forgetting") as stage:
-        loaded = load_trained(model.path, trained.method, trained.output_dir, model.precision, model.trust_remote_code)
-        after = _scores(config, loaded, Path(stage.out_dir) / "benchmarks", before["suite"])
-        f = config.forgetting
-        report = compare_scores(before["scores"], after, f.threshold, f.require_significance)
+        tuned, tokenizer = load_trained(
+            model.path, trained.method, trained.output_dir, model.precision, model.trust_remote_code
+        )
+        result = measure_forgetting(config, tuned, tokenizer, before, Path(stage.out_dir) / "benchmarks")
+        report, after = result.report, result.after
         for name, row in report.per_benchmark.items():
             log_metrics(stage, {f"{name}_{k}": v for k, v in row.items()})
         log_metrics(stage, {"forgetting_flag": float(report.forgetting)})

@@ -2,7 +2,8 @@ from prefect import task
 
 from tunesmith.config import RunConfig
 from tunesmith.console import progress
-from tunesmith.models.prepared import PreparedModel, prepare_model
+from tunesmith.models.prepared import prepare_model
+from tunesmith.records import PreparedModel
 from tunesmith.tasks.orchestration import HOUR, SERVICE_RETRIES
 from tunesmith.tracking.mlflow_runs import RunRef, set_tags
 

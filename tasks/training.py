@@ -1,5 +1,3 @@
-import hashlib
-import json
 from pathlib import Path
 
 from prefect import task
@@ -7,9 +5,7 @@ from prefect.artifacts import create_table_artifact
 
 from tunesmith.config import RunConfig
 from tunesmith.console import progress
-from tunesmith.curation.curate import CuratedData
-from tunesmith.models.prepared import PreparedModel
-from tunesmith.prompts import system_prompt
+from tunesmith.records import CuratedData, PreparedModel, TrainedModel
 from tunesmith.tasks.orchestration import HOUR, training_slot
 from tunesmith.tracking.mlflow_runs import (
     RunRef,
@@ -22,40 +18,7 @@ from tunesmith.tracking.mlflow_runs import (
     stage_run,
 )
 from tunesmith.tracking.registry import register_model
-from tunesmith.training.sft import TrainedModel, train_model
-
-
-def checkpoint_dir(config: RunConfig, data: CuratedData, model: PreparedModel, method: str) -> Path:
-    """Where an interrupted run of the same config, data and model leaves checkpoints for the next one."""
-    key = json.dumps(
-        {"model": model.path, "method": method, "training": config.training.model_dump(mode="json"),
-         "prompt": config.prompt.system, "data": data.data_hash},
-        sort_keys=True,
-    )  # fmt: skip
-    return (
-        Path(config.output_dir).resolve()
-        / "checkpoints"
-        / f"{config.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
-    )
-
-
-def train_on_splits(
-    config: RunConfig, data: CuratedData, model: PreparedModel, method: str, out_dir: Path, run_id: str
-) -> TrainedModel:
-    """Train `method` on the curated splits; an interrupted attempt with the same inputs is resumed."""
-    return train_model(
-        model.path,
-        data.train_path,
-        data.validation_path,
-        system_prompt(config.prompt.system, data.labels),
-        config.training,
-        method,
-        model.precision,
-        out_dir,
-        model.trust_remote_code,
-        checkpoint_dir=checkpoint_dir(config, data, model, method),
-        manifest={"labels": data.labels, "data_hash": data.data_hash, "run_id": run_id, "model_spec": config.model},
-    )
+from tunesmith.training.stage import run_training
 
 
 @task(name="train", timeout_seconds=24 * HOUR)
@@ -65,7 +28,7 @@ def train_task(run: RunRef, config: RunConfig, data: CuratedData, model: Prepare
         training_slot(model.precision.device, config.orchestration.training_slot) as waited,
     ):
         log_metrics(stage, {"waited_for_training_slot_s": waited})
-        trained = train_on_splits(config, data, model, method, Path(stage.out_dir), run.run_id)
+        trained = run_training(config, data, model, method, Path(stage.out_dir), run.run_id)
         log_params(stage, trained.hyperparameters)
         set_tags(
             stage,

@@ -8,9 +8,9 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.conftest import write_config
-from tunesmith.comparison.assess import MethodResult
 from tunesmith.comparison.table import add_quality_vs_full, rows, to_markdown, write_csv
 from tunesmith.flows.compare import compare_methods
+from tunesmith.records import MethodResult
 
 COMPARE_FAST = """training:
   max_steps: 8

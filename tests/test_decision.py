@@ -172,7 +172,7 @@ def test_estimates_keep_the_methods_in_the_expected_order():
 
 
 def test_trainable_counts_match_what_peft_and_our_adapters_build(tiny_model):
-    from tunesmith.models.hardware import Precision
+    from tunesmith.records import Precision
     from tunesmith.training.methods import METHODS
     from tunesmith.training.sft import parameter_counts
 

@@ -8,9 +8,9 @@ import pytest
 
 from tunesmith.evaluation.scoring import generate
 from tunesmith.models.embedded import materialize
-from tunesmith.models.hardware import Precision
 from tunesmith.models.load import load_model
 from tunesmith.models.resolve import resolve_model
+from tunesmith.records import Precision
 
 CACHE = Path(os.environ.get("TUNESMITH_MODEL_CACHE", "~/.cache/tunesmith/models")).expanduser()
 pytestmark = pytest.mark.slow

@@ -6,8 +6,8 @@ from tests.conftest import REPO, SHARED_DATA
 from tunesmith.config.schema import BenchmarkConfig
 from tunesmith.forgetting.benchmarks import run_benchmarks
 from tunesmith.forgetting.compare import compare_scores
-from tunesmith.models.hardware import Precision
 from tunesmith.models.load import load_model
+from tunesmith.records import Precision
 
 CPU32 = Precision("cpu", "float32", "tests")
 

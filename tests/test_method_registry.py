@@ -10,8 +10,8 @@ from tests.test_compare import COMPARE_FAST
 from tunesmith.config import ConfigError, load_config
 from tunesmith.config.schema import TrainingConfig
 from tunesmith.decision.memory import estimate_all, workload_for
-from tunesmith.models.hardware import Precision
 from tunesmith.models.shape import ModelShape, model_shape
+from tunesmith.records import Precision
 from tunesmith.training.methods import METHODS, register
 from tunesmith.training.methods.base import MethodDefaults, Settings, TrainingMethod, load_base, load_full, save_full
 from tunesmith.training.sft import parameter_counts

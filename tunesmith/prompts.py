@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tunesmith.curation.records import Example
+from tunesmith.records import Example
 
 
 def system_prompt(template: str, labels: list[str] | None) -> str:

@@ -2,75 +2,28 @@
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tunesmith.config import RunConfig
 from tunesmith.console import progress
-from tunesmith.curation.curate import CuratedData
-from tunesmith.curation.records import Example
-from tunesmith.evaluation.evaluate import answer_perplexity, load_test_examples, score_with_template, task_type
-from tunesmith.evaluation.metrics import primary_metric
 from tunesmith.evaluation.scoring import generate
-from tunesmith.forgetting.benchmarks import run_benchmarks
-from tunesmith.forgetting.compare import compare_scores
+from tunesmith.evaluation.test_set import TestSet, score_test_set
+from tunesmith.forgetting.stage import measure_forgetting
 from tunesmith.models.load import load_model
-from tunesmith.models.prepared import PreparedModel
-from tunesmith.prompts import PromptTemplate, prompt_messages, system_prompt
+from tunesmith.prompts import prompt_messages
+from tunesmith.records import MethodResult, PreparedModel, TrainedModel, primary_metric
 from tunesmith.training.inference import load_trained
 from tunesmith.training.methods import METHODS
-from tunesmith.training.sft import TrainedModel
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
 
-@dataclass
-class MethodResult:
-    """One row of the comparison. `metrics` uses the same names for every method, so MLflow lines them up."""
-
-    method: str
-    status: str  # trained | base | skipped | failed
-    reason: str = ""
-    metrics: dict[str, float] = field(default_factory=dict)
-    task_metric: str = ""
-    trained_dir: str | None = None
-    run_id: str | None = None  # the method's MLflow child run
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def headline(self) -> str:
-        m = self.metrics
-        parts = [f"{self.task_metric.removeprefix('test_')} {m[self.task_metric]:.3f}"] if self.task_metric in m else []
-        if "trainable_pct" in m and self.status == "trained":
-            parts.append(f"{m['trainable_pct']:.3g}% trainable")
-        if "train_wall_s" in m:
-            parts.append(f"trained in {m['train_wall_s']:.0f} s")
-        return ", ".join(parts) or self.reason
-
-
-@dataclass
-class TestSet:
-    """The test examples and how they are scored: fixed once, shared by every method."""
-
-    examples: list[Example]
-    kind: str
-    schema: dict[str, Any] | None
-    system: str
-    labels: list[str] | None
-    max_new_tokens: int
-
-
-def test_set(config: RunConfig, data: CuratedData, tokenizer) -> TestSet:
-    settings = config.evaluation
-    examples = load_test_examples(data.test_path, settings.max_examples)
-    kind = settings.task if settings.task != "auto" else task_type(data.labels, examples)
-    schema = json.loads(Path(settings.json_schema).read_text()) if settings.json_schema else None
-    longest = max((len(tokenizer(e.answer, add_special_tokens=False)["input_ids"]) for e in examples), default=8)
-    return TestSet(examples, kind, schema, system_prompt(config.prompt.system, data.labels), data.labels, longest + 2)
+def reply_length(tests: TestSet, tokenizer) -> int:
+    """Tokens per timed reply: the longest reference answer and two more."""
+    lengths = (len(tokenizer(e.answer, add_special_tokens=False)["input_ids"]) for e in tests.examples)
+    return max(lengths, default=8) + 2
 
 
 def weights_size_mb(folder: str | Path) -> float:
@@ -81,11 +34,11 @@ def weights_size_mb(folder: str | Path) -> float:
 def latency_ms(model, tokenizer, tests: TestSet, n: int, warmup: int = 2) -> float:
     """Mean wall time to answer one request (greedy, batch of one) over the first n test examples.
 
-    Every reply is exactly max_new_tokens long (the longest reference answer + 2), so that methods are timed
+    Every reply is exactly reply_length tokens long (the longest reference answer + 2), so that methods are timed
     on the same work: a model that stops early, or one that rambles, would otherwise look faster or slower
     for reasons that have nothing to do with its adapter."""
     prompts = [prompt_messages(e, tests.system) for e in tests.examples[: n + warmup]]
-    length = tests.max_new_tokens
+    length = reply_length(tests, tokenizer)
     for prompt in prompts[:warmup]:
         generate(model, tokenizer, [prompt], length, batch_size=1, min_new_tokens=length)
     timed = prompts[warmup:] or prompts
@@ -96,31 +49,16 @@ def latency_ms(model, tokenizer, tests: TestSet, n: int, warmup: int = 2) -> flo
 
 
 def _quality(model, tokenizer, config: RunConfig, tests: TestSet) -> dict[str, float]:
-    batch = config.evaluation.batch_size
     with progress.bar("test set", len(tests.examples), "examples"):
-        scored = score_with_template(
-            model, tokenizer, tests.examples, PromptTemplate(tests.system), tests.labels, batch, None, tests.kind,
-            tests.schema,
-        )  # fmt: skip
-    metrics = {f"test_{k}": v for k, v in scored.metrics.items() if not k.startswith(("precision_", "recall_"))}
-    metrics["test_perplexity"] = answer_perplexity(model, tokenizer, tests.examples, tests.system, batch)
-    return metrics
+        scored = score_test_set(model, tokenizer, tests, config.evaluation.batch_size)
+    return {f"test_{k}": v for k, v in scored.metrics.items() if not k.startswith(("precision_", "recall_"))}
 
 
 def _forgetting_change(config: RunConfig, model, tokenizer, before: dict[str, Any] | None, work_dir: Path):
     """Mean relative change (%) over the forgetting benchmarks, and whether any was flagged."""
     if before is None:
         return {}
-    f = config.forgetting
-    local = [b for b in f.benchmarks if b.name in before["suite"]["local"]]
-    after = run_benchmarks(model, tokenizer, local, work_dir, f.limit, f.seed, f.batch_size, before["suite"]["harness"])
-    report = compare_scores(before["scores"], after, f.threshold, f.require_significance)
-    changes = [row["relative_change"] for row in report.per_benchmark.values()]
-    return {
-        "forgetting_change_pct": 100 * sum(changes) / len(changes) if changes else 0.0,
-        "forgetting_flag": float(report.forgetting),
-        **{f"forgetting_{name}_acc": row["after"] for name, row in report.per_benchmark.items()},
-    }
+    return measure_forgetting(config, model, tokenizer, before, work_dir).summary_metrics()
 
 
 def assess_base(config: RunConfig, model: PreparedModel, tests: TestSet, before, out_dir: Path) -> MethodResult:

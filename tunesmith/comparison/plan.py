@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from tunesmith.comparison.assess import MethodResult
 from tunesmith.config import RunConfig
-from tunesmith.curation.curate import CuratedData
 from tunesmith.decision.memory import estimate_all, workload_for
 from tunesmith.decision.stage import available_memory
-from tunesmith.models.prepared import PreparedModel
 from tunesmith.models.shape import model_shape
+from tunesmith.records import CuratedData, MethodResult, PreparedModel
 
 
 def fit_methods(

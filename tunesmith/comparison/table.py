@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from tunesmith.comparison.assess import MethodResult
+from tunesmith.records import MethodResult
 
 # (column title, metric name, decimals); the metric names are those logged on every method's MLflow run.
 COLUMNS = [

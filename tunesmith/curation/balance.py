@@ -6,7 +6,8 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 
-from tunesmith.curation.records import Example, copy_of
+from tunesmith.curation.records import copy_of
+from tunesmith.records import Example
 
 
 @dataclass

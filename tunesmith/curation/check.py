@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tunesmith.config import RunConfig
-from tunesmith.curation.curate import REJECT_KINDS_INVALID, CuratedData, curate
+from tunesmith.curation.curate import REJECT_KINDS_INVALID, curate
 from tunesmith.curation.records import Rejected
 from tunesmith.prompts import system_prompt
+from tunesmith.records import CuratedData
 
 
 @dataclass

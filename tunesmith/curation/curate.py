@@ -10,7 +10,6 @@ import hashlib
 import json
 import math
 from collections import Counter
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +18,14 @@ from tunesmith.curation.balance import balance
 from tunesmith.curation.dedup import DedupResult, dedup_text, exact_dedup, near_dedup, sample_clusters, semantic_dedup
 from tunesmith.curation.leakage import remove_leaks
 from tunesmith.curation.load import input_files, load_inputs, load_records
-from tunesmith.curation.records import Example, Rejected, by_reason, content_id, write_examples, write_jsonl
+from tunesmith.curation.records import Rejected, by_reason, content_id, write_examples, write_jsonl
 from tunesmith.curation.replay import mix_replay
 from tunesmith.curation.report import render_curation_report
 from tunesmith.curation.split import split_problems, stratified_split
 from tunesmith.curation.validate import examples_frame, suite_path, validate_frames
 from tunesmith.errors import DataError
 from tunesmith.prompts import full_messages
+from tunesmith.records import CuratedData, Example
 
 REJECT_KINDS_INVALID = {
     "malformed_json", "malformed_row", "undecodable", "not_object", "missing_field", "unexpected_field",
@@ -35,49 +35,6 @@ REJECT_KINDS_INVALID = {
 
 class CurationFailed(DataError):
     """The data cannot be trained on; the problem lists why."""
-
-
-@dataclass
-class CuratedData:
-    """What curation hands on: split files, counts, and the checks that passed or failed."""
-
-    task_type: str  # "classification" or "generation"
-    data_format: str
-    labels: list[str] | None
-    train_path: str
-    validation_path: str
-    test_path: str
-    rejects_path: str
-    report_path: str
-    data_hash: str
-    counts: dict[str, int]
-    rejected_by_kind: dict[str, int]
-    class_counts: dict[str, dict[str, int]]
-    balance: dict[str, Any]
-    validation: dict[str, Any]
-    token_stats: dict[str, float] = field(default_factory=dict)  # chat-formatted tokens of the kept examples
-    docs_dir: str | None = None
-    clusters_path: str | None = None
-    warnings: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)  # anything here stops the pipeline
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def headline(self) -> str:
-        """One line for the console: what was kept, the splits, and the checks."""
-        c = self.counts
-        duplicates = c["exact_duplicates"] + c["near_duplicates"] + c["semantic_duplicates"]
-        gx = "GX suite passed" if self.validation.get("success") else "GX suite failed"
-        line = (
-            f"{c['kept_unique']} of {c['read']} rows kept ({c['rejected_invalid']} rejected, {duplicates} duplicates);"
-            f" splits {c['train']}/{c['validation']}/{c['test']}; {gx}"
-        )
-        return line + (f"; {len(self.warnings)} thing(s) to look at in the report" if self.warnings else "")
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def count_tokens(examples: list[Example], tokenizer, system: str) -> dict[str, int]:

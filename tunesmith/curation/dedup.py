@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tunesmith.curation.minhash import signatures
-from tunesmith.curation.records import Example, normalize_text
+from tunesmith.curation.records import normalize_text
+from tunesmith.records import Example
 
 
 @dataclass

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 from tunesmith.curation.dedup import dedup_text
 from tunesmith.curation.minhash import signatures
-from tunesmith.curation.records import Example, normalize_text
+from tunesmith.curation.records import normalize_text
+from tunesmith.records import Example
 
 
 @dataclass

@@ -9,45 +9,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from tunesmith.records import Example
+
 _SPACE = re.compile(r"\s+")
 
 
 def normalize_text(text: str) -> str:
     """Lower-case, whitespace-collapsed text: the form exact duplicates are compared in."""
     return _SPACE.sub(" ", text).strip().lower()
-
-
-@dataclass(frozen=True)
-class Example:
-    """One training example as chat messages, with a stable content id and where it came from."""
-
-    id: str
-    messages: list[dict[str, str]]
-    source: str
-    label: str | None = None
-    category: str | None = None
-    origin: str = "task"  # "replay" marks general-domain data mixed in against forgetting; never scored
-
-    @property
-    def group(self) -> str | None:
-        """What splits are stratified and classes balanced by: the label, else the category."""
-        return self.label if self.label is not None else self.category
-
-    @property
-    def prompt_text(self) -> str:
-        """The user-side text (everything but the final assistant answer)."""
-        return "\n".join(m["content"] for m in self.messages[:-1] if m["role"] != "system")
-
-    @property
-    def answer(self) -> str:
-        return self.messages[-1]["content"]
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, row: dict[str, Any]) -> Example:
-        return cls(**row)
 
 
 def make_example(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from tunesmith.curation.records import Example
+from tunesmith.records import Example
 
 
 @dataclass

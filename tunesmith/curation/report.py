@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tunesmith.curation.curate import CuratedData
+    from tunesmith.records import CuratedData
 
 STEPS = [
     ("read", "rows read"),

@@ -6,7 +6,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 
-from tunesmith.curation.records import Example
+from tunesmith.records import Example
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from tunesmith.curation.records import Example
+from tunesmith.records import Example
 from tunesmith.resources import expectations_dir
 
 logging.getLogger("great_expectations").setLevel(logging.WARNING)

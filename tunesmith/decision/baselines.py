@@ -8,10 +8,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from tunesmith.console import progress
-from tunesmith.curation.records import Example
 from tunesmith.evaluation.evaluate import score_prompts
-from tunesmith.evaluation.metrics import primary_metric
 from tunesmith.prompts import PromptTemplate
+from tunesmith.records import Example, primary_metric
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tunesmith.decision.rules import DecisionRecord
+from tunesmith.records import DecisionRecord
 
 
 def render_decision(record: DecisionRecord, level: int = 1) -> str:

@@ -9,60 +9,15 @@ LoRA when the model fits, QLoRA when only 4-bit fits, adapters when several task
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from tunesmith.config.schema import DecisionConfig
 from tunesmith.decision.baselines import Baseline
 from tunesmith.decision.memory import MemoryEstimate
 from tunesmith.errors import NotEnoughMemory
+from tunesmith.records import Decision, DecisionRecord, Rule
 
-Decision = Literal["prompting", "few_shot_prompting", "rag", "finetune"]
 STOP_TEMPLATE = {"prompting": "zero_shot", "few_shot_prompting": "few_shot"}
-
-
-@dataclass
-class Rule:
-    name: str
-    fired: bool
-    evidence: str
-
-
-@dataclass
-class DecisionRecord:
-    decision: Decision
-    method: str | None
-    rules: list[Rule] = field(default_factory=list)
-    baselines: list[dict[str, Any]] = field(default_factory=list)
-    memory: dict[str, dict[str, Any]] = field(default_factory=dict)
-    memory_available_gb: float | None = None
-    memory_source: str = ""
-    winning_template: dict[str, Any] | None = None
-    winning_baseline: str | None = None
-    best_template: dict[str, Any] | None = None  # the best measured prompt: what the base model is judged with
-    best_baseline: str | None = None
-    overridden: bool = False
-    would_have_chosen: dict[str, Any] | None = None
-
-    @property
-    def stop(self) -> bool:
-        """True when the pipeline ends here, without training."""
-        return self.decision != "finetune"
-
-    def headline(self) -> str:
-        """One line for the console: the choice and the measured baselines behind it."""
-        scores = ", ".join(f"{b['name'].replace('_', '-')} {b['score']:.2f}" for b in self.baselines)
-        fired = next((r.name for r in reversed(self.rules) if r.fired), "")
-        why = f" ({fired.replace('_', ' ')})" if fired and not self.overridden else ""
-        choice = (
-            f"fine-tune with {self.method}" if not self.stop
-            else f"stop: {self.decision.replace('_', ' ')} recommended{why}"
-        )  # fmt: skip
-        forced = " (set in the config)" if self.overridden else ""
-        return f"{choice}{forced}" + (f"; base model {self.baselines[0]['metric']}: {scores}" if scores else "")
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self) | {"stop": self.stop}
 
 
 def _best(baselines: list[Baseline], prefix: tuple[str, ...]) -> Baseline | None:

@@ -8,16 +8,15 @@ import psutil
 
 from tunesmith.config import RunConfig
 from tunesmith.config.schema import DecisionConfig, RagConfig
-from tunesmith.curation.curate import CuratedData
 from tunesmith.curation.records import read_examples
 from tunesmith.decision.baselines import Baseline, measure_baselines
 from tunesmith.decision.memory import estimate_all, workload_for
 from tunesmith.decision.retrieval import BM25Retriever, EmbeddingRetriever, load_corpus
-from tunesmith.decision.rules import DecisionRecord, decide, require_fit
+from tunesmith.decision.rules import decide, require_fit
 from tunesmith.models.load import load_model
-from tunesmith.models.prepared import PreparedModel
 from tunesmith.models.shape import model_shape
 from tunesmith.prompts import PromptTemplate, system_prompt
+from tunesmith.records import CuratedData, DecisionRecord, PreparedModel
 
 
 def available_memory(override_gb: float | None) -> tuple[float, str]:
@@ -67,7 +66,7 @@ def measure(
     )
 
 
-def make_decision(
+def run_decision(
     data: CuratedData, model: PreparedModel, config: RunConfig, baselines: list[Baseline]
 ) -> DecisionRecord:
     """Memory estimates for every method, then the rules, on the measured baselines."""

@@ -3,47 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunesmith.curation.records import Example, read_examples
-from tunesmith.evaluation.metrics import classification_metrics, generation_metrics, json_metrics, primary_metric
+from tunesmith.curation.records import read_examples
+from tunesmith.evaluation.metrics import classification_metrics, generation_metrics, json_metrics
 from tunesmith.evaluation.scoring import generate, label_logprobs, perplexity
 from tunesmith.prompts import PromptTemplate, full_messages, prompt_messages
-
-
-@dataclass
-class Scored:
-    metrics: dict[str, float]
-    predictions: list[str]
-
-
-@dataclass
-class EvaluationResult:
-    task_type: str  # classification | json | generation
-    n_examples: int
-    base: dict[str, float]
-    finetuned: dict[str, float]
-    base_prompt: str  # which baseline's prompt the base model was scored with
-    predictions_path: str = ""
-    artifacts: list[str] = field(default_factory=list)
-    judge: dict[str, Any] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @property
-    def metric(self) -> str:
-        return primary_metric(self.task_type)
-
-    def headline(self) -> str:
-        """One line for the console: the main metric, base (best prompt) against fine-tuned."""
-        key = self.metric
-        return (
-            f"{key} {self.base[key]:.3f} (base, {self.base_prompt.replace('_', '-')} prompt) -> "
-            f"{self.finetuned[key]:.3f} (fine-tuned) on {self.n_examples} test examples"
-        )
+from tunesmith.records import Example, Scored
 
 
 def task_type(labels: list[str] | None, examples: list[Example]) -> str:

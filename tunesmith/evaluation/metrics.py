@@ -8,11 +8,6 @@ from typing import Any
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 
-def primary_metric(task_type: str) -> str:
-    """The number a run is judged by: accuracy for classification, field accuracy for JSON, ROUGE-L otherwise."""
-    return {"classification": "accuracy", "json": "field_accuracy"}.get(task_type, "rougeL")
-
-
 def classification_metrics(references: list[str], predictions: list[str], labels: list[str]) -> dict[str, float]:
     """Accuracy, macro-F1 and per-class precision and recall over the configured label set."""
     precision, recall, _, _ = precision_recall_fscore_support(references, predictions, labels=labels, zero_division=0)

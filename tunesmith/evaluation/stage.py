@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from tunesmith.config import RunConfig
 from tunesmith.console import progress
-from tunesmith.curation.curate import CuratedData
 from tunesmith.curation.records import write_jsonl
-from tunesmith.decision.rules import DecisionRecord
-from tunesmith.evaluation.evaluate import (
-    EvaluationResult,
-    Scored,
-    answer_perplexity,
-    load_test_examples,
-    prediction_rows,
-    score_with_template,
-    task_type,
-)
+from tunesmith.evaluation.evaluate import prediction_rows
 from tunesmith.evaluation.judge import EndpointJudge, LocalJudge, summarize
 from tunesmith.evaluation.metrics import confusion
 from tunesmith.evaluation.plots import confusion_png
+from tunesmith.evaluation.test_set import load_test_set, score_test_set
 from tunesmith.models.load import load_model
-from tunesmith.models.prepared import PreparedModel
-from tunesmith.prompts import PromptTemplate, system_prompt
+from tunesmith.prompts import PromptTemplate
+from tunesmith.records import CuratedData, DecisionRecord, EvaluationResult, PreparedModel, Scored, TrainedModel
 from tunesmith.training.inference import load_trained
-from tunesmith.training.sft import TrainedModel
 
 
 def _retriever(config: RunConfig, template: PromptTemplate):
@@ -46,28 +35,20 @@ def run_evaluation(
     out_dir: Path,
 ) -> EvaluationResult:
     settings = config.evaluation
-    examples = load_test_examples(data.test_path, settings.max_examples)
-    system = system_prompt(config.prompt.system, data.labels)
-    kind = settings.task if settings.task != "auto" else task_type(data.labels, examples)
-    schema = json.loads(Path(settings.json_schema).read_text()) if settings.json_schema else None
-    best = PromptTemplate.from_json(decision.best_template) if decision.best_template else PromptTemplate(system)
+    tests = load_test_set(config, data)
+    examples, kind = tests.examples, tests.kind
+    best = PromptTemplate.from_json(decision.best_template) if decision.best_template else None
     batch = settings.batch_size
 
     base_model, tokenizer = load_model(model.path, model.precision, model.trust_remote_code)
     with progress.bar("base model", len(examples), "examples"):
-        base = score_with_template(
-            base_model, tokenizer, examples, best, data.labels, batch, _retriever(config, best), kind, schema
-        )
-    base.metrics["perplexity"] = answer_perplexity(base_model, tokenizer, examples, system, batch)
+        base = score_test_set(base_model, tokenizer, tests, batch, best, _retriever(config, best) if best else None)
     del base_model
     tuned_model, tokenizer = load_trained(
         model.path, trained.method, trained.output_dir, model.precision, model.trust_remote_code
     )
     with progress.bar("fine-tuned model", len(examples), "examples"):
-        tuned = score_with_template(
-            tuned_model, tokenizer, examples, PromptTemplate(system), data.labels, batch, None, kind, schema
-        )
-    tuned.metrics["perplexity"] = answer_perplexity(tuned_model, tokenizer, examples, system, batch)
+        tuned = score_test_set(tuned_model, tokenizer, tests, batch)
     del tuned_model
 
     rows = prediction_rows(examples, base, tuned)

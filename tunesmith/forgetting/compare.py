@@ -2,36 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from tunesmith.records import ForgettingReport
 
 MITIGATIONS = [
     "mix 5-10% general-domain replay data into training (data.replay.fraction: 0.05 to 0.1)",
     "lower the learning rate (for example halve training.learning_rate)",
     "train fewer epochs (training.epochs) or stop earlier",
 ]
-
-
-@dataclass
-class ForgettingReport:
-    threshold: float
-    per_benchmark: dict[str, dict[str, float]]
-    flagged: list[str] = field(default_factory=list)
-    recommendations: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def forgetting(self) -> bool:
-        return bool(self.flagged)
-
-    def headline(self) -> str:
-        """One line for the console: the relative change per benchmark and what was flagged."""
-        changes = ", ".join(f"{name} {row['relative_change']:+.1%}" for name, row in self.per_benchmark.items())
-        verdict = f"FLAGGED: {', '.join(self.flagged)}" if self.flagged else "nothing flagged"
-        return f"{changes} (threshold -{self.threshold:.0%}): {verdict}"
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self) | {"forgetting": self.forgetting}
 
 
 def mcnemar_p(before: list[bool], after: list[bool]) -> float:

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-
-@dataclass(frozen=True)
-class Precision:
-    device: str
-    dtype: str  # "float32" | "bfloat16" | "float16"
-    reason: str
-
-    @property
-    def torch_dtype(self) -> torch.dtype:
-        return getattr(torch, self.dtype)
+from tunesmith.records import Precision
 
 
 def cpu_has_native_bf16() -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tunesmith.models.hardware import Precision
+from tunesmith.records import Precision
 
 
 def load_tokenizer(path: str, trust_remote_code: bool = False):

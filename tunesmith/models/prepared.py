@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from tunesmith.errors import ModelUnavailable
-from tunesmith.models.hardware import Precision, choose_precision
+from tunesmith.models.hardware import choose_precision
 from tunesmith.models.resolve import resolve_model
+from tunesmith.records import PreparedModel
 
 WEIGHT_FILES = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json", "*.gguf")
-
-
-@dataclass(frozen=True)
-class PreparedModel:
-    path: str
-    precision: Precision
-    trust_remote_code: bool = False
-
-    def headline(self) -> str:
-        return f"{self.precision.dtype} on {self.precision.device}: {self.precision.reason}"
 
 
 def check_loadable(path: str, trust_remote_code: bool = False) -> None:

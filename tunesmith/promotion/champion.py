@@ -7,10 +7,9 @@ from pathlib import Path
 
 from mlflow.exceptions import MlflowException
 
-from tunesmith.curation.records import Example
-from tunesmith.evaluation.evaluate import score_with_template
-from tunesmith.models.hardware import Precision
+from tunesmith.evaluation.test_set import TestSet, score_test_set
 from tunesmith.prompts import PromptTemplate
+from tunesmith.records import Precision
 from tunesmith.training.inference import load_trained
 from tunesmith.training.sft import MANIFEST
 
@@ -24,16 +23,14 @@ def current_champion(client, name: str, alias: str):
 
 
 def score_champion(
-    version, tracking_uri: str, examples: list[Example], labels, kind: str, precision: Precision, base_override: str,
-    batch_size: int,
-) -> float | dict:  # fmt: skip
-    """Task metrics of a registered version on the given examples, with the prompt it was trained on."""
+    version, tracking_uri: str, tests: TestSet, precision: Precision, base_override: str, batch_size: int
+) -> dict[str, float]:
+    """Task metrics of a registered version on the test set, with the prompt it was trained on."""
     import mlflow
 
     folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=version.source, tracking_uri=tracking_uri))
     manifest = json.loads((folder / MANIFEST).read_text())
     base = manifest["base_model"] if Path(manifest["base_model"]).exists() else base_override
     model, tokenizer = load_trained(base, manifest["method"], str(folder), precision)
-    scored = score_with_template(model, tokenizer, examples, PromptTemplate(manifest.get("system", "")), labels,
-                                 batch_size, None, kind)  # fmt: skip
-    return scored.metrics
+    template = PromptTemplate(manifest.get("system", ""))
+    return score_test_set(model, tokenizer, tests, batch_size, template, perplexity=False).metrics

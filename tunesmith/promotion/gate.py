@@ -2,30 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
-
-
-@dataclass
-class PromotionDecision:
-    promoted: bool
-    reason: str
-    metric: str
-    new_score: float
-    reference: str  # what the new model was compared with
-    reference_score: float
-    model: str = ""
-    version: str = ""
-
-    @property
-    def state_name(self) -> str:
-        return "Promoted" if self.promoted else "Not promoted"
-
-    def headline(self) -> str:
-        return f"{self.model} version {self.version}: {self.state_name.lower()}, {self.reason}"
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self) | {"state": self.state_name}
+from tunesmith.records import PromotionDecision
 
 
 def gate(

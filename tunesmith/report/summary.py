@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tunesmith.curation.curate import CuratedData
 from tunesmith.decision.render import render_decision
-from tunesmith.decision.rules import DecisionRecord
-from tunesmith.evaluation.evaluate import EvaluationResult
-from tunesmith.forgetting.compare import ForgettingReport
-from tunesmith.training.sft import TrainedModel
+from tunesmith.records import CuratedData, DecisionRecord, EvaluationResult, ForgettingReport, TrainedModel
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:

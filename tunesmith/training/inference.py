@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tunesmith.models.hardware import Precision
 from tunesmith.models.load import load_tokenizer
+from tunesmith.records import Precision
 from tunesmith.training.methods import METHODS
 
 

@@ -6,7 +6,6 @@ import json
 import math
 import shutil
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,43 +13,15 @@ from tunesmith.config.schema import TrainingConfig
 from tunesmith.console import progress
 from tunesmith.curation.records import read_examples
 from tunesmith.errors import NotEnoughMemory
-from tunesmith.models.hardware import Precision
 from tunesmith.profiling import measure, settled_rss_mb
 from tunesmith.prompts import full_messages
+from tunesmith.records import Precision, TrainedModel
 from tunesmith.training.guards import StopOnNonFinite
 from tunesmith.training.methods import METHODS
 from tunesmith.training.progress_callback import ReportProgress
 from tunesmith.training.tokenize import tokenize_conversation
 
 MANIFEST = "tunesmith_model.json"  # beside the weights: what a later `tunesmith predict` needs to know
-
-
-@dataclass
-class TrainedModel:
-    base_model: str
-    output_dir: str  # adapter weights, or a whole model for full/spectrum
-    method: str
-    precision: str
-    hyperparameters: dict[str, Any]
-    metrics: dict[str, float]
-    history: list[dict[str, float]] = field(default_factory=list)
-    loss_curve_path: str | None = None
-    can_merge: bool = False
-    merged_dir: str | None = None
-    registered: dict[str, str] | None = None  # {"name", "version"} in the MLflow model registry
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def headline(self) -> str:
-        """One line for the console: steps, validation loss, speed and the registered version."""
-        m = self.metrics
-        evals = [h["eval_loss"] for h in self.history if "eval_loss" in h]
-        loss = f"best validation loss {m['best_eval_loss']:.3f}" if evals else f"training loss {m['train_loss']:.3f}"
-        line = f"{int(m['steps'])} steps, {loss}, {m['tokens_per_s']:.0f} tokens/s"
-        if self.registered:
-            line += f"; registered {self.registered['name']} version {self.registered['version']}"
-        return line
 
 
 def hyperparameters(config: TrainingConfig, method: str, n_train: int) -> dict[str, Any]:

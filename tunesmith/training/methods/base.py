@@ -11,8 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from tunesmith.models.hardware import Precision
 from tunesmith.models.shape import ModelShape
+from tunesmith.records import Precision
 
 
 class Settings(BaseModel):
