@@ -10,7 +10,7 @@ from tunesmith.config.schema import DataConfig
 from tunesmith.curation.curate import curate, data_fingerprint
 from tunesmith.curation.load import load_records
 from tunesmith.curation.readers import InputFileError
-from tunesmith.curation.records import make_example
+from tunesmith.curation.records import Rejected, by_reason, make_example
 from tunesmith.curation.split import stratified_split
 from tunesmith.models.load import load_tokenizer
 
@@ -328,3 +328,16 @@ def test_balancing_cap_drops_go_to_rejects(tmp_path, tiny_model):
     assert data.balance["after"]["urgent"] == 2 * data.balance["after"]["billing"]
     assert data.rejected_by_kind.get("balancing") == data.counts["balancing_dropped"] > 0
     assert _accounted(data.counts) == data.counts["read"]
+
+
+def test_rejected_rows_are_listed_once_per_reason_and_over_long_ones_as_a_range():
+    rows = [Rejected(f"d.jsonl line {i}", "too_long", f"example is {n} tokens, longer than training.max_seq_length 256")
+            for i, n in ((1, 300), (2, 754), (3, 257))]  # fmt: skip
+    rows += [Rejected(f"d.jsonl line {i}", "invalid", 'field "label" is "x"') for i in (4, 5)]
+    rows += [Rejected("d.jsonl line 6", "invalid", "empty text")]
+    assert by_reason(rows, shown=2) == [
+        "3 rows: examples of 257 to 754 tokens, longer than training.max_seq_length 256"
+        " (d.jsonl lines 1, 2, ... 1 more)",
+        '2 rows: field "label" is "x" (d.jsonl lines 4, 5)',
+        "d.jsonl line 6: empty text",
+    ]

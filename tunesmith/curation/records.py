@@ -74,12 +74,21 @@ def _places(sources: list[str], shown: int) -> str:
 def by_reason(rejected: list[Rejected], shown: int = 3) -> list[str]:
     """One line per distinct reason: 'data.jsonl line 7: reason', or 'N rows: reason (data.jsonl lines 7, 9, ...)'."""
     sources: dict[str, list[str]] = {}
+    too_long = [row for row in rejected if row.kind == "too_long"]
     for row in rejected:
-        sources.setdefault(row.reason, []).append(row.source)
+        reason = _too_long_range(too_long) if row.kind == "too_long" and len(too_long) > 1 else row.reason
+        sources.setdefault(reason, []).append(row.source)
     return [
         f"{where[0]}: {reason}" if len(where) == 1 else f"{len(where)} rows: {reason} ({_places(where, shown)})"
         for reason, where in sources.items()
     ]
+
+
+def _too_long_range(rows: list[Rejected]) -> str:
+    """Over-long examples differ only in their length: one line with the range instead of one per length."""
+    lengths = [int(m[1]) for m in (re.match(r"example is (\d+) tokens", r.reason) for r in rows) if m]
+    limit = rows[0].reason.rsplit(" ", 1)[-1]
+    return f"examples of {min(lengths)} to {max(lengths)} tokens, longer than training.max_seq_length {limit}"
 
 
 @dataclass
