@@ -6,7 +6,7 @@ from prefect.artifacts import create_table_artifact
 
 from tunesmith.config import RunConfig
 from tunesmith.console import progress
-from tunesmith.forgetting.stage import measure_forgetting, run_forgetting_baseline
+from tunesmith.forgetting.stage import run_forgetting, run_forgetting_baseline
 from tunesmith.models.load import load_model
 from tunesmith.records import ForgettingReport, PreparedModel, TrainedModel
 from tunesmith.tasks.orchestration import HOUR
@@ -38,7 +38,7 @@ def forgetting_task(
         tuned, tokenizer = load_trained(
             model.path, trained.method, trained.output_dir, model.precision, model.trust_remote_code
         )
-        result = measure_forgetting(config, tuned, tokenizer, before, Path(stage.out_dir) / "benchmarks")
+        result = run_forgetting(config, tuned, tokenizer, before, Path(stage.out_dir) / "benchmarks")
         report, after = result.report, result.after
         for name, row in report.per_benchmark.items():
             log_metrics(stage, {f"{name}_{k}": v for k, v in row.items()})

@@ -36,13 +36,15 @@ def _knowledge_task(tmp_path):
         "  leakage_check: false\n"
         "prompt:\n  system: 'Answer with the city only, one of: {labels}.'\n"
         # A 135M model reads one passage well but gets lost among several, hence top_k 1.
-        f"decision:\n  rag:\n    corpus: {corpus}\n    top_k: 1\n  baselines: {{max_examples: 40}}\n"
+        # 24 questions per baseline: retrieval answers nearly all, a prompt about one in four (four cities), so
+        # the 0.05 margin asserted below has room to spare.
+        f"decision:\n  rag:\n    corpus: {corpus}\n    top_k: 1\n  baselines: {{max_examples: 24}}\n"
         f"tracking:\n  tracking_uri: sqlite:///{tmp_path / 'mlflow.db'}\n"
     )
     return config
 
 
-def test_decide_chooses_rag_when_retrieval_answers_what_prompting_cannot(tmp_path, monkeypatch):
+def test_decide_chooses_rag_when_retrieval_answers_what_prompting_cannot(prefect_server, tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     result = CliRunner().invoke(app, ["decide", str(_knowledge_task(tmp_path))])
     assert result.exit_code == 0, result.output

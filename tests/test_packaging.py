@@ -173,3 +173,24 @@ def test_the_installed_command_checks_and_runs_a_user_config(wheel_env, prefect_
     assert set(gx) == {"curated", "train", "validation", "test"}  # the suite ran on the data and on each split
     assert all(r["suite_name"] == "classification" and r["success"] for r in gx.values())
     assert all(r["statistics"]["evaluated_expectations"] > 0 for r in gx.values())
+
+
+def called_names(path: Path) -> set[str]:
+    return {
+        node.func.id if isinstance(node.func, ast.Name) else node.func.attr
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name | ast.Attribute)
+    }
+
+
+def test_evaluation_comparison_and_promotion_score_through_one_function():
+    """The held-out score a user reads in evaluation, in the method comparison and in the promotion gate comes
+    from score_test_set on a TestSet; none of them scores examples its own way."""
+    users = {"evaluation/stage.py", "comparison/assess.py", "promotion/champion.py"}
+    for name in users:
+        calls = called_names(LIBRARY / name)
+        assert "score_test_set" in calls and not calls & {"score_with_template", "score_prompts", "score_model"}, name
+    forgetting_change = {
+        str(p.relative_to(LIBRARY)) for p in LIBRARY.rglob("*.py") if "compare_scores" in called_names(p)
+    }
+    assert forgetting_change == {"forgetting/stage.py"}  # before/after compared in one place

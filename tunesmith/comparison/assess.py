@@ -10,7 +10,7 @@ from tunesmith.config import RunConfig
 from tunesmith.console import progress
 from tunesmith.evaluation.scoring import generate
 from tunesmith.evaluation.test_set import TestSet, score_test_set
-from tunesmith.forgetting.stage import measure_forgetting
+from tunesmith.forgetting.stage import run_forgetting
 from tunesmith.models.load import load_model
 from tunesmith.prompts import prompt_messages
 from tunesmith.records import MethodResult, PreparedModel, TrainedModel, primary_metric
@@ -58,7 +58,7 @@ def _forgetting_change(config: RunConfig, model, tokenizer, before: dict[str, An
     """Mean relative change (%) over the forgetting benchmarks, and whether any was flagged."""
     if before is None:
         return {}
-    return measure_forgetting(config, model, tokenizer, before, work_dir).summary_metrics()
+    return run_forgetting(config, model, tokenizer, before, work_dir).summary_metrics()
 
 
 def assess_base(config: RunConfig, model: PreparedModel, tests: TestSet, before, out_dir: Path) -> MethodResult:

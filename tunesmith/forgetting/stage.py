@@ -1,6 +1,6 @@
 """The forgetting stage as plain functions: general-capability scores before training, the same suite after, and
 the one place the change between them is computed (the pipeline's forgetting stage and the comparison's
-per-method assessment both call measure_forgetting)."""
+per-method assessment both call run_forgetting)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def run_forgetting_baseline(config: RunConfig, model, tokenizer, work_dir: Path)
     return {"suite": suite, "scores": _score(config, model, tokenizer, suite, work_dir)}
 
 
-def measure_forgetting(config: RunConfig, model, tokenizer, before: dict[str, Any], work_dir: Path) -> ForgettingResult:
+def run_forgetting(config: RunConfig, model, tokenizer, before: dict[str, Any], work_dir: Path) -> ForgettingResult:
     """The same benchmarks, limit and seed on a trained model, compared with the baseline."""
     after = _score(config, model, tokenizer, before["suite"], work_dir)
     f = config.forgetting
