@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from tunesmith.config import schema
-from tunesmith.config.schema import DataFormat, RunConfig
+from tunesmith.config.schema import DataFormat, RunConfig, TrainingConfig
 from tunesmith.resources import bundled_data, package_file
 
 FORMATS: tuple[str, ...] = typing.get_args(DataFormat)
@@ -38,8 +38,16 @@ SYSTEM_PROMPTS = {
 
 
 def schema_comments() -> dict[tuple[str, str], str]:
-    """(class name, field name) -> the comments written beside or above that field in schema.py."""
-    source = inspect.getsource(schema)
+    """(class name, field name) -> the comments beside or above that field, in schema.py and the method modules
+    (which declare training's per-method sections)."""
+    modules = {schema, *(inspect.getmodule(m) for m in TrainingConfig.section_models().values())}
+    found: dict[tuple[str, str], str] = {}
+    for module in modules:
+        found |= _field_comments(inspect.getsource(module))
+    return found
+
+
+def _field_comments(source: str) -> dict[tuple[str, str], str]:
     comments: dict[int, str] = {
         token.start[0]: token.string.lstrip("# ").strip()
         for token in tokenize.generate_tokens(io.StringIO(source).readline)

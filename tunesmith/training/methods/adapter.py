@@ -10,7 +10,7 @@ from tunesmith.training.methods.base import MethodDefaults, Settings, TrainingMe
 
 
 class AdapterSettings(Settings):
-    bottleneck: int = Field(64, ge=1)
+    bottleneck: int = Field(64, ge=1)  # width of each adapter's hidden layer
     activation: Literal["relu", "gelu", "silu"] = "relu"
 
 

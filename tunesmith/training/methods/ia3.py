@@ -13,8 +13,8 @@ from tunesmith.training.methods.base import (
 
 
 class IA3Settings(Settings):
-    target_modules: list[str] = ["k_proj", "v_proj", "down_proj"]
-    feedforward_modules: list[str] = ["down_proj"]
+    target_modules: list[str] = ["k_proj", "v_proj", "down_proj"]  # layers whose activations are rescaled
+    feedforward_modules: list[str] = ["down_proj"]  # of those, the ones rescaled at their input
 
 
 # The IA3 paper (T-Few, Liu et al. 2022) trains its scaling vectors at 3e-3; at 3e-4 they barely moved from 1

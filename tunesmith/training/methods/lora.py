@@ -10,12 +10,12 @@ from tunesmith.training.methods.base import save_peft as save
 
 
 class LoraSettings(Settings):
-    r: int = Field(16, ge=1)
-    alpha: int = Field(32, ge=1)
-    dropout: float = Field(0.05, ge=0.0, le=1.0)
-    target_modules: list[str] | Literal["all-linear"] = ["q_proj", "k_proj", "v_proj", "o_proj"]
-    use_dora: bool = False
-    use_rslora: bool = False
+    r: int = Field(16, ge=1)  # rank of the update matrices
+    alpha: int = Field(32, ge=1)  # the update is scaled by alpha / r
+    dropout: float = Field(0.05, ge=0.0, le=1.0)  # dropout on the LoRA input
+    target_modules: list[str] | Literal["all-linear"] = ["q_proj", "k_proj", "v_proj", "o_proj"]  # or all-linear
+    use_dora: bool = False  # DoRA: magnitude and direction of the update trained apart
+    use_rslora: bool = False  # rank-stabilised scaling, alpha / sqrt(r)
 
 
 def peft_config(config, use_dora: bool | None = None):

@@ -7,8 +7,8 @@ from tunesmith.training.methods.base import MethodDefaults, Settings, TrainingMe
 
 
 class PrefixSettings(Settings):
-    num_virtual_tokens: int = Field(16, ge=1)
-    projection: bool = False
+    num_virtual_tokens: int = Field(16, ge=1)  # key/value positions prepended at every layer
+    projection: bool = False  # learn the prefix through an MLP (steadier, more memory)
 
 
 # PEFT initialises the prefix at random, which at first disturbs every attention layer (banking77 subset:
