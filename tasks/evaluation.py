@@ -5,6 +5,7 @@ from prefect.artifacts import create_table_artifact
 
 from tunesmith.config import RunConfig
 from tunesmith.console import progress
+from tunesmith.evaluation.metrics import per_class_rows
 from tunesmith.evaluation.stage import run_evaluation
 from tunesmith.records import CuratedData, DecisionRecord, EvaluationResult, PreparedModel, TrainedModel
 from tunesmith.tasks.orchestration import HOUR
@@ -31,6 +32,8 @@ def evaluate_task(
         log_metrics(stage, {f"finetuned_{k}": v for k, v in result.finetuned.items()})
         rows = _rows(result.predictions_path)
         log_table(stage, rows, "test_predictions.json")
+        if result.task_type == "classification" and data.labels:  # labels by name, whatever MLflow keys they got
+            log_table(stage, per_class_rows(data.labels, result.base, result.finetuned), "per_class.json")
         for path in result.artifacts:
             log_artifact(stage, path)
         if result.judge:

@@ -164,3 +164,45 @@ def test_failing_expectation_suite_stops_the_pipeline_before_training(
     _, parents, children = _runs(mlflow_uri)
     assert set(children) == {"fingerprint", "curation"} and children["curation"].info.status == "FAILED"
     assert parents[0].info.status == "FAILED"
+
+
+ODD_LABELS = {"urgent": "reverted_card_payment?", "billing": "card/atm fee", "technical": "café crème",
+              "general": "2fa reset"}  # fmt: skip
+
+
+def test_labels_with_any_characters_run_through_and_are_logged_under_safe_keys(
+    prefect_server, mlflow_uri, tmp_path, tiny_model, small_tickets
+):
+    rows = [json.loads(line) for line in small_tickets.read_text().splitlines()]
+    data = write_jsonl(tmp_path / "odd.jsonl", [{"text": r["text"], "label": ODD_LABELS[r["label"]]} for r in rows])
+    config = tmp_path / "odd.yaml"
+    config.write_text(
+        f"name: odd-labels\nmodel: {tiny_model}\noutput_dir: {tmp_path / 'runs'}\n"
+        f"data:\n  path: {data}\n  labels: {json.dumps(list(ODD_LABELS.values()), ensure_ascii=False)}\n" + TRAIN_FAST,
+        encoding="utf-8",
+    )
+    result = finetune_pipeline(str(config), ["forgetting.enabled=false"])
+
+    assert result.decision == "finetune"
+    client, _, children = _runs(mlflow_uri)
+    evaluation = children["evaluation"]
+    metrics = evaluation.data.metrics
+    assert "finetuned_precision_reverted_card_payment_" in metrics and "base_recall_caf_ cr_me" in metrics
+    assert "finetuned_recall_card/atm fee" in metrics and "finetuned_precision_2fa reset" in metrics
+    run_id = evaluation.info.run_id
+    names = {}
+    for artifact in client.list_artifacts(run_id, "metric_names"):
+        names |= json.loads(Path(client.download_artifacts(run_id, artifact.path, str(tmp_path))).read_text())
+    assert names["finetuned_precision_reverted_card_payment_"] == "finetuned_precision_reverted_card_payment?"
+    assert names["base_recall_caf_ cr_me"] == "base_recall_café crème"
+    table = json.loads(Path(client.download_artifacts(run_id, "per_class.json", str(tmp_path))).read_text())
+    labels = [row[table["columns"].index("label")] for row in table["data"]]
+    assert labels == list(ODD_LABELS.values())
+
+
+def test_metric_keys_keep_accepted_names_and_never_collide():
+    from tunesmith.tracking.mlflow_runs import metric_keys
+
+    keys = metric_keys(["recall_a?", "recall_a!", "recall_a_", "accuracy", "precision_ünï", "/x"])
+    assert keys == {"recall_a?": "recall_a__2", "recall_a!": "recall_a__3", "recall_a_": "recall_a_",
+                    "accuracy": "accuracy", "precision_ünï": "precision__n_", "/x": "x"}  # fmt: skip

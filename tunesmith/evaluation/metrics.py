@@ -21,6 +21,15 @@ def classification_metrics(references: list[str], predictions: list[str], labels
     return metrics
 
 
+def per_class_rows(labels: list[str], base: dict[str, float], tuned: dict[str, float]) -> list[dict[str, object]]:
+    """Per-class precision and recall, base against fine-tuned, one row per label under its own name."""
+    return [
+        {"label": label, **{f"{who}_{kind}": scores.get(f"{kind}_{label}") for who, scores in
+                            (("base", base), ("finetuned", tuned)) for kind in ("precision", "recall")}}
+        for label in labels
+    ]  # fmt: skip
+
+
 def confusion(references: list[str], predictions: list[str], labels: list[str]) -> list[list[int]]:
     """Rows: true label; columns: predicted label; in the order of `labels`."""
     return confusion_matrix(references, predictions, labels=labels).tolist()

@@ -6,7 +6,9 @@ run", so stages may run in worker threads or processes without losing their pare
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -126,11 +128,39 @@ def log_params(ref: RunRef, params: dict[str, Any]) -> None:
         ref.client.log_batch(ref.run_id, params=items[start : start + 100])
 
 
+# What MLflow accepts in a metric name on every store: letters, digits, underscore, dash, period, space, slash.
+_NOT_IN_METRIC_NAMES = re.compile(r"[^A-Za-z0-9_\-. /]")
+
+
+def metric_keys(names: list[str]) -> dict[str, str]:
+    """Each name -> a key MLflow accepts: other characters (?, unicode, ...) become '_', and names that would then
+    collide get a numbered suffix, so per-class metrics of labels such as 'reverted_card_payment?' still log."""
+    safe = {name: _NOT_IN_METRIC_NAMES.sub("_", name).strip("/") or "_" for name in names}
+    keys = {name: name for name in names if safe[name] == name}  # names MLflow accepts keep them
+    used = set(keys)
+    for name in names:
+        if name in keys:
+            continue
+        candidate, n = safe[name], 2
+        while candidate in used:
+            candidate, n = f"{safe[name]}_{n}", n + 1
+        keys[name] = candidate
+        used.add(candidate)
+    return {name: keys[name] for name in names}
+
+
 def log_metrics(ref: RunRef, metrics: dict[str, float], step: int = 0) -> None:
+    """Metrics under keys MLflow accepts; renamed ones are listed (key -> original name) in metric_names/."""
     now = int(time.time() * 1000)
-    items = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
+    values = {k: v for k, v in metrics.items() if v is not None}
+    keys = metric_keys(list(values))
+    items = [Metric(keys[k], float(v), now, step) for k, v in values.items()]
     for start in range(0, len(items), 1000):
         ref.client.log_batch(ref.run_id, metrics=items[start : start + 1000])
+    renamed = {key: name for name, key in keys.items() if key != name}
+    if renamed:
+        digest = hashlib.sha256(json.dumps(renamed, sort_keys=True).encode()).hexdigest()[:12]
+        ref.client.log_dict(ref.run_id, renamed, f"metric_names/{digest}.json")
 
 
 def log_history(ref: RunRef, history: list[dict[str, float]], keys: tuple[str, ...]) -> None:
