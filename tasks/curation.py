@@ -15,6 +15,7 @@ from tunesmith.prompts import system_prompt
 from tunesmith.records import CuratedData, PreparedModel
 from tunesmith.tasks.orchestration import HOUR, SERVICE_RETRIES
 from tunesmith.tracking.mlflow_runs import RunRef, log_artifact, log_json, log_metrics, log_params, set_tags, stage_run
+from tunesmith.versioning import code_version
 
 
 @task(
@@ -28,10 +29,12 @@ def curate_data(
     max_tokens: int,
     fingerprint: str,
     cache_root: str,
+    code: str,
 ) -> CuratedData:
-    """The curation itself, cached by its inputs (the data fingerprint among them): a re-run after a crash, or
-    a run of another config on the same data, reuses the curated splits instead of computing them again."""
-    key = hashlib.sha256(json.dumps([data, model_path, system, max_tokens, fingerprint], sort_keys=True).encode())
+    """The curation itself, cached by its inputs (the data fingerprint and the library's code version among them):
+    a re-run after a crash, or a run of another config on the same data, reuses the curated splits instead of
+    computing them again; results of other code are never reused."""
+    key = hashlib.sha256(json.dumps([data, model_path, system, max_tokens, fingerprint, code], sort_keys=True).encode())
     out_dir = Path(cache_root) / "curation" / key.hexdigest()[:16]
     return run_curation(DataConfig.model_validate(data), model_path, trust_remote_code, system, max_tokens, out_dir)
 
@@ -43,7 +46,7 @@ def curate_task(run: RunRef, config: RunConfig, model: PreparedModel, fingerprin
         compute = curate_data if config.orchestration.cache else curate_data.with_options(refresh_cache=True)
         cache_root = str((Path(config.output_dir) / "cache").resolve())
         arguments = (config.data.model_dump(mode="json"), model.path, model.trust_remote_code, system,
-                     config.training.max_seq_length, fingerprint, cache_root)  # fmt: skip
+                     config.training.max_seq_length, fingerprint, cache_root, code_version())  # fmt: skip
         data = compute(*arguments)
         if not all(
             Path(p).is_file() for p in (data.train_path, data.validation_path, data.test_path, data.report_path)

@@ -15,13 +15,15 @@ from tunesmith.prompts import system_prompt
 from tunesmith.records import CuratedData, DecisionRecord, PreparedModel
 from tunesmith.tasks.orchestration import HOUR
 from tunesmith.tracking.mlflow_runs import RunRef, log_artifact, log_metrics, log_params, set_tags, stage_run
+from tunesmith.versioning import code_version
 
 
 @task(name="measure-baselines", cache_policy=INPUTS + TASK_SOURCE, persist_result=True, timeout_seconds=2 * HOUR)
 def measure_baselines_task(
-    data: CuratedData, model: PreparedModel, settings: DecisionConfig, system: str, seed: int
+    data: CuratedData, model: PreparedModel, settings: DecisionConfig, system: str, seed: int, code: str
 ) -> list[Baseline]:
-    """Baseline scores, cached by their inputs (curated data, model, settings) so a re-run does not measure again."""
+    """Baseline scores, cached by their inputs (curated data, model, settings, the library's code version) so a
+    re-run does not measure again, and results of other code are never reused."""
     return measure(data, model, settings, system, seed)
 
 
@@ -34,7 +36,7 @@ def decide_task(run: RunRef, config: RunConfig, data: CuratedData, model: Prepar
             else measure_baselines_task.with_options(refresh_cache=True)
         )
         system = system_prompt(config.prompt.system, data.labels)
-        baselines = baselines_for(data, model, config.decision, system, config.data.seed)
+        baselines = baselines_for(data, model, config.decision, system, config.data.seed, code_version())
         record = run_decision(data, model, config, baselines)
         out_dir = Path(stage.out_dir)
         (out_dir / "decision_record.json").write_text(json.dumps(record.to_json(), indent=2), encoding="utf-8")

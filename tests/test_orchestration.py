@@ -168,3 +168,46 @@ def test_a_failed_run_is_recorded_and_notified_through_a_prefect_block(
         and "finetune-pipeline failed" in received[0]["text"]
         and "rows rejected" in received[0]["text"]
     )
+
+
+def test_library_code_is_part_of_every_cache_key(prefect_server, mlflow_uri, tmp_path, tiny_model, small_tickets,
+                                                 monkeypatch):  # fmt: skip
+    """Cached curation and baselines are reused for the same inputs and the same code, and computed again when
+    the library's code changes (an upgrade or a local edit), as if its version were different."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from tunesmith.flows.decide import decide_flow
+
+    def cached_tasks(state) -> dict[str, str]:
+        with get_client(sync_client=True) as client:
+            runs = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+            )
+        names = ("curate-data", "measure-baselines")
+        return {r.name.rsplit("-", 1)[0]: r.state.name for r in runs if r.name.rsplit("-", 1)[0] in names}
+
+    config = str(write_config(tmp_path / "run.yaml", small_tickets, tiny_model, TRAIN_FAST))
+    first = decide_flow(config, return_state=True)
+    assert cached_tasks(first) == {"curate-data": "Completed", "measure-baselines": "Completed"}
+    assert cached_tasks(decide_flow(config, return_state=True)) == {
+        "curate-data": "Cached",
+        "measure-baselines": "Cached",
+    }
+    for stage in ("curation", "decision"):
+        monkeypatch.setattr(f"tunesmith.tasks.{stage}.code_version", lambda: "0.1.0+another-source")
+    changed = decide_flow(config, return_state=True)
+    assert cached_tasks(changed) == {"curate-data": "Completed", "measure-baselines": "Completed"}
+
+
+def test_the_code_version_changes_with_any_library_source(tmp_path):
+    from tunesmith.resources import package_file
+    from tunesmith.versioning import code_version, source_hash, tunesmith_version
+
+    copy = shutil.copytree(package_file("tunesmith") / "curation", tmp_path / "curation")
+    before = source_hash(copy)
+    with (copy / "dedup.py").open("a") as f:
+        f.write("\n# a one-line change\n")
+    assert source_hash(copy) != before
+    assert code_version().startswith(tunesmith_version() + "+") and tunesmith_version() != "0+unknown"
+    assert code_version().endswith(source_hash(package_file("tunesmith")))
