@@ -1,6 +1,5 @@
 """QLoRA: the base model in 4-bit NF4 with double quantization (bitsandbytes) plus LoRA adapters."""
 
-from types import SimpleNamespace
 from typing import Literal
 
 from tunesmith.training.methods import lora
@@ -62,10 +61,9 @@ def build(base: str, config, precision, trust_remote_code: bool = False):
     return get_peft_model(model, lora.peft_config(config))
 
 
-def _settings(trained_dir: str):
-    recorded = training_settings(trained_dir).get("qlora", {})
-    defaults = {"quant_type": "nf4", "double_quant": True, "compute_dtype": "auto"}
-    return SimpleNamespace(**(defaults | recorded))
+def _settings(trained_dir: str) -> QLoraSettings:
+    """The quantization the adapter was trained on, as recorded beside it (defaults for older folders)."""
+    return QLoraSettings(**training_settings(trained_dir).get("qlora", {}))
 
 
 def load(base: str, trained_dir: str, precision, trust_remote_code: bool = False):
