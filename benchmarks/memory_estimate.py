@@ -46,7 +46,7 @@ def worker(method: str, steps: int, out: Path) -> None:
     data = curate(
         DataConfig(path=REPO / "data" / "tickets.jsonl", labels=labels), load_tokenizer(base), system, 256, work / "cur"
     )
-    config = TrainingConfig(max_steps=steps, logging_steps=1)
+    config = TrainingConfig(max_steps=steps, logging_steps=1, max_seq_length=256)
     seq_len = int(data.token_stats["max"])
     estimated = estimate(method, model_shape(base), workload_for(config, precision.dtype, seq_len, False))
     idle = psutil.Process().memory_info().rss

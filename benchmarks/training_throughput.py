@@ -50,7 +50,9 @@ def tunesmith_worker(method: str, steps: int) -> dict:
 
     work = Path(tempfile.mkdtemp(prefix=f"thr-{method}-"))
     base, system, data = _data(work / "cur")
-    config = TrainingConfig(max_steps=steps, logging_steps=5, eval_steps=steps, early_stopping_patience=None)
+    config = TrainingConfig(
+        max_steps=steps, logging_steps=5, eval_steps=steps, early_stopping_patience=None, max_seq_length=256
+    )
     precision = choose_precision()
     trained = train_model(base, data.train_path, data.validation_path, system, config, method, precision, work / "out")
     m = trained.metrics

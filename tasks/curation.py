@@ -11,7 +11,7 @@ from tunesmith.config.schema import DataConfig
 from tunesmith.console import progress
 from tunesmith.curation.curate import gate
 from tunesmith.curation.stage import run_curation
-from tunesmith.prompts import system_prompt
+from tunesmith.prompts import training_prompt
 from tunesmith.records import CuratedData, PreparedModel
 from tunesmith.tasks.orchestration import HOUR, SERVICE_RETRIES
 from tunesmith.tracking.mlflow_runs import RunRef, log_artifact, log_json, log_metrics, log_params, set_tags, stage_run
@@ -26,7 +26,7 @@ def curate_data(
     model_path: str,
     trust_remote_code: bool,
     system: str,
-    max_tokens: int,
+    max_tokens: int | None,
     fingerprint: str,
     cache_root: str,
     code: str,
@@ -42,7 +42,7 @@ def curate_data(
 @task(name="curate", timeout_seconds=HOUR)
 def curate_task(run: RunRef, config: RunConfig, model: PreparedModel, fingerprint: str) -> CuratedData:
     with stage_run(run, "curation") as stage:
-        system = system_prompt(config.prompt.system, config.data.labels)
+        system = training_prompt(config)
         compute = curate_data if config.orchestration.cache else curate_data.with_options(refresh_cache=True)
         cache_root = str((Path(config.output_dir) / "cache").resolve())
         arguments = (config.data.model_dump(mode="json"), model.path, model.trust_remote_code, system,
@@ -53,7 +53,8 @@ def curate_task(run: RunRef, config: RunConfig, model: PreparedModel, fingerprin
         ):
             data = curate_data.with_options(refresh_cache=True)(*arguments)  # the cached folder was deleted
         out_dir = Path(data.report_path).parent
-        log_params(stage, {"curated_dir": str(out_dir)})
+        log_params(stage, {"curated_dir": str(out_dir), "max_seq_length": data.max_seq_length,
+                           "max_seq_length_source": data.max_seq_length_source})  # fmt: skip
         log_metrics(stage, {k: float(v) for k, v in data.counts.items()})
         log_metrics(stage, {f"rejected_{k}": float(v) for k, v in data.rejected_by_kind.items()})
         log_json(

@@ -11,7 +11,7 @@ from tunesmith.console import progress
 from tunesmith.decision.baselines import Baseline
 from tunesmith.decision.render import render_decision
 from tunesmith.decision.stage import measure, run_decision
-from tunesmith.prompts import system_prompt
+from tunesmith.prompts import untrained_prompt
 from tunesmith.records import CuratedData, DecisionRecord, PreparedModel
 from tunesmith.tasks.orchestration import HOUR
 from tunesmith.tracking.mlflow_runs import RunRef, log_artifact, log_metrics, log_params, set_tags, stage_run
@@ -35,7 +35,7 @@ def decide_task(run: RunRef, config: RunConfig, data: CuratedData, model: Prepar
             if config.orchestration.cache
             else measure_baselines_task.with_options(refresh_cache=True)
         )
-        system = system_prompt(config.prompt.system, data.labels)
+        system = untrained_prompt(config)
         baselines = baselines_for(data, model, config.decision, system, config.data.seed, code_version())
         record = run_decision(data, model, config, baselines)
         out_dir = Path(stage.out_dir)

@@ -101,14 +101,14 @@ def test_check_passes_only_when_curation_would(overrides, bad_rows, tmp_path, ti
     from tunesmith.config import load_config
     from tunesmith.curation.curate import curate
     from tunesmith.models.load import load_tokenizer
-    from tunesmith.prompts import system_prompt
+    from tunesmith.prompts import training_prompt
 
     rows = [json.loads(line) for line in small_tickets.read_text().splitlines()] + [{"text": "", "label": "urgent"}]
     rows = rows[: len(rows) - 1 + bad_rows]
     config = write_config(tmp_path / "run.yaml", write_jsonl(tmp_path / "data.jsonl", rows), tiny_model)
     checked = runner.invoke(app, ["check", str(config), *(arg for o in overrides for arg in ("--set", o))])
     cfg = load_config(config, overrides)
-    system = system_prompt(cfg.prompt.system, cfg.data.labels)
+    system = training_prompt(cfg)
     curated = curate(cfg.data, load_tokenizer(str(tiny_model)), system, cfg.training.max_seq_length, tmp_path / "out")
     if checked.exit_code == 0:
         assert curated.ok

@@ -20,7 +20,6 @@ GOOD = {"text": "My invoice is wrong", "label": "billing"}
 BAD_ROWS = {
     "malformed JSON": ('{"text": "no closing brace", "label": "billing"', "malformed_json"),
     "missing field": ({"text": "where is the label"}, "missing_field"),
-    "unexpected field": ({"text": "hello", "label": "general", "priority": 3}, "unexpected_field"),
     "wrong type": ({"text": 42, "label": "general"}, "wrong_type"),
     "empty text": ({"text": "   ", "label": "general"}, "empty_text"),
     "unknown label": ({"text": "please help", "label": "billling"}, "unknown_label"),
@@ -177,10 +176,28 @@ def test_a_broken_json_file_is_named_with_line_and_column(tmp_path):
         load_records(path, "classification", LABELS)
 
 
-def test_ignored_fields_are_dropped_and_others_rejected(tmp_path):
-    path = write_jsonl(tmp_path / "data.jsonl", [GOOD | {"ticket_id": 7}])
-    assert load_records(path, "classification", LABELS).rejected[0].kind == "unexpected_field"
-    assert len(load_records(path, "classification", LABELS, ignore_fields=["ticket_id"]).examples) == 1
+def test_fields_the_format_does_not_read_are_skipped_and_counted_or_rejected_in_strict_mode(tmp_path):
+    rows = [GOOD | {"slots": {"x": 1}, "domain": "bank"}, GOOD | {"text": "other", "slots": {}}, {**GOOD, "id": 3}]
+    path = write_jsonl(tmp_path / "data.jsonl", rows)
+    loose = load_records(path, "classification", LABELS)
+    assert len(loose.examples) == 3 and not loose.rejected
+    assert loose.ignored_fields == {"slots": 2, "domain": 1, "id": 1}
+    strict = load_records(path, "classification", LABELS, unknown_fields="reject")
+    assert [r.kind for r in strict.rejected] == ["unexpected_field"] * 3
+    assert "unexpected field(s): domain, slots" in strict.rejected[0].reason
+    named = load_records(path, "classification", LABELS, ignore_fields=["slots", "domain", "id"], unknown_fields="reject")
+    assert len(named.examples) == 3 and not named.ignored_fields
+
+
+def test_the_curation_report_names_skipped_fields_with_row_counts(tmp_path, tiny_model):
+    rows = [{"text": f"{label} question number {i}", "label": label, "slots": [], "domain": "x"}
+            for label in LABELS for i in range(12)]  # fmt: skip
+    path = write_jsonl(tmp_path / "data.jsonl", rows)
+    data = curate(DataConfig(path=path, labels=LABELS), _tokenizer(tiny_model), "Classify.", None, tmp_path / "out")
+    assert data.ignored_fields == {"domain": 48, "slots": 48}
+    report = Path(data.report_path).read_text()
+    assert "`domain` (48 rows), `slots` (48 rows)" in report and "data.unknown_fields: reject" in report
+    assert data.counts["rejected_invalid"] == 0
 
 
 def _examples(n_per_label: dict[str, int]):
@@ -341,3 +358,37 @@ def test_rejected_rows_are_listed_once_per_reason_and_over_long_ones_as_a_range(
         '2 rows: field "label" is "x" (d.jsonl lines 4, 5)',
         "d.jsonl line 6: empty text",
     ]
+
+
+def test_max_seq_length_is_derived_from_the_data_when_unset():
+    from tunesmith.curation.curate import derived_max_length
+
+    # Every example fits when the longest is within twice the 99th percentile; rounded up to a multiple of 8.
+    assert derived_max_length([10, 20, 30, 41])[0] == 48
+    # One outlier far beyond the rest: the 99th percentile, and the outlier is over-long.
+    lengths = [20] * 200 + [500]
+    length, why = derived_max_length(lengths)
+    assert length == 24 and "99th percentile" in why
+    assert derived_max_length([5000, 6000], context=2048)[0] == 2048
+
+
+def test_a_long_label_set_stays_out_of_the_training_prompt(tmp_path, tiny_model):
+    """77 labels as banking77 has: the untrained prompt lists them, the training prompt does not, so examples are
+    as long as the messages themselves and curation derives a short max_seq_length instead of rejecting rows."""
+    from tunesmith.config import load_config
+    from tunesmith.prompts import training_prompt, untrained_prompt
+
+    labels = [f"intent_{i}?" for i in range(77)]
+    rows = [{"text": f"question {i} about {label}", "label": label} for label in labels for i in range(6)]
+    path = write_jsonl(tmp_path / "data.jsonl", rows)
+    config_path = tmp_path / "run.yaml"
+    config_path.write_text(json.dumps({"name": "t", "model": str(tiny_model), "data": {"path": str(path), "labels": labels}}))
+    config = load_config(config_path)
+    assert all(label in untrained_prompt(config) for label in labels)
+    assert not any(label in training_prompt(config) for label in labels)
+    tokenizer = _tokenizer(tiny_model)
+    data = curate(config.data, tokenizer, training_prompt(config), None, tmp_path / "out")
+    assert data.counts["rejected_invalid"] == 0
+    assert data.max_seq_length_source.startswith("derived from the data")
+    listed = curate(config.data, tokenizer, untrained_prompt(config), None, tmp_path / "listed")
+    assert listed.max_seq_length > 4 * data.max_seq_length  # what every example would cost with the list

@@ -79,13 +79,39 @@ def test_label_scores_equal_the_models_own_log_likelihood(tiny_model):
     with torch.no_grad():
         logits = model(torch.tensor([full])).logits[0]
     logprobs = torch.log_softmax(logits, -1)
-    expected = sum(logprobs[i - 1, full[i]].item() for i in range(len(head), len(full)))
+    end = full.index(tokenizer.eos_token_id, len(head)) + 1  # the reply up to its end-of-turn token
+    expected = sum(logprobs[i - 1, full[i]].item() for i in range(len(head), end))
     # The cached and the plain forward pass agree to about 1e-6 on a log-likelihood of about -47 (float rounding);
     # a wrong position, a dropped token or padding that leaks into attention moves it by whole nats.
     assert scores.shape == (1, 2)
     assert scores[0, 0] == pytest.approx(expected, abs=1e-3)
     batched = label_logprobs(model, tokenizer, [prompt, prompt], ["billing", "general"], batch_size=3)
     assert np.allclose(batched, np.vstack([scores, scores]), atol=1e-3)  # padding does not change scores
+
+
+ODD_LABELS = ["card", "card_fee", "card fee?", "card_arrival", "café crème", "2fa reset", "billing", "general"]
+
+
+@pytest.mark.parametrize("candidates", [None, 1, 3])
+def test_label_tree_scores_equal_one_sequence_per_label(tiny_model, candidates):
+    """The prefix tree (labels sharing tokens, several prompts of different lengths per pass) gives each label the
+    score of its own whole sequence; pruning by the first-token bound never changes which label wins."""
+    from tunesmith.evaluation.scoring import _label_logprobs_per_prompt
+
+    model, tokenizer = load_model(str(tiny_model), CPU32)
+    prompts = [
+        [{"role": "user", "content": text}]
+        for text in ["my card was charged twice", "refund", "the app crashes when I log in with two factor", "hi"]
+    ]
+    plain = _label_logprobs_per_prompt(model, tokenizer, prompts, ODD_LABELS, batch_size=8)
+    tree = label_logprobs(model, tokenizer, prompts, ODD_LABELS, batch_size=3, candidates=candidates)
+    # Same sums of the same log-probabilities in another order and batch shape: float rounding only (~1e-5).
+    assert (tree.argmax(1) == plain.argmax(1)).all()
+    assert np.allclose(tree.max(1), plain.max(1), atol=1e-3)
+    scored = np.isfinite(tree)
+    assert np.allclose(tree[scored], plain[scored], atol=1e-3)
+    if candidates is None:
+        assert scored.all()
 
 
 def test_fine_tuned_model_beats_base_on_the_set_it_learned(tmp_path, tiny_model):

@@ -93,6 +93,9 @@ class CuratedData:
     balance: dict[str, Any]
     validation: dict[str, Any]
     token_stats: dict[str, float] = field(default_factory=dict)  # chat-formatted tokens of the kept examples
+    max_seq_length: int = 256  # what training uses: training.max_seq_length, or derived from the data
+    max_seq_length_source: str = ""
+    ignored_fields: dict[str, int] = field(default_factory=dict)  # input fields the format does not read -> rows
     docs_dir: str | None = None
     clusters_path: str | None = None
     warnings: list[str] = field(default_factory=list)
@@ -109,7 +112,8 @@ class CuratedData:
         gx = "GX suite passed" if self.validation.get("success") else "GX suite failed"
         line = (
             f"{c['kept_unique']} of {c['read']} rows kept ({c['rejected_invalid']} rejected, {duplicates} duplicates);"
-            f" splits {c['train']}/{c['validation']}/{c['test']}; {gx}"
+            f" splits {c['train']}/{c['validation']}/{c['test']}; max_seq_length {self.max_seq_length}"
+            f"{' (derived)' if self.max_seq_length_source.startswith('derived') else ''}; {gx}"
         )
         return line + (f"; {len(self.warnings)} thing(s) to look at in the report" if self.warnings else "")
 

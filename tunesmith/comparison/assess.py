@@ -12,7 +12,7 @@ from tunesmith.evaluation.scoring import generate
 from tunesmith.evaluation.test_set import TestSet, score_test_set
 from tunesmith.forgetting.stage import run_forgetting
 from tunesmith.models.load import load_model
-from tunesmith.prompts import prompt_messages
+from tunesmith.prompts import PromptTemplate, prompt_messages
 from tunesmith.records import MethodResult, PreparedModel, TrainedModel, primary_metric
 from tunesmith.training.inference import load_trained
 from tunesmith.training.methods import METHODS
@@ -48,9 +48,9 @@ def latency_ms(model, tokenizer, tests: TestSet, n: int, warmup: int = 2) -> flo
     return 1000 * (time.perf_counter() - start) / len(timed)
 
 
-def _quality(model, tokenizer, config: RunConfig, tests: TestSet) -> dict[str, float]:
+def _quality(model, tokenizer, config: RunConfig, tests: TestSet, template: PromptTemplate | None = None):
     with progress.bar("test set", len(tests.examples), "examples"):
-        scored = score_test_set(model, tokenizer, tests, config.evaluation.batch_size)
+        scored = score_test_set(model, tokenizer, tests, config.evaluation.batch_size, template)
     return {f"test_{k}": v for k, v in scored.metrics.items() if not k.startswith(("precision_", "recall_"))}
 
 
@@ -64,7 +64,7 @@ def _forgetting_change(config: RunConfig, model, tokenizer, before: dict[str, An
 def assess_base(config: RunConfig, model: PreparedModel, tests: TestSet, before, out_dir: Path) -> MethodResult:
     """The untrained model with the zero-shot prompt: the floor every method should clear."""
     base, tokenizer = load_model(model.path, model.precision, model.trust_remote_code)
-    metrics = _quality(base, tokenizer, config, tests)
+    metrics = _quality(base, tokenizer, config, tests, PromptTemplate(tests.untrained_system))
     metrics["latency_ms_unmerged"] = latency_ms(base, tokenizer, tests, config.comparison.latency_examples)
     if before is not None:
         metrics["forgetting_change_pct"] = 0.0

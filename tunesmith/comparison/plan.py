@@ -13,7 +13,7 @@ def fit_methods(
     config: RunConfig, data: CuratedData, model: PreparedModel, methods: list[str]
 ) -> tuple[list[str], list[MethodResult], dict[str, float]]:
     """(methods to run, skipped rows with the reason, estimated GB per method)."""
-    seq_len = min(config.training.max_seq_length, int(data.token_stats.get("max") or config.training.max_seq_length))
+    seq_len = min(data.max_seq_length, int(data.token_stats.get("max") or data.max_seq_length))
     workload = workload_for(config.training, model.precision.dtype, seq_len, model.precision.device == "cuda")
     estimates = estimate_all(model_shape(model.path, model.trust_remote_code), workload, tuple(methods))
     available_gb, source = available_memory(config.decision.memory_gb)

@@ -99,6 +99,9 @@ class DataConfig(Section):
     file_format: FileFormat = "auto"
     columns: dict[str, str] = {}  # our field name -> the file's column name
     ignore_fields: list[str] = []
+    # Fields the format does not read (snips' slots, clinc150's domain, ...): skipped and counted in the curation
+    # report ("ignore"), or each row that has one is rejected ("reject").
+    unknown_fields: Literal["ignore", "reject"] = "ignore"
     labels: list[str] | None = None
     split: SplitConfig = SplitConfig()
     seed: int = 42
@@ -127,10 +130,14 @@ class DataConfig(Section):
 
 
 class PromptConfig(Section):
-    system: str = (
-        "You are a support assistant. Classify the customer message into exactly one of these labels: "
-        "{labels}. Answer with the label only."
-    )
+    # What an untrained model is asked with (zero/few-shot baselines, the base model in evaluation); {labels}
+    # becomes the label list. None: the data format's default (tunesmith/prompts.py), which for classification
+    # lists the labels.
+    system: str | None = None
+    # What fine-tuning trains with and the fine-tuned model is asked with. None: for classification with the
+    # default system prompt, the same instruction without the label list (the model learns its labels, so the
+    # prompt does not grow with them); otherwise the system prompt.
+    trained_system: str | None = None
 
 
 class BaselineConfig(Section):
@@ -213,7 +220,9 @@ class TrainingConfig(Section):
     gradient_accumulation_steps: int = Field(1, ge=1)
     # When set, gradient accumulation is derived from it: ceil(effective_batch_size / batch_size).
     effective_batch_size: int | None = Field(None, ge=1)
-    max_seq_length: int = Field(256, ge=8)
+    # None: derived from the data at curation (every example fits unless a few are more than twice the 99th
+    # percentile of the tokenized lengths; capped at the model's context) and reported.
+    max_seq_length: int | None = Field(None, ge=8)
     warmup_ratio: Fraction = 0.1
     lr_scheduler: str = "cosine"
     logging_steps: int = Field(5, ge=1)

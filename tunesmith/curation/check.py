@@ -14,7 +14,7 @@ from pathlib import Path
 from tunesmith.config import RunConfig
 from tunesmith.curation.curate import REJECT_KINDS_INVALID, curate
 from tunesmith.curation.records import Rejected
-from tunesmith.prompts import system_prompt
+from tunesmith.prompts import training_prompt
 from tunesmith.records import CuratedData
 
 
@@ -31,7 +31,7 @@ class CheckReport:
 
 def check_data(config: RunConfig, tokenizer) -> CheckReport:
     """Curate the configured data in a scratch folder and report what a run's curation would find."""
-    system = system_prompt(config.prompt.system, config.data.labels)
+    system = training_prompt(config)
     with tempfile.TemporaryDirectory(prefix="tunesmith-check-") as scratch:
         data = curate(config.data, tokenizer, system, config.training.max_seq_length, Path(scratch))
         rejects = [json.loads(line) for line in Path(data.rejects_path).read_text(encoding="utf-8").splitlines()]

@@ -56,6 +56,28 @@ def data_fingerprint(examples: list[Example]) -> str:
     return digest.hexdigest()[:16]
 
 
+def derived_max_length(lengths: list[int], context: int | None = None) -> tuple[int, str]:
+    """training.max_seq_length from the data: the longest example, unless a few outliers are more than twice
+    the 99th percentile (then the percentile, and the outliers are rejected as over-long); rounded up to a
+    multiple of 8 (tensor-friendly) and capped at the model's context. Returns the length and why."""
+    if not lengths:
+        return 8, "no examples"
+    ordered = sorted(lengths)
+    p99 = ordered[math.ceil(0.99 * len(ordered)) - 1]
+    longest = ordered[-1]
+    chosen, why = (longest, "the longest example") if longest <= 2 * p99 else (p99, "the 99th percentile")
+    length = max(8, -(-chosen // 8) * 8)
+    if context and length > context:
+        return context, f"the model's context ({context}; the data's {why} is {chosen} tokens)"
+    return length, f"{why}, {chosen} tokens (99th percentile {p99}, longest {longest})"
+
+
+def model_context(tokenizer) -> int | None:
+    """The longest sequence the model takes, when the tokenizer knows it (some report a huge sentinel)."""
+    limit = getattr(tokenizer, "model_max_length", None)
+    return int(limit) if isinstance(limit, int) and 0 < limit < 1_000_000 else None
+
+
 def _drop_too_long(
     examples: list[Example], tokens: dict[str, int], limit: int, rejects: list[Rejected]
 ) -> list[Example]:
@@ -110,12 +132,18 @@ def _split_parameters(config: DataConfig, n_kept: int, max_tokens: int) -> dict[
     }
 
 
-def curate(config: DataConfig, tokenizer, system: str, max_tokens: int, out_dir: Path) -> CuratedData:
-    """Run the curation stage and write its files under out_dir."""
+def curate(config: DataConfig, tokenizer, system: str, max_tokens: int | None, out_dir: Path) -> CuratedData:
+    """Run the curation stage and write its files under out_dir; `system` is the prompt training uses, and
+    max_tokens (training.max_seq_length) is derived from the data when None."""
     out_dir.mkdir(parents=True, exist_ok=True)
     loaded = load_inputs(config)
     rejects = list(loaded.rejected)
     tokens = count_tokens(loaded.examples, tokenizer, system)
+    if max_tokens is None:
+        max_tokens, why = derived_max_length(list(tokens.values()), model_context(tokenizer))
+        length_source = f"derived from the data: {why}"
+    else:
+        length_source = "set in the config"
     examples = _drop_too_long(loaded.examples, tokens, max_tokens, rejects)
     invalid = len(rejects)
 
@@ -244,6 +272,9 @@ def curate(config: DataConfig, tokenizer, system: str, max_tokens: int, out_dir:
         },
         validation={"success": report.success, "failures": report.failures, "summary": report.summary()},
         token_stats=_token_stats([tokens[content_id(e.id)] for e in kept_unique]),
+        max_seq_length=max_tokens,
+        max_seq_length_source=length_source,
+        ignored_fields=dict(sorted(loaded.ignored_fields.items())),
         docs_dir=report.docs_dir,
         clusters_path=str(clusters_path),
         warnings=warnings,

@@ -37,14 +37,30 @@ def _text(row: dict[str, Any], name: str, required: bool = True) -> str:
     return value
 
 
-def _no_extra(row: dict[str, Any], allowed: set[str]) -> None:
-    extra = sorted(set(row) - allowed)
+FORMAT_FIELDS: dict[str, set[str]] = {
+    "classification": {"text", "label"},
+    "instruction": {"instruction", "input", "output", "category"},
+    "completion": {"prompt", "completion", "category"},
+    "chat": {"messages", "category"},
+}
+
+
+def extra_fields(row: dict[str, Any], data_format: str) -> list[str]:
+    """The row's fields that its format does not read."""
+    return sorted(set(row) - FORMAT_FIELDS[data_format])
+
+
+def reject_extra_fields(row: dict[str, Any], data_format: str) -> None:
+    """data.unknown_fields: reject: a row with a field its format does not read is an error."""
+    extra = extra_fields(row, data_format)
     if extra:
+        allowed = FORMAT_FIELDS[data_format]
         raise RowError(
             "unexpected_field",
             extra[0],
             f"unexpected field(s): {', '.join(extra)} (expected only: {', '.join(sorted(allowed))}; "
-            "map other names with data.columns or drop them with data.ignore_fields)",
+            "map other names with data.columns, drop them with data.ignore_fields, or let data.unknown_fields: "
+            "ignore skip them)",
         )
 
 
@@ -53,7 +69,6 @@ def _category(row: dict[str, Any]) -> str | None:
 
 
 def parse_classification(row: dict[str, Any], labels: list[str] | None) -> Parsed:
-    _no_extra(row, {"text", "label"})
     text = _text(row, "text")
     label = _text(row, "label")
     if labels is not None and label not in labels:
@@ -62,7 +77,6 @@ def parse_classification(row: dict[str, Any], labels: list[str] | None) -> Parse
 
 
 def parse_instruction(row: dict[str, Any], labels: list[str] | None) -> Parsed:
-    _no_extra(row, {"instruction", "input", "output", "category"})
     instruction = _text(row, "instruction")
     extra_input = _text(row, "input", required=False)
     output = _text(row, "output")
@@ -73,7 +87,6 @@ def parse_instruction(row: dict[str, Any], labels: list[str] | None) -> Parsed:
 
 
 def parse_completion(row: dict[str, Any], labels: list[str] | None) -> Parsed:
-    _no_extra(row, {"prompt", "completion", "category"})
     prompt = _text(row, "prompt")
     completion = _text(row, "completion")
     return Parsed(
@@ -82,7 +95,6 @@ def parse_completion(row: dict[str, Any], labels: list[str] | None) -> Parsed:
 
 
 def parse_chat(row: dict[str, Any], labels: list[str] | None) -> Parsed:
-    _no_extra(row, {"messages", "category"})
     messages = row.get("messages")
     if messages is None:
         raise RowError("missing_field", "messages", 'missing field "messages"')

@@ -6,7 +6,7 @@ import contextlib
 import json
 from pathlib import Path
 
-from tunesmith.curation.formats import PARSERS, RowError
+from tunesmith.curation.formats import PARSERS, RowError, extra_fields, reject_extra_fields
 from tunesmith.curation.readers import read_rows
 from tunesmith.curation.records import LoadResult, Rejected, make_example
 
@@ -19,8 +19,10 @@ def load_records(
     columns: dict[str, str] | None = None,
     ignore_fields: list[str] | None = None,
     origin: str = "task",
+    unknown_fields: str = "ignore",
 ) -> LoadResult:
-    """Read and parse a file; `columns` maps our field names to the file's (e.g. {"text": "body"})."""
+    """Read and parse a file; `columns` maps our field names to the file's (e.g. {"text": "body"}). Fields the
+    format does not read are skipped and counted (unknown_fields="ignore") or make the row a reject ("reject")."""
     parse = PARSERS[data_format]
     result = LoadResult()
     for raw in read_rows(Path(path), file_format):
@@ -30,7 +32,14 @@ def load_records(
                 raise raw.error
             if not isinstance(raw.row, dict):
                 raise RowError("not_object", None, f"expected an object with fields, got {type(raw.row).__name__}")
-            parsed = parse(_remap(raw.row, columns or {}, ignore_fields or [], data_format), labels)
+            row = _remap(raw.row, columns or {}, ignore_fields or [], data_format)
+            if unknown_fields == "reject":
+                reject_extra_fields(row, data_format)
+            else:
+                for name in extra_fields(row, data_format):
+                    result.ignored_fields[name] = result.ignored_fields.get(name, 0) + 1
+                    del row[name]
+            parsed = parse(row, labels)
         except RowError as err:
             result.rejected.append(Rejected(raw.source, err.kind, err.reason, err.field, raw.raw))
             continue
@@ -66,7 +75,12 @@ def load_inputs(config) -> LoadResult:
     merged = LoadResult()
     for file in input_files(config.path, config.incoming):
         file_format = config.file_format if file == Path(config.path) else "auto"
-        part = load_records(file, config.format, config.labels, file_format, config.columns, config.ignore_fields)
+        part = load_records(
+            file, config.format, config.labels, file_format, config.columns, config.ignore_fields,
+            unknown_fields=config.unknown_fields,
+        )  # fmt: skip
+        for name, rows in part.ignored_fields.items():
+            merged.ignored_fields[name] = merged.ignored_fields.get(name, 0) + rows
         merged.examples += part.examples
         merged.rejected += part.rejected
         merged.read += part.read

@@ -96,6 +96,7 @@ class LoadResult:
     examples: list[Example] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     read: int = 0
+    ignored_fields: dict[str, int] = field(default_factory=dict)  # field the format does not read -> rows with it
 
 
 def write_jsonl(rows: list[dict[str, Any]], path: Path) -> Path:

@@ -34,6 +34,15 @@ def render_curation_report(data: CuratedData) -> str:
     accounted = c["rejected_invalid"] + c["exact_duplicates"] + c["near_duplicates"] + c["semantic_duplicates"]
     accounted += c["leakage_removed"] + c["balancing_dropped"] + c["train_from_input"] + c["validation"] + c["test"]
     lines += ["", f"Every row accounted for: {c['read']} read = {accounted} rejected, removed or in a split.", ""]
+    if data.ignored_fields:
+        fields = ", ".join(f"`{name}` ({rows} rows)" for name, rows in data.ignored_fields.items())
+        lines += [
+            f"Fields the {data.data_format} format does not read were skipped: {fields}. "
+            "Set data.unknown_fields: reject to refuse such rows instead.",
+            "",
+        ]
+    if data.max_seq_length_source:
+        lines += [f"training.max_seq_length: {data.max_seq_length} tokens, {data.max_seq_length_source}.", ""]
     if data.rejected_by_kind:
         lines += ["## Rejected and removed rows by reason", "", "| reason | rows |", "|---|---|"]
         lines += [f"| {kind} | {n} |" for kind, n in data.rejected_by_kind.items()]

@@ -15,7 +15,7 @@ from tunesmith.decision.retrieval import BM25Retriever, EmbeddingRetriever, load
 from tunesmith.decision.rules import decide, require_fit
 from tunesmith.models.load import load_model
 from tunesmith.models.shape import model_shape
-from tunesmith.prompts import PromptTemplate, system_prompt
+from tunesmith.prompts import PromptTemplate, untrained_prompt
 from tunesmith.records import CuratedData, DecisionRecord, PreparedModel
 
 
@@ -71,8 +71,8 @@ def run_decision(
 ) -> DecisionRecord:
     """Memory estimates for every method, then the rules, on the measured baselines."""
     settings = config.decision
-    system = system_prompt(config.prompt.system, data.labels)
-    seq_len = min(config.training.max_seq_length, int(data.token_stats.get("max") or config.training.max_seq_length))
+    system = untrained_prompt(config)
+    seq_len = min(data.max_seq_length, int(data.token_stats.get("max") or data.max_seq_length))
     workload = workload_for(config.training, model.precision.dtype, seq_len, model.precision.device == "cuda")
     estimates = estimate_all(model_shape(model.path, model.trust_remote_code), workload)
     memory_gb, source = available_memory(settings.memory_gb)

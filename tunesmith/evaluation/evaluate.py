@@ -12,6 +12,10 @@ from tunesmith.evaluation.scoring import generate, label_logprobs, perplexity
 from tunesmith.prompts import PromptTemplate, full_messages, prompt_messages
 from tunesmith.records import Example, Scored
 
+# Labels scored in full per example before the first-token bound decides whether more are needed: the right
+# label is almost always among a classifier's top few first tokens.
+CANDIDATES = 4
+
 
 def task_type(labels: list[str] | None, examples: list[Example]) -> str:
     """classification with a label set; json when every reference answer is a JSON object; else generation."""
@@ -41,7 +45,7 @@ def score_prompts(
     kind = kind or task_type(labels, examples)
     references = [e.answer for e in examples]
     if kind == "classification":
-        scores = label_logprobs(model, tokenizer, prompts, labels, batch_size)
+        scores = label_logprobs(model, tokenizer, prompts, labels, batch_size, candidates=CANDIDATES)
         predictions = [labels[i] for i in scores.argmax(axis=1)]
         return Scored(classification_metrics(references, predictions, labels), predictions)
     max_new = max(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in references) + 8

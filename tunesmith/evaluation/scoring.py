@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 import math
 
 import numpy as np
 import torch
 
 from tunesmith.console import progress
+from tunesmith.evaluation.label_tree import reply_tokens, score_labels, supports_tree_masks
 
 
 def _chat_ids(tokenizer, messages: list[dict[str, str]], generation_prompt: bool) -> list[int]:
@@ -42,53 +42,67 @@ def _continuation_logprobs(model, prompt_ids: list[int], continuations: list[lis
     ]
 
 
+def label_replies(tokenizer, prompts: list[list[dict[str, str]]], labels: list[str]) -> list[list[int]] | None:
+    """Each label's reply tokens, the same after every prompt (None when the chat template makes them differ)."""
+    first = _chat_ids(tokenizer, prompts[0], generation_prompt=True)
+
+    def reply(messages, prompt_ids, label):
+        full = _chat_ids(tokenizer, messages + [{"role": "assistant", "content": label}], generation_prompt=False)
+        return reply_tokens(tokenizer, prompt_ids, full)
+
+    replies = [reply(prompts[0], first, label) for label in labels]
+    for messages in prompts[1:]:
+        if reply(messages, _chat_ids(tokenizer, messages, generation_prompt=True), labels[0]) != replies[0]:
+            return None
+    return replies
+
+
 @torch.no_grad()
 def label_logprobs(
-    model, tokenizer, prompts: list[list[dict[str, str]]], labels: list[str], batch_size: int = 16
-) -> np.ndarray:
+    model, tokenizer, prompts: list[list[dict[str, str]]], labels: list[str], batch_size: int = 16,
+    candidates: int | None = None,
+) -> np.ndarray:  # fmt: skip
     """Log-likelihood of each label as the assistant's whole reply, shape (len(prompts), len(labels)).
 
     Scoring every allowed label (as lm-eval does for multiple choice) gives each model a fair answer
-    even when it would phrase a free-form reply differently. The prompt runs once; its key/value cache is
-    shared by all labels, so the cost barely grows with the number of labels.
+    even when it would phrase a free-form reply differently. Labels are scored over a prefix tree of their
+    tokens, `batch_size` prompts per pass (tunesmith/evaluation/label_tree.py). With `candidates`, only as many
+    labels as it takes to find each row's most likely one exactly are scored; the rest are -inf.
     """
     scores = np.empty((len(prompts), len(labels)))
-    device = model.device
+    if not prompts:
+        return scores
+    replies = label_replies(tokenizer, prompts, labels)
+    if replies is None or uses_virtual_tokens(model) or not supports_tree_masks(model):
+        return _label_logprobs_per_prompt(model, tokenizer, prompts, labels, batch_size)
+    for start in range(0, len(prompts), batch_size):
+        chunk = [_chat_ids(tokenizer, m, generation_prompt=True) for m in prompts[start : start + batch_size]]
+        scores[start : start + len(chunk)] = score_labels(
+            model, chunk, replies, tokenizer.pad_token_id, candidates
+        ).numpy()
+        progress.advance(len(chunk))
+    return scores
+
+
+def _label_logprobs_per_prompt(model, tokenizer, prompts, labels, batch_size: int) -> np.ndarray:
+    """One prompt at a time, each label as a whole sequence: for prefix and prompt tuning, whose virtual
+    positions do not combine with a tree mask, and for attention implementations that take no custom mask."""
+    scores = np.empty((len(prompts), len(labels)))
     for i, messages in enumerate(prompts):
         prompt_ids = _chat_ids(tokenizer, messages, generation_prompt=True)
-        continuations = []
-        for label in labels:
-            full = _chat_ids(tokenizer, messages + [{"role": "assistant", "content": label}], generation_prompt=False)
-            if full[: len(prompt_ids)] != prompt_ids:
-                raise ValueError("the chat template does not extend the prompt when the answer is added")
-            continuations.append(full[len(prompt_ids) :])
-        if uses_virtual_tokens(model):
-            for start in range(0, len(labels), batch_size):
-                chunk = continuations[start : start + batch_size]
-                scores[i, start : start + len(chunk)] = _continuation_logprobs(
-                    model, prompt_ids, chunk, tokenizer.pad_token_id
-                )
-            progress.advance()
-            continue
-        out = model(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True)
-        first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+        continuations = [
+            reply_tokens(
+                tokenizer,
+                prompt_ids,
+                _chat_ids(tokenizer, messages + [{"role": "assistant", "content": label}], generation_prompt=False),
+            )
+            for label in labels
+        ]
         for start in range(0, len(labels), batch_size):
             chunk = continuations[start : start + batch_size]
-            width = max(len(c) for c in chunk)
-            ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
-            mask = torch.zeros((len(chunk), len(prompt_ids) + width), dtype=torch.long)
-            mask[:, : len(prompt_ids)] = 1
-            for row, cont in enumerate(chunk):
-                ids[row, : len(cont)] = torch.tensor(cont)
-                mask[row, len(prompt_ids) : len(prompt_ids) + len(cont)] = 1
-            cache = copy.deepcopy(out.past_key_values)
-            cache.batch_repeat_interleave(len(chunk))
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), past_key_values=cache).logits
-            logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
-            for row, cont in enumerate(chunk):
-                total = first[cont[0]].item()
-                total += sum(logprobs[row, j - 1, cont[j]].item() for j in range(1, len(cont)))
-                scores[i, start + row] = total
+            scores[i, start : start + len(chunk)] = _continuation_logprobs(
+                model, prompt_ids, chunk, tokenizer.pad_token_id
+            )
         progress.advance()
     return scores
 

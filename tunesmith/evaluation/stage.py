@@ -42,7 +42,8 @@ def run_evaluation(
 
     base_model, tokenizer = load_model(model.path, model.precision, model.trust_remote_code)
     with progress.bar("base model", len(examples), "examples"):
-        base = score_test_set(base_model, tokenizer, tests, batch, best, _retriever(config, best) if best else None)
+        template = best or PromptTemplate(tests.untrained_system)
+        base = score_test_set(base_model, tokenizer, tests, batch, template, _retriever(config, template))
     del base_model
     tuned_model, tokenizer = load_trained(
         model.path, trained.method, trained.output_dir, model.precision, model.trust_remote_code

@@ -10,7 +10,7 @@ from typing import Any
 
 from tunesmith.config import RunConfig
 from tunesmith.evaluation.evaluate import answer_perplexity, load_test_examples, score_with_template, task_type
-from tunesmith.prompts import PromptTemplate, system_prompt
+from tunesmith.prompts import PromptTemplate, training_prompt, untrained_prompt
 from tunesmith.records import CuratedData, Example, Scored
 
 
@@ -23,8 +23,9 @@ class TestSet:
     examples: list[Example]
     kind: str  # classification | json | generation
     schema: dict[str, Any] | None
-    system: str  # the zero-shot system prompt, as fine-tuned models were trained with
+    system: str  # the system prompt fine-tuned models were trained with
     labels: list[str] | None
+    untrained_system: str = ""  # the zero-shot prompt of an untrained model, when it has no best prompt
 
 
 def load_test_set(config: RunConfig, data: CuratedData) -> TestSet:
@@ -32,7 +33,7 @@ def load_test_set(config: RunConfig, data: CuratedData) -> TestSet:
     examples = load_test_examples(data.test_path, settings.max_examples)
     kind = settings.task if settings.task != "auto" else task_type(data.labels, examples)
     schema = json.loads(Path(settings.json_schema).read_text()) if settings.json_schema else None
-    return TestSet(examples, kind, schema, system_prompt(config.prompt.system, data.labels), data.labels)
+    return TestSet(examples, kind, schema, training_prompt(config), data.labels, untrained_prompt(config))
 
 
 def score_test_set(

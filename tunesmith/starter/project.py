@@ -29,12 +29,6 @@ EXAMPLE_ROWS = {
     "chat": {"messages": [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}]},
     "completion": {"prompt": "Ticket: My card was charged twice\nCategory:", "completion": " billing"},
 }
-SYSTEM_PROMPTS = {
-    "classification": None,  # the schema's default, which lists the labels
-    "instruction": "You are a helpful assistant. Follow the instruction.",
-    "chat": "You are a helpful assistant.",
-    "completion": "",
-}
 
 
 def schema_comments() -> dict[tuple[str, str], str]:
@@ -139,8 +133,6 @@ def starter_config(name: str, data_format: str, data_path: str = "data/train.jso
     if data_format == "classification":
         data["labels"] = ["billing", "technical", "general"]
     chosen: dict[str, Any] = {"name": name, "model": RunConfig.model_fields["model"].default, "data": data}
-    if SYSTEM_PROMPTS[data_format] is not None:
-        chosen["prompt"] = {"system": SYSTEM_PROMPTS[data_format]}
     example = json.dumps(EXAMPLE_ROWS[data_format], ensure_ascii=False)
     header = [
         f"# Tunesmith run config for {name} ({data_format} data). Every key is listed: the live ones are what",

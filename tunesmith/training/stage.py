@@ -7,16 +7,22 @@ import json
 from pathlib import Path
 
 from tunesmith.config import RunConfig
-from tunesmith.prompts import system_prompt
+from tunesmith.config.schema import TrainingConfig
+from tunesmith.prompts import training_prompt
 from tunesmith.records import CuratedData, PreparedModel, TrainedModel
 from tunesmith.training.sft import train_model
+
+
+def training_settings(config: RunConfig, data: CuratedData) -> TrainingConfig:
+    """config.training with max_seq_length as curation settled it (set, or derived from the data)."""
+    return config.training.model_copy(update={"max_seq_length": data.max_seq_length})
 
 
 def checkpoint_dir(config: RunConfig, data: CuratedData, model: PreparedModel, method: str) -> Path:
     """Where an interrupted run of the same config, data and model leaves checkpoints for the next one."""
     key = json.dumps(
-        {"model": model.path, "method": method, "training": config.training.model_dump(mode="json"),
-         "prompt": config.prompt.system, "data": data.data_hash},
+        {"model": model.path, "method": method, "training": training_settings(config, data).model_dump(mode="json"),
+         "prompt": training_prompt(config), "data": data.data_hash},
         sort_keys=True,
     )  # fmt: skip
     return (
@@ -34,8 +40,8 @@ def run_training(
         model.path,
         data.train_path,
         data.validation_path,
-        system_prompt(config.prompt.system, data.labels),
-        config.training,
+        training_prompt(config),
+        training_settings(config, data),
         method,
         model.precision,
         out_dir,
