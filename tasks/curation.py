@@ -10,7 +10,7 @@ from tunesmith.config import RunConfig
 from tunesmith.config.schema import DataConfig
 from tunesmith.console import progress
 from tunesmith.curation.curate import gate
-from tunesmith.curation.stage import run_curation
+from tunesmith.curation.stage import run_curation, training_threshold
 from tunesmith.prompts import training_prompt
 from tunesmith.records import CuratedData, PreparedModel
 from tunesmith.tasks.orchestration import HOUR, SERVICE_RETRIES
@@ -30,13 +30,16 @@ def curate_data(
     fingerprint: str,
     cache_root: str,
     code: str,
+    min_train_examples: int = 0,
 ) -> CuratedData:
     """The curation itself, cached by its inputs (the data fingerprint and the library's code version among them):
     a re-run after a crash, or a run of another config on the same data, reuses the curated splits instead of
     computing them again; results of other code are never reused."""
-    key = hashlib.sha256(json.dumps([data, model_path, system, max_tokens, fingerprint, code], sort_keys=True).encode())
-    out_dir = Path(cache_root) / "curation" / key.hexdigest()[:16]
-    return run_curation(DataConfig.model_validate(data), model_path, trust_remote_code, system, max_tokens, out_dir)
+    key = json.dumps([data, model_path, system, max_tokens, fingerprint, code, min_train_examples], sort_keys=True)
+    out_dir = Path(cache_root) / "curation" / hashlib.sha256(key.encode()).hexdigest()[:16]
+    return run_curation(
+        DataConfig.model_validate(data), model_path, trust_remote_code, system, max_tokens, out_dir, min_train_examples
+    )
 
 
 @task(name="curate", timeout_seconds=HOUR)
@@ -46,7 +49,8 @@ def curate_task(run: RunRef, config: RunConfig, model: PreparedModel, fingerprin
         compute = curate_data if config.orchestration.cache else curate_data.with_options(refresh_cache=True)
         cache_root = str((Path(config.output_dir) / "cache").resolve())
         arguments = (config.data.model_dump(mode="json"), model.path, model.trust_remote_code, system,
-                     config.training.max_seq_length, fingerprint, cache_root, code_version())  # fmt: skip
+                     config.training.max_seq_length, fingerprint, cache_root, code_version(),
+                     training_threshold(config))  # fmt: skip
         data = compute(*arguments)
         if not all(
             Path(p).is_file() for p in (data.train_path, data.validation_path, data.test_path, data.report_path)

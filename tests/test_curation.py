@@ -185,7 +185,9 @@ def test_fields_the_format_does_not_read_are_skipped_and_counted_or_rejected_in_
     strict = load_records(path, "classification", LABELS, unknown_fields="reject")
     assert [r.kind for r in strict.rejected] == ["unexpected_field"] * 3
     assert "unexpected field(s): domain, slots" in strict.rejected[0].reason
-    named = load_records(path, "classification", LABELS, ignore_fields=["slots", "domain", "id"], unknown_fields="reject")
+    named = load_records(
+        path, "classification", LABELS, ignore_fields=["slots", "domain", "id"], unknown_fields="reject"
+    )
     assert len(named.examples) == 3 and not named.ignored_fields
 
 
@@ -382,7 +384,9 @@ def test_a_long_label_set_stays_out_of_the_training_prompt(tmp_path, tiny_model)
     rows = [{"text": f"question {i} about {label}", "label": label} for label in labels for i in range(6)]
     path = write_jsonl(tmp_path / "data.jsonl", rows)
     config_path = tmp_path / "run.yaml"
-    config_path.write_text(json.dumps({"name": "t", "model": str(tiny_model), "data": {"path": str(path), "labels": labels}}))
+    config_path.write_text(
+        json.dumps({"name": "t", "model": str(tiny_model), "data": {"path": str(path), "labels": labels}})
+    )
     config = load_config(config_path)
     assert all(label in untrained_prompt(config) for label in labels)
     assert not any(label in training_prompt(config) for label in labels)

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from tunesmith.config.schema import DecisionConfig, TrainingConfig
@@ -185,3 +187,28 @@ def test_trainable_counts_match_what_peft_and_our_adapters_build(tiny_model):
         assert estimate(method, shape, w).trainable_params == trainable, method
         if method == "full":
             assert shape.total_params == total
+
+
+@pytest.mark.parametrize(("n", "expected"), [(5, "prompting"), (8, "prompting"), (60, "few_shot_prompting")])
+def test_small_data_reaches_the_decision_and_gets_a_prompt(
+    prefect_server, mlflow_uri, tmp_path, tiny_model, n, expected
+):
+    """Data too small to split per class or to train on is not stopped by curation's training-readiness checks:
+    the decision stage answers (prompting under 10 examples, few-shot prompting under 100) and hands over a
+    prompt template that shows the examples as demonstrations when none could be measured."""
+    from tests.conftest import LABELS, ticket_rows, write_config, write_jsonl
+    from tunesmith.flows.decide import decide_flow
+
+    per_label: dict[str, list[dict]] = {label: [] for label in LABELS}
+    for row in ticket_rows():
+        per_label[row["label"]].append(row)
+    rows = [r for group in zip(*per_label.values(), strict=False) for r in group][:n]
+    config = write_config(tmp_path / "run.yaml", write_jsonl(tmp_path / "data.jsonl", rows), tiny_model)
+    record = decide_flow(str(config))
+    assert record.decision == expected and record.stop
+    assert record.winning_template["system"]
+    if not record.baselines:  # nothing held out to measure on: the examples themselves are the demonstrations
+        assert record.winning_template["shots"]
+    curated = json.loads(next((tmp_path / "runs").rglob("curation_report.json")).read_text())
+    assert curated["validation"]["success"] and not curated["problems"]
+    assert any("training-readiness checks" in w for w in curated["warnings"])

@@ -38,9 +38,7 @@ def baseline_system(system: str | None, data_format: str, labels: list[str] | No
     return system_prompt(BASELINE_SYSTEM[data_format] if system is None else system, labels)
 
 
-def trained_system(
-    system: str | None, trained: str | None, data_format: str, labels: list[str] | None
-) -> str:
+def trained_system(system: str | None, trained: str | None, data_format: str, labels: list[str] | None) -> str:
     """The prompt fine-tuning trains with and the fine-tuned model is asked with. A system prompt the user
     wrote is kept for training too (label list included) unless prompt.trained_system says otherwise."""
     if trained is not None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from tunesmith.config import RunConfig
 from tunesmith.curation.curate import REJECT_KINDS_INVALID, curate
 from tunesmith.curation.records import Rejected
+from tunesmith.curation.stage import training_threshold
 from tunesmith.prompts import training_prompt
 from tunesmith.records import CuratedData
 
@@ -33,6 +34,8 @@ def check_data(config: RunConfig, tokenizer) -> CheckReport:
     """Curate the configured data in a scratch folder and report what a run's curation would find."""
     system = training_prompt(config)
     with tempfile.TemporaryDirectory(prefix="tunesmith-check-") as scratch:
-        data = curate(config.data, tokenizer, system, config.training.max_seq_length, Path(scratch))
+        data = curate(
+            config.data, tokenizer, system, config.training.max_seq_length, Path(scratch), training_threshold(config)
+        )
         rejects = [json.loads(line) for line in Path(data.rejects_path).read_text(encoding="utf-8").splitlines()]
     return CheckReport(data, [Rejected(**r) for r in rejects if r["kind"] in REJECT_KINDS_INVALID])

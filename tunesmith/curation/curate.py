@@ -114,9 +114,15 @@ def _record_duplicates(result: DedupResult, rejects: list[Rejected]) -> None:
         )
 
 
-def _split_parameters(config: DataConfig, n_kept: int, max_tokens: int) -> dict[str, dict[str, Any]]:
-    """Suite parameters per frame: what each split may hold."""
+def _split_parameters(
+    config: DataConfig, n_kept: int, max_tokens: int, for_training: bool = True
+) -> dict[str, dict[str, Any]]:
+    """Suite parameters per frame: what each split may hold. Data too small to train on is checked for what
+    prompting needs (valid rows and labels), not for split sizes and per-class counts."""
     base = {"labels": config.labels or [], "min_tokens": config.min_tokens, "max_tokens": max_tokens}
+    if not for_training:
+        relaxed = base | {"min_rows": 0, "max_rows": None, "min_per_class": 0}
+        return {"curated": relaxed | {"min_rows": 1}, "train": relaxed, "validation": relaxed, "test": relaxed}
 
     def bounds(fraction: float) -> dict[str, Any]:
         expected = fraction * n_kept
@@ -132,9 +138,13 @@ def _split_parameters(config: DataConfig, n_kept: int, max_tokens: int) -> dict[
     }
 
 
-def curate(config: DataConfig, tokenizer, system: str, max_tokens: int | None, out_dir: Path) -> CuratedData:
+def curate(
+    config: DataConfig, tokenizer, system: str, max_tokens: int | None, out_dir: Path, min_train_examples: int = 0
+) -> CuratedData:
     """Run the curation stage and write its files under out_dir; `system` is the prompt training uses, and
-    max_tokens (training.max_seq_length) is derived from the data when None."""
+    max_tokens (training.max_seq_length) is derived from the data when None. With fewer than
+    min_train_examples unique examples training is off the table: what only training needs (split sizes, examples
+    per class) is reported as a warning instead of stopping the run, and the decision stage answers."""
     out_dir.mkdir(parents=True, exist_ok=True)
     loaded = load_inputs(config)
     rejects = list(loaded.rejected)
@@ -158,9 +168,19 @@ def curate(config: DataConfig, tokenizer, system: str, max_tokens: int | None, o
         conflicts += result.conflicts
         examples = result.kept
     kept_unique = examples
+    for_training = len(kept_unique) >= min_train_examples
     unsplittable = split_problems(
         kept_unique, config.labels, config.split.validation, config.split.test, config.min_examples_per_class
     )
+    small_data_warnings = []
+    if not for_training and kept_unique:
+        small_data_warnings.append(
+            f"{len(kept_unique)} examples, under the {min_train_examples} fine-tuning needs "
+            "(decision.min_examples_finetune): the training-readiness checks (split sizes, examples per class) "
+            "were skipped; the decision stage recommends a prompt"
+            + ("; " + "; ".join(p.splitlines()[0] for p in unsplittable) if unsplittable else "")
+        )
+        unsplittable = []
 
     splits = stratified_split(kept_unique, config.split.validation, config.split.test, config.seed)
     split_before = splits.sizes()
@@ -191,7 +211,7 @@ def curate(config: DataConfig, tokenizer, system: str, max_tokens: int | None, o
         )
         rejects.append(Rejected(example.source, "balancing", reason, None, dedup_text(example)[:500]))
     splits.train = balanced.examples
-    warnings = list(balanced.warnings)
+    warnings = small_data_warnings + list(balanced.warnings)
 
     replay_counts = {"replay_read": 0, "replay_rejected": 0, "replay_added": 0}
     if config.replay.fraction > 0:
@@ -209,7 +229,7 @@ def curate(config: DataConfig, tokenizer, system: str, max_tokens: int | None, o
         {
             name: (examples_frame(frame, tokens), params)
             for (name, params), frame in zip(
-                _split_parameters(config, len(kept_unique), max_tokens).items(),
+                _split_parameters(config, len(kept_unique), max_tokens, for_training).items(),
                 [kept_unique, splits.train, splits.validation, splits.test],
                 strict=True,
             )

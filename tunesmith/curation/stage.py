@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tunesmith.config import RunConfig
 from tunesmith.config.schema import DataConfig
 from tunesmith.curation.curate import curate
 from tunesmith.models.load import load_tokenizer
@@ -11,6 +12,14 @@ from tunesmith.records import CuratedData
 
 
 def run_curation(
-    config: DataConfig, model_path: str, trust_remote_code: bool, system: str, max_tokens: int, out_dir: Path
-) -> CuratedData:
-    return curate(config, load_tokenizer(model_path, trust_remote_code), system, max_tokens, out_dir)
+    config: DataConfig, model_path: str, trust_remote_code: bool, system: str, max_tokens: int | None, out_dir: Path,
+    min_train_examples: int = 0,
+) -> CuratedData:  # fmt: skip
+    tokenizer = load_tokenizer(model_path, trust_remote_code)
+    return curate(config, tokenizer, system, max_tokens, out_dir, min_train_examples)
+
+
+def training_threshold(config: RunConfig) -> int:
+    """Examples below which training is off the table (unless the config forces it): curation then checks the
+    data for prompting only."""
+    return 0 if config.decision.force == "finetune" else config.decision.min_examples_finetune

@@ -9,7 +9,7 @@ import psutil
 from tunesmith.config import RunConfig
 from tunesmith.config.schema import DecisionConfig, RagConfig
 from tunesmith.curation.records import read_examples
-from tunesmith.decision.baselines import Baseline, measure_baselines
+from tunesmith.decision.baselines import Baseline, few_shot_examples, measure_baselines
 from tunesmith.decision.memory import estimate_all, workload_for
 from tunesmith.decision.retrieval import BM25Retriever, EmbeddingRetriever, load_corpus
 from tunesmith.decision.rules import decide, require_fit
@@ -66,6 +66,14 @@ def measure(
     )
 
 
+def fallback_template(data: CuratedData, settings: DecisionConfig, system: str, seed: int) -> dict:
+    """The prompt to hand over when no baseline was measured (too few examples to hold any out): the system
+    prompt with the training examples as demonstrations, as the guidance for tiny data advises."""
+    train = read_examples(Path(data.train_path))
+    shots = few_shot_examples(train, settings.baselines.few_shot_k, seed)
+    return PromptTemplate(system, [[m for m in e.messages if m["role"] != "system"] for e in shots]).to_json()
+
+
 def run_decision(
     data: CuratedData, model: PreparedModel, config: RunConfig, baselines: list[Baseline]
 ) -> DecisionRecord:
@@ -78,7 +86,7 @@ def run_decision(
     memory_gb, source = available_memory(settings.memory_gb)
     record = decide(
         data.counts["train_from_input"], settings, baselines, estimates, memory_gb, source,
-        config.training.method, fallback_template=PromptTemplate(system).to_json(),
+        config.training.method, fallback_template=fallback_template(data, settings, system, config.data.seed),
     )  # fmt: skip
     require_fit(record, settings)
     return record
