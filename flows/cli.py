@@ -249,7 +249,8 @@ def predict(
     max_new_tokens: Annotated[int, typer.Option(help="Longest reply")] = 64,
     batch_size: Annotated[int, typer.Option(help="Prompts generated together")] = 8,
 ) -> None:
-    """Answer prompts with a trained model; JSON lines with "adapter" pick one of several loaded adapters."""
+    """Answer prompts with a trained model (a classifier answers with one of its labels and its probability);
+    JSON lines with "adapter" pick one of several loaded adapters."""
     import json
     import sys
 

@@ -13,7 +13,7 @@ from tunesmith.training.sft import train_model
 TEXTS = ["site down now", "refund my card", "app crashes on login", "office hours?"]
 
 
-def _adapter(tmp_path, tiny_model, name: str, answers: list[str]) -> str:
+def _adapter(tmp_path, tiny_model, name: str, answers: list[str], labels: list[str] | None = None) -> str:
     examples = [
         make_example([{"role": "user", "content": t}, {"role": "assistant", "content": a}], f"{name}:{i}")
         for i, (t, a) in enumerate(zip(TEXTS, answers, strict=True))
@@ -30,12 +30,32 @@ def _adapter(tmp_path, tiny_model, name: str, answers: list[str]) -> str:
         eval_steps=40,
         early_stopping_patience=None,
     )
-    trained = train_model(str(tiny_model), str(train), str(train), "Answer.", config, "lora", CPU32, tmp_path / name)
+    trained = train_model(
+        str(tiny_model), str(train), str(train), "Answer.", config, "lora", CPU32, tmp_path / name,
+        manifest={"labels": labels},
+    )  # fmt: skip
     # Every answer above probability 0.5 makes it the greedy reply on any CPU (see min_answer_probability): that
     # is what lets the tests below expect these exact strings.
     model, tokenizer = load_trained(str(tiny_model), "lora", trained.output_dir, CPU32)
     assert min_answer_probability(model, tokenizer, examples, "Answer.", answers) > 0.5
     return trained.output_dir
+
+
+def test_a_classifier_answers_with_one_of_its_labels_and_its_probability(tmp_path, tiny_model):
+    """A model fine-tuned on labelled data answers with a label (scored as evaluation scores them), never free
+    text, with the probability of that reply; a prompt it never saw still gets one of the labels."""
+    labels = ["urgent", "billing", "technical", "general"]
+    folder = _adapter(tmp_path, tiny_model, "classifier", labels, labels=labels)
+    predictor = Predictor(folder, precision="float32")
+    rows = predictor.predict(list(read_requests([*TEXTS, "completely unrelated words here"])), batch_size=2)
+    # The learned four: each answer's probability is above 0.5 (asserted in _adapter), so it is the chosen label.
+    assert [r["output"] for r in rows[:4]] == labels
+    assert all(0.5 < r["probability"] <= 1.0 for r in rows[:4])
+    assert rows[4]["output"] in labels and 0.0 < rows[4]["probability"] <= 1.0
+    result = CliRunner().invoke(app, ["predict", "--model", folder], input="refund my card\n")
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.output.strip().splitlines()[-1])
+    assert answer["output"] == "billing" and answer["probability"] > 0.5
 
 
 def test_several_adapters_share_one_base_and_are_chosen_per_request(tmp_path, tiny_model):

@@ -50,6 +50,8 @@ def create_app(predictor: Predictor, served_name: str = "tunesmith"):
             "model": request.model or served_name,
             "choices": [
                 {"index": 0, "message": {"role": "assistant", "content": row["output"]}, "finish_reason": "stop"}
+                # a classifier's reply is one of its labels; its probability rides along
+                | ({"probability": row["probability"]} if "probability" in row else {})
             ],
         }
 

@@ -7,6 +7,7 @@ as multi-tenant adapter serving does.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,9 @@ class Predictor:
         folder = local_path(model)
         info = manifest(folder)
         self.systems: dict[str, str] = {}
+        # A model fine-tuned on classification data answers with one of its labels, chosen as evaluation
+        # scores them (the most likely label as the whole reply), with that reply's probability.
+        self.labels: dict[str, list[str] | None] = {}
         if adapters:
             self.model, self.tokenizer = self._with_adapters(folder, info, adapters)
         elif info.get("method") and info["method"] != "merged":
@@ -82,11 +86,13 @@ class Predictor:
 
             self.model, self.tokenizer = load_trained(info["base_model"], info["method"], str(folder), self.precision)
             self.systems[BASE] = info.get("system", "")
+            self.labels[BASE] = info.get("labels")
         else:
             from tunesmith.models.load import load_model
 
             self.model, self.tokenizer = load_model(str(folder), self.precision)
             self.systems[BASE] = info.get("system", "")
+            self.labels[BASE] = info.get("labels")
         self.default = next(iter(adapters)) if adapters else BASE
 
     def _with_adapters(self, base_folder: Path, base_info: dict, adapters: dict[str, str]):
@@ -106,6 +112,7 @@ class Predictor:
                     f"--adapter {name}: method {info.get('method')} is not a PEFT adapter; serve it alone with --model"
                 )
             self.systems[name] = info.get("system", "")
+            self.labels[name] = info.get("labels")
             if model is None:
                 model = PeftModel.from_pretrained(base, str(folder), adapter_name=name)
             else:
@@ -115,10 +122,9 @@ class Predictor:
         return model, tokenizer
 
     def predict(self, requests: list[Request], max_new_tokens: int = 64, batch_size: int = 8) -> list[dict[str, Any]]:
-        """Generate a reply for every request, in input order."""
-        from tunesmith.evaluation.scoring import generate
-
-        replies: dict[int, str] = {}
+        """A reply for every request, in input order: generated text, or for a classifier its label with the
+        label's probability."""
+        replies: dict[int, dict[str, Any]] = {}
         groups: dict[str, list[int]] = {}
         for i, request in enumerate(requests):
             groups.setdefault(request.adapter or self.default, []).append(i)
@@ -135,17 +141,30 @@ class Predictor:
                 + requests[i].messages
                 for i in indices
             ]
-            outputs = self._generate_with(adapter, prompts, max_new_tokens, batch_size, generate)
+            outputs = self._answer_with(adapter, prompts, max_new_tokens, batch_size)
             replies.update(zip(indices, outputs, strict=True))
         return [
-            requests[i].raw | {"adapter": requests[i].adapter or self.default, "output": replies[i]}
+            requests[i].raw | {"adapter": requests[i].adapter or self.default} | replies[i]
             for i in range(len(requests))
         ]
 
-    def _generate_with(self, adapter: str, prompts, max_new_tokens: int, batch_size: int, generate) -> list[str]:
+    def _answer_with(self, adapter: str, prompts, max_new_tokens: int, batch_size: int) -> list[dict[str, Any]]:
         if hasattr(self.model, "set_adapter") and hasattr(self.model, "peft_config"):
             if adapter == BASE:
                 with self.model.disable_adapter():
-                    return generate(self.model, self.tokenizer, prompts, max_new_tokens, batch_size)
+                    return self._answer(prompts, None, max_new_tokens, batch_size)
             self.model.set_adapter(adapter)
-        return generate(self.model, self.tokenizer, prompts, max_new_tokens, batch_size)
+        return self._answer(prompts, self.labels.get(adapter), max_new_tokens, batch_size)
+
+    def _answer(self, prompts, labels: list[str] | None, max_new_tokens: int, batch_size: int) -> list[dict[str, Any]]:
+        from tunesmith.evaluation.evaluate import CANDIDATES
+        from tunesmith.evaluation.scoring import generate, label_logprobs
+
+        if not labels:
+            return [
+                {"output": text} for text in generate(self.model, self.tokenizer, prompts, max_new_tokens, batch_size)
+            ]
+        scores = label_logprobs(self.model, self.tokenizer, prompts, labels, batch_size, candidates=CANDIDATES)
+        return [
+            {"output": labels[int(row.argmax())], "probability": round(math.exp(float(row.max())), 6)} for row in scores
+        ]
