@@ -17,8 +17,8 @@ from tunesmith.tracking.mlflow_runs import (
     set_tags,
     stage_run,
 )
-from tunesmith.tracking.registry import register_model
-from tunesmith.training.stage import run_training
+from tunesmith.tracking.registry import existing_version, register_model
+from tunesmith.training.stage import run_training, save_record
 
 
 @task(name="train", timeout_seconds=24 * HOUR)
@@ -39,22 +39,27 @@ def train_task(run: RunRef, config: RunConfig, data: CuratedData, model: Prepare
                 "tunesmith.data_hash": data.data_hash,
             },
         )
+        if trained.reused:
+            set_tags(stage, {"tunesmith.reused_training_of_run": trained.trained_in_run or ""})
         log_metrics(stage, trained.metrics)
         log_history(stage, trained.history, ("loss", "eval_loss", "learning_rate"))
         log_json(stage, trained.history, "loss_history.json")
         if trained.loss_curve_path:
             log_artifact(stage, trained.loss_curve_path)
-        log_artifact(stage, trained.output_dir, "model")
-        if trained.merged_dir:
-            log_artifact(stage, trained.merged_dir, "merged")
-        version = register_model(
-            stage,
-            config.tracking.registered_model or config.name,
-            "model",
-            {"method": trained.method, "data_hash": data.data_hash, "base_model": config.model,
-             "precision": trained.precision, "pipeline_run_id": run.run_id},
-        )  # fmt: skip
-        trained.registered = {"name": version.name, "version": version.version}
+        version = existing_version(stage, trained.registered)
+        if version is None:  # a new training, or one whose registration did not happen or was deleted
+            log_artifact(stage, trained.output_dir, "model")
+            if trained.merged_dir:
+                log_artifact(stage, trained.merged_dir, "merged")
+            version = register_model(
+                stage,
+                config.tracking.registered_model or config.name,
+                "model",
+                {"method": trained.method, "data_hash": data.data_hash, "base_model": config.model,
+                 "precision": trained.precision, "pipeline_run_id": trained.trained_in_run or run.run_id},
+            )  # fmt: skip
+            trained.registered = {"name": version.name, "version": version.version}
+            save_record(trained)
         set_tags(stage, {"tunesmith.registered_model": f"{version.name}/{version.version}"})
         set_tags(run, {"tunesmith.trained": "true", "tunesmith.model_version": f"{version.name}/{version.version}"})
         m = trained.metrics

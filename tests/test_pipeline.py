@@ -206,3 +206,44 @@ def test_metric_keys_keep_accepted_names_and_never_collide():
     keys = metric_keys(["recall_a?", "recall_a!", "recall_a_", "accuracy", "precision_ünï", "/x"])
     assert keys == {"recall_a?": "recall_a__2", "recall_a!": "recall_a__3", "recall_a_": "recall_a_",
                     "accuracy": "accuracy", "precision_ünï": "precision__n_", "/x": "x"}  # fmt: skip
+
+
+def test_a_run_that_failed_after_training_reruns_without_training_again(
+    prefect_server, mlflow_uri, tmp_path, tiny_model, small_tickets, monkeypatch
+):
+    """Evaluation fails once (an injected fault); the rerun of the same config reuses the finished training,
+    evaluates it, and the registry holds exactly one model version for it."""
+    import tunesmith.tasks.evaluation as evaluation_task
+    import tunesmith.training.stage as training_stage
+
+    trainings = []
+    real_train, real_evaluate = training_stage.train_model, evaluation_task.run_evaluation
+
+    def counting_train(*args, **kwargs):
+        trainings.append(args[5])  # the method
+        return real_train(*args, **kwargs)
+
+    def failing_evaluate(*args, **kwargs):
+        raise RuntimeError("injected evaluation fault")
+
+    monkeypatch.setattr(training_stage, "train_model", counting_train)
+    monkeypatch.setattr(evaluation_task, "run_evaluation", failing_evaluate)
+    config = write_config(tmp_path / "run.yaml", small_tickets, tiny_model, TRAIN_FAST)
+    with pytest.raises(RuntimeError, match="injected evaluation fault"):
+        finetune_pipeline(str(config))
+    assert len(trainings) == 1
+
+    monkeypatch.setattr(evaluation_task, "run_evaluation", real_evaluate)
+    state = finetune_pipeline(str(config), return_state=True)
+    assert state.is_completed() and len(trainings) == 1  # the rerun did not train
+    client = MlflowClient(mlflow_uri)
+    versions = client.search_model_versions("name='test-run'")
+    assert [str(v.version) for v in versions] == ["1"]
+    _, parents, _ = _runs(mlflow_uri)
+    rerun = max(parents, key=lambda r: r.info.start_time)
+    training = client.search_runs(
+        [rerun.info.experiment_id],
+        f"tags.mlflow.parentRunId = '{rerun.info.run_id}' and tags.mlflow.runName = 'training'",
+    )[0]
+    assert training.data.tags["tunesmith.reused_training_of_run"] == versions[0].tags["pipeline_run_id"]
+    assert state.result().model_version == {"name": "test-run", "version": "1"}

@@ -178,6 +178,9 @@ class TrainedModel:
     can_merge: bool = False
     merged_dir: str | None = None
     registered: dict[str, str] | None = None  # {"name", "version"} in the MLflow model registry
+    record_dir: str | None = None  # where the training's record is kept for reuse by a rerun
+    trained_in_run: str | None = None  # the pipeline run that trained it
+    reused: bool = False  # this run reuses a training finished by an earlier run of the same inputs
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -188,6 +191,8 @@ class TrainedModel:
         evals = [h["eval_loss"] for h in self.history if "eval_loss" in h]
         loss = f"best validation loss {m['best_eval_loss']:.3f}" if evals else f"training loss {m['train_loss']:.3f}"
         line = f"{int(m['steps'])} steps, {loss}, {m['tokens_per_s']:.0f} tokens/s"
+        if self.reused:
+            line = f"reused the training of run {self.trained_in_run} (same inputs): " + line
         if self.registered:
             line += f"; registered {self.registered['name']} version {self.registered['version']}"
         return line

@@ -15,6 +15,17 @@ class RegisteredVersion:
     version: str
 
 
+def existing_version(ref: RunRef, registered: dict[str, str] | None) -> RegisteredVersion | None:
+    """The registered version a reused training already has, if it is still in the registry."""
+    if not registered:
+        return None
+    try:
+        ref.client.get_model_version(registered["name"], registered["version"])
+    except MlflowException:
+        return None
+    return RegisteredVersion(registered["name"], registered["version"])
+
+
 def register_model(ref: RunRef, name: str, artifact_path: str, tags: dict[str, str]) -> RegisteredVersion:
     """Register the artifacts at `artifact_path` of the run as a new version of `name`, with tags."""
     client = ref.client

@@ -1,9 +1,16 @@
-"""The training stage as a plain function: one method trained on the curated splits, resumable."""
+"""The training stage as a plain function: one method trained on the curated splits, resumable, and cached.
+
+A training is identified by its inputs: the curated training and validation files, the method and its
+settings, the prompt, the base model and Tunesmith's code version. Its result is kept under the output
+folder, so a run that failed after training (evaluation, forgetting, promotion, report) reruns from there
+instead of training again, and the registered model version is recorded with it so it is not registered twice.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from tunesmith.config import RunConfig
@@ -11,6 +18,9 @@ from tunesmith.config.schema import TrainingConfig
 from tunesmith.prompts import training_prompt
 from tunesmith.records import CuratedData, PreparedModel, TrainedModel
 from tunesmith.training.sft import train_model
+from tunesmith.versioning import code_version
+
+RECORD = "trained.json"
 
 
 def training_settings(config: RunConfig, data: CuratedData) -> TrainingConfig:
@@ -18,25 +28,58 @@ def training_settings(config: RunConfig, data: CuratedData) -> TrainingConfig:
     return config.training.model_copy(update={"max_seq_length": data.max_seq_length})
 
 
-def checkpoint_dir(config: RunConfig, data: CuratedData, model: PreparedModel, method: str) -> Path:
-    """Where an interrupted run of the same config, data and model leaves checkpoints for the next one."""
+def _file_hash(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest() if Path(path).is_file() else ""
+
+
+def training_key(config: RunConfig, data: CuratedData, model: PreparedModel, method: str) -> str:
+    """A hash of everything a training's result depends on."""
     key = json.dumps(
-        {"model": model.path, "method": method, "training": training_settings(config, data).model_dump(mode="json"),
-         "prompt": training_prompt(config), "data": data.data_hash},
+        {"model": model.path, "model_spec": config.model, "method": method,
+         "training": training_settings(config, data).model_dump(mode="json"), "prompt": training_prompt(config),
+         "train": _file_hash(data.train_path), "validation": _file_hash(data.validation_path),
+         "code": code_version()},
         sort_keys=True,
     )  # fmt: skip
-    return (
-        Path(config.output_dir).resolve()
-        / "checkpoints"
-        / f"{config.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
-    )
+    return f"{config.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+def checkpoint_dir(config: RunConfig, data: CuratedData, model: PreparedModel, method: str) -> Path:
+    """Where an interrupted run of the same config, data and model leaves checkpoints for the next one."""
+    return Path(config.output_dir).resolve() / "checkpoints" / training_key(config, data, model, method)
+
+
+def result_dir(config: RunConfig, data: CuratedData, model: PreparedModel, method: str) -> Path:
+    """Where the finished training of these inputs is kept."""
+    return Path(config.output_dir).resolve() / "cache" / "training" / training_key(config, data, model, method)
+
+
+def cached_training(folder: Path) -> TrainedModel | None:
+    """The training finished earlier in `folder`, if its record and model are still there."""
+    record = folder / RECORD
+    if not record.is_file():
+        return None
+    trained = TrainedModel(**json.loads(record.read_text(encoding="utf-8")))
+    return trained if Path(trained.output_dir).is_dir() else None
+
+
+def save_record(trained: TrainedModel) -> None:
+    """Keep the training's record (with its registered version, once it has one) beside its model."""
+    if trained.record_dir:
+        record = Path(trained.record_dir) / RECORD
+        record.write_text(json.dumps(replace(trained, reused=False).to_json(), indent=2), encoding="utf-8")
 
 
 def run_training(
     config: RunConfig, data: CuratedData, model: PreparedModel, method: str, out_dir: Path, run_id: str
 ) -> TrainedModel:
-    """Train `method` on the curated splits; an interrupted attempt with the same inputs is resumed."""
-    return train_model(
+    """Train `method` on the curated splits; the same inputs trained before are reused (unless
+    orchestration.cache is off), and an interrupted attempt with the same inputs is resumed."""
+    folder = result_dir(config, data, model, method)
+    done = cached_training(folder) if config.orchestration.cache else None
+    if done is not None:
+        return replace(done, reused=True)
+    trained = train_model(
         model.path,
         data.train_path,
         data.validation_path,
@@ -44,8 +87,11 @@ def run_training(
         training_settings(config, data),
         method,
         model.precision,
-        out_dir,
+        folder,
         model.trust_remote_code,
         checkpoint_dir=checkpoint_dir(config, data, model, method),
         manifest={"labels": data.labels, "data_hash": data.data_hash, "run_id": run_id, "model_spec": config.model},
     )
+    trained = replace(trained, record_dir=str(folder), trained_in_run=run_id)
+    save_record(trained)
+    return trained
