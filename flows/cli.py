@@ -206,6 +206,13 @@ def _check_report(session: ConsoleSession, config: Path, cfg: RunConfig, report)
         f"{c['read'] - c['kept_unique']} duplicates; splits {c['train']}/{c['validation']}/{c['test']}; "
         f"Great Expectations suite passed; model {cfg.model} loads"
     )
+    data = report.data
+    session.say(f"training.max_seq_length {data.max_seq_length}: {data.max_seq_length_source}")
+    if data.ignored_fields:
+        fields = ", ".join(f"{name} ({rows} rows)" for name, rows in data.ignored_fields.items())
+        session.say(f"fields the {data.data_format} format does not read, skipped: {fields}")
+    for warning in data.warnings:
+        session.say(f"note: {warning}")
     return 0
 
 

@@ -29,7 +29,7 @@ from tunesmith.records import CuratedData, Example
 
 REJECT_KINDS_INVALID = {
     "malformed_json", "malformed_row", "undecodable", "not_object", "missing_field", "unexpected_field",
-    "wrong_type", "empty_text", "invalid_role", "invalid_role_order", "unknown_label", "too_long",
+    "wrong_type", "empty_text", "invalid_role", "invalid_role_order", "unknown_label", "too_long", "unsupported_shape",
 }  # fmt: skip
 
 

@@ -50,6 +50,19 @@ def extra_fields(row: dict[str, Any], data_format: str) -> list[str]:
     return sorted(set(row) - FORMAT_FIELDS[data_format])
 
 
+def refuse_unsupported_shape(row: dict[str, Any], data_format: str) -> None:
+    """Rows of a shape Tunesmith does not train on, named as such rather than as a missing field."""
+    label = row.get("label", row.get("labels"))
+    if data_format == "classification" and isinstance(label, list):
+        field = "label" if "label" in row else "labels"
+        raise RowError(
+            "unsupported_shape",
+            field,
+            f'multi-label rows (a list in "{field}") are not supported: classification takes exactly one label per '
+            "example. Keep one label per row, or train on each label as its own classification task",
+        )
+
+
 def reject_extra_fields(row: dict[str, Any], data_format: str) -> None:
     """data.unknown_fields: reject: a row with a field its format does not read is an error."""
     extra = extra_fields(row, data_format)

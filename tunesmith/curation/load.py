@@ -6,7 +6,13 @@ import contextlib
 import json
 from pathlib import Path
 
-from tunesmith.curation.formats import PARSERS, RowError, extra_fields, reject_extra_fields
+from tunesmith.curation.formats import (
+    PARSERS,
+    RowError,
+    extra_fields,
+    refuse_unsupported_shape,
+    reject_extra_fields,
+)
 from tunesmith.curation.readers import read_rows
 from tunesmith.curation.records import LoadResult, Rejected, make_example
 
@@ -33,6 +39,7 @@ def load_records(
             if not isinstance(raw.row, dict):
                 raise RowError("not_object", None, f"expected an object with fields, got {type(raw.row).__name__}")
             row = _remap(raw.row, columns or {}, ignore_fields or [], data_format)
+            refuse_unsupported_shape(row, data_format)
             if unknown_fields == "reject":
                 reject_extra_fields(row, data_format)
             else:
