@@ -69,9 +69,13 @@ def test_check_fails_on_an_empty_data_file(tmp_path, tiny_model):
 
 def test_check_fails_on_a_single_class(tmp_path, tiny_model):
     rows = [r for r in ticket_rows() if r["label"] == "billing"][:30]
-    result = _check(tmp_path, tiny_model, rows)
+    trainable = "decision.min_examples_finetune=10"  # 30 rows are enough to train on: readiness is checked
+    result = _check(tmp_path, tiny_model, rows, trainable)
     assert result.exit_code == 1
     assert "only class 'billing' has examples: a classifier needs examples of at least two classes" in result.output
+    # Under the default 100 examples training is off the table: the check passes and says what it skipped.
+    small = _check(tmp_path, tiny_model, rows)
+    assert small.exit_code == 0 and "training-readiness checks" in small.output and "only class" in small.output
 
 
 def test_check_fails_on_a_class_too_small_for_the_splits(tmp_path, tiny_model):
@@ -80,10 +84,11 @@ def test_check_fails_on_a_class_too_small_for_the_splits(tmp_path, tiny_model):
         for label in LABELS
         for r in [t for t in ticket_rows() if t["label"] == label][: 3 if label == "general" else 20]
     ]
-    result = _check(tmp_path, tiny_model, rows)
+    trainable = "decision.min_examples_finetune=10"
+    result = _check(tmp_path, tiny_model, rows, trainable)
     assert result.exit_code == 1
     assert "1 class(es) have too few examples for the splits: 'general' has 3; each needs at least 7" in result.output
-    assert _check(tmp_path, tiny_model, rows, "data.min_examples_per_class=1").exit_code == 0  # 1 + 1 + 1 rows
+    assert _check(tmp_path, tiny_model, rows, trainable, "data.min_examples_per_class=1").exit_code == 0  # 1+1+1 rows
 
 
 def test_check_runs_the_expectation_suite(tmp_path, tiny_model, small_tickets):
