@@ -203,7 +203,8 @@ def test_prompt_and_prefix_tuned_models_are_scored_by_their_own_likelihood(tmp_p
             logits = model(input_ids=torch.tensor([full])).logits[0]
         assert logits.shape[0] == len(full)  # one row per input token, virtual positions dropped
         logprobs = torch.log_softmax(logits, -1)
-        expected = sum(logprobs[i - 1, full[i]].item() for i in range(len(head["input_ids"]), len(full)))
+        end = full.index(tokenizer.eos_token_id, len(head["input_ids"])) + 1  # the reply up to its end of turn
+        expected = sum(logprobs[i - 1, full[i]].item() for i in range(len(head["input_ids"]), end))
         assert scores[0, k] == pytest.approx(expected, abs=1e-3)  # float rounding only, as above
 
     conversation = prompt + [{"role": "assistant", "content": "billing"}]
