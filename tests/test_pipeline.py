@@ -247,3 +247,4 @@ def test_a_run_that_failed_after_training_reruns_without_training_again(
     )[0]
     assert training.data.tags["tunesmith.reused_training_of_run"] == versions[0].tags["pipeline_run_id"]
     assert state.result().model_version == {"name": "test-run", "version": "1"}
+    assert (Path(state.result().output_dir) / "training" / "model" / "adapter_config.json").is_file()

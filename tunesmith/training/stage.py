@@ -1,9 +1,10 @@
 """The training stage as a plain function: one method trained on the curated splits, resumable, and cached.
 
 A training is identified by its inputs: the curated training and validation files, the method and its
-settings, the prompt, the base model and Tunesmith's code version. Its result is kept under the output
-folder, so a run that failed after training (evaluation, forgetting, promotion, report) reruns from there
-instead of training again, and the registered model version is recorded with it so it is not registered twice.
+settings, the prompt, the base model and Tunesmith's code version. Its record (metrics, history, where the model
+is, the registered version) is kept under output_dir/cache/training and the model in the folder of the run
+that trained it, so a run that failed after training (evaluation, forgetting, promotion, report) reruns from
+there instead of training again, and its model version is not registered twice.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def checkpoint_dir(config: RunConfig, data: CuratedData, model: PreparedModel, m
 
 
 def result_dir(config: RunConfig, data: CuratedData, model: PreparedModel, method: str) -> Path:
-    """Where the finished training of these inputs is kept."""
+    """Where the record of the finished training of these inputs is kept (the model stays in its run's folder)."""
     return Path(config.output_dir).resolve() / "cache" / "training" / training_key(config, data, model, method)
 
 
@@ -78,7 +79,12 @@ def run_training(
     folder = result_dir(config, data, model, method)
     done = cached_training(folder) if config.orchestration.cache else None
     if done is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        link = out_dir / "model"
+        if not link.exists():
+            link.symlink_to(done.output_dir, target_is_directory=True)  # where users look for a run's model
         return replace(done, reused=True)
+    folder.mkdir(parents=True, exist_ok=True)
     trained = train_model(
         model.path,
         data.train_path,
@@ -87,7 +93,7 @@ def run_training(
         training_settings(config, data),
         method,
         model.precision,
-        folder,
+        out_dir,
         model.trust_remote_code,
         checkpoint_dir=checkpoint_dir(config, data, model, method),
         manifest={"labels": data.labels, "data_hash": data.data_hash, "run_id": run_id, "model_spec": config.model},
