@@ -92,13 +92,14 @@ def test_label_scores_equal_the_models_own_log_likelihood(tiny_model):
 ODD_LABELS = ["card", "card_fee", "card fee?", "card_arrival", "café crème", "2fa reset", "billing", "general"]
 
 
-@pytest.mark.parametrize("candidates", [None, 1, 3])
-def test_label_tree_scores_equal_one_sequence_per_label(tiny_model, candidates):
+@pytest.mark.parametrize(("candidates", "attention"), [(None, "sdpa"), (1, "sdpa"), (3, "sdpa"), (None, "eager")])
+def test_label_tree_scores_equal_one_sequence_per_label(tiny_model, candidates, attention):
     """The prefix tree (labels sharing tokens, several prompts of different lengths per pass) gives each label the
     score of its own whole sequence; pruning by the first-token bound never changes which label wins."""
     from tunesmith.evaluation.scoring import _label_logprobs_per_prompt
 
     model, tokenizer = load_model(str(tiny_model), CPU32)
+    model.set_attn_implementation(attention)  # a boolean mask for SDPA, an additive one for eager attention
     prompts = [
         [{"role": "user", "content": text}]
         for text in ["my card was charged twice", "refund", "the app crashes when I log in with two factor", "hi"]

@@ -110,8 +110,10 @@ class _Search:
                 self.children[parent].append(j)
         self.ancestry = tree.ancestry()
         self.fed: list[int] = []  # nodes in the cache, in cache order after the prompts
-        dtype = next(model.parameters()).dtype
-        self.dtype = dtype if dtype.is_floating_point else torch.float32
+        # SDPA takes a boolean mask (True: attend); eager attention adds the mask to its scores, so it gets the
+        # additive form in the dtype of the activations (the embeddings', which quantization leaves alone).
+        self.boolean_mask = model.config._attn_implementation == "sdpa"
+        self.dtype = model.get_input_embeddings().weight.dtype
 
     def expandable(self) -> list[int]:
         """Nodes not yet fed that have children and a known prefix."""
@@ -142,8 +144,11 @@ class _Search:
             ],
             -1,
         )
-        low = torch.finfo(self.dtype).min
-        mask = torch.zeros(allowed.shape, dtype=self.dtype).masked_fill(~allowed, low)[:, None]
+        if self.boolean_mask:
+            mask = allowed[:, None]
+        else:
+            mask = torch.zeros(allowed.shape, dtype=self.dtype).masked_fill(~allowed, torch.finfo(self.dtype).min)
+            mask = mask[:, None]
         depths = torch.tensor([self.tree.depths[j] for j in nodes])
         positions = self.prompt_mask.sum(-1, keepdim=True) + depths[None]
         tokens = torch.tensor([self.tree.tokens[j] for j in nodes])[None].expand(batch, -1)
