@@ -122,7 +122,9 @@ def test_verbose_shows_the_library_logs_too(prefect_server, mlflow_uri, tmp_path
     quick = TRAIN_FAST + "forgetting:\n  enabled: false\npromotion:\n  enabled: false\n"
     config = write_config(tmp_path / "run.yaml", small_tickets, tiny_model, quick)
     plain = CliRunner().invoke(app, ["run", str(config), "--set", "retraining.skip_unchanged=false"])
-    verbose = CliRunner().invoke(app, ["run", str(config), "--set", "retraining.skip_unchanged=false", "--verbose"])
+    # With the cache on, the second run would reuse the first one's training and the Trainer would not speak.
+    again = ["--set", "retraining.skip_unchanged=false", "--set", "orchestration.cache=false", "--verbose"]
+    verbose = CliRunner().invoke(app, ["run", str(config), *again])
     assert plain.exit_code == verbose.exit_code == 0, plain.output + verbose.output
     assert "{'loss'" not in plain.output and "{'loss'" in verbose.output  # the Trainer's own log lines
     assert "[5/7] training lora" in plain.output and "[5/7] training lora" in verbose.output

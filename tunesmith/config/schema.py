@@ -348,7 +348,7 @@ class RetrainingConfig(Section):
 
 
 class OrchestrationConfig(Section):
-    cache: bool = True  # reuse curation and baselines computed for the same inputs (e.g. after a crash)
+    cache: bool = True  # reuse curation, baselines and trainings computed for the same inputs (e.g. after a crash)
     # Concurrency slot that training holds; default tunesmith-training-<host>-<device>. Name it when several
     # hosts (containers, pods) share one accelerator, so that they queue for it together.
     training_slot: str | None = None
