@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import random
 import sys
 import tempfile
 import time
@@ -23,20 +22,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 RESULTS = REPO / "benchmarks" / "results"
 DATA = REPO.parent / "shared" / "data" / "banking77"
 
 
-def _rows(path: Path, per_label: int, seed: int) -> list[dict]:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    random.Random(seed).shuffle(rows)
-    taken: dict[str, int] = {}
-    chosen = []
-    for row in rows:
-        if taken.get(row["label"], 0) < per_label:
-            taken[row["label"]] = taken.get(row["label"], 0) + 1
-            chosen.append(row)
-    return chosen
+def _rows(path: Path, n: int, seed: int) -> list[dict]:
+    from real_data_matrix import per_label
+
+    return per_label([json.loads(line) for line in path.read_text().splitlines() if line.strip()], n, seed)
 
 
 def _examples(rows: list[dict]):

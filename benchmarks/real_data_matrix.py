@@ -39,21 +39,25 @@ DATASETS = {
 }
 
 
-def _sample(rows: list[dict], data_format: str, limit: int, seed: int = 0) -> list[dict]:
-    rng = random.Random(seed)
+def per_label(rows: list[dict], n: int, seed: int = 0) -> list[dict]:
+    """Up to n rows of each label, drawn at random (seeded)."""
     rows = list(rows)
-    rng.shuffle(rows)
-    if data_format != "classification":
-        return rows[:limit]
-    labels = sorted({r["label"] for r in rows})
-    per_label = max(1, limit // len(labels))
+    random.Random(seed).shuffle(rows)
     taken: dict[str, int] = {}
     chosen = []
     for row in rows:
-        if taken.get(row["label"], 0) < per_label:
+        if taken.get(row["label"], 0) < n:
             taken[row["label"]] = taken.get(row["label"], 0) + 1
             chosen.append(row)
     return chosen
+
+
+def _sample(rows: list[dict], data_format: str, limit: int, seed: int = 0) -> list[dict]:
+    if data_format != "classification":
+        shuffled = list(rows)
+        random.Random(seed).shuffle(shuffled)
+        return shuffled[:limit]
+    return per_label(rows, max(1, limit // len({r["label"] for r in rows})), seed)
 
 
 def prepare(name: str, spec: dict, work: Path, args) -> Path:
