@@ -42,17 +42,18 @@ def _continuation_logprobs(model, prompt_ids: list[int], continuations: list[lis
     ]
 
 
-def label_replies(tokenizer, prompts: list[list[dict[str, str]]], labels: list[str]) -> list[list[int]] | None:
+def label_replies(
+    tokenizer, prompts: list[list[dict[str, str]]], prompt_ids: list[list[int]], labels: list[str]
+) -> list[list[int]] | None:
     """Each label's reply tokens, the same after every prompt (None when the chat template makes them differ)."""
-    first = _chat_ids(tokenizer, prompts[0], generation_prompt=True)
 
-    def reply(messages, prompt_ids, label):
+    def reply(messages, ids, label):
         full = _chat_ids(tokenizer, messages + [{"role": "assistant", "content": label}], generation_prompt=False)
-        return reply_tokens(tokenizer, prompt_ids, full)
+        return reply_tokens(tokenizer, ids, full)
 
-    replies = [reply(prompts[0], first, label) for label in labels]
-    for messages in prompts[1:]:
-        if reply(messages, _chat_ids(tokenizer, messages, generation_prompt=True), labels[0]) != replies[0]:
+    replies = [reply(prompts[0], prompt_ids[0], label) for label in labels]
+    for messages, ids in zip(prompts[1:], prompt_ids[1:], strict=True):
+        if reply(messages, ids, labels[0]) != replies[0]:
             return None
     return replies
 
@@ -72,11 +73,14 @@ def label_logprobs(
     scores = np.empty((len(prompts), len(labels)))
     if not prompts:
         return scores
-    replies = label_replies(tokenizer, prompts, labels)
-    if replies is None or uses_virtual_tokens(model) or not supports_tree_masks(model):
+    if uses_virtual_tokens(model) or not supports_tree_masks(model):
+        return _label_logprobs_per_prompt(model, tokenizer, prompts, labels, batch_size)
+    prompt_ids = [_chat_ids(tokenizer, m, generation_prompt=True) for m in prompts]
+    replies = label_replies(tokenizer, prompts, prompt_ids, labels)
+    if replies is None:
         return _label_logprobs_per_prompt(model, tokenizer, prompts, labels, batch_size)
     for start in range(0, len(prompts), batch_size):
-        chunk = [_chat_ids(tokenizer, m, generation_prompt=True) for m in prompts[start : start + batch_size]]
+        chunk = prompt_ids[start : start + batch_size]
         scores[start : start + len(chunk)] = score_labels(
             model, chunk, replies, tokenizer.pad_token_id, candidates
         ).numpy()
