@@ -7,6 +7,7 @@ fails at load time with the key's name.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -203,6 +204,49 @@ def _details(err: ValidationError, prefix: tuple = ()) -> list[InitErrorDetails]
     ]
 
 
+Strategy = Literal["none", "ddp", "fsdp2", "deepspeed_zero2", "deepspeed_zero3"]
+SHARDED = ("fsdp2", "deepspeed_zero3")  # strategies that also shard the parameters
+
+
+class DistributedConfig(Section):
+    """Training over several processes (GPUs, or CPU processes with gloo), launched with `accelerate launch`.
+
+    none: the training runs inside the pipeline's own process. ddp replicates the model on every process;
+    deepspeed_zero2 shards optimizer states and gradients; fsdp2 and deepspeed_zero3 shard the parameters too.
+    """
+
+    strategy: Strategy = "none"
+    num_processes: int | Literal["auto"] = "auto"  # per node; auto: every visible GPU
+    nnodes: int = Field(1, ge=1)
+    node_rank: int = Field(0, ge=0)
+    rdzv_endpoint: str | None = None  # host:port of node 0, needed with nnodes > 1
+    accelerate_config: ExistingFile | None = None  # the user's own accelerate YAML: it wins over the generated one
+    cpu_offload: bool = False  # fsdp2 / deepspeed: keep optimizer states (zero3/fsdp2: parameters too) in CPU RAM
+
+    @field_validator("num_processes")
+    @classmethod
+    def _positive(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("must be 'auto' or at least 1")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DistributedConfig:
+        if self.node_rank >= self.nnodes:
+            raise ValueError(f"node_rank {self.node_rank} must be below nnodes {self.nnodes}")
+        if self.nnodes > 1 and not self.rdzv_endpoint:
+            raise ValueError("nnodes > 1 needs rdzv_endpoint (host:port of node 0, reachable from every node)")
+        if self.rdzv_endpoint and not re.fullmatch(r"[^:\s]+:\d{1,5}", self.rdzv_endpoint):
+            raise ValueError(f"rdzv_endpoint '{self.rdzv_endpoint}' must be host:port")
+        if self.strategy == "none" and (self.accelerate_config or self.nnodes > 1):
+            raise ValueError("accelerate_config and nnodes need a strategy (ddp, fsdp2, deepspeed_zero2/3)")
+        return self
+
+    @property
+    def active(self) -> bool:
+        return self.strategy != "none"
+
+
 class TrainingConfig(Section):
     """Training settings; each method's own section (training.lora, training.qlora, ...) is declared by the method
     itself (tunesmith/training/methods) and validated here by its settings model, defaults included."""
@@ -237,6 +281,7 @@ class TrainingConfig(Section):
     early_stopping_patience: int | None = Field(3, ge=1)  # evaluations without improvement; None: off
     resume: bool = True  # a re-run of the same config picks up from the last checkpoint
     merge: bool = False  # also save the adapter merged into the base (LoRA, DoRA, QLoRA, IA3)
+    distributed: DistributedConfig = DistributedConfig()
 
     @model_validator(mode="wrap")
     @classmethod

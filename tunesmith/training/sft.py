@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tunesmith.config.schema import TrainingConfig
+from tunesmith.config.schema import SHARDED, TrainingConfig
 from tunesmith.console import progress
 from tunesmith.curation.records import read_examples
 from tunesmith.errors import NotEnoughMemory
@@ -24,16 +26,19 @@ from tunesmith.training.tokenize import tokenize_conversation
 MANIFEST = "tunesmith_model.json"  # beside the weights: what a later `tunesmith predict` needs to know
 
 
-def hyperparameters(config: TrainingConfig, method: str, n_train: int) -> dict[str, Any]:
-    """The method's defaults overridden by what the config sets, and the step schedule they imply."""
+def hyperparameters(config: TrainingConfig, method: str, n_train: int, world_size: int = 1) -> dict[str, Any]:
+    """The method's defaults overridden by what the config sets, and the step schedule they imply.
+
+    Each of `world_size` processes takes batch_size examples per micro-step: an effective batch set in the config
+    is kept by accumulating fewer micro-steps when more processes train together."""
     defaults = METHODS[method].defaults
     accumulation = (
-        math.ceil(config.effective_batch_size / config.batch_size)
+        math.ceil(config.effective_batch_size / (config.batch_size * world_size))
         if config.effective_batch_size
         else config.gradient_accumulation_steps
     )
     epochs = config.epochs or defaults.epochs
-    steps_per_epoch = max(1, math.ceil(n_train / (config.batch_size * accumulation)))
+    steps_per_epoch = max(1, math.ceil(n_train / (config.batch_size * accumulation * world_size)))
     total_steps = config.max_steps if config.max_steps > 0 else math.ceil(epochs * steps_per_epoch)
     eval_steps = config.eval_steps or max(1, math.ceil(min(steps_per_epoch, total_steps) / 2))
     return {
@@ -43,7 +48,8 @@ def hyperparameters(config: TrainingConfig, method: str, n_train: int) -> dict[s
         "weight_decay": defaults.weight_decay if config.weight_decay is None else config.weight_decay,
         "batch_size": config.batch_size,
         "gradient_accumulation_steps": accumulation,
-        "effective_batch_size": config.batch_size * accumulation,
+        "effective_batch_size": config.batch_size * accumulation * world_size,
+        "world_size": world_size,
         "lr_scheduler": config.lr_scheduler,
         "warmup_ratio": config.warmup_ratio,
         "max_steps": config.max_steps,
@@ -92,6 +98,8 @@ def sft_config(config: TrainingConfig, hp: dict[str, Any], precision: Precision,
         metric_for_best_model="eval_loss" if keep_best else None,
         greater_is_better=False if keep_best else None,
         report_to="none",
+        # Every trainable weight of every method takes part in each step: no extra pass to look for unused ones.
+        ddp_find_unused_parameters=False,
         seed=config.seed,
         data_seed=config.seed,
         disable_tqdm=True,
@@ -147,9 +155,13 @@ def train_model(
     trust_remote_code: bool = False,
     checkpoint_dir: Path | None = None,
     manifest: dict[str, Any] | None = None,
+    ranks_dir: Path | None = None,
 ) -> TrainedModel:
-    """Fine-tune with the given method; resumes from checkpoint_dir when an earlier attempt left checkpoints."""
-    from transformers import EarlyStoppingCallback, set_seed
+    """Fine-tune with the given method; resumes from checkpoint_dir when an earlier attempt left checkpoints.
+
+    Under a distributed launch (tunesmith/training/distributed) every rank runs this; each writes its own report
+    to ranks_dir, and rank 0 alone saves the model, its manifest and the loss curve."""
+    from transformers import EarlyStoppingCallback, PrinterCallback, set_seed
     from trl import SFTTrainer
 
     from tunesmith.models.load import load_tokenizer
@@ -158,7 +170,8 @@ def train_model(
     tokenizer = load_tokenizer(base_model, trust_remote_code)
     train = _tokenized(train_path, tokenizer, system, config)
     validation = _tokenized(validation_path, tokenizer, system, config)
-    hp = hyperparameters(config, method, len(train))
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))  # set by the distributed launcher for every rank
+    hp = hyperparameters(config, method, len(train), world_size)
     checkpoints = checkpoint_dir or out_dir / "checkpoints"
     args = sft_config(config, hp, precision, checkpoints, validation is not None)
     callbacks = [StopOnNonFinite(hp["learning_rate"])]
@@ -178,6 +191,9 @@ def train_model(
         processing_class=tokenizer,
         callbacks=callbacks,
     )
+    trainer.remove_callback(PrinterCallback)  # prints every log as a dict; the progress bar shows the losses
+    counter = count_training_tokens(trainer)
+    main = trainer.is_world_process_zero()
     trainable, total = parameter_counts(trainer.model)
     hp["optimizer"] = getattr(args.optim, "value", args.optim)
     resume = last_checkpoint(checkpoints) if config.resume else None
@@ -194,7 +210,15 @@ def train_model(
             raise out_of_memory(err, trainer.state.global_step, hp, precision) from err
 
     model_dir = out_dir / "model"
-    module.save(trainer.model, model_dir)
+    if ranks_dir is not None:
+        write_rank_report(trainer, ranks_dir, counter.tokens, usage.wall_s)
+    if config.distributed.strategy in SHARDED:
+        trainer.save_model(str(model_dir))  # every rank takes part: the shards are gathered into one model
+    elif main:
+        module.save(trainer.model, model_dir)
+    trainer.accelerator.wait_for_everyone()
+    if not main:
+        return TrainedModel(base_model, str(model_dir), method, precision.dtype, hp, {}, [], None, module.can_merge)
     tokenizer.save_pretrained(str(model_dir))
     details = {
         "method": method,
@@ -237,6 +261,8 @@ def train_model(
     }
     if usage.peak_gpu_mb is not None:
         metrics["peak_gpu_mb"] = usage.peak_gpu_mb
+    if ranks_dir is not None:
+        metrics |= rank_metrics(ranks_dir)
     if checkpoint_dir is not None:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)  # finished: nothing left to resume
     return TrainedModel(
@@ -251,6 +277,78 @@ def train_model(
         can_merge=module.can_merge,
         merged_dir=merged_dir,
     )
+
+
+class TokenCounter:
+    """Wraps the trainer's collator to count the real (unpadded) tokens this process trains on."""
+
+    def __init__(self, collate):
+        self.collate, self.tokens, self.counting = collate, 0, True
+
+    def __call__(self, features):
+        batch = self.collate(features)
+        if self.counting:
+            mask = batch.get("attention_mask")
+            self.tokens += int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
+        return batch
+
+
+def count_training_tokens(trainer) -> TokenCounter:
+    """Count the tokens of training batches only: evaluation batches go through the same collator."""
+    counter = TokenCounter(trainer.data_collator)
+    trainer.data_collator = counter
+    evaluate = trainer.evaluate
+
+    def evaluate_uncounted(*args, **kwargs):
+        counter.counting = False
+        try:
+            return evaluate(*args, **kwargs)
+        finally:
+            counter.counting = True
+
+    trainer.evaluate = evaluate_uncounted
+    return counter
+
+
+def weights_digest(model) -> str:
+    """A hash of the trainable weights: equal on every rank of a data-parallel job that stayed in step."""
+    import torch
+
+    digest = hashlib.sha256()
+    for name, parameter in sorted(model.named_parameters(), key=lambda item: item[0]):
+        if parameter.requires_grad:
+            digest.update(name.encode())
+            digest.update(parameter.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def write_rank_report(trainer, ranks_dir: Path, tokens: int, wall_s: float) -> None:
+    """This rank's view of the job: who it was, what it trained on, how fast, and where its weights ended."""
+    state = trainer.accelerator.state
+    eval_s = sum(row.get("eval_runtime", 0.0) for row in trainer.state.log_history)
+    report = {
+        "rank": state.process_index,
+        "local_rank": state.local_process_index,
+        "world_size": int(os.environ.get("WORLD_SIZE", "1")),
+        "num_processes": trainer.accelerator.num_processes,
+        "distributed_type": str(state.distributed_type),
+        "device": str(trainer.accelerator.device),
+        "steps": trainer.state.global_step,
+        "tokens": tokens,
+        "train_s": max(wall_s - eval_s, 1e-9),
+        "tokens_per_s": tokens / max(wall_s - eval_s, 1e-9),
+        "weights_sha256": weights_digest(trainer.model),
+    }
+    ranks_dir.mkdir(parents=True, exist_ok=True)
+    (ranks_dir / f"rank-{report['rank']}.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+
+
+def rank_metrics(ranks_dir: Path) -> dict[str, float]:
+    """Each rank's throughput as rank<i>_tokens_per_s, and how many ranks reported."""
+    reports = [json.loads(p.read_text()) for p in sorted(ranks_dir.glob("rank-*.json"))]
+    metrics = {f"rank{r['rank']}_tokens_per_s": float(r["tokens_per_s"]) for r in reports}
+    world = max((r["world_size"] for r in reports), default=1)
+    return metrics | {"ranks": float(len(reports)), "world_size": float(world)}
 
 
 def is_out_of_memory(error: BaseException) -> bool:

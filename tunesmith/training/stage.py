@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from tunesmith.config import RunConfig
 from tunesmith.config.schema import TrainingConfig
 from tunesmith.prompts import training_prompt
 from tunesmith.records import CuratedData, PreparedModel, TrainedModel
+from tunesmith.training.distributed.launch_config import resolved_processes
+from tunesmith.training.distributed.launcher import launch_training
+from tunesmith.training.distributed.spec import TrainingSpec
 from tunesmith.training.sft import train_model
 from tunesmith.versioning import code_version
 
@@ -71,6 +74,34 @@ def save_record(trained: TrainedModel) -> None:
         record.write_text(json.dumps(replace(trained, reused=False).to_json(), indent=2), encoding="utf-8")
 
 
+def train(spec: TrainingSpec) -> TrainedModel:
+    """One training from its spec: in this process, or launched over several when a strategy is set."""
+    training = spec.training_config()
+    distributed = training.distributed
+    if distributed.active:
+        gpus = visible_gpus() if spec.precision["device"] == "cuda" else 0
+        return launch_training(spec, distributed, resolved_processes(distributed, gpus))
+    return train_model(
+        spec.base_model,
+        spec.train_path,
+        spec.validation_path,
+        spec.system,
+        training,
+        spec.method,
+        spec.precision_record(),
+        Path(spec.out_dir),
+        spec.trust_remote_code,
+        checkpoint_dir=Path(spec.checkpoint_dir) if spec.checkpoint_dir else None,
+        manifest=spec.manifest,
+    )
+
+
+def visible_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count()
+
+
 def run_training(
     config: RunConfig, data: CuratedData, model: PreparedModel, method: str, out_dir: Path, run_id: str
 ) -> TrainedModel:
@@ -85,19 +116,20 @@ def run_training(
             link.symlink_to(done.output_dir, target_is_directory=True)  # where users look for a run's model
         return replace(done, reused=True)
     folder.mkdir(parents=True, exist_ok=True)
-    trained = train_model(
-        model.path,
-        data.train_path,
-        data.validation_path,
-        training_prompt(config),
-        training_settings(config, data),
-        method,
-        model.precision,
-        out_dir,
-        model.trust_remote_code,
-        checkpoint_dir=checkpoint_dir(config, data, model, method),
+    spec = TrainingSpec(
+        base_model=model.path,
+        train_path=data.train_path,
+        validation_path=data.validation_path,
+        system=training_prompt(config),
+        training=training_settings(config, data).model_dump(mode="json"),
+        method=method,
+        precision=asdict(model.precision),
+        out_dir=str(out_dir),
+        trust_remote_code=model.trust_remote_code,
+        checkpoint_dir=str(checkpoint_dir(config, data, model, method)),
         manifest={"labels": data.labels, "data_hash": data.data_hash, "run_id": run_id, "model_spec": config.model},
     )
+    trained = train(spec)
     trained = replace(trained, record_dir=str(folder), trained_in_run=run_id)
     save_record(trained)
     return trained

@@ -1,0 +1,183 @@
+"""Training over several processes: a real two-process DDP job on the CPU (gloo), launched by the pipeline."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from tests.conftest import write_config
+from tunesmith.config.schema import DistributedConfig, TrainingConfig
+from tunesmith.records import Precision
+from tunesmith.training.distributed.launch_config import accelerate_config, write_accelerate_config
+from tunesmith.training.distributed.launcher import DistributedTrainingFailed
+from tunesmith.training.distributed.spec import TrainingSpec
+from tunesmith.training.stage import train
+
+CPU32 = Precision("cpu", "float32", "tests")
+GPU_BF16 = Precision("cuda", "bfloat16", "tests")
+
+DDP = """decision:
+  force: finetune
+training:
+  method: lora
+  max_steps: 200
+  learning_rate: 0.003
+  batch_size: 4
+  eval_steps: 10
+  save_steps: 10
+  early_stopping_patience: null
+  distributed:
+    strategy: ddp
+    num_processes: 2
+evaluation:
+  max_examples: 8
+forgetting:
+  enabled: false
+tracking:
+  experiment: ddp
+"""
+
+
+def _run(config: Path, env: dict) -> subprocess.Popen:
+    command = [sys.executable, "-m", "tunesmith.flows.cli", "run", str(config)]
+    return subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def test_ddp_on_two_cpu_processes_trains_one_model_and_resumes_after_the_job_is_killed(
+    tmp_path, tiny_model, learnable_tickets
+):
+    config = write_config(tmp_path / "run.yaml", learnable_tickets, tiny_model, DDP)
+    env = os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "PYTHONUNBUFFERED": "1"}
+    runs = tmp_path / "runs"
+
+    first = _run(config, env)
+    deadline = time.time() + 300
+    while not list((runs / "checkpoints").glob("*/checkpoint-20/trainer_state.json")):
+        assert first.poll() is None, first.stdout.read().decode()[-3000:]
+        assert time.time() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
+    launcher = next(runs.glob("*/training/distributed/launcher.pid"))
+    os.killpg(int(launcher.read_text()), signal.SIGKILL)  # the whole job: launcher and both ranks
+    output = first.communicate(timeout=120)[0].decode()
+    assert first.returncode != 0
+    assert "ddp training (2 processes) exited with code" in output, output[-3000:]
+
+    second = _run(config, env)
+    output = second.communicate(timeout=600)[0].decode()
+    assert second.returncode == 0, output[-3000:]
+
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name("ddp")
+    training = [r for r in client.search_runs([experiment.experiment_id]) if r.info.run_name == "training"]
+    finished = [r for r in training if r.info.status == "FINISHED"]
+    assert len(finished) == 1
+    metrics = finished[0].data.metrics
+    assert 20 <= metrics["resumed_from_step"] < 200 and metrics["steps"] == 200
+    assert metrics["world_size"] == 2 and metrics["rank0_tokens_per_s"] > 0 and metrics["rank1_tokens_per_s"] > 0
+
+    reports = [json.loads(p.read_text()) for p in sorted(runs.glob("*/training/distributed/ranks/rank-*.json"))]
+    latest = [r for r in reports if r["steps"] == 200]
+    assert sorted(r["rank"] for r in latest) == [0, 1]
+    assert all(r["world_size"] == 2 and r["num_processes"] == 2 for r in latest)  # one job, not two copies
+    assert latest[0]["weights_sha256"] == latest[1]["weights_sha256"]  # the ranks stayed in step
+
+    history = json.loads(
+        Path(client.download_artifacts(finished[0].info.run_id, "loss_history.json", str(tmp_path))).read_text()
+    )
+    losses = [h["loss"] for h in history if "loss" in h]
+    assert losses[-1] < 0.7 * losses[0]  # the resumed job kept learning
+
+    versions = client.search_model_versions("name = 'test-run'")
+    assert len(versions) == 1
+
+
+def _spec(tmp_path, model: Path | str, **training) -> TrainingSpec:
+    from tests.test_training import _memorisable_set
+
+    train_path, val_path = _memorisable_set(tmp_path)
+    config = TrainingConfig(max_steps=4, batch_size=4, max_seq_length=64, **training)
+    training_json = config.model_dump(mode="json")
+    return TrainingSpec(str(model), str(train_path), str(val_path), "Classify.", training_json, "lora",
+                        asdict(CPU32), str(tmp_path / "out"), checkpoint_dir=str(tmp_path / "ckpt"))  # fmt: skip
+
+
+def test_a_failed_job_is_a_clear_error_with_its_last_lines(tmp_path):
+    broken = tmp_path / "not-a-model"
+    broken.mkdir()  # no tokenizer in it: every rank fails as it starts
+    spec = _spec(tmp_path, broken, distributed={"strategy": "ddp", "num_processes": 2})
+    with pytest.raises(DistributedTrainingFailed) as failure:
+        train(spec)
+    message = str(failure.value)
+    assert "ddp training (2 processes) exited with code" in message
+    # the ranks' own error, not only the launcher's summary that follows it
+    assert "first error in the job: ValueError: Couldn't instantiate the backend tokenizer" in message
+    assert (spec.folder / "job.log").is_file() and (spec.folder / "spec.json").is_file()
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp2", "deepspeed_zero2", "deepspeed_zero3"])
+def test_generated_accelerate_configs_load_with_accelerates_own_loader(strategy, tmp_path):
+    from accelerate.commands.config.config_args import load_config_from_file
+    from accelerate.utils import DistributedType
+
+    distributed = DistributedConfig(strategy=strategy, num_processes=4, nnodes=2, node_rank=1,
+                                    rdzv_endpoint="node0.example:29500")  # fmt: skip
+    path = write_accelerate_config(accelerate_config(distributed, GPU_BF16, 4, 2), tmp_path / "accelerate.yaml")
+    loaded = load_config_from_file(str(path))
+    expected = {"ddp": DistributedType.MULTI_GPU, "fsdp2": DistributedType.FSDP,
+                "deepspeed_zero2": DistributedType.DEEPSPEED, "deepspeed_zero3": DistributedType.DEEPSPEED}  # fmt: skip
+    assert loaded.distributed_type == expected[strategy]
+    assert (loaded.num_processes, loaded.num_machines, loaded.machine_rank) == (8, 2, 1)  # all nodes' processes
+    assert (loaded.main_process_ip, loaded.main_process_port) == ("node0.example", 29500)
+    assert loaded.mixed_precision == "bf16" and not loaded.use_cpu
+    if strategy == "fsdp2":
+        assert loaded.fsdp_config["fsdp_version"] == 2
+        assert loaded.fsdp_config["fsdp_state_dict_type"] == "FULL_STATE_DICT"  # a saved model loads anywhere
+    if strategy.startswith("deepspeed"):
+        stage = int(strategy[-1])
+        assert loaded.deepspeed_config["zero_stage"] == stage
+        assert loaded.deepspeed_config["gradient_accumulation_steps"] == 2
+        assert loaded.deepspeed_config["zero3_save_16bit_model"] is (stage == 3)
+
+
+def test_cpu_ddp_is_launched_as_torchrun_ranks_not_accelerates_single_process_cpu_type(tmp_path):
+    from accelerate.commands.config.config_args import load_config_from_file
+    from accelerate.utils import DistributedType
+
+    config = accelerate_config(DistributedConfig(strategy="ddp", num_processes=2), CPU32, 2, 1)
+    loaded = load_config_from_file(str(write_accelerate_config(config, tmp_path / "a.yaml")))
+    # MULTI_CPU would start one process; MULTI_GPU with use_cpu starts two gloo ranks through torchrun.
+    assert loaded.distributed_type == DistributedType.MULTI_GPU and loaded.use_cpu
+    assert loaded.num_processes == 2 and loaded.mixed_precision == "no"
+
+
+@pytest.mark.parametrize("strategy", ["fsdp2", "deepspeed_zero2", "deepspeed_zero3"])
+def test_sharding_strategies_need_gpus(strategy):
+    with pytest.raises(ValueError, match="needs CUDA GPUs"):
+        accelerate_config(DistributedConfig(strategy=strategy, num_processes=2), CPU32, 2, 1)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"strategy": "ddp", "nnodes": 2}, "needs rdzv_endpoint"),
+        ({"strategy": "ddp", "nnodes": 2, "node_rank": 2, "rdzv_endpoint": "h:1"}, "node_rank 2 must be below"),
+        ({"strategy": "ddp", "nnodes": 2, "rdzv_endpoint": "no-port"}, "must be host:port"),
+        ({"strategy": "none", "nnodes": 2, "rdzv_endpoint": "h:1"}, "need a strategy"),
+        ({"strategy": "ddp", "num_processes": 0}, "at least 1"),
+        ({"strategy": "zero9"}, "strategy"),
+    ],
+)
+def test_invalid_distributed_settings_are_config_errors(settings, message):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=message):
+        TrainingConfig(distributed=settings)

@@ -1,0 +1,108 @@
+"""The accelerate config a distributed training is launched with, generated from training.distributed.
+
+accelerate's launcher picks DDP, FSDP or DeepSpeed from `distributed_type`; the Trainer inside each process reads
+the same choice from the environment the launcher sets. Two things are not obvious:
+- On CPUs, accelerate's MULTI_CPU type starts a single process (it expects mpirun around it). DDP over gloo is
+  launched as MULTI_GPU (torchrun underneath) with `use_cpu`, and the worker's environment says
+  ACCELERATE_USE_CPU so each process is a CPU rank of one job, not an independent copy.
+- FSDP2 is FSDP with fsdp_version 2; the state dict is gathered in full on save so the saved model (or adapter)
+  loads like any other.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tunesmith.config.schema import DistributedConfig
+from tunesmith.records import Precision
+
+MIXED_PRECISION = {"float32": "no", "bfloat16": "bf16", "float16": "fp16"}
+# Sharding needs every rank to build the same module tree before it is wrapped; the bottleneck adapter adds its
+# modules after loading in a way FSDP's wrapping policy and ZeRO-3's partitioning do not see.
+NOT_SHARDABLE = {"adapter": "the bottleneck adapter"}
+
+
+def unsupported(method: str, strategy: str) -> str | None:
+    """Why `method` cannot train under `strategy`, or None when it can."""
+    if strategy in ("fsdp2", "deepspeed_zero3") and method in NOT_SHARDABLE:
+        return f"{NOT_SHARDABLE[method]} cannot be trained with {strategy}: use ddp or deepspeed_zero2"
+    return None
+
+
+def resolved_processes(distributed: DistributedConfig, gpus: int) -> int:
+    """Processes per node: the configured number, or every visible GPU."""
+    if distributed.num_processes != "auto":
+        return int(distributed.num_processes)
+    if gpus < 1:
+        raise ValueError(
+            "training.distributed.num_processes 'auto' counts GPUs and none is visible: set a number "
+            "(on CPUs, processes that train together over gloo)"
+        )
+    return gpus
+
+
+def accelerate_config(
+    distributed: DistributedConfig,
+    precision: Precision,
+    processes_per_node: int,
+    gradient_accumulation_steps: int,
+    gradient_checkpointing: bool = False,
+) -> dict[str, Any]:
+    """The accelerate YAML (as a dict) for this strategy, process count and precision."""
+    cpu = precision.device != "cuda"
+    if cpu and distributed.strategy not in ("none", "ddp"):
+        raise ValueError(
+            f"training.distributed.strategy {distributed.strategy} needs CUDA GPUs (FSDP and DeepSpeed do not run "
+            "on CPUs through transformers): use ddp on CPUs"
+        )
+    kind = {"ddp": "MULTI_GPU", "fsdp2": "FSDP", "deepspeed_zero2": "DEEPSPEED", "deepspeed_zero3": "DEEPSPEED"}
+    config: dict[str, Any] = {
+        "compute_environment": "LOCAL_MACHINE",
+        "distributed_type": kind[distributed.strategy],
+        "num_machines": distributed.nnodes,
+        "machine_rank": distributed.node_rank,
+        "num_processes": processes_per_node * distributed.nnodes,  # accelerate counts all nodes' processes
+        "mixed_precision": MIXED_PRECISION[precision.dtype],
+        "use_cpu": cpu,
+        "gpu_ids": "all",
+        "rdzv_backend": "c10d" if distributed.nnodes > 1 else "static",
+        "same_network": True,
+        "main_training_function": "main",
+        "downcast_bf16": "no",
+        "debug": False,
+    }
+    if distributed.rdzv_endpoint:
+        host, port = distributed.rdzv_endpoint.rsplit(":", 1)
+        config |= {"main_process_ip": host, "main_process_port": int(port)}
+    if distributed.strategy == "fsdp2":
+        config["fsdp_config"] = {
+            "fsdp_version": 2,
+            "fsdp_auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
+            "fsdp_reshard_after_forward": True,
+            "fsdp_state_dict_type": "FULL_STATE_DICT",
+            "fsdp_cpu_ram_efficient_loading": True,
+            "fsdp_offload_params": distributed.cpu_offload,
+            "fsdp_activation_checkpointing": gradient_checkpointing,
+        }
+    elif distributed.strategy.startswith("deepspeed"):
+        offload = "cpu" if distributed.cpu_offload else "none"
+        stage = 3 if distributed.strategy == "deepspeed_zero3" else 2
+        config["deepspeed_config"] = {
+            "zero_stage": stage,
+            "gradient_accumulation_steps": gradient_accumulation_steps,
+            "gradient_clipping": 1.0,
+            "offload_optimizer_device": offload,
+            "offload_param_device": offload if stage == 3 else "none",
+            "zero3_init_flag": stage == 3,
+            "zero3_save_16bit_model": stage == 3,  # the saved model is whole, not ZeRO shards
+        }
+    return config
+
+
+def write_accelerate_config(config: dict[str, Any], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
