@@ -27,6 +27,7 @@ RESULTS = REPO / "benchmarks" / "results"
 DATA = REPO.parent / "shared" / "data"
 CLI = Path(sys.executable).parent / "tunesmith"
 
+MIN_PER_LABEL = 10
 DATASETS = {
     "banking77": {"file": "banking77/train.jsonl", "format": "classification"},
     "clinc150": {"file": "clinc150/train.jsonl", "format": "classification"},
@@ -57,7 +58,9 @@ def _sample(rows: list[dict], data_format: str, limit: int, seed: int = 0) -> li
         shuffled = list(rows)
         random.Random(seed).shuffle(shuffled)
         return shuffled[:limit]
-    return per_label(rows, max(1, limit // len({r["label"] for r in rows})), seed)
+    # At least MIN_PER_LABEL of each label: after duplicate removal every label must still fill the three splits
+    # and data.min_examples_per_class (151 clinc150 intents at 1200 rows would leave 7 each, and some 6).
+    return per_label(rows, max(MIN_PER_LABEL, limit // len({r["label"] for r in rows})), seed)
 
 
 def prepare(name: str, spec: dict, work: Path, args) -> Path:
@@ -110,7 +113,8 @@ def _row(name: str, config: Path, wall_s: float, returncode: int, log: str) -> d
     change = {k.removesuffix(suffix): v for k, v in found if k.endswith(suffix)}
     training = children.get("training")
     decision = children.get("decision")
-    baselines = {k: v for k, v in (decision.data.metrics if decision else {}).items() if k.startswith("baseline_")}
+    found = (decision.data.metrics if decision else {}).items()
+    baselines = {k: v for k, v in found if k.startswith("baseline_") and main and k.endswith(f"_{main}")}
     return row | {
         "read": int(counts.get("read", 0)),
         "kept": int(counts.get("kept_unique", 0)),
@@ -120,7 +124,7 @@ def _row(name: str, config: Path, wall_s: float, returncode: int, log: str) -> d
         "metric": main,
         "base": metrics.get(f"base_{main}") if main else None,
         "finetuned": metrics.get(f"finetuned_{main}") if main else None,
-        "best_baseline": max((v for k, v in baselines.items() if not k.endswith("latency_s")), default=None),
+        "best_baseline": max(baselines.values(), default=None),
         "forgetting_change": change,
         "tokens_per_s": training.data.metrics.get("tokens_per_s") if training else None,
         "outcome": tags.get("tunesmith.outcome", "")[:160],
@@ -140,7 +144,10 @@ def main() -> None:
     if not DATA.is_dir():
         sys.exit(f"needs {DATA}")
     work = Path(args.work)
-    rows = []
+    output = RESULTS / "real_data_matrix.json"
+    # Rows of datasets not run this time are kept from the last run, so one dataset can be rerun alone.
+    earlier = json.loads(output.read_text())["rows"] if output.is_file() else []
+    rows = [r for r in earlier if r["dataset"] not in args.datasets.split(",")]
     for name in args.datasets.split(","):
         config = prepare(name, DATASETS[name], work, args)
         start = time.perf_counter()
@@ -151,7 +158,8 @@ def main() -> None:
         rows.append(_row(name, config, wall, done.returncode, done.stdout + done.stderr))
         print(json.dumps(rows[-1]), flush=True)
         RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "real_data_matrix.json").write_text(json.dumps({"settings": vars(args), "rows": rows}, indent=2))
+        rows.sort(key=lambda r: list(DATASETS).index(r["dataset"]))
+        output.write_text(json.dumps({"settings": vars(args), "rows": rows}, indent=2))
     print("| dataset | read | kept | rejected | decision | method | metric | base | fine-tuned | forgetting | wall s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:

@@ -9,6 +9,7 @@ from prefect.states import Completed
 
 from tunesmith.config import RunConfig, load_config
 from tunesmith.console import progress
+from tunesmith.decision.stage import planned
 from tunesmith.quiet import quiet_libraries
 from tunesmith.records import DecisionRecord, EvaluationResult, ForgettingReport, PromotionDecision, TrainedModel
 from tunesmith.tasks.curation import curate_task
@@ -94,7 +95,7 @@ def finetune_pipeline(config_path: str, overrides: list[str] | None = None):
             outcome = f"Stopped: {decision.decision.replace('_', ' ')} recommended"
             return Completed(name=outcome, message=outcome, data=PipelineResult.of(run, decision, summary, outcome))
         before = benchmark_base_task(run, config, model) if config.forgetting.active else None
-        trained = train_task(run, config, data, model, decision.method)
+        trained = train_task(run, planned(config, decision), data, model, decision.method)
         scores = evaluate_task(run, config, data, model, trained, decision)
         drift = forgetting_task(run, config, model, trained, before) if before is not None else None
         promotion = promote_task(run, config, data, model, trained, scores, drift) if config.promotion.enabled else None

@@ -1,13 +1,14 @@
 import json
+from dataclasses import replace
 
 import pytest
 
 from tunesmith.config.schema import DecisionConfig, TrainingConfig
 from tunesmith.curation.records import make_example
 from tunesmith.decision.baselines import Baseline, few_shot_examples
-from tunesmith.decision.memory import Workload, estimate, estimate_all
+from tunesmith.decision.memory import Workload, estimate, estimate_all, fit, workload_for
 from tunesmith.decision.rules import decide
-from tunesmith.models.shape import model_shape
+from tunesmith.models.shape import ModelShape, model_shape
 
 SMALL_MODEL_GB = {m: 1.0 for m in ("full", "lora", "dora", "qlora", "adapter", "prefix", "prompt", "ia3", "spectrum")}
 
@@ -212,3 +213,87 @@ def test_small_data_reaches_the_decision_and_gets_a_prompt(
     curated = json.loads(next((tmp_path / "runs").rglob("curation_report.json")).read_text())
     assert curated["validation"]["success"] and not curated["problems"]
     assert any("training-readiness checks" in w for w in curated["warnings"])
+
+
+# The ZeRO paper (Rajbhandari et al., 2020), Figure 1: a 7.5B-parameter model, mixed-precision Adam (2 bytes of
+# weights, 2 of gradients, K = 12 of optimizer state per parameter), N = 64 devices, model states per device.
+ZERO_PAPER = Workload(weight_dtype="float16", activation_dtype="float16", optimizer_state_dtype="float32",
+                      master_weights=True, devices=64)  # fmt: skip
+PSI_7_5B = ModelShape(7_500_000_000, 7_000_000_000, 50_000_000, {}, 4096, 32, 16384, 32, 4096, 32000)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "per_device_gb"),
+    [("ddp", 120.0), ("deepspeed_zero2", 16.6), ("deepspeed_zero3", 1.88), ("fsdp2", 1.88)],
+)
+def test_per_device_model_states_match_the_zero_paper(strategy, per_device_gb):
+    e = estimate("full", PSI_7_5B, replace(ZERO_PAPER, strategy=strategy))
+    assert e.model_states_gb() == pytest.approx(per_device_gb, rel=0.01)
+    assert e.plan["strategy"] == strategy and e.plan["devices"] == 64
+    assert any(f"{strategy} over 64 devices" in a for a in e.assumptions)
+    if strategy in ("deepspeed_zero3", "fsdp2"):  # gathering layers to compute them costs beyond the shards
+        assert 0 < e.sharding_buffers_gb < 1.0
+    else:
+        assert e.sharding_buffers_gb == 0
+
+
+SMOLLM2_135M = _llama(576, 1536, 30, 9, 3)
+
+
+def test_a_small_memory_budget_gets_a_smaller_micro_batch_or_checkpointing_not_prompting():
+    # 400 classification examples on the 135M model, 2 GB available: at micro-batch 8 without checkpointing
+    # nothing fits, but every trainer's levers (smaller micro-batches, activation checkpointing) make one fit.
+    training = TrainingConfig(max_seq_length=512)
+    w = workload_for(training, "float32", 512, on_gpu=False)
+    budget = 2.0 * 0.9
+    configured = estimate_all(SMOLLM2_135M, w)
+    assert min(e.total_gb for e in configured.values() if e.method in ("lora", "qlora")) > budget
+    fitted = estimate_all(SMOLLM2_135M, w, budget_gb=budget)
+    record = decide(400, DecisionConfig(), LOW, fitted, 2.0, "test")
+    assert record.decision == "finetune" and record.method in ("lora", "qlora")
+    plan = fitted[record.method].plan
+    assert plan["batch_size"] * plan["gradient_accumulation_steps"] == 8  # the same effective batch
+    assert plan["batch_size"] < 8 or plan["gradient_checkpointing"]
+    assert "micro-batch" in next(r.evidence for r in record.rules if r.name == "lora_fits")
+
+
+def test_whether_qlora_7b_fits_a_24_gb_card_depends_on_micro_batch_and_checkpointing():
+    w = workload_for(TrainingConfig(), "bfloat16", 2048, on_gpu=True)
+    configured = estimate("qlora", LLAMA_7B, w)
+    assert configured.total_gb > 24 * 0.9  # 8 sequences of 2048 tokens do not
+    fitted = fit("qlora", LLAMA_7B, w, 24 * 0.9)
+    assert fitted.total_gb <= 24 * 0.9 and fitted.plan["batch_size"] < 8
+    assert fit("full", LLAMA_7B, w, 24 * 0.9).total_gb > 24 * 0.9  # full fine-tuning does not fit at any setting
+    assert fit("qlora", LLAMA_7B, w, 16 * 0.9).total_gb <= 16 * 0.9  # nor does QLoRA need more than 16 GB
+
+
+def test_full_fine_tuning_that_fits_only_sharded_is_chosen_for_quality_with_the_per_device_figure():
+    training = TrainingConfig(distributed={"strategy": "fsdp2", "num_processes": 8})
+    one = workload_for(TrainingConfig(), "bfloat16", 512, on_gpu=True)
+    sharded = workload_for(training, "bfloat16", 512, on_gpu=True, devices=8)
+    assert estimate("full", LLAMA_7B, one).total_gb > 80 * 0.9
+    estimates = estimate_all(LLAMA_7B, sharded, budget_gb=80 * 0.9)
+    record = decide(20_000, DecisionConfig(priority="quality"), LOW, estimates, 80.0, "test")
+    assert record.method == "full"
+    evidence = next(r.evidence for r in record.rules if r.name == "quality_priority_with_enough_data_and_memory")
+    assert "per device, fsdp2 over 8 devices" in evidence
+
+
+def test_the_plan_that_fits_is_what_training_uses(tmp_path):
+    from tunesmith.config.schema import RunConfig
+    from tunesmith.decision.stage import planned
+    from tunesmith.records import DecisionRecord
+
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"text": "a", "label": "x"}\n')
+    config = RunConfig(
+        data={"path": str(data), "format": "classification", "labels": ["x"]}, training={"effective_batch_size": 16}
+    )
+    fits = DecisionRecord("finetune", "lora", plan={"batch_size": 8, "gradient_accumulation_steps": 2,
+                                                    "gradient_checkpointing": False})  # fmt: skip
+    assert planned(config, fits) is config
+    smaller = DecisionRecord("finetune", "lora", plan={"batch_size": 2, "gradient_accumulation_steps": 8,
+                                                       "gradient_checkpointing": True})  # fmt: skip
+    training = planned(config, smaller).training
+    assert (training.batch_size, training.gradient_accumulation_steps, training.gradient_checkpointing) == (2, 8, True)
+    assert training.effective_batch_size is None

@@ -143,6 +143,8 @@ class DecisionRecord:
     best_baseline: str | None = None
     overridden: bool = False
     would_have_chosen: dict[str, Any] | None = None
+    # How the chosen method trains to fit memory: micro-batch, accumulation, checkpointing, strategy, devices.
+    plan: dict[str, Any] | None = None
 
     @property
     def stop(self) -> bool:

@@ -313,6 +313,15 @@ class TrainingConfig(Section):
             raise ValidationError.from_exception_data(cls.__name__, errors)
         return validated
 
+    @model_validator(mode="after")
+    def _method_fits_strategy(self) -> TrainingConfig:
+        from tunesmith.training.distributed.launch_config import unsupported
+
+        problem = unsupported(self.method, self.distributed.strategy)
+        if problem:
+            raise ValueError(problem)
+        return self
+
     @classmethod
     def section_models(cls) -> dict[str, type[BaseModel]]:
         """The methods' sections, for tools that list every key (tunesmith init, config error suggestions)."""

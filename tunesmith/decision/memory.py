@@ -7,6 +7,7 @@ Units: GB = 1e9 bytes, as in the published figures this reproduces.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
@@ -20,6 +21,13 @@ CUDA_OVERHEAD_GB = 1.0  # CUDA context, cuBLAS workspaces and allocator slack
 # Per vocabulary entry per token: logits in the model dtype, their fp32 copy and shifted copy for the loss,
 # the saved log-softmax, the trainer's entropy/accuracy temporaries and the gradients flowing back.
 LOGIT_BYTES_BEYOND_MODEL_DTYPE = 28
+SHARD_STATES = ("deepspeed_zero2", "deepspeed_zero3", "fsdp2")  # optimizer states and gradients sharded
+SHARD_WEIGHTS = ("deepspeed_zero3", "fsdp2")  # the weights too
+SHARDING_NOTE = {
+    "deepspeed_zero2": "optimizer states and gradients sharded, weights replicated",
+    "deepspeed_zero3": "weights, gradients and optimizer states sharded; two layers gathered at a time",
+    "fsdp2": "weights, gradients and optimizer states sharded; two layers gathered at a time",
+}
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,14 @@ class Workload:
     gradient_checkpointing: bool = False
     attention: Literal["sdpa", "eager"] = "sdpa"
     overhead_gb: float = 0.0  # CUDA context and allocator reserve; 0 on a CPU (RSS above the idle process)
+    # Mixed-precision Adam as in the ZeRO paper: 16-bit weights and gradients, and an fp32 master copy of the
+    # trainable weights beside the fp32 moments (12 bytes of optimizer state per parameter).
+    master_weights: bool = False
+    # How training is spread: each figure is per device. ddp replicates everything; deepspeed_zero2 shards
+    # optimizer states and gradients over `devices`; fsdp2 and deepspeed_zero3 shard the weights too.
+    strategy: str = "none"
+    devices: int = 1
+    gradient_accumulation_steps: int = 1
     # The methods' own settings (LoRA rank and targets, adapter width, ...), read by each method's memory figures.
     training: TrainingConfig = field(default_factory=TrainingConfig)
 
@@ -50,6 +66,18 @@ class MemoryEstimate:
     overhead_gb: float
     total_gb: float
     assumptions: list[str] = field(default_factory=list)
+    sharding_buffers_gb: float = 0.0  # with sharded weights: the layers gathered whole around the one computing
+    # How training would run for this estimate: micro-batch, accumulation, checkpointing, strategy, devices.
+    plan: dict[str, Any] = field(default_factory=dict)
+
+    def model_states_gb(self) -> float:
+        """Weights, gradients and optimizer states: what the ZeRO paper's per-device figures count."""
+        return self.weights_gb + self.gradients_gb + self.optimizer_gb
+
+    def where(self) -> str:
+        """'per GPU, fsdp2 over 8 GPUs' and the like; empty for one device."""
+        devices = self.plan.get("devices", 1)
+        return f" per device, {self.plan.get('strategy')} over {devices} devices" if devices > 1 else ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,7 +137,21 @@ def estimate(method: str, shape: ModelShape, w: Workload) -> MemoryEstimate:
         assumptions.append(spec.describe(w.training))
     gradients = trainable * weight_bytes
     state_bytes = {"adamw": 2 * BYTES[w.optimizer_state_dtype], "adamw_8bit": 2.0, "sgd": 0.0}[w.optimizer]
+    if w.master_weights and weight_bytes < BYTES["float32"]:
+        state_bytes += BYTES["float32"]
+        assumptions.append("an fp32 master copy of the trainable weights in the optimizer")
     optimizer = trainable * state_bytes
+    buffers = 0.0
+    shards = max(1, w.devices)
+    if w.strategy in SHARD_STATES and shards > 1:
+        gradients, optimizer = gradients / shards, optimizer / shards
+        if w.strategy in SHARD_WEIGHTS:
+            # Each layer is gathered whole to compute it, and the next one is prefetched.
+            buffers = 2 * (weights / max(1, shape.layers)) * (1 - 1 / shards)
+            weights = weights / shards
+        assumptions.append(f"{w.strategy} over {shards} devices: " + SHARDING_NOTE[w.strategy])
+    elif shards > 1:
+        assumptions.append(f"{w.strategy} over {shards} devices: every device holds a full replica")
 
     seq = w.seq_len + spec.virtual_positions(w.training)
     tokens = seq * w.batch_size
@@ -121,7 +163,7 @@ def estimate(method: str, shape: ModelShape, w: Workload) -> MemoryEstimate:
     logits = tokens * shape.vocab * logit_bytes
     activations = saved * act_bytes + logits
     assumptions.append(f"logits and loss: {logit_bytes:g} bytes per vocabulary entry per position")
-    total = weights + gradients + optimizer + activations + w.overhead_gb * GB
+    total = weights + gradients + optimizer + activations + buffers + w.overhead_gb * GB
     return MemoryEstimate(
         method=method,
         trainable_params=trainable,
@@ -132,22 +174,59 @@ def estimate(method: str, shape: ModelShape, w: Workload) -> MemoryEstimate:
         overhead_gb=w.overhead_gb,
         total_gb=total / GB,
         assumptions=assumptions,
+        sharding_buffers_gb=buffers / GB,
+        plan={"batch_size": w.batch_size, "gradient_accumulation_steps": w.gradient_accumulation_steps,
+              "gradient_checkpointing": w.gradient_checkpointing, "strategy": w.strategy, "devices": shards},
+    )  # fmt: skip
+
+
+def fit(method: str, shape: ModelShape, w: Workload, budget_gb: float) -> MemoryEstimate:
+    """The estimate at the first setting that fits `budget_gb`, trying what every trainer does before giving up:
+    the configured micro-batch, then halved micro-batches with more accumulation steps (the same effective batch),
+    then the same with activation checkpointing. When nothing fits: the configured setting's estimate."""
+    configured = estimate(method, shape, w)
+    if configured.total_gb <= budget_gb:
+        return configured
+    effective = w.batch_size * w.gradient_accumulation_steps
+    for checkpointing in dict.fromkeys((w.gradient_checkpointing, True)):
+        batch = w.batch_size
+        while batch >= 1:
+            tried = replace(w, batch_size=batch, gradient_accumulation_steps=math.ceil(effective / batch),
+                            gradient_checkpointing=checkpointing)  # fmt: skip
+            found = estimate(method, shape, tried)
+            if found.total_gb <= budget_gb:
+                return found
+            batch //= 2
+    return configured
+
+
+def estimate_all(
+    shape: ModelShape, w: Workload, methods: tuple[str, ...] | None = None, budget_gb: float | None = None
+) -> dict[str, MemoryEstimate]:
+    """Every registered method (or the ones named), in registry order; with a budget, each at the first setting
+    that fits it (see fit)."""
+    if budget_gb is None:
+        return {m: estimate(m, shape, w) for m in (methods or tuple(METHODS))}
+    return {m: fit(m, shape, w, budget_gb) for m in (methods or tuple(METHODS))}
+
+
+def workload_for(training, precision_dtype: str, seq_len: int, on_gpu: bool, devices: int = 1) -> Workload:
+    """The workload Tunesmith's trainer actually runs: fp32 master weights and AdamW states, autocast; spread
+    over `devices` processes as training.distributed says."""
+    accumulation = (
+        math.ceil(training.effective_batch_size / (training.batch_size * devices))
+        if training.effective_batch_size
+        else training.gradient_accumulation_steps
     )
-
-
-def estimate_all(shape: ModelShape, w: Workload, methods: tuple[str, ...] | None = None) -> dict[str, MemoryEstimate]:
-    """Every registered method (or the ones named), in registry order."""
-    return {m: estimate(m, shape, w) for m in (methods or tuple(METHODS))}
-
-
-def workload_for(training, precision_dtype: str, seq_len: int, on_gpu: bool) -> Workload:
-    """The workload Tunesmith's trainer actually runs: fp32 master weights and AdamW states, autocast."""
     return replace(
         Workload(),
         seq_len=seq_len,
         batch_size=training.batch_size,
+        gradient_accumulation_steps=accumulation,
         activation_dtype=precision_dtype,
         gradient_checkpointing=training.gradient_checkpointing,
         overhead_gb=CUDA_OVERHEAD_GB if on_gpu else 0.0,
         training=training,
+        strategy=training.distributed.strategy,
+        devices=devices,
     )

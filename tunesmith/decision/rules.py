@@ -16,6 +16,7 @@ from tunesmith.decision.baselines import Baseline
 from tunesmith.decision.memory import MemoryEstimate
 from tunesmith.errors import NotEnoughMemory
 from tunesmith.records import Decision, DecisionRecord, Rule
+from tunesmith.training.distributed.launch_config import unsupported
 
 STOP_TEMPLATE = {"prompting": "zero_shot", "few_shot_prompting": "few_shot"}
 
@@ -92,14 +93,20 @@ def choose_method(
     budget = available_gb * config.memory_headroom
 
     def fits(method: str) -> bool:
-        return method in estimates and estimates[method].total_gb <= budget
+        e = estimates.get(method)
+        return e is not None and e.total_gb <= budget and not unsupported(method, e.plan.get("strategy", "none"))
 
     def need(method: str) -> str:
-        return (
-            f"{method} needs {estimates[method].total_gb:.2f} GB of {budget:.2f} GB usable"
-            if method in estimates
-            else f"{method} not estimated"
+        if method not in estimates:
+            return f"{method} not estimated"
+        e, plan = estimates[method], estimates[method].plan
+        how = (
+            f" at micro-batch {plan['batch_size']} x {plan['gradient_accumulation_steps']} accumulation steps"
+            + (" with activation checkpointing" if plan["gradient_checkpointing"] else "")
+            if plan
+            else ""
         )
+        return f"{method} needs {e.total_gb:.2f} GB{e.where()}{how} of {budget:.2f} GB usable"
 
     rules = [
         Rule(

@@ -7,7 +7,7 @@ from pathlib import Path
 import psutil
 
 from tunesmith.config import RunConfig
-from tunesmith.config.schema import DecisionConfig, RagConfig
+from tunesmith.config.schema import DecisionConfig, DistributedConfig, RagConfig
 from tunesmith.curation.records import read_examples
 from tunesmith.decision.baselines import Baseline, few_shot_examples, measure_baselines
 from tunesmith.decision.memory import estimate_all, workload_for
@@ -17,6 +17,7 @@ from tunesmith.models.load import load_model
 from tunesmith.models.shape import model_shape
 from tunesmith.prompts import PromptTemplate, untrained_prompt
 from tunesmith.records import CuratedData, DecisionRecord, PreparedModel
+from tunesmith.training.distributed.launch_config import resolved_processes
 
 
 def available_memory(override_gb: float | None) -> tuple[float, str]:
@@ -81,12 +82,46 @@ def run_decision(
     settings = config.decision
     system = untrained_prompt(config)
     seq_len = min(data.max_seq_length, int(data.token_stats.get("max") or data.max_seq_length))
-    workload = workload_for(config.training, model.precision.dtype, seq_len, model.precision.device == "cuda")
-    estimates = estimate_all(model_shape(model.path, model.trust_remote_code), workload)
+    on_gpu = model.precision.device == "cuda"
+    devices = training_devices(config.training.distributed, on_gpu)
+    workload = workload_for(config.training, model.precision.dtype, seq_len, on_gpu, devices)
     memory_gb, source = available_memory(settings.memory_gb)
+    if devices > 1 and not on_gpu:  # CPU ranks share the machine's memory
+        memory_gb, source = memory_gb / devices, f"{source}, shared by {devices} processes"
+    shape = model_shape(model.path, model.trust_remote_code)
+    estimates = estimate_all(shape, workload, budget_gb=memory_gb * settings.memory_headroom)
     record = decide(
         data.counts["train_from_input"], settings, baselines, estimates, memory_gb, source,
         config.training.method, fallback_template=fallback_template(data, settings, system, config.data.seed),
     )  # fmt: skip
     require_fit(record, settings)
+    if record.method in estimates:
+        record.plan = estimates[record.method].plan
     return record
+
+
+def training_devices(distributed: DistributedConfig, on_gpu: bool) -> int:
+    """How many processes train together, on all nodes."""
+    if not distributed.active:
+        return 1
+    gpus = torch_gpus() if on_gpu else 0
+    return resolved_processes(distributed, gpus) * distributed.nnodes
+
+
+def torch_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count()
+
+
+def planned(config: RunConfig, record: DecisionRecord) -> RunConfig:
+    """The config with the micro-batch, accumulation and checkpointing the decision found to fit memory."""
+    plan, training = record.plan or {}, config.training
+    if not plan or (plan["batch_size"], plan["gradient_checkpointing"]) == (
+        training.batch_size,
+        training.gradient_checkpointing,
+    ):
+        return config  # what the config asks for fits
+    keys = ("batch_size", "gradient_accumulation_steps", "gradient_checkpointing")
+    update = {key: plan[key] for key in keys} | {"effective_batch_size": None}
+    return config.model_copy(update={"training": training.model_copy(update=update)})

@@ -28,26 +28,42 @@ def compute_dtype(settings, precision) -> str:
     return precision.dtype if settings.compute_dtype == "auto" else settings.compute_dtype
 
 
-def quantization_config(settings, precision):
+def quantization_config(settings, precision, strategy: str = "none"):
     import torch
     from transformers import BitsAndBytesConfig
 
+    from tunesmith.config.schema import SHARDED  # here: the schema imports the methods
+
+    dtype = getattr(torch, compute_dtype(settings, precision))
+    extra = {}
+    if strategy in SHARDED:
+        # FSDP and ZeRO-3 shard tensors of one dtype: the packed 4-bit weights are stored as the compute dtype.
+        extra["bnb_4bit_quant_storage"] = dtype
     return BitsAndBytesConfig(
         load_in_4bit=True,
         bnb_4bit_quant_type=settings.quant_type,
         bnb_4bit_use_double_quant=settings.double_quant,
-        bnb_4bit_compute_dtype=getattr(torch, compute_dtype(settings, precision)),
+        bnb_4bit_compute_dtype=dtype,
+        **extra,
     )
 
 
-def load_quantized(base: str, settings, precision, trust_remote_code: bool = False):
+def load_quantized(base: str, settings, precision, trust_remote_code: bool = False, strategy: str = "none"):
+    import os
+
     from transformers import AutoModelForCausalLM
 
+    from tunesmith.config.schema import SHARDED
+
+    placement = {}
+    if strategy not in SHARDED and precision.device == "cuda" and "LOCAL_RANK" in os.environ:
+        placement["device_map"] = {"": int(os.environ["LOCAL_RANK"])}  # each data-parallel rank on its own GPU
     return AutoModelForCausalLM.from_pretrained(
         base,
-        quantization_config=quantization_config(settings, precision),
+        quantization_config=quantization_config(settings, precision, strategy),
         dtype=compute_dtype(settings, precision),
         trust_remote_code=trust_remote_code,
+        **placement,
     )
 
 
@@ -55,7 +71,7 @@ def build(base: str, config, precision, trust_remote_code: bool = False):
     from peft import get_peft_model, prepare_model_for_kbit_training
 
     model = prepare_model_for_kbit_training(
-        load_quantized(base, config.qlora, precision, trust_remote_code),
+        load_quantized(base, config.qlora, precision, trust_remote_code, config.distributed.strategy),
         use_gradient_checkpointing=config.gradient_checkpointing,
     )
     return get_peft_model(model, lora.peft_config(config))
