@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+import yaml
 from mlflow import MlflowClient
 
 from tests.conftest import write_config
@@ -181,3 +182,36 @@ def test_invalid_distributed_settings_are_config_errors(settings, message):
 
     with pytest.raises(ValidationError, match=message):
         TrainingConfig(distributed=settings)
+
+
+def test_every_node_gets_its_own_launch_command_and_the_others_a_kubernetes_job(tmp_path):
+    from tunesmith.training.distributed.multinode import write_node_files
+
+    distributed = DistributedConfig(strategy="fsdp2", num_processes=8, nnodes=3, rdzv_endpoint="10.0.0.5:29400",
+                                    image="registry.internal/tunesmith:1.2", volume_claim="runs")  # fmt: skip
+    folder = tmp_path / "runs" / "20261126-run-abc" / "training" / "distributed"
+    folder.mkdir(parents=True)
+    config_file, spec_path = folder / "accelerate.yaml", folder / "spec.json"
+    script, manifest = write_node_files(folder, "20261126-Run_abc", config_file, spec_path, distributed, 8,
+                                        tmp_path / "runs")  # fmt: skip
+
+    commands = [line for line in script.read_text().splitlines() if line.startswith("accelerate launch")]
+    assert len(commands) == 3
+    for rank, command in enumerate(commands):
+        assert f"--machine_rank {rank} " in command and "--num_machines 3" in command
+        assert "--main_process_ip 10.0.0.5 --main_process_port 29400" in command
+        assert command.endswith(f"--module tunesmith.training.distributed.worker {spec_path}")
+
+    (job,) = list(yaml.safe_load_all(manifest.read_text()))
+    assert job["kind"] == "Job" and job["spec"]["completionMode"] == "Indexed"
+    assert job["spec"]["completions"] == job["spec"]["parallelism"] == 2  # nodes 1 and 2: node 0 is the pipeline
+    assert job["metadata"]["name"] == "t-20261126-run-abc"  # a valid Kubernetes name
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    shell_command = container["command"][-1]
+    assert "--machine_rank $((JOB_COMPLETION_INDEX + 1))" in shell_command  # unquoted: the shell evaluates it
+    assert "--main_process_ip 10.0.0.5" in shell_command and f"--config_file {config_file}" in shell_command
+    assert container["image"] == "registry.internal/tunesmith:1.2"
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == 8
+    assert {m["mountPath"] for m in container["volumeMounts"]} == {str(tmp_path / "runs"), "/dev/shm"}
+    assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == "runs"

@@ -222,6 +222,10 @@ class DistributedConfig(Section):
     rdzv_endpoint: str | None = None  # host:port of node 0, needed with nnodes > 1
     accelerate_config: ExistingFile | None = None  # the user's own accelerate YAML: it wins over the generated one
     cpu_offload: bool = False  # fsdp2 / deepspeed: keep optimizer states (zero3/fsdp2: parameters too) in CPU RAM
+    # For the Kubernetes manifest written with nnodes > 1: the image with Tunesmith installed, and the volume
+    # claim that holds output_dir on every node.
+    image: str = "tunesmith:latest"
+    volume_claim: str = "tunesmith-runs"
 
     @field_validator("num_processes")
     @classmethod

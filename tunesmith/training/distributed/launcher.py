@@ -25,6 +25,7 @@ from tunesmith.errors import TunesmithError
 from tunesmith.records import TrainedModel
 from tunesmith.training.distributed import events, lifetime
 from tunesmith.training.distributed.launch_config import accelerate_config, write_accelerate_config
+from tunesmith.training.distributed.multinode import write_node_files
 from tunesmith.training.distributed.spec import TrainingSpec
 
 log = logging.getLogger("tunesmith.training.distributed")
@@ -151,6 +152,13 @@ def launch_training(spec: TrainingSpec, distributed: DistributedConfig, processe
         ),
         spec.folder / "accelerate.yaml",
     )  # fmt: skip
+    if distributed.nnodes > 1:
+        shared = Path(spec.checkpoint_dir).parent.parent if spec.checkpoint_dir else spec.folder
+        name = Path(spec.out_dir).parent.name
+        script, manifest = write_node_files(spec.folder, name, Path(config_file), spec_path, distributed,
+                                            processes_per_node, shared)  # fmt: skip
+        log.info(f"node {distributed.node_rank} of {distributed.nnodes}; every node's command: {script}; "
+                 f"for Kubernetes: {manifest}")  # fmt: skip
     command = launch_command(Path(config_file), spec_path, distributed, free_port())
     (spec.folder / "command.txt").write_text(" ".join(command) + "\n")
     description = f"{distributed.strategy} training ({processes_per_node * distributed.nnodes} processes)"
