@@ -1,13 +1,18 @@
-"""CUDA-only paths: QLoRA with bitsandbytes' paged AdamW on a GPU, and running out of GPU memory. Skipped on
-machines without CUDA."""
+"""CUDA-only paths: QLoRA with bitsandbytes' paged AdamW on a GPU, running out of GPU memory, and training under
+FSDP2 and DeepSpeed ZeRO-3 (launched as a job, one process on one GPU). Skipped on machines without CUDA."""
+
+import json
+from dataclasses import asdict
 
 import pytest
 import torch
 
 from tests.test_training import _fast, _memorisable_set, _validation_loss, long_inputs
 from tunesmith.models.hardware import choose_precision
+from tunesmith.training.distributed.spec import TrainingSpec
 from tunesmith.training.inference import load_trained
 from tunesmith.training.sft import train_model
+from tunesmith.training.stage import train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -37,3 +42,28 @@ def test_running_out_of_gpu_memory_mid_training_says_what_to_change(tmp_path, ti
     with pytest.raises(NotEnoughMemory, match=r"GPU out of memory during training step 1 of 2") as err:
         train_model(str(model), str(train), str(train), "Classify.", config, "lora", choose_precision(), tmp_path / "o")
     assert "lower training.batch_size" in err.value.fix
+
+
+SHARDED_TYPES = {"ddp": "NO", "fsdp2": "FSDP", "deepspeed_zero2": "DEEPSPEED", "deepspeed_zero3": "DEEPSPEED"}
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+@pytest.mark.parametrize("strategy", ["fsdp2", "deepspeed_zero3"])
+def test_sharded_strategies_train_a_model_that_loads_like_any_other(strategy, method, tmp_path, tiny_model):
+    if strategy.startswith("deepspeed"):
+        pytest.importorskip("deepspeed")
+    precision = choose_precision()
+    train_path, val = _memorisable_set(tmp_path)
+    config = _fast(method, max_seq_length=64, distributed={"strategy": strategy, "num_processes": 1})
+    settings = config.model_dump(mode="json")
+    spec = TrainingSpec(str(tiny_model), str(train_path), str(val), "Classify.", settings, method, asdict(precision),
+                        str(tmp_path / "out"), checkpoint_dir=str(tmp_path / "ckpt"))  # fmt: skip
+    trained = train(spec)
+    report = json.loads((spec.ranks_dir / "rank-0.json").read_text())
+    print(strategy, method, torch.cuda.get_device_name(0), report, trained.metrics)
+    assert report["num_processes"] == 1 and report["distributed_type"].endswith(SHARDED_TYPES[strategy])
+    losses = [h["loss"] for h in trained.history if "loss" in h]
+    assert losses[-1] < 0.5 * losses[0], losses
+    # Rank 0 saved the gathered weights: the model loads without the strategy and has the loss training reported.
+    model, tokenizer = load_trained(str(tiny_model), method, trained.output_dir, precision, merge=False)
+    assert _validation_loss(model, tokenizer, val) == pytest.approx(trained.metrics["final_eval_loss"], rel=5e-2)

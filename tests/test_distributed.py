@@ -15,7 +15,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from tests.conftest import write_config
+from tests.conftest import LABELS, write_config
 from tunesmith.config.schema import DistributedConfig, TrainingConfig
 from tunesmith.records import Precision
 from tunesmith.training.distributed.launch_config import accelerate_config, write_accelerate_config
@@ -99,6 +99,13 @@ def test_ddp_on_two_cpu_processes_trains_one_model_and_resumes_after_the_job_is_
 
     versions = client.search_model_versions("name = 'test-run'")
     assert len(versions) == 1
+
+    # What rank 0 saved is an ordinary trained model: `tunesmith predict` loads it and answers with a label.
+    from tunesmith.serving.predict import Predictor, read_requests
+
+    (model_dir,) = [p.parent for p in runs.glob("*/training/model/tunesmith_model.json")]
+    rows = Predictor(str(model_dir), precision="float32").predict(list(read_requests(["ASAP: the site is down"])))
+    assert rows[0]["output"] in LABELS and 0 < rows[0]["probability"] <= 1
 
 
 def _spec(tmp_path, model: Path | str, **training) -> TrainingSpec:

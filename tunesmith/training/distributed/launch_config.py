@@ -59,12 +59,14 @@ def accelerate_config(
             "on CPUs through transformers): use ddp on CPUs"
         )
     kind = {"ddp": "MULTI_GPU", "fsdp2": "FSDP", "deepspeed_zero2": "DEEPSPEED", "deepspeed_zero3": "DEEPSPEED"}
+    total = processes_per_node * distributed.nnodes
     config: dict[str, Any] = {
         "compute_environment": "LOCAL_MACHINE",
-        "distributed_type": kind[distributed.strategy],
+        # accelerate refuses MULTI_GPU with one process: DDP over one process is a plain run
+        "distributed_type": "NO" if distributed.strategy == "ddp" and total == 1 else kind[distributed.strategy],
         "num_machines": distributed.nnodes,
         "machine_rank": distributed.node_rank,
-        "num_processes": processes_per_node * distributed.nnodes,  # accelerate counts all nodes' processes
+        "num_processes": total,  # accelerate counts all nodes' processes
         "mixed_precision": MIXED_PRECISION[precision.dtype],
         "use_cpu": cpu,
         "gpu_ids": "all",
