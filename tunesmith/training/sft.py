@@ -310,15 +310,21 @@ def count_training_tokens(trainer) -> TokenCounter:
     return counter
 
 
-def weights_digest(model) -> str:
-    """A hash of the trainable weights: equal on every rank of a data-parallel job that stayed in step."""
+def weights_digest(model) -> str | None:
+    """A hash of the trainable weights: equal on every rank of a data-parallel job that stayed in step. FSDP2's
+    sharded weights are gathered for it (every rank takes part); ZeRO-3's partitions are not hashed (None)."""
     import torch
 
+    named = sorted(((n, p) for n, p in model.named_parameters() if p.requires_grad), key=lambda item: item[0])
+    if any(hasattr(p, "ds_id") for _, p in named):
+        return None
     digest = hashlib.sha256()
-    for name, parameter in sorted(model.named_parameters(), key=lambda item: item[0]):
-        if parameter.requires_grad:
-            digest.update(name.encode())
-            digest.update(parameter.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    for name, parameter in named:
+        tensor = parameter.detach()
+        if hasattr(tensor, "full_tensor"):  # a DTensor shard
+            tensor = tensor.full_tensor()
+        digest.update(name.encode())
+        digest.update(tensor.to("cpu", torch.float32).contiguous().numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -390,7 +396,7 @@ def parameter_counts(model) -> tuple[int, int]:
     """(trainable, total) parameters; 4-bit packed weights count as the parameters they encode."""
     trainable = total = 0
     for parameter in model.parameters():
-        n = parameter.numel()
+        n = getattr(parameter, "ds_numel", None) or parameter.numel()  # ZeRO-3 partitions report 0 elements
         if parameter.__class__.__name__ == "Params4bit":
             n *= 2  # two 4-bit values per stored byte
         total += n
