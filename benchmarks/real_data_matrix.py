@@ -1,7 +1,7 @@
 """The real-data matrix: `tunesmith run` on every dataset in ../shared/data that fits a supported format.
 
 Usage: python benchmarks/real_data_matrix.py [--datasets banking77,snips] [--rows 1200] [--steps 40]
-       [--eval-examples 60] [--baseline-examples 40]
+       [--batch-size N] [--eval-examples 60] [--baseline-examples 40]
 Each dataset is used as its user would bring it (its own columns, its own label names), sampled to at most
 --rows rows (classification: the same number per label, so every label can be split and learned) and run
 with the default model and the default settings except a short training (training.max_steps), forgetting on,
@@ -77,7 +77,7 @@ def prepare(name: str, spec: dict, work: Path, args) -> Path:
         "name": f"matrix-{name.replace('_', '-')}",
         "output_dir": str(folder / "runs"),
         "data": {"path": str(data), "format": spec["format"]},
-        "training": {"max_steps": args.steps},
+        "training": {"max_steps": args.steps} | ({"batch_size": args.batch_size} if args.batch_size else {}),
         "evaluation": {"max_examples": args.eval_examples},
         "decision": {"baselines": {"max_examples": args.baseline_examples}},
         "tracking": {"tracking_uri": f"sqlite:///{folder / 'mlflow.db'}", "experiment": "real-data-matrix"},
@@ -137,6 +137,7 @@ def main() -> None:
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--rows", type=int, default=1200)
     parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--batch-size", type=int, default=None, help="training.batch_size (default: Tunesmith's)")
     parser.add_argument("--eval-examples", type=int, default=60)
     parser.add_argument("--baseline-examples", type=int, default=40)
     parser.add_argument("--work", default=str(REPO / "runs" / "real_data_matrix"))
@@ -155,7 +156,8 @@ def main() -> None:
         done = subprocess.run([str(CLI), "run", str(config)], capture_output=True, text=True, env=env)
         wall = time.perf_counter() - start
         (config.parent / "console.log").write_text(done.stdout + done.stderr, encoding="utf-8")
-        rows.append(_row(name, config, wall, done.returncode, done.stdout + done.stderr))
+        settings = {k: getattr(args, k) for k in ("rows", "steps", "batch_size", "eval_examples", "baseline_examples")}
+        rows.append(_row(name, config, wall, done.returncode, done.stdout + done.stderr) | {"settings": settings})
         print(json.dumps(rows[-1]), flush=True)
         RESULTS.mkdir(parents=True, exist_ok=True)
         rows.sort(key=lambda r: list(DATASETS).index(r["dataset"]))
