@@ -6,12 +6,14 @@ from tunesmith.models.prepared import prepare_model
 from tunesmith.records import PreparedModel
 from tunesmith.tasks.orchestration import HOUR, SERVICE_RETRIES
 from tunesmith.tracking.mlflow_runs import RunRef, set_tags
+from tunesmith.training.distributed.launch_config import check_strategy
 
 
 @task(name="prepare-model", timeout_seconds=2 * HOUR, **SERVICE_RETRIES)
 def prepare_model_task(run: RunRef, config: RunConfig) -> PreparedModel:
     with progress.stage("model", config.model):
         model = prepare_model(config.model, config.model_cache_dir, config.trust_remote_code, config.training.precision)
+        check_strategy(config.training.distributed, model.precision.device)
         progress.done(model.headline())
     set_tags(
         run,

@@ -222,3 +222,20 @@ def test_every_node_gets_its_own_launch_command_and_the_others_a_kubernetes_job(
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 8
     assert {m["mountPath"] for m in container["volumeMounts"]} == {str(tmp_path / "runs"), "/dev/shm"}
     assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == "runs"
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"strategy": "fsdp2", "num_processes": 2}, "fsdp2 needs CUDA GPUs"),
+        ({"strategy": "deepspeed_zero3", "num_processes": 2}, "deepspeed_zero3 needs CUDA GPUs"),
+        ({"strategy": "ddp"}, "'auto' counts GPUs and this machine has none"),
+    ],
+)
+def test_a_strategy_this_machine_cannot_run_stops_before_any_work(settings, message):
+    from tunesmith.errors import UsageError
+    from tunesmith.training.distributed.launch_config import check_strategy
+
+    with pytest.raises(UsageError, match=message):
+        check_strategy(DistributedConfig(**settings), "cpu")
+    check_strategy(DistributedConfig(strategy="ddp", num_processes=2), "cpu")  # gloo ranks: fine

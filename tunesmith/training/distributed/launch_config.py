@@ -11,6 +11,7 @@ the same choice from the environment the launcher sets. Two things are not obvio
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,31 @@ def unsupported(method: str, strategy: str) -> str | None:
     if strategy in ("fsdp2", "deepspeed_zero3") and method in NOT_SHARDABLE:
         return f"{NOT_SHARDABLE[method]} cannot be trained with {strategy}: use ddp or deepspeed_zero2"
     return None
+
+
+def check_strategy(distributed: DistributedConfig, device: str) -> None:
+    """Before any work: the strategy can run on this machine (sharding needs CUDA, DeepSpeed its package)."""
+    from tunesmith.errors import UsageError
+
+    where = "training.distributed.strategy"
+    if distributed.strategy in ("fsdp2", "deepspeed_zero2", "deepspeed_zero3") and device != "cuda":
+        raise UsageError(f"training.distributed.strategy {distributed.strategy} needs CUDA GPUs and this machine "
+                         "has none (FSDP and DeepSpeed do not run on CPUs through transformers)", where,
+                         "use strategy ddp (gloo ranks on CPUs) or none")  # fmt: skip
+    if distributed.strategy.startswith("deepspeed") and importlib.util.find_spec("deepspeed") is None:
+        raise UsageError(f"training.distributed.strategy {distributed.strategy} needs DeepSpeed, which is not "
+                         "installed", where, 'pip install "tunesmith[deepspeed]", or use fsdp2')  # fmt: skip
+    if distributed.active and device == "cuda":
+        resolved_processes(distributed, _gpus())
+    elif distributed.active and distributed.num_processes == "auto":
+        raise UsageError("training.distributed.num_processes 'auto' counts GPUs and this machine has none",
+                         "training.distributed.num_processes", "set a number of CPU processes, e.g. 2")  # fmt: skip
+
+
+def _gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count()
 
 
 def resolved_processes(distributed: DistributedConfig, gpus: int) -> int:
