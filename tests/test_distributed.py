@@ -239,3 +239,54 @@ def test_a_strategy_this_machine_cannot_run_stops_before_any_work(settings, mess
     with pytest.raises(UsageError, match=message):
         check_strategy(DistributedConfig(**settings), "cpu")
     check_strategy(DistributedConfig(strategy="ddp", num_processes=2), "cpu")  # gloo ranks: fine
+
+
+CHILD = """
+import subprocess, sys, time
+rank = "from tunesmith.training.distributed import lifetime; lifetime.end_with_parent(); import time; time.sleep(120)"
+grandchild = subprocess.Popen([sys.executable, "-c", rank], start_new_session=True)  # as torchrun starts a rank
+open(sys.argv[1], "w").write(str(grandchild.pid))
+for i in range(120):
+    print("step", i, flush=True)
+    time.sleep(0.5)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    state = Path(f"/proc/{pid}/stat").read_text().split()[2] if Path(f"/proc/{pid}/stat").exists() else "X"
+    return state != "Z"
+
+
+def test_a_task_that_times_out_stops_the_whole_job(tmp_path, prefect_server):
+    """The job's own children in sessions of their own too (as torchrun starts ranks) end with it."""
+    from prefect import flow, task
+
+    from tunesmith.training.distributed import lifetime
+    from tunesmith.training.distributed.launcher import run_job
+
+    pids = tmp_path / "grandchild.pid"
+    script = tmp_path / "job.py"
+    script.write_text(CHILD)
+
+    @task(timeout_seconds=4)
+    def train_for_too_long():
+        run_job([sys.executable, str(script), str(pids)], dict(os.environ), tmp_path, "test job")
+
+    @flow
+    def pipeline():
+        train_for_too_long()
+
+    assert lifetime.AVAILABLE
+    state = pipeline(return_state=True)
+    assert state.is_failed()
+    launcher = int((tmp_path / "launcher.pid").read_text())
+    deadline = time.time() + 30
+    while (_alive(launcher) or _alive(int(pids.read_text()))) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not _alive(launcher), "the launcher outlived the task"
+    assert not _alive(int(pids.read_text())), "a rank in its own session outlived the task"
+    assert "step 1" in (tmp_path / "job.log").read_text()
