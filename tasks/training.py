@@ -46,6 +46,9 @@ def train_task(run: RunRef, config: RunConfig, data: CuratedData, model: Prepare
         log_json(stage, trained.history, "loss_history.json")
         if trained.loss_curve_path:
             log_artifact(stage, trained.loss_curve_path)
+        launched = Path(stage.out_dir) / "distributed"
+        if launched.is_dir():  # the job's spec, accelerate config, per-rank reports, node commands and log
+            log_artifact(stage, str(launched), "distributed")
         version = existing_version(stage, trained.registered)
         if version is None:  # a new training, or one whose registration did not happen or was deleted
             log_artifact(stage, trained.output_dir, "model")

@@ -84,6 +84,8 @@ def test_ddp_on_two_cpu_processes_trains_one_model_and_resumes_after_the_job_is_
     metrics = finished[0].data.metrics
     assert 20 <= metrics["resumed_from_step"] < 200 and metrics["steps"] == 200
     assert metrics["world_size"] == 2 and metrics["rank0_tokens_per_s"] > 0 and metrics["rank1_tokens_per_s"] > 0
+    logged = {a.path for a in client.list_artifacts(finished[0].info.run_id, "distributed/ranks")}
+    assert logged == {"distributed/ranks/rank-0.json", "distributed/ranks/rank-1.json"}
 
     reports = [json.loads(p.read_text()) for p in sorted(runs.glob("*/training/distributed/ranks/rank-*.json"))]
     latest = [r for r in reports if r["steps"] == 200]
