@@ -292,3 +292,15 @@ def test_a_task_that_times_out_stops_the_whole_job(tmp_path, prefect_server):
     assert not _alive(launcher), "the launcher outlived the task"
     assert not _alive(int(pids.read_text())), "a rank in its own session outlived the task"
     assert "step 1" in (tmp_path / "job.log").read_text()
+
+
+@pytest.mark.parametrize(("strategy", "stored_as"), [("fsdp2", "bfloat16"), ("deepspeed_zero3", "bfloat16"),
+                                                     ("ddp", "uint8"), ("none", "uint8")])  # fmt: skip
+def test_qlora_stores_4_bit_weights_in_the_compute_dtype_when_they_are_sharded(strategy, stored_as):
+    import torch
+
+    from tunesmith.training.methods.qlora import QLoraSettings, quantization_config
+
+    config = quantization_config(QLoraSettings(), GPU_BF16, strategy)
+    assert config.bnb_4bit_quant_storage == getattr(torch, stored_as)
+    assert config.bnb_4bit_compute_dtype == torch.bfloat16
