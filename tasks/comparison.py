@@ -72,6 +72,8 @@ def compare_method_task(
         with training_slot(*slot) as waited:
             trained = run_training(config, data, model, method, Path(child.out_dir), child.run_id)
         log_params(child, trained.hyperparameters)
+        # trained over several processes: how many, and each one's throughput
+        log_metrics(child, {k: v for k, v in trained.metrics.items() if k == "world_size" or k.startswith("rank")})
         log_history(child, trained.history, ("loss", "eval_loss", "learning_rate"))
         if trained.loss_curve_path:
             log_artifact(child, trained.loss_curve_path)

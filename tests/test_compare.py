@@ -122,3 +122,17 @@ def test_compare_refuses_an_unknown_method_before_starting(tmp_path, tiny_model,
     config = write_config(tmp_path / "run.yaml", small_tickets, tiny_model, COMPARE_FAST)
     result = CliRunner().invoke(app, ["compare", str(config), "--method", "lora", "--method", "lorra"])
     assert result.exit_code == 2 and "comparison.methods" in result.output and "lorra" in result.output
+
+
+@pytest.mark.slow
+def test_a_method_trained_over_two_processes_is_compared_like_any_other(
+    prefect_server, mlflow_uri, tmp_path, tiny_model, small_tickets
+):
+    config = write_config(tmp_path / "run.yaml", small_tickets, tiny_model, COMPARE_FAST)
+    out = compare_methods(str(config), ["lora"], ["forgetting.enabled=false", "training.distributed.strategy=ddp",
+                                                  "training.distributed.num_processes=2"])  # fmt: skip
+
+    assert [(r.method, r.status) for r in out.results] == [("base", "base"), ("lora", "trained")]
+    lora = _children(MlflowClient(mlflow_uri), out.run_id)["lora"].data.metrics
+    assert lora["world_size"] == 2 and lora["rank1_tokens_per_s"] > 0
+    assert 0.0 <= lora["test_accuracy"] <= 1.0
