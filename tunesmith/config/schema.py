@@ -396,8 +396,9 @@ class ForgettingConfig(Section):
 class PromotionConfig(Section):
     enabled: bool = True
     alias: str = "champion"
-    # The new model must beat the champion (or, without one, the base model's best prompt) by more than this.
-    min_improvement: float = Field(0.0, ge=0.0)
+    # The new model must beat the champion (or, without one, the base model's best prompt) by more than this, in
+    # the task metric (0-1): a difference smaller than a point on tens of test examples is noise, not progress.
+    min_improvement: float = Field(0.01, ge=0.0)
 
 
 class RetrainingConfig(Section):

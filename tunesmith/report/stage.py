@@ -31,7 +31,7 @@ def run_report(
     trained: TrainedModel | None = None, evaluation: EvaluationResult | None = None,
     forgetting: ForgettingReport | None = None, promotion: PromotionDecision | None = None,
 ) -> ReportResult:  # fmt: skip
-    outcome = _outcome(decision, evaluation, forgetting, promotion)
+    outcome = _outcome(decision, evaluation, forgetting, promotion, config.promotion.min_improvement)
     summary = render_summary(config.name, config.model, data, decision, trained, evaluation, forgetting, outcome)
     path = Path(out_dir) / "summary.md"
     path.write_text(summary, encoding="utf-8")
@@ -54,13 +54,15 @@ def _outcome(
     evaluation: EvaluationResult | None,
     forgetting: ForgettingReport | None,
     promotion: PromotionDecision | None,
+    min_improvement: float = 0.0,
 ) -> str:
     if decision.stop:
         return f"stopped before training: {decision.decision.replace('_', ' ')} is the recommended approach"
     parts = [f"fine-tuned ({decision.method})"]
     if evaluation:
         key = evaluation.metric
-        verdict = "beats" if evaluation.finetuned[key] > evaluation.base[key] else "does not beat"
+        gain = evaluation.finetuned[key] - evaluation.base[key]
+        verdict = "beats" if gain > min_improvement else "is no better than" if gain > -min_improvement else "is below"
         parts.append(
             f"{verdict} the base model's best prompt on {key} "
             f"({evaluation.base[key]:.3f} -> {evaluation.finetuned[key]:.3f})"
