@@ -161,7 +161,7 @@ def train_model(
 
     Under a distributed launch (tunesmith/training/distributed) every rank runs this; each writes its own report
     to ranks_dir, and rank 0 alone saves the model, its manifest and the loss curve."""
-    from transformers import EarlyStoppingCallback, PrinterCallback, set_seed
+    from transformers import EarlyStoppingCallback, set_seed
     from trl import SFTTrainer
 
     from tunesmith.models.load import load_tokenizer
@@ -191,7 +191,6 @@ def train_model(
         processing_class=tokenizer,
         callbacks=callbacks,
     )
-    trainer.remove_callback(PrinterCallback)  # prints every log as a dict; the progress bar shows the losses
     counter = count_training_tokens(trainer)
     main = trainer.is_world_process_zero()
     trainable, total = parameter_counts(trainer.model)
