@@ -17,7 +17,7 @@ from tunesmith.models.load import load_model
 from tunesmith.models.shape import model_shape
 from tunesmith.prompts import PromptTemplate, untrained_prompt
 from tunesmith.records import CuratedData, DecisionRecord, PreparedModel
-from tunesmith.training.distributed.launch_config import resolved_processes
+from tunesmith.training.distributed.launch_config import resolved_processes, visible_gpus
 
 
 def available_memory(override_gb: float | None) -> tuple[float, str]:
@@ -104,14 +104,8 @@ def training_devices(distributed: DistributedConfig, on_gpu: bool) -> int:
     """How many processes train together, on all nodes."""
     if not distributed.active:
         return 1
-    gpus = torch_gpus() if on_gpu else 0
+    gpus = visible_gpus() if on_gpu else 0
     return resolved_processes(distributed, gpus) * distributed.nnodes
-
-
-def torch_gpus() -> int:
-    import torch
-
-    return torch.cuda.device_count()
 
 
 def planned(config: RunConfig, record: DecisionRecord) -> RunConfig:

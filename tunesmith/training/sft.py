@@ -18,6 +18,7 @@ from tunesmith.errors import NotEnoughMemory
 from tunesmith.profiling import measure, settled_rss_mb
 from tunesmith.prompts import full_messages
 from tunesmith.records import Precision, TrainedModel
+from tunesmith.training.distributed.spec import TrainingSpec
 from tunesmith.training.guards import StopOnNonFinite
 from tunesmith.training.methods import METHODS
 from tunesmith.training.progress_callback import ReportProgress
@@ -354,6 +355,24 @@ def rank_metrics(ranks_dir: Path) -> dict[str, float]:
     metrics = {f"rank{r['rank']}_tokens_per_s": float(r["tokens_per_s"]) for r in reports}
     world = max((r["world_size"] for r in reports), default=1)
     return metrics | {"ranks": float(len(reports)), "world_size": float(world)}
+
+
+def train_from_spec(spec: TrainingSpec, ranks_dir: Path | None = None) -> TrainedModel:
+    """train_model on what a training spec records (in the pipeline's process, or in each rank of a job)."""
+    return train_model(
+        spec.base_model,
+        spec.train_path,
+        spec.validation_path,
+        spec.system,
+        spec.training_config(),
+        spec.method,
+        spec.precision_record(),
+        Path(spec.out_dir),
+        spec.trust_remote_code,
+        checkpoint_dir=Path(spec.checkpoint_dir) if spec.checkpoint_dir else None,
+        manifest=spec.manifest,
+        ranks_dir=ranks_dir,
+    )
 
 
 def is_out_of_memory(error: BaseException) -> bool:

@@ -18,10 +18,10 @@ from tunesmith.config import RunConfig
 from tunesmith.config.schema import TrainingConfig
 from tunesmith.prompts import training_prompt
 from tunesmith.records import CuratedData, PreparedModel, TrainedModel
-from tunesmith.training.distributed.launch_config import resolved_processes
+from tunesmith.training.distributed.launch_config import resolved_processes, visible_gpus
 from tunesmith.training.distributed.launcher import launch_training
 from tunesmith.training.distributed.spec import TrainingSpec
-from tunesmith.training.sft import train_model
+from tunesmith.training.sft import train_from_spec
 from tunesmith.versioning import code_version
 
 RECORD = "trained.json"
@@ -76,30 +76,11 @@ def save_record(trained: TrainedModel) -> None:
 
 def train(spec: TrainingSpec) -> TrainedModel:
     """One training from its spec: in this process, or launched over several when a strategy is set."""
-    training = spec.training_config()
-    distributed = training.distributed
+    distributed = spec.training_config().distributed
     if distributed.active:
         gpus = visible_gpus() if spec.precision["device"] == "cuda" else 0
         return launch_training(spec, distributed, resolved_processes(distributed, gpus))
-    return train_model(
-        spec.base_model,
-        spec.train_path,
-        spec.validation_path,
-        spec.system,
-        training,
-        spec.method,
-        spec.precision_record(),
-        Path(spec.out_dir),
-        spec.trust_remote_code,
-        checkpoint_dir=Path(spec.checkpoint_dir) if spec.checkpoint_dir else None,
-        manifest=spec.manifest,
-    )
-
-
-def visible_gpus() -> int:
-    import torch
-
-    return torch.cuda.device_count()
+    return train_from_spec(spec)
 
 
 def run_training(

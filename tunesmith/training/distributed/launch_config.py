@@ -46,13 +46,13 @@ def check_strategy(distributed: DistributedConfig, device: str) -> None:
         raise UsageError(f"training.distributed.strategy {distributed.strategy} needs DeepSpeed, which is not "
                          "installed", where, 'pip install "tunesmith[deepspeed]", or use fsdp2')  # fmt: skip
     if distributed.active and device == "cuda":
-        resolved_processes(distributed, _gpus())
+        resolved_processes(distributed, visible_gpus())
     elif distributed.active and distributed.num_processes == "auto":
         raise UsageError("training.distributed.num_processes 'auto' counts GPUs and this machine has none",
                          "training.distributed.num_processes", "set a number of CPU processes, e.g. 2")  # fmt: skip
 
 
-def _gpus() -> int:
+def visible_gpus() -> int:
     import torch
 
     return torch.cuda.device_count()

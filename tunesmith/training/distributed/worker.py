@@ -26,22 +26,9 @@ def main(argv: list[str] | None = None) -> None:
     rank = int(os.environ.get("RANK", "0"))
     progress.use(EventReporter() if rank == 0 else Silent())
 
-    from tunesmith.training.sft import train_model
+    from tunesmith.training.sft import train_from_spec
 
-    trained = train_model(
-        spec.base_model,
-        spec.train_path,
-        spec.validation_path,
-        spec.system,
-        spec.training_config(),
-        spec.method,
-        spec.precision_record(),
-        Path(spec.out_dir),
-        spec.trust_remote_code,
-        checkpoint_dir=Path(spec.checkpoint_dir) if spec.checkpoint_dir else None,
-        manifest=spec.manifest,
-        ranks_dir=spec.ranks_dir,
-    )
+    trained = train_from_spec(spec, ranks_dir=spec.ranks_dir)
     if rank == 0:
         spec.result_path.write_text(json.dumps(asdict(trained), indent=2), encoding="utf-8")
 
