@@ -217,16 +217,16 @@ def test_a_run_that_failed_after_training_reruns_without_training_again(
     import tunesmith.training.stage as training_stage
 
     trainings = []
-    real_train, real_evaluate = training_stage.train_model, evaluation_task.run_evaluation
+    real_train, real_evaluate = training_stage.train, evaluation_task.run_evaluation
 
-    def counting_train(*args, **kwargs):
-        trainings.append(args[5])  # the method
-        return real_train(*args, **kwargs)
+    def counting_train(spec):
+        trainings.append(spec.method)
+        return real_train(spec)
 
     def failing_evaluate(*args, **kwargs):
         raise RuntimeError("injected evaluation fault")
 
-    monkeypatch.setattr(training_stage, "train_model", counting_train)
+    monkeypatch.setattr(training_stage, "train", counting_train)
     monkeypatch.setattr(evaluation_task, "run_evaluation", failing_evaluate)
     config = write_config(tmp_path / "run.yaml", small_tickets, tiny_model, TRAIN_FAST)
     with pytest.raises(RuntimeError, match="injected evaluation fault"):
