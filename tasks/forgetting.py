@@ -18,14 +18,22 @@ from tunesmith.training.inference import load_trained
 def benchmark_base_task(run: RunRef, config: RunConfig, model: PreparedModel) -> dict[str, Any]:
     """General-capability scores of the base model, taken before training; the suite is fixed here for both."""
     with stage_run(run, "forgetting-baseline") as stage:
-        base, tokenizer = load_model(model.path, model.precision, model.trust_remote_code)
-        before = run_forgetting_baseline(config, base, tokenizer, Path(stage.out_dir) / "benchmarks")
+        before = run_forgetting_baseline(
+            config, model, lambda: load_model(model.path, model.precision, model.trust_remote_code),
+            Path(stage.out_dir) / "benchmarks", run.run_id,
+        )  # fmt: skip
         suite, scores = before["suite"], before["scores"]
         benchmarks = ", ".join(suite["local"] + suite["harness"])
-        log_params(stage, {"suite": suite["why"], "benchmarks": benchmarks, "limit": config.forgetting.limit})
+        log_params(stage, {"suite": suite["why"], "benchmarks": benchmarks, "limit": config.forgetting.limit,
+                           "batch_size": suite["batch_size"], "cache_key": before["key"]})  # fmt: skip
+        if before["cached_from"]:
+            set_tags(stage, {"tunesmith.base_scores_from_run": before["cached_from"]})
         log_metrics(stage, {f"{name}_acc": s["acc"] for name, s in scores.items()})
         log_json(stage, scores, "before.json")
-        progress.done(", ".join(f"{name} accuracy {s['acc']:.3f} on {s['n']} questions" for name, s in scores.items()))
+        reused = f" (reused from run {before['cached_from'][:8]})" if before["cached_from"] else ""
+        progress.done(
+            ", ".join(f"{name} accuracy {s['acc']:.3f} on {s['n']} questions" for name, s in scores.items()) + reused
+        )
     return before
 
 

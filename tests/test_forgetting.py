@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from tests.conftest import REPO, SHARED_DATA
+from tests.conftest import REPO, SHARED_DATA, write_config
 from tunesmith.config.schema import BenchmarkConfig
 from tunesmith.forgetting.benchmarks import run_benchmarks
 from tunesmith.forgetting.compare import compare_scores
@@ -12,17 +12,96 @@ from tunesmith.records import Precision
 CPU32 = Precision("cpu", "float32", "tests")
 
 
-def test_without_a_hub_the_local_benchmarks_are_used(monkeypatch):
-    from tunesmith.forgetting.benchmarks import choose_suite
+def test_the_tier_picks_the_suite_for_the_device(monkeypatch):
+    from tunesmith.config.schema import STANDARD_TIER, ForgettingConfig
+    from tunesmith.forgetting.benchmarks import choose_suite, lm_eval_batch_size
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    local = [BenchmarkConfig(name="general_knowledge", path=REPO / "data" / "general_knowledge.jsonl")]
-    assert choose_suite("auto", local, ["arc_easy"]) == (
-        local,
-        [],
-        "local benchmarks: the Hugging Face hub is not reachable",
+    smoke, _, why = choose_suite(ForgettingConfig(), "cpu")
+    assert [b.name for b in smoke] == ["general_knowledge"] and why.startswith("smoke")
+    standard, harness, _ = choose_suite(ForgettingConfig(), "cuda")
+    assert [b.name for b in standard] == list(STANDARD_TIER) and harness == []
+    assert all(b.path.is_file() for b in standard)  # bundled with the package
+    full, harness, why = choose_suite(ForgettingConfig(tier="full"), "cuda")
+    assert [b.name for b in full] == list(STANDARD_TIER) and "hub is not reachable" in why
+    own = [BenchmarkConfig(name="mine", path=REPO / "data" / "general_knowledge.jsonl")]
+    assert choose_suite(ForgettingConfig(tier="standard", benchmarks=own), "cpu")[0] == own
+    assert not ForgettingConfig(benchmarks=[]).active
+    assert (
+        lm_eval_batch_size(ForgettingConfig(), "cpu") == 16 and lm_eval_batch_size(ForgettingConfig(), "cuda") == "auto"
     )
-    assert choose_suite("harness", local, ["arc_easy"])[1] == ["arc_easy"]
+    assert lm_eval_batch_size(ForgettingConfig(batch_size=4), "cuda") == 4
+    with pytest.raises(ValueError):
+        ForgettingConfig(batch_size=0)
+
+
+def test_the_standard_tier_files_run_through_lm_eval(tmp_path, tiny_model):
+    from tunesmith.config.schema import tier_benchmarks
+
+    scores = run_benchmarks(*load_model(str(tiny_model), CPU32), tier_benchmarks("standard"), tmp_path, limit=3)
+    assert {name: s["n"] for name, s in scores.items()} == {b.name: 3 for b in tier_benchmarks("standard")}
+    for benchmark in tier_benchmarks("standard"):
+        rows = [json.loads(line) for line in benchmark.path.read_text().splitlines()]
+        assert len(rows) >= 200 and all(0 <= r["answer"] < len(r["choices"]) for r in rows)
+
+
+def test_the_base_model_is_scored_once_per_model_suite_and_settings(tmp_path, tiny_model):
+    """The second baseline with the same inputs reuses the first one's scores without loading the model; a changed
+    benchmark file, limit or model, or the cache switched off, scores again."""
+    import shutil
+
+    from tunesmith.config import load_config
+    from tunesmith.forgetting.stage import run_forgetting_baseline
+    from tunesmith.records import PreparedModel
+
+    questions = tmp_path / "questions.jsonl"
+    shutil.copy(REPO / "data" / "general_knowledge.jsonl", questions)
+    extra = f"forgetting:\n  limit: 8\n  benchmarks: [{{name: gk, path: {questions}}}]\n"
+    config_file = write_config(tmp_path / "run.yaml", REPO / "data" / "tickets.jsonl", tiny_model, extra)
+    loads = []
+
+    def baseline(run_id, overrides=(), model=tiny_model):
+        def load():
+            loads.append(run_id)
+            return load_model(str(model), CPU32)
+
+        config = load_config(config_file, list(overrides))
+        prepared = PreparedModel(str(model), CPU32)
+        return run_forgetting_baseline(config, prepared, load, tmp_path / run_id, run_id)
+
+    first = baseline("run-1")
+    assert first["cached_from"] is None and first["scores"]["gk"]["n"] == 8
+    second = baseline("run-2")
+    assert second["cached_from"] == "run-1" and second["scores"] == first["scores"] and loads == ["run-1"]
+    baseline("run-3", ["forgetting.limit=6"])
+    baseline("run-4", ["orchestration.cache=false"])
+    with questions.open("a") as f:
+        f.write(json.dumps({"question": "Which is a colour?", "choices": ["red", "seven"], "answer": 0}) + "\n")
+    baseline("run-5")
+    other = shutil.copytree(tiny_model, tmp_path / "other-model")
+    (other / "config.json").write_text((other / "config.json").read_text().replace("}", ', "note": 1}', 1))
+    baseline("run-6", model=other)
+    assert loads == ["run-1", "run-3", "run-4", "run-5", "run-6"]
+
+
+def test_a_hugging_face_blob_is_named_by_its_hash_and_other_files_are_hashed_once(tmp_path):
+    import hashlib
+
+    from tunesmith.forgetting.base_scores import file_hash
+
+    content = b"weights"
+    blob = tmp_path / "blobs" / hashlib.sha256(b"any").hexdigest()
+    blob.parent.mkdir()
+    blob.write_bytes(content)
+    link = tmp_path / "model.safetensors"
+    link.symlink_to(blob)
+    assert file_hash(link, {}) == blob.name  # the hub's own content address, not read again
+    plain = tmp_path / "plain.bin"
+    plain.write_bytes(content)
+    memo: dict[str, str] = {}
+    assert file_hash(plain, memo) == hashlib.sha256(content).hexdigest() and len(memo) == 1
+    memo[next(iter(memo))] = "remembered"
+    assert file_hash(plain, memo) == "remembered"  # same path, size and mtime: not read again
 
 
 def test_relative_drop_over_threshold_is_flagged_with_mitigations():

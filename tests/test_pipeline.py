@@ -211,8 +211,8 @@ def test_metric_keys_keep_accepted_names_and_never_collide():
 def test_a_run_that_failed_after_training_reruns_without_training_again(
     prefect_server, mlflow_uri, tmp_path, tiny_model, small_tickets, monkeypatch
 ):
-    """Evaluation fails once (an injected fault); the rerun of the same config reuses the finished training,
-    evaluates it, and the registry holds exactly one model version for it."""
+    """Evaluation fails once (an injected fault); the rerun of the same config reuses the finished training and
+    the base model's benchmark scores, evaluates it, and the registry holds exactly one model version for it."""
     import tunesmith.tasks.evaluation as evaluation_task
     import tunesmith.training.stage as training_stage
 
@@ -246,5 +246,10 @@ def test_a_run_that_failed_after_training_reruns_without_training_again(
         f"tags.mlflow.parentRunId = '{rerun.info.run_id}' and tags.mlflow.runName = 'training'",
     )[0]
     assert training.data.tags["tunesmith.reused_training_of_run"] == versions[0].tags["pipeline_run_id"]
+    baseline = client.search_runs(
+        [rerun.info.experiment_id],
+        f"tags.mlflow.parentRunId = '{rerun.info.run_id}' and tags.mlflow.runName = 'forgetting-baseline'",
+    )[0]  # the base model was not scored again either
+    assert baseline.data.tags["tunesmith.base_scores_from_run"] == versions[0].tags["pipeline_run_id"]
     assert state.result().model_version == {"name": "test-run", "version": "1"}
     assert (Path(state.result().output_dir) / "training" / "model" / "adapter_config.json").is_file()

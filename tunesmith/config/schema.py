@@ -371,26 +371,42 @@ class BenchmarkConfig(Section):
     path: ExistingFile
 
 
-def _bundled_benchmarks() -> list[BenchmarkConfig]:
-    return [BenchmarkConfig(name="general_knowledge", path=bundled_data("general_knowledge.jsonl"))]
+STANDARD_TIER = ("arc", "hellaswag", "mmlu", "winogrande", "boolq")
+
+
+def tier_benchmarks(tier: Literal["smoke", "standard"]) -> list[BenchmarkConfig]:
+    """The bundled files of a forgetting tier (data/README.md)."""
+    if tier == "smoke":
+        return [BenchmarkConfig(name="general_knowledge", path=bundled_data("general_knowledge.jsonl"))]
+    return [BenchmarkConfig(name=name, path=bundled_data(f"standard/{name}.jsonl")) for name in STANDARD_TIER]
 
 
 class ForgettingConfig(Section):
     enabled: bool = True
-    # auto: lm-eval's own tasks (harness_tasks) when the Hugging Face hub is reachable, else the local files.
-    suite: Literal["auto", "local", "harness"] = "auto"
-    harness_tasks: list[str] = ["arc_easy", "hellaswag", "mmlu_global_facts"]
-    benchmarks: list[BenchmarkConfig] = Field(default_factory=_bundled_benchmarks)
+    # How many general questions: smoke (the bundled 109), standard (about 200 each of ARC, HellaSwag, MMLU,
+    # WinoGrande, BoolQ, bundled), full (lm-eval's own harness_tasks from the hub; standard when it is not
+    # reachable). auto: smoke on a CPU, standard on a GPU.
+    tier: Literal["auto", "smoke", "standard", "full"] = "auto"
+    harness_tasks: list[str] = ["arc_easy", "arc_challenge", "hellaswag", "mmlu", "winogrande", "boolq"]
+    benchmarks: list[BenchmarkConfig] | None = None  # your own files, instead of the tier's bundled ones
     limit: int | None = Field(None, ge=1)
     threshold: Fraction = 0.05
     # Flag only drops that McNemar's test finds significant (p < 0.05) on the same questions before and after.
     require_significance: bool = False
-    batch_size: int = Field(16, ge=1)
+    # auto: 16 on a CPU; on a GPU, lm-eval's search for the largest batch that fits.
+    batch_size: int | Literal["auto"] = "auto"
     seed: int = 1234
+
+    @field_validator("batch_size")
+    @classmethod
+    def _positive(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("must be at least 1 or 'auto'")
+        return value
 
     @property
     def active(self) -> bool:
-        return self.enabled and bool(self.benchmarks)
+        return self.enabled and self.benchmarks != []
 
 
 class PromotionConfig(Section):

@@ -13,24 +13,28 @@ from typing import Any
 
 import yaml
 
-from tunesmith.config.schema import BenchmarkConfig
+from tunesmith.config.schema import BenchmarkConfig, ForgettingConfig, tier_benchmarks
 from tunesmith.console import progress
 
 BENCHMARK_PREFIX = "tunesmith_"
 CHUNK = 256  # log-likelihood requests scored between two progress updates
 
 
-def _reporting_lm(model, tokenizer, batch_size: int):
+def _reporting_lm(model, tokenizer, batch_size: int | str):
     """lm-eval's HF model, scoring its requests in chunks so that the console can show how far it got."""
     from lm_eval.models.huggingface import HFLM
 
     class ReportingHFLM(HFLM):
         def loglikelihood(self, requests, disable_tqdm: bool = False):
-            results = []
+            # Longest first: with batch_size "auto", lm-eval sizes its batches on the first chunk it sees.
+            order = sorted(range(len(requests)), key=lambda i: -sum(len(part) for part in requests[i].args))
+            results: list = [None] * len(requests)
             with progress.bar("answer choices", len(requests)):
-                for start in range(0, len(requests), CHUNK):
-                    chunk = requests[start : start + CHUNK]
-                    results += super().loglikelihood(chunk, disable_tqdm=True)
+                for start in range(0, len(order), CHUNK):
+                    chunk = order[start : start + CHUNK]
+                    scored = super().loglikelihood([requests[i] for i in chunk], disable_tqdm=True)
+                    for i, result in zip(chunk, scored, strict=True):
+                        results[i] = result
                     progress.advance(len(chunk))
             return results
 
@@ -72,17 +76,24 @@ def hub_reachable(timeout_s: float = 3.0) -> bool:
         return False
 
 
-def choose_suite(
-    suite: str, benchmarks: list[BenchmarkConfig], harness_tasks: list[str]
-) -> tuple[list[BenchmarkConfig], list[str], str]:
-    """(local benchmarks, lm-eval task names, why) for forgetting.suite = auto | local | harness."""
-    if suite == "local" or (suite == "auto" and not harness_tasks):
-        return benchmarks, [], "local benchmarks (forgetting.suite)"
-    if suite == "harness":
-        return [], harness_tasks, "lm-eval tasks (forgetting.suite)"
-    if hub_reachable():
-        return [], harness_tasks, "lm-eval tasks: the Hugging Face hub is reachable"
-    return benchmarks, [], "local benchmarks: the Hugging Face hub is not reachable"
+def choose_suite(settings: ForgettingConfig, device: str) -> tuple[list[BenchmarkConfig], list[str], str]:
+    """(local benchmarks, lm-eval task names, why) for forgetting.tier on this device."""
+    tier, how = settings.tier, "forgetting.tier"
+    if tier == "auto":
+        tier, how = ("standard" if device == "cuda" else "smoke"), f"forgetting.tier auto on {device}"
+    if tier == "full":
+        if hub_reachable():
+            return [], settings.harness_tasks, f"full: lm-eval's own tasks ({how})"
+        tier, how = "standard", "full asked for, but the Hugging Face hub is not reachable"
+    if settings.benchmarks is not None:
+        return settings.benchmarks, [], "your benchmarks (forgetting.benchmarks)"
+    return tier_benchmarks(tier), [], f"{tier}: bundled benchmarks ({how})"
+
+
+def lm_eval_batch_size(settings: ForgettingConfig, device: str) -> int | str:
+    if settings.batch_size != "auto":
+        return settings.batch_size
+    return "auto" if device == "cuda" else 16
 
 
 def run_benchmarks(
@@ -92,7 +103,7 @@ def run_benchmarks(
     work_dir: Path,
     limit: int | None = None,
     seed: int = 1234,
-    batch_size: int = 16,
+    batch_size: int | str = 16,
     harness_tasks: list[str] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Per benchmark: {"acc", "acc_stderr", "n", "correct"} for an already loaded model; `correct` lists,

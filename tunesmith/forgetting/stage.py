@@ -1,17 +1,19 @@
-"""The forgetting stage as plain functions: general-capability scores before training, the same suite after, and
-the one place the change between them is computed (the pipeline's forgetting stage and the comparison's
-per-method assessment both call run_forgetting)."""
+"""The forgetting stage as plain functions: general-capability scores before training (cached per base model),
+the same suite after, and the one place the change between them is computed (the pipeline's forgetting stage and
+the comparison's per-method assessment both call run_forgetting)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from tunesmith.config import RunConfig
-from tunesmith.forgetting.benchmarks import choose_suite, run_benchmarks
+from tunesmith.forgetting.base_scores import cached_scores, model_content_hash, save_scores, scores_key
+from tunesmith.forgetting.benchmarks import choose_suite, lm_eval_batch_size, run_benchmarks
 from tunesmith.forgetting.compare import compare_scores
-from tunesmith.records import ForgettingReport
+from tunesmith.records import ForgettingReport, PreparedModel
 
 
 @dataclass
@@ -37,16 +39,37 @@ class ForgettingResult:
 
 def _score(config: RunConfig, model, tokenizer, suite: dict[str, Any], work_dir: Path) -> dict[str, dict[str, Any]]:
     f = config.forgetting
-    local = [b for b in f.benchmarks if b.name in suite["local"]]
-    return run_benchmarks(model, tokenizer, local, work_dir, f.limit, f.seed, f.batch_size, suite["harness"])
+    return run_benchmarks(
+        model, tokenizer, suite["benchmarks"], work_dir, f.limit, f.seed, suite["batch_size"], suite["harness"]
+    )
 
 
-def run_forgetting_baseline(config: RunConfig, model, tokenizer, work_dir: Path) -> dict[str, Any]:
-    """The base model's scores, taken before training; the suite is fixed here for the after-training run."""
-    f = config.forgetting
-    local, harness, why = choose_suite(f.suite, f.benchmarks, f.harness_tasks)
-    suite = {"local": [b.name for b in local], "harness": harness, "why": why}
-    return {"suite": suite, "scores": _score(config, model, tokenizer, suite, work_dir)}
+def base_scores_cache(config: RunConfig) -> Path:
+    return Path(config.output_dir).resolve() / "cache" / "forgetting"
+
+
+def run_forgetting_baseline(
+    config: RunConfig, model: PreparedModel, load_base: Callable[[], tuple[Any, Any]], work_dir: Path, run_id: str
+) -> dict[str, Any]:
+    """The base model's scores, fixing the suite for the after-training run. Scores computed before for the same
+    model content, benchmark files, lm-eval version and settings are reused (unless orchestration.cache is off):
+    `cached_from` names the run that computed them. `load_base` loads the model only when it must be scored."""
+    f, device = config.forgetting, model.precision.device
+    local, harness, why = choose_suite(f, device)
+    suite = {"local": [b.name for b in local], "harness": harness, "why": why,
+             "benchmarks": local, "batch_size": lm_eval_batch_size(f, device)}  # fmt: skip
+    cache = base_scores_cache(config)
+    key = scores_key(
+        model_content_hash(model.path, cache), asdict(model.precision), suite, {b.name: str(b.path) for b in local},
+        f.limit, f.seed,
+    )  # fmt: skip
+    hit = cached_scores(cache, key) if config.orchestration.cache else None
+    if hit is not None:
+        return {"suite": suite, "scores": hit["scores"], "cached_from": hit["run_id"], "key": key}
+    base, tokenizer = load_base()
+    scores = _score(config, base, tokenizer, suite, work_dir)
+    save_scores(cache, key, scores, run_id)
+    return {"suite": suite, "scores": scores, "cached_from": None, "key": key}
 
 
 def run_forgetting(config: RunConfig, model, tokenizer, before: dict[str, Any], work_dir: Path) -> ForgettingResult:
