@@ -7,6 +7,7 @@ from tunesmith.records import PreparedModel
 from tunesmith.tasks.orchestration import HOUR, SERVICE_RETRIES
 from tunesmith.tracking.mlflow_runs import RunRef, set_tags
 from tunesmith.training.distributed.launch_config import check_strategy
+from tunesmith.training.fast_path import resolve as resolve_fast_path
 
 
 @task(name="prepare-model", timeout_seconds=2 * HOUR, **SERVICE_RETRIES)
@@ -14,6 +15,7 @@ def prepare_model_task(run: RunRef, config: RunConfig) -> PreparedModel:
     with progress.stage("model", config.model):
         model = prepare_model(config.model, config.model_cache_dir, config.trust_remote_code, config.training.precision)
         check_strategy(config.training.distributed, model.precision.device)
+        resolve_fast_path(config.training, model.precision)  # a switch that cannot run here fails before any work
         progress.done(model.headline())
     set_tags(
         run,

@@ -276,7 +276,17 @@ class TrainingConfig(Section):
     logging_steps: int = Field(5, ge=1)
     seed: int = 42
     precision: Dtype = "auto"
+    # Off by default: it recomputes the forward pass (about a third more compute). The decision stage turns it on
+    # when the memory estimate says the method only fits with it (the record's plan).
     gradient_checkpointing: bool = False
+    # Speed switches (tunesmith/training/fast_path.py); auto: on where they help and are installed (a GPU).
+    attention: Literal["auto", "sdpa", "eager", "flash_attention_2", "flash_attention_3"] = "auto"
+    padding_free: bool | Literal["auto"] = "auto"  # one flattened sequence per batch, no padding
+    fused_optimizer: bool | Literal["auto"] = "auto"  # torch's fused AdamW kernel
+    liger: bool | Literal["auto"] = "auto"  # Liger's RMSNorm, RoPE, SwiGLU and fused linear cross-entropy
+    # Base weights an adapter method does not train: in the compute dtype (bf16 on a GPU: half the memory, no
+    # per-step casts) or float32. auto: the compute dtype on a GPU.
+    frozen_weights: Literal["auto", "float32", "compute"] = "auto"
     loss_on: Literal["assistant", "all"] = "assistant"  # assistant turns only, or every token
     group_by_length: bool = True  # batches of similar length: less padding
     eval_steps: int | None = Field(None, ge=1)  # default: twice per epoch

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from tunesmith.config.schema import TrainingConfig
 from tunesmith.models.shape import ModelShape
+from tunesmith.training.fast_path import frozen_dtype
 from tunesmith.training.methods import METHODS
 
 BYTES = {"float32": 4.0, "bfloat16": 2.0, "float16": 2.0, "int8": 1.0}
@@ -37,6 +38,8 @@ class Workload:
     seq_len: int = 256
     batch_size: int = 8
     weight_dtype: str = "float32"
+    # The base weights of a method that trains added weights only (training.frozen_weights); None: weight_dtype.
+    frozen_dtype: str | None = None
     activation_dtype: str = "float32"
     optimizer: Literal["adamw", "adamw_8bit", "sgd"] = "adamw"
     optimizer_state_dtype: str = "float32"
@@ -129,8 +132,12 @@ def estimate(method: str, shape: ModelShape, w: Workload) -> MemoryEstimate:
         logit_bytes = BYTES["float32"] + LOGIT_BYTES_BEYOND_MODEL_DTYPE
         assumptions.append("the rest of the model in float32")
     else:
-        weights = (shape.total_params + added) * weight_bytes
-        if act_bytes < weight_bytes:
+        frozen = w.frozen_dtype if (w.frozen_dtype and spec.frozen_in_compute_dtype) else w.weight_dtype
+        base_bytes = BYTES[frozen]
+        if frozen != w.weight_dtype:
+            assumptions.append(f"the frozen base in {frozen}")
+        weights = shape.total_params * base_bytes + added * weight_bytes
+        if act_bytes < base_bytes:
             weights += shape.total_params * act_bytes  # autocast keeps a low-precision copy of each weight
             assumptions.append(f"autocast caches a {w.activation_dtype} copy of the weights during each step")
     if spec.describe:
@@ -211,8 +218,9 @@ def estimate_all(
 
 
 def workload_for(training, precision_dtype: str, seq_len: int, on_gpu: bool, devices: int = 1) -> Workload:
-    """The workload Tunesmith's trainer actually runs: fp32 master weights and AdamW states, autocast; spread
-    over `devices` processes as training.distributed says."""
+    """The workload Tunesmith's trainer actually runs: fp32 master weights and AdamW states, autocast, an adapter
+    method's frozen base as training.frozen_weights says; spread over `devices` processes as training.distributed
+    says."""
     accumulation = (
         math.ceil(training.effective_batch_size / (training.batch_size * devices))
         if training.effective_batch_size
@@ -224,6 +232,7 @@ def workload_for(training, precision_dtype: str, seq_len: int, on_gpu: bool, dev
         batch_size=training.batch_size,
         gradient_accumulation_steps=accumulation,
         activation_dtype=precision_dtype,
+        frozen_dtype=frozen_dtype(training, "cuda" if on_gpu else "cpu", precision_dtype),
         gradient_checkpointing=training.gradient_checkpointing,
         overhead_gb=CUDA_OVERHEAD_GB if on_gpu else 0.0,
         training=training,

@@ -19,6 +19,7 @@ from tunesmith.profiling import measure, settled_rss_mb
 from tunesmith.prompts import full_messages
 from tunesmith.records import Precision, TrainedModel
 from tunesmith.training.distributed.spec import TrainingSpec
+from tunesmith.training.fast_path import resolve as resolve_fast_path
 from tunesmith.training.guards import StopOnNonFinite
 from tunesmith.training.methods import METHODS
 from tunesmith.training.progress_callback import ReportProgress
@@ -68,6 +69,10 @@ def sft_config(config: TrainingConfig, hp: dict[str, Any], precision: Precision,
 
     keep_best = has_eval and hp["save_steps"] % hp["eval_steps"] == 0
     cuda = precision.device == "cuda"
+    fast = resolve_fast_path(config, precision)
+    optimizer = METHODS[hp["method"]].optimizer(cuda)
+    if fast.fused_optimizer and optimizer == "adamw_torch":
+        optimizer = "adamw_torch_fused"
     return SFTConfig(
         output_dir=str(checkpoints),
         num_train_epochs=hp["epochs"],
@@ -86,7 +91,9 @@ def sft_config(config: TrainingConfig, hp: dict[str, Any], precision: Precision,
         bf16=precision.dtype == "bfloat16",
         fp16=precision.dtype == "float16",
         use_cpu=not cuda,
-        optim=METHODS[hp["method"]].optimizer(cuda),
+        optim=optimizer,
+        use_liger_kernel=fast.liger,
+        padding_free=fast.padding_free,
         train_sampling_strategy="group_by_length" if config.group_by_length else "random",
         logging_steps=config.logging_steps,
         logging_nan_inf_filter=False,  # a NaN must reach our guard, not be averaged away
@@ -196,6 +203,7 @@ def train_model(
     main = trainer.is_world_process_zero()
     trainable, total = parameter_counts(trainer.model)
     hp["optimizer"] = getattr(args.optim, "value", args.optim)
+    hp |= resolve_fast_path(config, precision).params()
     resume = last_checkpoint(checkpoints) if config.resume else None
     resumed_step = int(resume.rsplit("-", 1)[1]) if resume else 0
     tokens_per_step = sum(len(ids) for ids in train["input_ids"]) / hp["steps_per_epoch"]

@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import Field
 
 from tunesmith.models.shape import ModelShape
-from tunesmith.training.methods.base import MethodDefaults, Settings, TrainingMethod, load_base
+from tunesmith.training.methods.base import MethodDefaults, Settings, TrainingMethod, base_for_training, load_base
 
 
 class AdapterSettings(Settings):
@@ -18,7 +18,9 @@ def build(base: str, config, precision, trust_remote_code: bool = False):
     from tunesmith.training.methods.houlsby import add_adapters
 
     settings = config.adapter
-    return add_adapters(load_base(base, trust_remote_code), settings.bottleneck, settings.activation)
+    return add_adapters(
+        base_for_training(base, config, precision, trust_remote_code), settings.bottleneck, settings.activation
+    )
 
 
 def save(model, out_dir: Path) -> None:

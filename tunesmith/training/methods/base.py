@@ -62,17 +62,30 @@ class TrainingMethod:
     after_load: Callable[[Any], Any] | None = None  # fix-up of a loaded model for inference
     describe: Callable[[Any], str] | None = None  # one line for the memory estimate's assumptions
     compare_by_default: bool = True  # in comparison.methods unless the config lists methods
+    # Its frozen base may be held in the compute dtype (training.frozen_weights): PEFT's LoRA/IA3 layers cast
+    # their input to the adapter's own dtype, so adapters train in fp32 beside bf16 base weights.
+    frozen_in_compute_dtype: bool = False
 
     @property
     def can_merge(self) -> bool:
         return self.merged is not None
 
 
-def load_base(path: str, trust_remote_code: bool = False, dtype: str = "float32"):
-    """The base model with fp32 master weights: autocast supplies bf16/fp16 compute where chosen."""
+def load_base(path: str, trust_remote_code: bool = False, dtype: str = "float32", attention: str | None = None):
+    """The base model with fp32 master weights unless told otherwise: autocast supplies bf16/fp16 compute."""
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code)
+    extra = {"attn_implementation": attention} if attention else {}
+    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code, **extra)
+
+
+def base_for_training(path: str, training, precision: Precision, trust_remote_code: bool, frozen: bool = False):
+    """The base model a method trains on, with training.attention resolved; `frozen` (the method trains added
+    weights only): its weights in training.frozen_weights' dtype."""
+    from tunesmith.training.fast_path import resolve
+
+    fast = resolve(training, precision)
+    return load_base(path, trust_remote_code, fast.frozen_dtype if frozen else "float32", fast.attention)
 
 
 def save_peft(model, out_dir: Path) -> None:

@@ -2,13 +2,23 @@
 
 from tunesmith.models.shape import ModelShape, linear_targets
 from tunesmith.training.methods import lora
-from tunesmith.training.methods.base import MethodDefaults, TrainingMethod, load_base, load_peft, merged_peft, save_peft
+from tunesmith.training.methods.base import (
+    MethodDefaults,
+    TrainingMethod,
+    base_for_training,
+    load_peft,
+    merged_peft,
+    save_peft,
+)
 
 
 def build(base: str, config, precision, trust_remote_code: bool = False):
     from peft import get_peft_model
 
-    return get_peft_model(load_base(base, trust_remote_code), lora.peft_config(config, use_dora=True))
+    return get_peft_model(
+        base_for_training(base, config, precision, trust_remote_code, frozen=True),
+        lora.peft_config(config, use_dora=True),
+    )
 
 
 def _magnitudes(shape: ModelShape, training) -> list[tuple[int, float]]:
@@ -37,6 +47,7 @@ METHOD = TrainingMethod(
     merged=merged_peft,
     trainable_params=trainable_params,
     peft_adapter=True,
+    frozen_in_compute_dtype=True,
     activation_elements=activation_elements,
     describe=lora.describe,
     compare_by_default=False,

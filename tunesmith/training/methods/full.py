@@ -1,10 +1,10 @@
 """Full fine-tuning: every weight trains."""
 
-from tunesmith.training.methods.base import MethodDefaults, TrainingMethod, load_base, load_full, save_full
+from tunesmith.training.methods.base import MethodDefaults, TrainingMethod, base_for_training, load_full, save_full
 
 
 def build(base: str, config, precision, trust_remote_code: bool = False):
-    return load_base(base, trust_remote_code)
+    return base_for_training(base, config, precision, trust_remote_code)
 
 
 METHOD = TrainingMethod(

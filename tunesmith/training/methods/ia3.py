@@ -5,7 +5,7 @@ from tunesmith.training.methods.base import (
     MethodDefaults,
     Settings,
     TrainingMethod,
-    load_base,
+    base_for_training,
     load_peft,
     merged_peft,
     save_peft,
@@ -30,7 +30,7 @@ def build(base: str, config, precision, trust_remote_code: bool = False):
         feedforward_modules=config.ia3.feedforward_modules,
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(load_base(base, trust_remote_code), peft_config)
+    return get_peft_model(base_for_training(base, config, precision, trust_remote_code, frozen=True), peft_config)
 
 
 def _scaled(shape: ModelShape, training) -> list[tuple[int, int]]:
@@ -62,6 +62,7 @@ METHOD = TrainingMethod(
     settings_key="ia3",
     settings=IA3Settings,
     peft_adapter=True,
+    frozen_in_compute_dtype=True,
     activation_elements=activation_elements,
     describe=lambda training: f"IA3 vectors on {', '.join(training.ia3.target_modules)}",
 )

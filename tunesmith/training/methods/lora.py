@@ -5,7 +5,14 @@ from typing import Literal
 from pydantic import Field
 
 from tunesmith.models.shape import ModelShape, linear_targets
-from tunesmith.training.methods.base import MethodDefaults, Settings, TrainingMethod, load_base, load_peft, merged_peft
+from tunesmith.training.methods.base import (
+    MethodDefaults,
+    Settings,
+    TrainingMethod,
+    base_for_training,
+    load_peft,
+    merged_peft,
+)
 from tunesmith.training.methods.base import save_peft as save
 
 
@@ -36,7 +43,9 @@ def peft_config(config, use_dora: bool | None = None):
 def build(base: str, config, precision, trust_remote_code: bool = False):
     from peft import get_peft_model
 
-    return get_peft_model(load_base(base, trust_remote_code), peft_config(config))
+    return get_peft_model(
+        base_for_training(base, config, precision, trust_remote_code, frozen=True), peft_config(config)
+    )
 
 
 def trainable_params(shape: ModelShape, training) -> int:
@@ -71,6 +80,7 @@ METHOD = TrainingMethod(
     settings_key="lora",
     settings=LoraSettings,
     peft_adapter=True,
+    frozen_in_compute_dtype=True,
     activation_elements=activation_elements,
     describe=describe,
 )

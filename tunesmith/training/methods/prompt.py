@@ -3,7 +3,14 @@
 from pydantic import Field
 
 from tunesmith.models.shape import ModelShape
-from tunesmith.training.methods.base import MethodDefaults, Settings, TrainingMethod, load_base, load_peft, save_peft
+from tunesmith.training.methods.base import (
+    MethodDefaults,
+    Settings,
+    TrainingMethod,
+    base_for_training,
+    load_peft,
+    save_peft,
+)
 
 
 class PromptTuningSettings(Settings):
@@ -28,7 +35,7 @@ def build(base: str, config, precision, trust_remote_code: bool = False):
         tokenizer_name_or_path=base if text else None,
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(load_base(base, trust_remote_code), peft_config)
+    return get_peft_model(base_for_training(base, config, precision, trust_remote_code), peft_config)
 
 
 def trainable_params(shape: ModelShape, training) -> int:

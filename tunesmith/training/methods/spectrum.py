@@ -13,7 +13,14 @@ import torch
 from pydantic import Field
 
 from tunesmith.models.shape import ModelShape
-from tunesmith.training.methods.base import MethodDefaults, Settings, TrainingMethod, load_base, load_full, save_full
+from tunesmith.training.methods.base import (
+    MethodDefaults,
+    Settings,
+    TrainingMethod,
+    base_for_training,
+    load_full,
+    save_full,
+)
 
 
 class SpectrumSettings(Settings):
@@ -52,7 +59,7 @@ def select(model, fraction: float) -> list[str]:
 
 
 def build(base: str, config, precision, trust_remote_code: bool = False):
-    model = load_base(base, trust_remote_code)
+    model = base_for_training(base, config, precision, trust_remote_code)
     chosen = set(select(model, config.spectrum.fraction))
     for name, parameter in model.named_parameters():
         parameter.requires_grad = name.rsplit(".", 1)[0] in chosen

@@ -1,0 +1,98 @@
+"""The speed switches of a training, resolved for the device it runs on.
+
+Each is a training.* key whose default, `auto`, turns it on where it is known to help and is available: on a
+GPU, the frozen base in the compute dtype, FlashAttention with padding-free batches, fused AdamW and Liger's
+kernels; on a CPU, none of them (the CPU path is measured by benchmarks/training_throughput.py). A switch set
+to true where it cannot work is a config error, not a silent fall-back.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import asdict, dataclass, field
+
+from tunesmith.config.schema import TrainingConfig
+from tunesmith.errors import UsageError
+from tunesmith.records import Precision
+
+# Attention implementations that take sequence boundaries from position_ids (varlen kernels): with them a
+# padding-free batch costs what its tokens cost; with sdpa/eager, transformers builds a block-diagonal mask over
+# the whole flattened batch instead, correct but quadratic in the batch's total length.
+VARLEN_ATTENTION = ("flash_attention_2", "flash_attention_3")
+
+
+class FastPathError(UsageError):
+    """A speed switch was turned on where it cannot run."""
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+@dataclass(frozen=True)
+class FastPath:
+    attention: str
+    padding_free: bool
+    fused_optimizer: bool
+    liger: bool
+    frozen_dtype: str  # dtype of the base weights an adapter method leaves frozen
+    why: dict[str, str] = field(default_factory=dict)
+
+    def params(self) -> dict[str, str | bool]:
+        return {k: v for k, v in asdict(self).items() if k != "why"}
+
+
+def _attention(config: TrainingConfig, cuda: bool) -> tuple[str, str]:
+    if config.attention != "auto":
+        if config.attention in VARLEN_ATTENTION and not (cuda and _installed("flash_attn")):
+            raise FastPathError(
+                f"training.attention {config.attention} needs a CUDA GPU and the flash-attn package",
+                "training.attention",
+                "install flash-attn on a GPU machine, or use auto or sdpa",
+            )
+        return config.attention, "training.attention"
+    if cuda and _installed("flash_attn"):
+        return "flash_attention_2", "auto: CUDA with flash-attn installed"
+    return "sdpa", "auto: " + ("flash-attn not installed" if cuda else "CPU")
+
+
+def _switch(value: bool | str, name: str, available: bool, missing: str) -> tuple[bool, str]:
+    if value == "auto":
+        return available, "auto: " + ("available" if available else missing)
+    if value and not available:
+        raise FastPathError(f"training.{name} is on, but {missing}", f"training.{name}", "set it to auto or false")
+    return bool(value), f"training.{name}"
+
+
+def frozen_dtype(config: TrainingConfig, device: str, dtype: str) -> str:
+    """The dtype of the base weights an adapter method leaves frozen (the memory estimate uses it too)."""
+    if config.frozen_weights == "auto":
+        return dtype if device == "cuda" else "float32"
+    return dtype if config.frozen_weights == "compute" else "float32"
+
+
+def resolve(config: TrainingConfig, precision: Precision) -> FastPath:
+    cuda = precision.device == "cuda"
+    attention, attention_why = _attention(config, cuda)
+    varlen = attention in VARLEN_ATTENTION
+    padding_free, padding_why = (
+        (varlen, "auto: " + ("varlen attention" if varlen else f"{attention} attention: length grouping instead"))
+        if config.padding_free == "auto"
+        else (bool(config.padding_free), "training.padding_free")
+    )
+    fused, fused_why = (  # torch's fused AdamW runs on CPUs too, but it is measured to help on GPUs
+        (cuda, "auto: " + ("CUDA" if cuda else "CPU"))
+        if config.fused_optimizer == "auto"
+        else (bool(config.fused_optimizer), "training.fused_optimizer")
+    )
+    liger_ok = cuda and _installed("liger_kernel")
+    liger, liger_why = _switch(
+        config.liger, "liger", liger_ok, "Liger kernels need a CUDA GPU and the liger-kernel package"
+    )
+    frozen = frozen_dtype(config, precision.device, precision.dtype)
+    frozen_why = "training.frozen_weights" if config.frozen_weights != "auto" else f"auto on {precision.device}"
+    return FastPath(
+        attention, padding_free, fused, liger, frozen,
+        {"attention": attention_why, "padding_free": padding_why, "fused_optimizer": fused_why,
+         "liger": liger_why, "frozen_dtype": frozen_why},
+    )  # fmt: skip
