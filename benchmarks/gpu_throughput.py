@@ -89,8 +89,8 @@ def length_mix(n: int = 512) -> list[list[dict[str, str]]]:
     return chats
 
 
-def build_model(shape: str, work: Path) -> Path:
-    """A randomly initialised model of the shape, saved in bf16 with SmolLM2's tokenizer."""
+def build_model(shape: str, work: Path, tokenizer_dir: str | None) -> Path:
+    """A randomly initialised model of the shape, saved in bf16 with SmolLM2's tokenizer (or `tokenizer_dir`'s)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -104,10 +104,12 @@ def build_model(shape: str, work: Path) -> Path:
     config = AutoConfig.for_model(settings.pop("model_type"), **settings)
     config.dtype = "bfloat16"
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    with torch.device("cuda" if torch.cuda.is_available() else "cpu"):  # initialising 7B on a CPU takes minutes
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
     model.save_pretrained(str(out))
-    tokenizer = load_tokenizer(resolve_model("smollm2-135m-instruct", Path("~/.cache/tunesmith/models")))
-    tokenizer.save_pretrained(str(out))
+    del model
+    source = tokenizer_dir or resolve_model("smollm2-135m-instruct", Path("~/.cache/tunesmith/models"))
+    load_tokenizer(source).save_pretrained(str(out))
     return out
 
 
@@ -268,6 +270,22 @@ def summarise(result: dict, shape: str, model_dir: Path, batch: int, warmup: int
     }  # fmt: skip
 
 
+def save(rows: list[dict], lengths: list[int], args) -> None:
+    for shape in {r["shape"] for r in rows}:
+        ours = next((r for r in rows if r["shape"] == shape and r.get("run") == "tunesmith lora"), None)
+        plain = next((r for r in rows if r["shape"] == shape and r.get("run") == "plain TRL lora"), None)
+        if ours and plain and "tokens_per_s" in ours and "tokens_per_s" in plain:
+            ours["speedup_vs_plain_trl"] = round(ours["tokens_per_s"] / plain["tokens_per_s"], 2)
+    ordered = sorted(lengths)
+    mix = {"mean": round(sum(ordered) / len(ordered), 1), "median": ordered[len(ordered) // 2], "max": ordered[-1]}
+    report = {"examples": len(lengths), "tokens_per_example": mix, "steps": args.steps, "warmup": args.warmup,
+              "batch_size": args.batch_size, "max_length": MAX_LENGTH,
+              "goals": {"lora_1b_speedup_vs_plain_trl": 1.5, "lora_1b_mfu": 0.40, "peak_within_estimate": 0.15},
+              "rows": rows}  # fmt: skip
+    Path(args.results).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.results).write_text(json.dumps(report, indent=2))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shapes", default=None, help="default: llama-3.2-1b,qwen2.5-7b on a GPU, tiny on a CPU")
@@ -277,6 +295,8 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--examples", type=int, default=512)
     parser.add_argument("--work", default=None, help="where models and data are kept between runs")
+    parser.add_argument("--tokenizer", default=None, help="a tokenizer folder (default: SmolLM2's, embedded)")
+    parser.add_argument("--mix", default=None, help='JSONL of {"messages"} rows instead of the built-in mix')
     parser.add_argument("--results", default=str(RESULTS / "gpu_throughput.json"))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
@@ -301,11 +321,16 @@ def main() -> int:
     cuda = torch.cuda.is_available()
     shapes = (args.shapes or ("llama-3.2-1b,qwen2.5-7b" if cuda else "tiny")).split(",")
     work.mkdir(parents=True, exist_ok=True)
-    train, _ = write_data(length_mix(args.examples), work)
+    chats = (
+        [json.loads(line)["messages"] for line in Path(args.mix).read_text().splitlines()]
+        if args.mix
+        else length_mix(args.examples)
+    )
+    train, _ = write_data(chats, work)
     rows: list[dict] = []
     lengths: list[int] = []
     for shape in shapes:
-        model_dir = build_model(shape, work)
+        model_dir = build_model(shape, work, args.tokenizer)
         lengths = [len(r["input_ids"]) for r in _train_rows(model_dir, train)]
         for method in args.methods.split(","):
             if method == "full" and shape == "qwen2.5-7b":
@@ -323,19 +348,8 @@ def main() -> int:
                     continue
                 rows.append(summarise(result, shape, model_dir, args.batch_size, args.warmup, lengths))
                 print(json.dumps(rows[-1]), flush=True)
-    for shape in shapes:
-        ours = next((r for r in rows if r["shape"] == shape and r.get("run") == "tunesmith lora"), None)
-        plain = next((r for r in rows if r["shape"] == shape and r.get("run") == "plain TRL lora"), None)
-        if ours and plain and "tokens_per_s" in ours and "tokens_per_s" in plain:
-            ours["speedup_vs_plain_trl"] = round(ours["tokens_per_s"] / plain["tokens_per_s"], 2)
-    lengths = sorted(lengths)
-    mix = {"mean": round(sum(lengths) / len(lengths), 1), "median": lengths[len(lengths) // 2], "max": lengths[-1]}
-    report = {"examples": args.examples, "tokens_per_example": mix, "steps": args.steps, "warmup": args.warmup,
-              "max_length": MAX_LENGTH,
-              "goals": {"lora_1b_speedup_vs_plain_trl": 1.5, "lora_1b_mfu": 0.40, "peak_within_estimate": 0.15},
-              "rows": rows}  # fmt: skip
-    Path(args.results).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.results).write_text(json.dumps(report, indent=2))
+                save(rows, lengths, args)  # a run cut short still leaves what it measured
+    save(rows, lengths, args)
     header = f"{'shape':<14}{'run':<18}{'tokens/s':>10}{'MFU':>7}{'peak GB':>9}{'est. GB':>9}{'vs est.':>9}  switches"
     print("\n" + header)
     for r in rows:
