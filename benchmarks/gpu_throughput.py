@@ -1,7 +1,8 @@
 """GPU training throughput at real model shapes: Tunesmith's training against plain TRL defaults.
 
 Usage: python benchmarks/gpu_throughput.py [--shapes llama-3.2-1b,qwen2.5-7b] [--methods lora,qlora,full]
-                                           [--steps 30] [--warmup 5] [--batch-size 8] [--data mix.jsonl]
+                                           [--steps 30] [--warmup 5] [--batch-size 8] [--ablations]
+                                           [--tokenizer DIR] [--mix chats.jsonl]
 
 Speed does not depend on the weights, so each shape is a randomly initialised model with the exact config of
 Llama-3.2-1B or Qwen2.5-7B (saved once, with SmolLM2's tokenizer and chat template for the text). The examples
@@ -19,7 +20,8 @@ allocator warm-up excluded), timed identically in both. MFU divides the model FL
 forward 2 x the linear weights plus attention; backward twice that for full fine-tuning, once for a frozen
 base, whose weight gradients are never computed) by the GPU's dense bf16 peak. Peak memory is
 torch.cuda.max_memory_allocated, next to Tunesmith's estimate for the same method and workload without its
-CUDA context allowance. Without CUDA it runs a tiny shape on the CPU (the plumbing test).
+CUDA context allowance. --ablations adds Tunesmith LoRA runs with one switch at a time set back to the plain
+setting. Without CUDA it runs a tiny shape on the CPU (the plumbing test).
 Writes benchmarks/results/gpu_throughput.json and prints a table.
 """
 
@@ -108,6 +110,7 @@ def build_model(shape: str, work: Path, tokenizer_dir: str | None) -> Path:
         model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
     model.save_pretrained(str(out))
     del model
+    torch.cuda.empty_cache()  # the measuring processes need the whole GPU (a no-op without CUDA)
     source = tokenizer_dir or resolve_model("smollm2-135m-instruct", Path("~/.cache/tunesmith/models"))
     load_tokenizer(source).save_pretrained(str(out))
     return out
@@ -173,14 +176,16 @@ def peak_flops() -> tuple[str, float | None]:
     return name, next((v for k, v in PEAK_BF16.items() if k in name), None)
 
 
-def estimate_gb(model_dir: Path, method: str, batch_size: int, seq_len: int, dtype: str, on_gpu: bool) -> float:
-    """Tunesmith's memory estimate for this run, without the CUDA context allowance (not in max_memory_allocated)."""
+def estimate_gb(model_dir: Path, result: dict, batch_size: int, seq_len: int, on_gpu: bool) -> float:
+    """Tunesmith's memory estimate for the run as it ran (checkpointing, frozen base dtype), without the CUDA
+    context allowance, which max_memory_allocated does not count."""
     from tunesmith.config.schema import TrainingConfig
     from tunesmith.decision.memory import estimate, workload_for
     from tunesmith.models.shape import model_shape
 
-    w = workload_for(TrainingConfig(batch_size=batch_size), dtype, seq_len, on_gpu)
-    e = estimate(method, model_shape(str(model_dir)), w)
+    training = TrainingConfig(batch_size=batch_size, gradient_checkpointing=result["gradient_checkpointing"])
+    w = workload_for(training, result["precision"], seq_len, on_gpu)
+    e = estimate(result["method"], model_shape(str(model_dir)), w)
     return e.total_gb - e.overhead_gb
 
 
@@ -195,21 +200,31 @@ def _train_rows(model_dir: Path, train: Path) -> list[dict]:
     return [tokenize_conversation(tokenizer, full_messages(e, SYSTEM), "assistant", MAX_LENGTH) for e in rows]
 
 
-def tunesmith_worker(model_dir: Path, train: Path, empty: Path, method: str, steps: int, batch: int) -> dict:
+# One switch at a time back to the plain setting, to see what each contributes (--ablations).
+ABLATIONS = {"liger off": {"liger": False}, "fused AdamW off": {"fused_optimizer": False},
+             "fp32 frozen base": {"frozen_weights": "float32"}, "checkpointing on": {"gradient_checkpointing": True},
+             "random batches": {"group_by_length": False}}  # fmt: skip
+
+
+def tunesmith_worker(
+    model_dir: Path, train: Path, empty: Path, method: str, steps: int, batch: int, ablation: str | None = None
+) -> dict:
     from tunesmith.config.schema import TrainingConfig
     from tunesmith.models.hardware import choose_precision
     from tunesmith.training.sft import train_model
 
     precision = choose_precision()
     config = TrainingConfig(max_steps=steps, batch_size=batch, max_seq_length=MAX_LENGTH, logging_steps=10,
-                            save_steps=10 * steps, early_stopping_patience=None)  # fmt: skip
+                            save_steps=10 * steps, early_stopping_patience=None,
+                            **ABLATIONS.get(ablation or "", {}))  # fmt: skip
     clock = StepClock()
     clock.install()
     out = Path(tempfile.mkdtemp(prefix=f"gpu-{method}-"))
     trained = train_model(str(model_dir), str(train), str(empty), SYSTEM, config, method, precision, out)
     hp = trained.hyperparameters
     switches = {k: hp.get(k) for k in ("attention", "padding_free", "fused_optimizer", "liger", "frozen_dtype")}
-    return {"run": f"tunesmith {method}", "method": method, "precision": precision.dtype, "clock": clock.marks,
+    name = f"tunesmith {method}" + (f" ({ablation})" if ablation else "")
+    return {"run": name, "method": method, "precision": precision.dtype, "clock": clock.marks,
             "peak_gpu_mb": trained.metrics.get("peak_gpu_mb"), "optimizer": hp["optimizer"],
             "gradient_checkpointing": config.gradient_checkpointing, **switches}  # fmt: skip
 
@@ -234,11 +249,12 @@ def plain_trl_worker(model_dir: Path, train: Path, steps: int, batch: int) -> di
         model=str(model_dir), args=args, train_dataset=dataset, peft_config=LoraConfig(task_type="CAUSAL_LM", **LORA)
     )
     trainer.train()
+    frozen = next(str(p.dtype).removeprefix("torch.") for p in trainer.model.parameters() if not p.requires_grad)
     return {"run": "plain TRL lora", "method": "lora", "precision": "bfloat16" if args.bf16 else "float32",
             "clock": clock.marks, "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
             "optimizer": str(getattr(args.optim, "value", args.optim)),
             "gradient_checkpointing": args.gradient_checkpointing, "attention": "sdpa", "padding_free": False,
-            "fused_optimizer": False, "liger": False, "frozen_dtype": "bfloat16"}  # fmt: skip
+            "fused_optimizer": False, "liger": False, "frozen_dtype": frozen}  # fmt: skip
 
 
 def _spawn(args: list[str]) -> dict:
@@ -260,7 +276,7 @@ def summarise(result: dict, shape: str, model_dir: Path, batch: int, warmup: int
     flops = matmul_flops_per_token(model_dir, result["method"], sum(lengths) / len(lengths))
     on_gpu = torch.cuda.is_available()
     # Peak memory comes with the longest batch: the estimate at the longest example, as the decision stage sizes it.
-    est = estimate_gb(model_dir, result["method"], batch, max(lengths), result["precision"], on_gpu)
+    est = estimate_gb(model_dir, result, batch, max(lengths), on_gpu)
     measured_gb = result["peak_gpu_mb"] * 2**20 / 1e9 if result.get("peak_gpu_mb") else None
     return {
         "shape": shape, **result, "gpu": gpu, "batch_size": batch, "steps_timed": max(len(clock.marks) - warmup - 1, 0),
@@ -298,7 +314,9 @@ def main() -> int:
     parser.add_argument("--tokenizer", default=None, help="a tokenizer folder (default: SmolLM2's, embedded)")
     parser.add_argument("--mix", default=None, help='JSONL of {"messages"} rows instead of the built-in mix')
     parser.add_argument("--results", default=str(RESULTS / "gpu_throughput.json"))
+    parser.add_argument("--ablations", action="store_true", help="LoRA on the first shape with each switch off")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--ablation", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -309,7 +327,7 @@ def main() -> int:
         result = (
             plain_trl_worker(model, train, args.steps, args.batch_size)
             if args.worker == "plain-trl"
-            else tunesmith_worker(model, train, empty, args.worker, args.steps, args.batch_size)
+            else tunesmith_worker(model, train, empty, args.worker, args.steps, args.batch_size, args.ablation)
         )
         Path(args.out).write_text(json.dumps(result))
         return 0
@@ -339,9 +357,11 @@ def main() -> int:
                 rows.append({"shape": shape, "run": "tunesmith qlora", "skipped": "needs CUDA and bitsandbytes"})
                 continue
             runs = [[method]] + ([["plain-trl"]] if method == "lora" else [])
-            for (worker,) in runs:
+            if args.ablations and method == "lora" and shape == shapes[0]:
+                runs += [[method, "--ablation", name] for name in ABLATIONS]
+            for worker, *extra in runs:
                 common = ["--model", str(model_dir), "--work", str(work), "--steps", str(args.steps),
-                          "--batch-size", str(args.batch_size)]  # fmt: skip
+                          "--batch-size", str(args.batch_size), *extra]  # fmt: skip
                 result = _spawn(["--worker", worker, *common])
                 if "error" in result:
                     rows.append({"shape": shape, "run": f"{worker} {method}", **result})
@@ -350,11 +370,11 @@ def main() -> int:
                 print(json.dumps(rows[-1]), flush=True)
                 save(rows, lengths, args)  # a run cut short still leaves what it measured
     save(rows, lengths, args)
-    header = f"{'shape':<14}{'run':<18}{'tokens/s':>10}{'MFU':>7}{'peak GB':>9}{'est. GB':>9}{'vs est.':>9}  switches"
+    header = f"{'shape':<14}{'run':<36}{'tokens/s':>10}{'MFU':>7}{'peak GB':>9}{'est. GB':>9}{'vs est.':>9}  switches"
     print("\n" + header)
     for r in rows:
         if "tokens_per_s" not in r:
-            print(f"{r['shape']:<14}{r['run']:<18}  {r.get('skipped') or r.get('error')}")
+            print(f"{r['shape']:<14}{r['run']:<36}  {r.get('skipped') or r.get('error')}")
             continue
         mfu = f"{r['mfu']:.0%}" if r["mfu"] is not None else "-"
         peak = f"{r['peak_gpu_gb']:.2f}" if r["peak_gpu_gb"] else "-"
@@ -362,7 +382,7 @@ def main() -> int:
         switches = ", ".join(f"{k}={r[k]}" for k in ("attention", "padding_free", "fused_optimizer", "liger",
                                                        "frozen_dtype", "gradient_checkpointing"))  # fmt: skip
         print(
-            f"{r['shape']:<14}{r['run']:<18}{r['tokens_per_s']:>10}{mfu:>7}{peak:>9}{r['estimate_gb']:>9}{versus:>9}"
+            f"{r['shape']:<14}{r['run']:<36}{r['tokens_per_s']:>10}{mfu:>7}{peak:>9}{r['estimate_gb']:>9}{versus:>9}"
             f"  {switches}" + (f"  x{r['speedup_vs_plain_trl']} vs plain TRL" if "speedup_vs_plain_trl" in r else "")
         )
     print(f"\nGPU: {rows[0].get('gpu', 'cpu') if rows else '-'}; written: {args.results}")

@@ -297,3 +297,17 @@ def test_the_plan_that_fits_is_what_training_uses(tmp_path):
     training = planned(config, smaller).training
     assert (training.batch_size, training.gradient_accumulation_steps, training.gradient_checkpointing) == (2, 8, True)
     assert training.effective_batch_size is None
+
+
+def test_the_logits_cost_one_chunk_of_trls_fused_lm_head_not_tokens_times_vocabulary():
+    """TRL scores at most 4096 positions x 32768 vocabulary entries at a time: a 128k-vocabulary model on 14k
+    tokens has a logits term of one chunk (measured on an H100: Llama-3.2-1B LoRA, batch 32 x 441 tokens,
+    9.2 GB peak with checkpointing, where tokens x vocabulary alone would be 54 GB)."""
+    from tunesmith.decision.memory import LOGIT_TOKEN_CHUNK, LOGIT_VOCAB_CHUNK
+
+    def activations(batch: int) -> float:
+        return estimate("lora", LLAMA_7B, replace(PUBLISHED, batch_size=batch, seq_len=2048)).activations_gb
+
+    per_sequence = activations(4) - activations(3)  # the layers' share of one more sequence, logits capped
+    chunk_gb = LOGIT_TOKEN_CHUNK * LOGIT_VOCAB_CHUNK * 30 / 1e9
+    assert activations(4) == pytest.approx(4 * per_sequence + chunk_gb, rel=0.05)

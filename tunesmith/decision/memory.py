@@ -22,6 +22,10 @@ CUDA_OVERHEAD_GB = 1.0  # CUDA context, cuBLAS workspaces and allocator slack
 # Per vocabulary entry per token: logits in the model dtype, their fp32 copy and shifted copy for the loss,
 # the saved log-softmax, the trainer's entropy/accuracy temporaries and the gradients flowing back.
 LOGIT_BYTES_BEYOND_MODEL_DTYPE = 28
+# TRL's fused LM head (trl/kernels/chunked_logprob.py, on by default since TRL 1.x) scores at most this many
+# positions against this many vocabulary entries at a time, recomputing them in the backward pass: the logits of a
+# batch never exist whole, so a long batch or a 128k vocabulary costs one chunk, not tokens x vocab.
+LOGIT_TOKEN_CHUNK, LOGIT_VOCAB_CHUNK = 4096, 32768
 SHARD_STATES = ("deepspeed_zero2", "deepspeed_zero3", "fsdp2")  # optimizer states and gradients sharded
 SHARD_WEIGHTS = ("deepspeed_zero3", "fsdp2")  # the weights too
 SHARDING_NOTE = {
@@ -167,9 +171,12 @@ def estimate(method: str, shape: ModelShape, w: Workload) -> MemoryEstimate:
         saved = tokens * (shape.layers * shape.hidden + per_layer)  # layer inputs + one layer recomputed
     else:
         saved = tokens * shape.layers * per_layer
-    logits = tokens * shape.vocab * logit_bytes
+    logits = min(tokens, LOGIT_TOKEN_CHUNK) * min(shape.vocab, LOGIT_VOCAB_CHUNK) * logit_bytes
     activations = saved * act_bytes + logits
-    assumptions.append(f"logits and loss: {logit_bytes:g} bytes per vocabulary entry per position")
+    assumptions.append(
+        f"logits and loss: {logit_bytes:g} bytes per vocabulary entry per position, in chunks of at most "
+        f"{LOGIT_TOKEN_CHUNK} positions x {LOGIT_VOCAB_CHUNK} entries (TRL's fused LM head)"
+    )
     total = weights + gradients + optimizer + activations + buffers + w.overhead_gb * GB
     return MemoryEstimate(
         method=method,
