@@ -38,6 +38,15 @@ FIELDS = {"text", "label", "instruction", "input", "output", "prompt", "completi
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
+def _count_or_auto(value: int | str) -> int | str:
+    if isinstance(value, int) and value < 1:
+        raise ValueError("must be 'auto' or at least 1")
+    return value
+
+
+CountOrAuto = Annotated[int | Literal["auto"], AfterValidator(_count_or_auto)]
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -216,7 +225,7 @@ class DistributedConfig(Section):
     """
 
     strategy: Strategy = "none"
-    num_processes: int | Literal["auto"] = "auto"  # per node; auto: every visible GPU
+    num_processes: CountOrAuto = "auto"  # per node; auto: every visible GPU
     nnodes: int = Field(1, ge=1)
     node_rank: int = Field(0, ge=0)
     rdzv_endpoint: str | None = None  # host:port of node 0, needed with nnodes > 1
@@ -226,13 +235,6 @@ class DistributedConfig(Section):
     # claim that holds output_dir on every node.
     image: str = "tunesmith:latest"
     volume_claim: str = "tunesmith-runs"
-
-    @field_validator("num_processes")
-    @classmethod
-    def _positive(cls, value: int | str) -> int | str:
-        if isinstance(value, int) and value < 1:
-            raise ValueError("must be 'auto' or at least 1")
-        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> DistributedConfig:
@@ -404,15 +406,8 @@ class ForgettingConfig(Section):
     # Flag only drops that McNemar's test finds significant (p < 0.05) on the same questions before and after.
     require_significance: bool = False
     # auto: 16 on a CPU; on a GPU, lm-eval's search for the largest batch that fits.
-    batch_size: int | Literal["auto"] = "auto"
+    batch_size: CountOrAuto = "auto"
     seed: int = 1234
-
-    @field_validator("batch_size")
-    @classmethod
-    def _positive(cls, value: int | str) -> int | str:
-        if isinstance(value, int) and value < 1:
-            raise ValueError("must be at least 1 or 'auto'")
-        return value
 
     @property
     def active(self) -> bool:
