@@ -39,8 +39,9 @@ def compare_methods(config_path: str, methods: list[str] | None = None, override
         inputs = check_inputs_task(run, config)
         model = prepare_model_task(run, config)
         data = curate_task(run, config, model, inputs.data)
-        before = benchmark_base_task(run, config, model) if config.forgetting.active else None
-        runnable, skipped = plan_methods_task(run, config, data, model, config.comparison.methods)
+        methods = config.comparison.methods
+        before = benchmark_base_task(run, config, model, methods) if config.forgetting.active else None
+        runnable, skipped = plan_methods_task(run, config, data, model, methods)
         progress.plan(comparison_stages(config, runnable))
         base = assess_base_task(run, config, data, model, before)
         calls = [dict(run=run, config=config, data=data, model=model, method=m, before=before) for m in runnable]

@@ -94,7 +94,7 @@ def finetune_pipeline(config_path: str, overrides: list[str] | None = None):
             summary = report_task(run, config, data, decision)
             outcome = f"Stopped: {decision.decision.replace('_', ' ')} recommended"
             return Completed(name=outcome, message=outcome, data=PipelineResult.of(run, decision, summary, outcome))
-        before = benchmark_base_task(run, config, model) if config.forgetting.active else None
+        before = benchmark_base_task(run, config, model, [decision.method]) if config.forgetting.active else None
         trained = train_task(run, planned(config, decision), data, model, decision.method)
         scores = evaluate_task(run, config, data, model, trained, decision)
         drift = forgetting_task(run, config, model, trained, before) if before is not None else None

@@ -6,26 +6,24 @@ from prefect.artifacts import create_table_artifact
 
 from tunesmith.config import RunConfig
 from tunesmith.console import progress
-from tunesmith.forgetting.stage import run_forgetting, run_forgetting_baseline
-from tunesmith.models.load import load_model
+from tunesmith.forgetting.stage import base_scorable, run_forgetting, run_forgetting_baseline, trained_scorable
 from tunesmith.records import ForgettingReport, PreparedModel, TrainedModel
 from tunesmith.tasks.orchestration import HOUR
 from tunesmith.tracking.mlflow_runs import RunRef, log_json, log_metrics, log_params, set_tags, stage_run
-from tunesmith.training.inference import load_trained
 
 
 @task(name="benchmark-base-model", timeout_seconds=2 * HOUR)
-def benchmark_base_task(run: RunRef, config: RunConfig, model: PreparedModel) -> dict[str, Any]:
-    """General-capability scores of the base model, taken before training; the suite is fixed here for both."""
+def benchmark_base_task(run: RunRef, config: RunConfig, model: PreparedModel, methods: list[str]) -> dict[str, Any]:
+    """General-capability scores of the base model, taken before training; the suite and the backend are fixed
+    here for the after-training runs of `methods`."""
     with stage_run(run, "forgetting-baseline") as stage:
-        before = run_forgetting_baseline(
-            config, model, lambda: load_model(model.path, model.precision, model.trust_remote_code),
-            Path(stage.out_dir) / "benchmarks", run.run_id,
-        )  # fmt: skip
+        work_dir = Path(stage.out_dir) / "benchmarks"
+        before = run_forgetting_baseline(config, model, base_scorable(model), work_dir, run.run_id, methods)
         suite, scores = before["suite"], before["scores"]
         benchmarks = ", ".join(suite["local"] + suite["harness"])
         log_params(stage, {"suite": suite["why"], "benchmarks": benchmarks, "limit": config.forgetting.limit,
-                           "batch_size": suite["batch_size"], "cache_key": before["key"]})  # fmt: skip
+                           "batch_size": suite["batch_size"], "backend": suite["backend"],
+                           "backend_why": suite["backend_why"], "cache_key": before["key"]})  # fmt: skip
         if before["cached_from"]:
             set_tags(stage, {"tunesmith.base_scores_from_run": before["cached_from"]})
         log_metrics(stage, {f"{name}_acc": s["acc"] for name, s in scores.items()})
@@ -43,10 +41,10 @@ def forgetting_task(
 ) -> ForgettingReport:
     """The same benchmarks, limit and seed on the fine-tuned model, compared with the baseline."""
     with stage_run(run, "forgetting") as stage:
-        tuned, tokenizer = load_trained(
-            model.path, trained.method, trained.output_dir, model.precision, model.trust_remote_code
+        work_dir = Path(stage.out_dir) / "benchmarks"
+        result = run_forgetting(
+            config, trained_scorable(model, trained, work_dir, config.forgetting.vllm.lora), before, work_dir
         )
-        result = run_forgetting(config, tuned, tokenizer, before, Path(stage.out_dir) / "benchmarks")
         report, after = result.report, result.after
         for name, row in report.per_benchmark.items():
             log_metrics(stage, {f"{name}_{k}": v for k, v in row.items()})

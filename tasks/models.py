@@ -2,6 +2,7 @@ from prefect import task
 
 from tunesmith.config import RunConfig
 from tunesmith.console import progress
+from tunesmith.forgetting.vllm_server import choose_backend
 from tunesmith.models.prepared import prepare_model
 from tunesmith.records import PreparedModel
 from tunesmith.tasks.orchestration import HOUR, SERVICE_RETRIES
@@ -16,6 +17,8 @@ def prepare_model_task(run: RunRef, config: RunConfig) -> PreparedModel:
         model = prepare_model(config.model, config.model_cache_dir, config.trust_remote_code, config.training.precision)
         check_strategy(config.training.distributed, model.precision.device)
         resolve_fast_path(config.training, model.precision)  # a switch that cannot run here fails before any work
+        if config.forgetting.active:
+            choose_backend(config.forgetting, model.precision.device, [config.training.method])
         progress.done(model.headline())
     set_tags(
         run,

@@ -4,12 +4,16 @@ import pytest
 
 from tests.conftest import REPO, SHARED_DATA, write_config
 from tunesmith.config.schema import BenchmarkConfig
-from tunesmith.forgetting.benchmarks import run_benchmarks
+from tunesmith.forgetting.benchmarks import in_process_lm, run_benchmarks
 from tunesmith.forgetting.compare import compare_scores
 from tunesmith.models.load import load_model
 from tunesmith.records import Precision
 
 CPU32 = Precision("cpu", "float32", "tests")
+
+
+def hf_lm(model_path, batch_size=16):
+    return in_process_lm(*load_model(str(model_path), CPU32), batch_size)
 
 
 def test_the_tier_picks_the_suite_for_the_device(monkeypatch):
@@ -38,7 +42,7 @@ def test_the_tier_picks_the_suite_for_the_device(monkeypatch):
 def test_the_standard_tier_files_run_through_lm_eval(tmp_path, tiny_model):
     from tunesmith.config.schema import tier_benchmarks
 
-    scores = run_benchmarks(*load_model(str(tiny_model), CPU32), tier_benchmarks("standard"), tmp_path, limit=3)
+    scores = run_benchmarks(hf_lm(tiny_model), tier_benchmarks("standard"), tmp_path, limit=3)
     assert {name: s["n"] for name, s in scores.items()} == {b.name: 3 for b in tier_benchmarks("standard")}
     for benchmark in tier_benchmarks("standard"):
         rows = [json.loads(line) for line in benchmark.path.read_text().splitlines()]
@@ -51,7 +55,7 @@ def test_the_base_model_is_scored_once_per_model_suite_and_settings(tmp_path, ti
     import shutil
 
     from tunesmith.config import load_config
-    from tunesmith.forgetting.stage import run_forgetting_baseline
+    from tunesmith.forgetting.stage import Scorable, run_forgetting_baseline
     from tunesmith.records import PreparedModel
 
     questions = tmp_path / "questions.jsonl"
@@ -67,7 +71,8 @@ def test_the_base_model_is_scored_once_per_model_suite_and_settings(tmp_path, ti
 
         config = load_config(config_file, list(overrides))
         prepared = PreparedModel(str(model), CPU32)
-        return run_forgetting_baseline(config, prepared, load, tmp_path / run_id, run_id)
+        base = Scorable(load, lambda: None, str(model), CPU32)
+        return run_forgetting_baseline(config, prepared, base, tmp_path / run_id, run_id)
 
     first = baseline("run-1")
     assert first["cached_from"] is None and first["scores"]["gk"]["n"] == 8
@@ -143,10 +148,10 @@ def test_stable_or_better_model_is_not_flagged():
 
 def test_bundled_benchmark_runs_through_lm_eval(tmp_path, tiny_model):
     benchmark = BenchmarkConfig(name="general_knowledge", path=REPO / "data" / "general_knowledge.jsonl")
-    scores = run_benchmarks(*load_model(str(tiny_model), CPU32), [benchmark], tmp_path, limit=20, batch_size=8)
+    scores = run_benchmarks(hf_lm(tiny_model, 8), [benchmark], tmp_path, limit=20)
     assert scores["general_knowledge"]["n"] == 20 == len(scores["general_knowledge"]["correct"])
     assert scores["general_knowledge"]["acc"] == pytest.approx(sum(scores["general_knowledge"]["correct"]) / 20)
-    again = run_benchmarks(*load_model(str(tiny_model), CPU32), [benchmark], tmp_path, limit=20, batch_size=8)
+    again = run_benchmarks(hf_lm(tiny_model, 8), [benchmark], tmp_path, limit=20)
     assert again == scores
 
 
@@ -156,7 +161,7 @@ def test_shared_general_knowledge_subsets_run_through_lm_eval(tmp_path, tiny_mod
     benchmarks = [
         BenchmarkConfig(name=n.replace("-", "_"), path=SHARED_DATA / "general_mc" / f"{n}.jsonl") for n in names
     ]
-    scores = run_benchmarks(*load_model(str(tiny_model), CPU32), benchmarks, tmp_path, limit=10, batch_size=8)
+    scores = run_benchmarks(hf_lm(tiny_model, 8), benchmarks, tmp_path, limit=10)
     assert set(scores) == {"arc_easy", "mmlu_global_facts"}
     assert all(s["n"] == 10 for s in scores.values())
     first = json.loads((SHARED_DATA / "general_mc" / "arc-easy.jsonl").read_text().splitlines()[0])

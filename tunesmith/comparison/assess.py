@@ -10,7 +10,7 @@ from tunesmith.config import RunConfig
 from tunesmith.console import progress
 from tunesmith.evaluation.scoring import generate
 from tunesmith.evaluation.test_set import TestSet, score_test_set
-from tunesmith.forgetting.stage import run_forgetting
+from tunesmith.forgetting.stage import Scorable, run_forgetting, trained_scorable
 from tunesmith.models.load import load_model
 from tunesmith.prompts import PromptTemplate, prompt_messages
 from tunesmith.records import MethodResult, PreparedModel, TrainedModel, primary_metric
@@ -54,11 +54,11 @@ def _quality(model, tokenizer, config: RunConfig, tests: TestSet, template: Prom
     return {f"test_{k}": v for k, v in scored.metrics.items() if not k.startswith(("precision_", "recall_"))}
 
 
-def _forgetting_change(config: RunConfig, model, tokenizer, before: dict[str, Any] | None, work_dir: Path):
+def _forgetting_change(config: RunConfig, tuned: Scorable, before: dict[str, Any] | None, work_dir: Path):
     """Mean relative change (%) over the forgetting benchmarks, and whether any was flagged."""
     if before is None:
         return {}
-    return run_forgetting(config, model, tokenizer, before, work_dir).summary_metrics()
+    return run_forgetting(config, tuned, before, work_dir).summary_metrics()
 
 
 def assess_base(config: RunConfig, model: PreparedModel, tests: TestSet, before, out_dir: Path) -> MethodResult:
@@ -92,8 +92,14 @@ def assess_trained(
     )
     metrics |= _quality(loaded, tokenizer, config, tests)
     metrics["latency_ms_unmerged"] = latency_ms(loaded, tokenizer, tests, n)
-    metrics |= _forgetting_change(config, loaded, tokenizer, before, out_dir / "benchmarks")
+    # The HF backend scores the model in memory; vLLM loads its own copy and sizes its cache from the free memory.
+    kept = (loaded, tokenizer) if before is not None and before["suite"]["backend"] == "hf" else None
     del loaded
+    work_dir = out_dir / "benchmarks"
+    metrics |= _forgetting_change(
+        config, trained_scorable(model, trained, work_dir, config.forgetting.vllm.lora, kept), before, work_dir
+    )
+    del kept
     if METHODS[trained.method].can_merge:
         merged, tokenizer = load_trained(
             model.path, trained.method, trained.output_dir, model.precision, model.trust_remote_code, merge=True

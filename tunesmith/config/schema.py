@@ -393,8 +393,26 @@ def tier_benchmarks(tier: Literal["smoke", "standard"]) -> list[BenchmarkConfig]
     return [BenchmarkConfig(name=name, path=bundled_data(f"standard/{name}.jsonl")) for name in STANDARD_TIER]
 
 
+class VllmConfig(Section):
+    # How to start vLLM's OpenAI-compatible server, model and port left out; vLLM lives in its own environment
+    # (it pins its own torch and transformers), e.g. ["/opt/vllm/bin/vllm", "serve"]. None: `vllm serve` on PATH.
+    command: list[str] | None = None
+    args: list[str] = []  # more server flags, e.g. ["--gpu-memory-utilization", "0.5", "--enforce-eager"]
+    startup_timeout_s: int = Field(900, ge=10)
+    concurrent: int = Field(8, ge=1)  # requests in flight: the server batches them itself
+    # Serve a LoRA adapter as a LoRA on the base instead of merging it first. Off by default: vLLM's LoRA layers
+    # and the prompt log-probabilities that multiple-choice scoring reads have not worked together reliably
+    # (vLLM 0.32 on a CPU stops with a shape error; an adapter's lm_head delta is left out upstream).
+    lora: bool = False
+
+
 class ForgettingConfig(Section):
     enabled: bool = True
+    # Who scores the questions: hf (lm-eval on the model loaded in this process) or vllm (lm-eval against a vLLM
+    # server started for the stage). auto: vllm on a GPU when its command is found and the method can be served
+    # (a LoRA adapter, a merged or whole model), else hf. Before and after always use the same one.
+    backend: Literal["auto", "hf", "vllm"] = "auto"
+    vllm: VllmConfig = VllmConfig()
     # How many general questions: smoke (the bundled 109), standard (about 200 each of ARC, HellaSwag, MMLU,
     # WinoGrande, BoolQ, bundled), full (lm-eval's own harness_tasks from the hub; standard when it is not
     # reachable). auto: smoke on a CPU, standard on a GPU.

@@ -66,6 +66,7 @@ def scores_key(model_hash: str, precision: dict[str, Any], suite: dict[str, Any]
         "device": precision["device"],
         "local": {name: file_hash(Path(path), memo) for name, path in sorted(benchmark_paths.items())},
         "harness": sorted(suite["harness"]),
+        "backend": suite["backend"],  # vLLM's kernels and the HF backend's differ in the last digits
         "lm_eval": version("lm_eval"),
         "limit": limit,
         "seed": seed,

@@ -20,11 +20,10 @@ BENCHMARK_PREFIX = "tunesmith_"
 CHUNK = 256  # log-likelihood requests scored between two progress updates
 
 
-def _reporting_lm(model, tokenizer, batch_size: int | str):
-    """lm-eval's HF model, scoring its requests in chunks so that the console can show how far it got."""
-    from lm_eval.models.huggingface import HFLM
+def _reporting(lm_class):
+    """`lm_class` scoring its requests in chunks, longest first, so that the console can show how far it got."""
 
-    class ReportingHFLM(HFLM):
+    class Reporting(lm_class):
         def loglikelihood(self, requests, disable_tqdm: bool = False):
             # Longest first: with batch_size "auto", lm-eval sizes its batches on the first chunk it sees.
             order = sorted(range(len(requests)), key=lambda i: -sum(len(part) for part in requests[i].args))
@@ -38,7 +37,33 @@ def _reporting_lm(model, tokenizer, batch_size: int | str):
                     progress.advance(len(chunk))
             return results
 
-    return ReportingHFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+    return Reporting
+
+
+def in_process_lm(model, tokenizer, batch_size: int | str):
+    """lm-eval's HF model around a model already loaded here (base, merged, or with its adapter attached), so that
+    every method, our own bottleneck adapters included, is measured the same way without loading weights again."""
+    from lm_eval.models.huggingface import HFLM
+
+    return _reporting(HFLM)(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+
+
+def served_lm(base_url: str, model_name: str, tokenizer_path: str, max_length: int, concurrent: int):
+    """lm-eval's completions client for a vLLM server: prompt log-probabilities of the tokens lm-eval sends."""
+    from lm_eval.models.openai_completions import LocalCompletionsAPI
+
+    return _reporting(LocalCompletionsAPI)(
+        base_url=f"{base_url}/v1/completions",
+        model=model_name,
+        tokenizer=tokenizer_path,
+        tokenizer_backend="huggingface",
+        tokenized_requests=True,  # the same token ids the HF backend scores, not text re-tokenized by the server
+        num_concurrent=concurrent,
+        batch_size=8,
+        max_length=max_length,
+        max_retries=3,
+        timeout=600,
+    )
 
 
 def write_benchmark_yaml(benchmark: BenchmarkConfig, out_dir: Path) -> str:
@@ -97,21 +122,15 @@ def lm_eval_batch_size(settings: ForgettingConfig, device: str) -> int | str:
 
 
 def run_benchmarks(
-    model,
-    tokenizer,
+    lm,
     benchmarks: list[BenchmarkConfig],
     work_dir: Path,
     limit: int | None = None,
     seed: int = 1234,
-    batch_size: int | str = 16,
     harness_tasks: list[str] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Per benchmark: {"acc", "acc_stderr", "n", "correct"} for an already loaded model; `correct` lists,
-    question by question, whether the model got it right (for a paired before/after test).
-
-    Passing the loaded model (base, merged, or with its adapter attached) means every method, our own
-    bottleneck adapters included, is measured the same way, without lm-eval loading weights again.
-    """
+    """Per benchmark: {"acc", "acc_stderr", "n", "correct"} for an lm-eval model (in_process_lm or served_lm);
+    `correct` lists, question by question, whether the model got it right (for a paired before/after test)."""
     import lm_eval
     from lm_eval.tasks import TaskManager
 
@@ -119,7 +138,7 @@ def run_benchmarks(
     local = {write_benchmark_yaml(b, work_dir): b.name for b in benchmarks}
     names = {**local, **{task: task for task in harness_tasks or []}}
     results = lm_eval.simple_evaluate(
-        model=_reporting_lm(model, tokenizer, batch_size),
+        model=lm,
         tasks=list(names),
         task_manager=TaskManager(include_path=str(work_dir), include_defaults=bool(harness_tasks)),
         limit=limit,

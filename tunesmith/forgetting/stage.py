@@ -4,16 +4,55 @@ the comparison's per-method assessment both call run_forgetting)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from tunesmith.config import RunConfig
 from tunesmith.forgetting.base_scores import cached_scores, model_content_hash, save_scores, scores_key
-from tunesmith.forgetting.benchmarks import choose_suite, lm_eval_batch_size, run_benchmarks
+from tunesmith.forgetting.benchmarks import choose_suite, in_process_lm, lm_eval_batch_size, run_benchmarks, served_lm
 from tunesmith.forgetting.compare import compare_scores
-from tunesmith.records import ForgettingReport, PreparedModel
+from tunesmith.forgetting.vllm_server import ServedModel, choose_backend, max_model_len, served_trained, vllm_server
+from tunesmith.models.load import load_model
+from tunesmith.records import ForgettingReport, Precision, PreparedModel, TrainedModel
+from tunesmith.training.inference import load_trained, write_merged
+
+
+@dataclass(frozen=True)
+class Scorable:
+    """A model the benchmarks can score: `load` it here for lm-eval's HF backend, or have vLLM load what `served`
+    describes. Both are called only when that backend scores it."""
+
+    load: Callable[[], tuple[Any, Any]]
+    served: Callable[[], ServedModel]
+    tokenizer: str  # its tokenizer's folder: lm-eval tokenizes the requests it sends to vLLM
+    precision: Precision
+
+
+def base_scorable(model: PreparedModel) -> Scorable:
+    return Scorable(
+        lambda: load_model(model.path, model.precision, model.trust_remote_code),
+        lambda: ServedModel(model.path),
+        model.path,
+        model.precision,
+    )
+
+
+def trained_scorable(
+    model: PreparedModel, trained: TrainedModel, work_dir: Path, lora: bool = False, loaded=None
+) -> Scorable:
+    """`loaded`: (model, tokenizer) already in memory, used by the HF backend instead of loading again."""
+
+    trust = model.trust_remote_code
+
+    def load():
+        return loaded or load_trained(model.path, trained.method, trained.output_dir, model.precision, trust)
+
+    def merge() -> str:
+        return write_merged(model.path, trained.method, trained.output_dir, work_dir / "merged", trust)
+
+    return Scorable(load, lambda: served_trained(model.path, trained, merge, lora), model.path, model.precision)
 
 
 @dataclass
@@ -37,11 +76,17 @@ class ForgettingResult:
         }
 
 
-def _score(config: RunConfig, model, tokenizer, suite: dict[str, Any], work_dir: Path) -> dict[str, dict[str, Any]]:
+def _score(config: RunConfig, target: Scorable, suite: dict[str, Any], work_dir: Path) -> dict[str, dict[str, Any]]:
     f = config.forgetting
-    return run_benchmarks(
-        model, tokenizer, suite["benchmarks"], work_dir, f.limit, f.seed, suite["batch_size"], suite["harness"]
-    )
+    if suite["backend"] == "vllm":
+        served = target.served()
+        log = work_dir / "vllm-server.log"
+        with vllm_server(suite["command"], served, target.precision.dtype, f.seed, f.vllm, log) as url:
+            lm = served_lm(url, served.name, target.tokenizer, max_model_len(served.path), f.vllm.concurrent)
+            return run_benchmarks(lm, suite["benchmarks"], work_dir, f.limit, f.seed, suite["harness"])
+    model, tokenizer = target.load()
+    lm = in_process_lm(model, tokenizer, suite["batch_size"])
+    return run_benchmarks(lm, suite["benchmarks"], work_dir, f.limit, f.seed, suite["harness"])
 
 
 def base_scores_cache(config: RunConfig) -> Path:
@@ -49,15 +94,17 @@ def base_scores_cache(config: RunConfig) -> Path:
 
 
 def run_forgetting_baseline(
-    config: RunConfig, model: PreparedModel, load_base: Callable[[], tuple[Any, Any]], work_dir: Path, run_id: str
+    config: RunConfig, model: PreparedModel, base: Scorable, work_dir: Path, run_id: str, methods: Iterable[str] = ()
 ) -> dict[str, Any]:
-    """The base model's scores, fixing the suite for the after-training run. Scores computed before for the same
-    model content, benchmark files, lm-eval version and settings are reused (unless orchestration.cache is off):
-    `cached_from` names the run that computed them. `load_base` loads the model only when it must be scored."""
+    """The base model's scores, fixing the suite and the backend for the after-training runs of `methods`. Scores
+    computed before for the same model content, benchmark files, lm-eval version, backend and settings are reused
+    (unless orchestration.cache is off): `cached_from` names the run that computed them."""
     f, device = config.forgetting, model.precision.device
     local, harness, why = choose_suite(f, device)
-    suite = {"local": [b.name for b in local], "harness": harness, "why": why,
-             "benchmarks": local, "batch_size": lm_eval_batch_size(f, device)}  # fmt: skip
+    backend = choose_backend(f, device, methods)
+    suite = {"local": [b.name for b in local], "harness": harness, "why": why, "benchmarks": local,
+             "batch_size": lm_eval_batch_size(f, device), "backend": backend.name, "backend_why": backend.why,
+             "command": list(backend.command)}  # fmt: skip
     cache = base_scores_cache(config)
     key = scores_key(
         model_content_hash(model.path, cache), asdict(model.precision), suite, {b.name: str(b.path) for b in local},
@@ -66,15 +113,14 @@ def run_forgetting_baseline(
     hit = cached_scores(cache, key) if config.orchestration.cache else None
     if hit is not None:
         return {"suite": suite, "scores": hit["scores"], "cached_from": hit["run_id"], "key": key}
-    base, tokenizer = load_base()
-    scores = _score(config, base, tokenizer, suite, work_dir)
+    scores = _score(config, base, suite, work_dir)
     save_scores(cache, key, scores, run_id)
     return {"suite": suite, "scores": scores, "cached_from": None, "key": key}
 
 
-def run_forgetting(config: RunConfig, model, tokenizer, before: dict[str, Any], work_dir: Path) -> ForgettingResult:
-    """The same benchmarks, limit and seed on a trained model, compared with the baseline."""
-    after = _score(config, model, tokenizer, before["suite"], work_dir)
+def run_forgetting(config: RunConfig, tuned: Scorable, before: dict[str, Any], work_dir: Path) -> ForgettingResult:
+    """The same benchmarks, limit, seed and backend on a trained model, compared with the baseline."""
+    after = _score(config, tuned, before["suite"], work_dir)
     f = config.forgetting
     report = compare_scores(before["scores"], after, f.threshold, f.require_significance)
     return ForgettingResult(report, before["scores"], after)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from tunesmith.models.load import load_tokenizer
 from tunesmith.records import Precision
 from tunesmith.training.methods import METHODS
@@ -21,3 +23,11 @@ def load_trained(
     if spec.after_load:
         model = spec.after_load(model)
     return model, load_tokenizer(trained_dir, trust_remote_code)
+
+
+def write_merged(base: str, method: str, trained_dir: str, out_dir: Path, trust_remote_code: bool = False) -> str:
+    """The adapter folded into the base weights, saved as a plain model folder (for servers that load folders)."""
+    merged = METHODS[method].merged(base, trained_dir, Precision("cpu", "float32", "merging"), trust_remote_code)
+    merged.save_pretrained(str(out_dir))
+    load_tokenizer(trained_dir, trust_remote_code).save_pretrained(str(out_dir))
+    return str(out_dir)

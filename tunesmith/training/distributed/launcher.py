@@ -13,8 +13,6 @@ import json
 import logging
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -31,17 +29,10 @@ from tunesmith.training.distributed.spec import TrainingSpec
 log = logging.getLogger("tunesmith.training.distributed")
 TAIL_LINES = 8  # of the job's output, in a failure's message (job.log has all of it)
 LINE_CHARS = 300
-STOP_GRACE_S = 15.0
 
 
 class DistributedTrainingFailed(TunesmithError):
     """The distributed training job ended without a trained model."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def launch_command(
@@ -62,20 +53,6 @@ def job_environment(cpu: bool, processes_per_node: int) -> dict[str, str]:
         env["ACCELERATE_USE_CPU"] = "true"
         env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // processes_per_node)))
     return env
-
-
-def stop_group(process: subprocess.Popen) -> None:
-    """SIGTERM to the job's whole process group, then SIGKILL to what is left after a grace period."""
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=STOP_GRACE_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    except ProcessLookupError:
-        pass
 
 
 def run_job(command: list[str], env: dict[str, str], folder: Path, description: str) -> None:
@@ -108,7 +85,7 @@ def run_job(command: list[str], env: dict[str, str], folder: Path, description: 
                 progress.advance(event["completed"] - bar.completed, bar=bar, **event["fields"])
             code = process.wait()
         finally:
-            stop_group(process)
+            lifetime.stop_group(process)
     if code != 0:
         last = "\n".join(f"  | {line[:LINE_CHARS]}" for line in tail if line.strip())
         first = first_error((folder / "job.log").read_text(encoding="utf-8", errors="replace"))
@@ -159,7 +136,7 @@ def launch_training(spec: TrainingSpec, distributed: DistributedConfig, processe
                                             processes_per_node, shared)  # fmt: skip
         log.info(f"node {distributed.node_rank} of {distributed.nnodes}; every node's command: {script}; "
                  f"for Kubernetes: {manifest}")  # fmt: skip
-    command = launch_command(Path(config_file), spec_path, distributed, free_port())
+    command = launch_command(Path(config_file), spec_path, distributed, lifetime.free_port())
     (spec.folder / "command.txt").write_text(" ".join(command) + "\n")
     description = f"{distributed.strategy} training ({processes_per_node * distributed.nnodes} processes)"
     run_job(command, job_environment(precision.device != "cuda", processes_per_node), spec.folder, description)
