@@ -29,6 +29,7 @@ def benchmark_base_task(run: RunRef, config: RunConfig, model: PreparedModel, me
         log_metrics(stage, {f"{name}_acc": s["acc"] for name, s in scores.items()})
         log_json(stage, scores, "before.json")
         reused = f" (reused from run {before['cached_from'][:8]})" if before["cached_from"] else ""
+        reused += " (scored by vLLM)" if suite["backend"] == "vllm" and not before["cached_from"] else ""
         progress.done(
             ", ".join(f"{name} accuracy {s['acc']:.3f} on {s['n']} questions" for name, s in scores.items()) + reused
         )
