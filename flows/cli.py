@@ -290,10 +290,10 @@ def serve(
 
 
 def _predictor(model: str, adapter: list[str] | None):
-    from tunesmith.serving.predict import Predictor
+    from tunesmith.serving.predict import load_predictor
 
     try:
-        return Predictor(model, _adapters(adapter))
+        return load_predictor(model, _adapters(adapter))
     except (FileNotFoundError, ValueError) as err:
         _fail(str(err), 2)
 

@@ -14,6 +14,7 @@ from tunesmith.curation.stage import run_curation, training_threshold
 from tunesmith.prompts import training_prompt
 from tunesmith.records import CuratedData, PreparedModel
 from tunesmith.tasks.orchestration import HOUR, SERVICE_RETRIES
+from tunesmith.tracking.datasets import log_datasets, split_datasets
 from tunesmith.tracking.mlflow_runs import RunRef, log_artifact, log_json, log_metrics, log_params, set_tags, stage_run
 from tunesmith.versioning import code_version
 
@@ -72,6 +73,9 @@ def curate_task(run: RunRef, config: RunConfig, model: PreparedModel, fingerprin
         if data.docs_dir:
             log_artifact(stage, data.docs_dir, "gx_data_docs")
         set_tags(run, {"tunesmith.data_hash": data.data_hash})
+        datasets = split_datasets(data, config.name)
+        log_datasets(stage, datasets)
+        log_datasets(run, datasets)  # the parent run too: its row in the runs table shows what it used
         create_markdown_artifact(
             key="curation-report", markdown=Path(data.report_path).read_text(), description="Curation counts and checks"
         )

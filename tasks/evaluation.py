@@ -9,7 +9,9 @@ from tunesmith.evaluation.metrics import per_class_rows
 from tunesmith.evaluation.stage import run_evaluation
 from tunesmith.records import CuratedData, DecisionRecord, EvaluationResult, PreparedModel, TrainedModel
 from tunesmith.tasks.orchestration import HOUR
+from tunesmith.tracking.datasets import log_datasets, split_datasets
 from tunesmith.tracking.mlflow_runs import RunRef, log_artifact, log_json, log_metrics, log_params, log_table, stage_run
+from tunesmith.tracking.registry import log_model_metrics
 
 
 def _rows(path: str) -> list[dict]:
@@ -30,6 +32,10 @@ def evaluate_task(
         )
         log_metrics(stage, {f"base_{k}": v for k, v in result.base.items()})
         log_metrics(stage, {f"finetuned_{k}": v for k, v in result.finetuned.items()})
+        test = split_datasets(data, config.name)["test"]
+        log_datasets(stage, {"test": test})
+        if trained.registered and trained.registered.get("model_id"):
+            log_model_metrics(stage, trained.registered["model_id"], result.finetuned, test)
         rows = _rows(result.predictions_path)
         log_table(stage, rows, "test_predictions.json")
         if result.task_type == "classification" and data.labels:  # labels by name, whatever MLflow keys they got

@@ -9,6 +9,7 @@ from tunesmith.console import progress
 from tunesmith.forgetting.stage import base_scorable, run_forgetting, run_forgetting_baseline, trained_scorable
 from tunesmith.records import ForgettingReport, PreparedModel, TrainedModel
 from tunesmith.tasks.orchestration import HOUR
+from tunesmith.tracking.datasets import benchmark_datasets, log_datasets
 from tunesmith.tracking.mlflow_runs import RunRef, log_json, log_metrics, log_params, set_tags, stage_run
 
 
@@ -20,6 +21,7 @@ def benchmark_base_task(run: RunRef, config: RunConfig, model: PreparedModel, me
         work_dir = Path(stage.out_dir) / "benchmarks"
         before = run_forgetting_baseline(config, model, base_scorable(model), work_dir, run.run_id, methods)
         suite, scores = before["suite"], before["scores"]
+        log_datasets(stage, benchmark_datasets(suite))
         benchmarks = ", ".join(suite["local"] + suite["harness"])
         log_params(stage, {"suite": suite["why"], "benchmarks": benchmarks, "limit": config.forgetting.limit,
                            "batch_size": suite["batch_size"], "backend": suite["backend"],
@@ -47,6 +49,7 @@ def forgetting_task(
             config, trained_scorable(model, trained, work_dir, config.forgetting.vllm.lora), before, work_dir
         )
         report, after = result.report, result.after
+        log_datasets(stage, benchmark_datasets(before["suite"]))
         for name, row in report.per_benchmark.items():
             log_metrics(stage, {f"{name}_{k}": v for k, v in row.items()})
         log_metrics(stage, {"forgetting_flag": float(report.forgetting)})

@@ -5,8 +5,10 @@ from prefect.artifacts import create_table_artifact
 
 from tunesmith.config import RunConfig
 from tunesmith.console import progress
+from tunesmith.curation.records import read_examples
 from tunesmith.records import CuratedData, PreparedModel, TrainedModel
 from tunesmith.tasks.orchestration import HOUR, training_slot
+from tunesmith.tracking.datasets import log_datasets, split_datasets
 from tunesmith.tracking.mlflow_runs import (
     RunRef,
     log_artifact,
@@ -17,7 +19,7 @@ from tunesmith.tracking.mlflow_runs import (
     set_tags,
     stage_run,
 )
-from tunesmith.tracking.registry import existing_version, register_model
+from tunesmith.tracking.registry import existing_version, log_model, register_model
 from tunesmith.training.stage import run_training, save_record
 
 
@@ -42,6 +44,8 @@ def train_task(run: RunRef, config: RunConfig, data: CuratedData, model: Prepare
         if trained.reused:
             set_tags(stage, {"tunesmith.reused_training_of_run": trained.trained_in_run or ""})
         log_metrics(stage, trained.metrics)
+        splits = split_datasets(data, config.name)
+        log_datasets(stage, {k: splits[k] for k in ("train", "validation")})
         log_history(stage, trained.history, ("loss", "eval_loss", "learning_rate"))
         log_json(stage, trained.history, "loss_history.json")
         if trained.loss_curve_path:
@@ -51,17 +55,14 @@ def train_task(run: RunRef, config: RunConfig, data: CuratedData, model: Prepare
             log_artifact(stage, str(launched), "distributed")
         version = existing_version(stage, trained.registered)
         if version is None:  # a new training, or one whose registration did not happen or was deleted
-            log_artifact(stage, trained.output_dir, "model")
             if trained.merged_dir:
                 log_artifact(stage, trained.merged_dir, "merged")
-            version = register_model(
-                stage,
-                config.tracking.registered_model or config.name,
-                "model",
-                {"method": trained.method, "data_hash": data.data_hash, "base_model": config.model,
-                 "precision": trained.precision, "pipeline_run_id": trained.trained_in_run or run.run_id},
-            )  # fmt: skip
-            trained.registered = {"name": version.name, "version": version.version}
+            tags = {"method": trained.method, "data_hash": data.data_hash, "base_model": config.model,
+                    "precision": trained.precision,
+                    "pipeline_run_id": trained.trained_in_run or run.run_id}  # fmt: skip
+            logged = log_model(stage, trained.output_dir, example_prompt(data), tags)
+            version = register_model(stage, config.tracking.registered_model or config.name, logged, tags)
+            trained.registered = {"name": version.name, "version": version.version, "model_id": version.model_id}
             save_record(trained)
         set_tags(stage, {"tunesmith.registered_model": f"{version.name}/{version.version}"})
         set_tags(run, {"tunesmith.trained": "true", "tunesmith.model_version": f"{version.name}/{version.version}"})
@@ -76,3 +77,9 @@ def train_task(run: RunRef, config: RunConfig, data: CuratedData, model: Prepare
         )  # fmt: skip
         progress.done(trained.headline())
     return trained
+
+
+def example_prompt(data: CuratedData) -> str:
+    """The first test example's question: the input example MLflow shows with the model and checks it answers."""
+    (first, *_) = read_examples(Path(data.test_path)) or read_examples(Path(data.train_path))
+    return next(m["content"] for m in first.messages if m["role"] == "user")

@@ -78,7 +78,7 @@ def test_pipeline_runs_every_stage_and_logs_them_nested_in_mlflow(
         "gx_data_docs",
     } <= artifacts(children["curation"])
     assert "decision_record.json" in artifacts(children["decision"])
-    assert {"loss_curve.png", "model", "loss_history.json"} <= artifacts(children["training"])
+    assert {"loss_curve.png", "loss_history.json"} <= artifacts(children["training"])
     assert {"test_predictions.json", "evaluation.json"} <= artifacts(children["evaluation"])
     assert "forgetting.json" in artifacts(children["forgetting"])
 
@@ -95,12 +95,24 @@ def test_pipeline_runs_every_stage_and_logs_them_nested_in_mlflow(
         assert heading in summary
     (version,) = client.search_model_versions("name='test-run'")
     assert version.tags["method"] == "lora" and version.tags["data_hash"] == parent.data.tags["tunesmith.data_hash"]
+    assert version.source.startswith("models:/m-")  # an MLflow model, output of the training run
+    logged = client.get_logged_model(version.source.removeprefix("models:/"))
+    assert logged.source_run_id == children["training"].info.run_id
+    # The evaluation's metrics, on the model, measured on the test split
+    assert ("accuracy", "test-run-test") in {(m.key, m.dataset_name) for m in logged.metrics}
+    contexts = {i.dataset.name: [t.value for t in i.tags] for i in children["training"].inputs.dataset_inputs}
+    assert contexts == {"test-run-train": ["training"], "test-run-validation": ["validation"]}
+    assert {i.dataset.name for i in parent.inputs.dataset_inputs} >= {"test-run-curated", "test-run-test"}
     (reply,) = Predictor(f"models:/test-run/{version.version}").predict(
         list(read_requests(["my card was charged twice"]))
     )
     assert reply["adapter"] == "base" and isinstance(reply["output"], str)
 
-    assert result.outcome == "Promoted" and result.model_version == {"name": "test-run", "version": "1"}
+    assert (
+        result.outcome == "Promoted"
+        and result.model_version["name"] == "test-run"
+        and result.model_version["version"] == "1"
+    )
     champion = client.get_model_version_by_alias("test-run", "champion")
     assert str(champion.version) == "1" and champion.tags["promotion"] == "Promoted"
     assert "base model with its best prompt" in champion.tags["promotion_reason"]
@@ -251,5 +263,5 @@ def test_a_run_that_failed_after_training_reruns_without_training_again(
         f"tags.mlflow.parentRunId = '{rerun.info.run_id}' and tags.mlflow.runName = 'forgetting-baseline'",
     )[0]  # the base model was not scored again either
     assert baseline.data.tags["tunesmith.base_scores_from_run"] == versions[0].tags["pipeline_run_id"]
-    assert state.result().model_version == {"name": "test-run", "version": "1"}
+    assert {k: state.result().model_version[k] for k in ("name", "version")} == {"name": "test-run", "version": "1"}
     assert (Path(state.result().output_dir) / "training" / "model" / "adapter_config.json").is_file()

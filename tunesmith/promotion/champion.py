@@ -26,9 +26,9 @@ def score_champion(
     version, tracking_uri: str, tests: TestSet, precision: Precision, base_override: str, batch_size: int
 ) -> dict[str, float]:
     """Task metrics of a registered version on the test set, with the prompt it was trained on."""
-    import mlflow
+    from tunesmith.tracking.registry import download_model, trained_folder
 
-    folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=version.source, tracking_uri=tracking_uri))
+    folder = trained_folder(download_model(f"models:/{version.name}/{version.version}", tracking_uri))
     manifest = json.loads((folder / MANIFEST).read_text())
     base = manifest["base_model"] if Path(manifest["base_model"]).exists() else base_override
     model, tokenizer = load_trained(base, manifest["method"], str(folder), precision)

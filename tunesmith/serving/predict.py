@@ -29,13 +29,11 @@ class Request:
 
 def local_path(model: str) -> Path:
     """A local folder for a path, an embedded model name, or an MLflow URI (models:/..., runs:/...)."""
-    if model.startswith(("models:/", "runs:/", "mlflow-artifacts:/")):
-        import mlflow
-
+    if is_mlflow_uri(model):
+        from tunesmith.tracking.registry import download_model, trained_folder
         from tunesmith.tracking.uri import tracking_uri
 
-        mlflow.set_tracking_uri(tracking_uri(None))
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=model))
+        return trained_folder(download_model(model, tracking_uri(None)))
     from tunesmith.models.embedded import EMBEDDED_MODELS
     from tunesmith.models.resolve import resolve_model
 
@@ -45,6 +43,26 @@ def local_path(model: str) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"--model {model}: no such folder, embedded model or MLflow URI")
     return path
+
+
+def is_mlflow_uri(model: str) -> bool:
+    return model.startswith(("models:/", "runs:/", "mlflow-artifacts:/"))
+
+
+def load_predictor(model: str, adapters: dict[str, str] | None = None) -> Predictor:
+    """A Predictor for a folder, an embedded model name, or a registered model: a `models:/` or `runs:/` URI is
+    loaded by MLflow's own loader, as `mlflow.pyfunc.load_model` and `mlflow models serve` load it."""
+    if adapters or not is_mlflow_uri(model):
+        return Predictor(model, adapters)
+    import mlflow.pyfunc
+
+    from tunesmith.tracking.registry import download_model
+    from tunesmith.tracking.uri import tracking_uri
+
+    local = download_model(model, tracking_uri(None))
+    if not (local / "MLmodel").is_file():  # registered before models were logged as MLflow models
+        return Predictor(str(local))
+    return mlflow.pyfunc.load_model(str(local)).unwrap_python_model().predictor
 
 
 def manifest(folder: Path) -> dict[str, Any]:
