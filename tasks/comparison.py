@@ -7,7 +7,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from tunesmith.comparison.assess import assess_base, assess_trained
 from tunesmith.comparison.plan import fit_methods
-from tunesmith.comparison.table import add_quality_vs_full, plot, rows, to_markdown, write_csv
+from tunesmith.comparison.table import add_quality_vs_full, metric_charts, plot, rows, to_markdown, write_csv
 from tunesmith.config import RunConfig
 from tunesmith.console import progress
 from tunesmith.evaluation.test_set import load_test_set
@@ -120,6 +120,8 @@ def _comparison_table(run: RunRef, config: RunConfig, results: list[MethodResult
     log_json(run, [r.to_json() for r in results], "comparison/results.json")
     for name in ("comparison.md", "comparison.csv", "comparison.png"):
         log_artifact(run, out_dir / name, "comparison")
+    if metric_charts(results, out_dir / "charts"):  # one figure per compared quantity, on the parent run
+        log_artifact(run, out_dir / "charts", "charts")
     best = max((r for r in results if r.status == "trained"), key=lambda r: r.metrics.get(r.task_metric, -1e9),
                default=None)  # fmt: skip
     if best:

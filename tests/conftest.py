@@ -87,29 +87,34 @@ def write_jsonl(path: Path, rows: list) -> Path:
     return path
 
 
-@pytest.fixture
-def small_tickets(tmp_path) -> Path:
+def small_ticket_rows() -> list[dict]:
     """160 bundled tickets, 40 per label: enough to pass the fine-tuning threshold, small enough to train fast."""
     per_label: dict[str, list[dict]] = {label: [] for label in LABELS}
     for row in ticket_rows():
         if len(per_label[row["label"]]) < 40:
             per_label[row["label"]].append(row)
-    rows = [r for group in zip(*per_label.values(), strict=False) for r in group]
-    return write_jsonl(tmp_path / "tickets.jsonl", rows)
+    return [r for group in zip(*per_label.values(), strict=False) for r in group]
+
+
+@pytest.fixture
+def small_tickets(tmp_path) -> Path:
+    return write_jsonl(tmp_path / "tickets.jsonl", small_ticket_rows())
 
 
 SUBJECTS = {"urgent": "ASAP:", "billing": "Invoice question:", "technical": "Bug report:", "general": "Question:"}
 
 
-@pytest.fixture
-def learnable_tickets(small_tickets) -> Path:
+def learnable_rows() -> list[dict]:
     """The same 160 tickets, each led by a subject word for its label as many help desks' subject lines are: a
     signal the random tiny model picks up in about a hundred steps. With it, fine-tuning beats the untrained base
     model's best prompt by a wide margin on any CPU (0.81 to 1.00 accuracy against 0.31 on the 16 test tickets
     over four training seeds), where the plain tickets gave 0.38 to 0.81 against 0.25."""
-    rows = [json.loads(line) for line in small_tickets.read_text().splitlines()]
-    rows = [{"text": f"{SUBJECTS[r['label']]} {r['text']}", "label": r["label"]} for r in rows]
-    return write_jsonl(small_tickets.with_name("learnable.jsonl"), rows)
+    return [{"text": f"{SUBJECTS[r['label']]} {r['text']}", "label": r["label"]} for r in small_ticket_rows()]
+
+
+@pytest.fixture
+def learnable_tickets(small_tickets) -> Path:
+    return write_jsonl(small_tickets.with_name("learnable.jsonl"), learnable_rows())
 
 
 def write_config(path: Path, data_path: Path, model: Path | str, extra: str = "") -> Path:

@@ -91,6 +91,10 @@ def test_every_default_method_is_trained_measured_and_tabled(
 
     artifacts = {a.path for a in client.list_artifacts(out.run_id, "comparison")}
     assert {"comparison/comparison.md", "comparison/comparison.csv", "comparison/comparison.png"} <= artifacts
+    charts = {a.path for a in client.list_artifacts(out.run_id, "charts")}  # one per compared quantity
+    assert charts == {f"charts/{i}_{key}.png" for i, key in enumerate(
+        ["test_accuracy", "quality_vs_full_pct", "forgetting_change_pct", "peak_memory_mb", "train_wall_s",
+         "latency_ms_unmerged"])}  # fmt: skip
     lines = out.report.splitlines()
     assert sum(line.startswith(f"| {m} |") for line in lines for m in ["base", *methods]) == 8
     with get_client(sync_client=True) as prefect:

@@ -122,3 +122,43 @@ def plot(results: list[MethodResult], path: Path) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+# What the comparison is about, one chart each: (metric key, title); the task metric comes first.
+CHARTS = [
+    ("quality_vs_full_pct", "quality vs full fine-tuning (%)"),
+    ("forgetting_change_pct", "forgetting: mean change on the general benchmarks (%)"),
+    ("peak_memory_mb", "peak training memory (MB)"),
+    ("train_wall_s", "training wall time (s)"),
+    ("latency_ms_unmerged", "latency per request, as trained (ms)"),
+]
+
+
+def metric_charts(results: list[MethodResult], out_dir: Path) -> list[Path]:
+    """One bar chart per compared quantity, methods side by side, for the comparison's parent run: what a person
+    looks at first, without choosing axes in MLflow's compare view. Quantities no method has are left out."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [r for r in results if r.status in ("trained", "base")]
+    metric = next((r.task_metric for r in shown if r.task_metric), "")
+    charts = [(metric, metric.removeprefix("test_").replace("_", " ") + " on the test split"), *CHARTS]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, (key, title) in enumerate(charts):
+        pairs = [(r.method, r.metrics[key]) for r in shown if r.metrics.get(key) is not None]
+        if not key or not pairs:
+            continue
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        bars = ax.bar([m for m, _ in pairs], [v for _, v in pairs], color="tab:blue")
+        ax.bar_label(bars, fmt="%.3g")
+        ax.set_title(title)
+        ax.grid(axis="y", alpha=0.3)
+        fig.tight_layout()
+        path = out_dir / f"{i}_{key}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        paths.append(path)
+    return paths
