@@ -134,7 +134,7 @@ def test_models_datasets_and_the_comparison_show_in_the_mlflow_ui(tracked):
         page.screenshot(path=str(SCREENSHOTS / "mlflow_registered_model.png"))
 
         page.goto(f"{uri}/#/experiments/{pipeline.info.experiment_id}/runs")  # the Dataset column of the runs table
-        expect(page.get_by_text("test-run-curated").first).to_be_visible(timeout=30_000)
+        expect(page.get_by_text("test-run-train").first).to_be_visible(timeout=30_000)
         page.screenshot(path=str(SCREENSHOTS / "mlflow_runs_datasets.png"))
 
         page.goto(f"{uri}/#/experiments/{pipeline.info.experiment_id}/runs/{training.info.run_id}")
