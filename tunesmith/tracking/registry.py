@@ -36,7 +36,9 @@ def log_model(ref: RunRef, folder: str, example_prompt: str, metadata: dict[str,
     import pandas as pd
 
     from tunesmith.serving.mlflow_model import ARTIFACT, ENTRY, PACKAGE, SIGNATURE, pinned_requirements
+    from tunesmith.serving.predict import manifest
 
+    metadata = {**metadata, "system_prompt": manifest(Path(folder)).get("system", "")}  # shown on the model's page
     mlflow.set_tracking_uri(ref.uri)
     with mlflow.start_run(run_id=ref.run_id):
         return mlflow.pyfunc.log_model(
