@@ -162,5 +162,7 @@ def start_temporary_server() -> str:
             return subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=_stop_with_parent)
 
     server = DetachedServer()  # Prefect's get_client() finds it: the instance for the default port is shared
-    server.start()
+    # A first start migrates a new SQLite database: Prefect's 20 s default ran out on a busy 2-core machine.
+    # PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, when set, still decides.
+    server.start(timeout=None if "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" in os.environ else 120)
     return server.api_url
