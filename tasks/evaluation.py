@@ -32,7 +32,7 @@ def evaluate_task(
         )
         log_metrics(stage, {f"base_{k}": v for k, v in result.base.items()})
         log_metrics(stage, {f"finetuned_{k}": v for k, v in result.finetuned.items()})
-        test = split_datasets(data, config.name)["test"]
+        test = split_datasets(data, config.name, only=("test",))["test"]
         log_datasets(stage, {"test": test})
         if trained.registered and trained.registered.get("model_id"):
             log_model_metrics(stage, trained.registered["model_id"], result.finetuned, test)

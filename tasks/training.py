@@ -44,8 +44,7 @@ def train_task(run: RunRef, config: RunConfig, data: CuratedData, model: Prepare
         if trained.reused:
             set_tags(stage, {"tunesmith.reused_training_of_run": trained.trained_in_run or ""})
         log_metrics(stage, trained.metrics)
-        splits = split_datasets(data, config.name)
-        log_datasets(stage, {k: splits[k] for k in ("train", "validation")})
+        log_datasets(stage, split_datasets(data, config.name, only=("train", "validation")))
         log_history(stage, trained.history, ("loss", "eval_loss", "learning_rate"))
         log_json(stage, trained.history, "loss_history.json")
         if trained.loss_curve_path:

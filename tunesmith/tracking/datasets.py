@@ -17,26 +17,36 @@ from tunesmith.tracking.mlflow_runs import RunRef
 SPLITS = {"train": "training", "validation": "validation", "test": "test"}  # split -> MLflow's context name
 
 
-def _table(paths: list[Path]) -> pd.DataFrame:
+def _table(path: Path) -> pd.DataFrame:
     """JSONL rows as a table; nested values (chat messages, answer choices) as JSON text, which MLflow can hash."""
-    rows = [json.loads(line) for path in paths for line in path.read_text(encoding="utf-8").splitlines() if line]
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
     return pd.DataFrame(
         [{k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in row.items()} for row in rows]
     )
 
 
-def file_dataset(paths: list[Path] | Path, name: str, source: Path | None = None):
+def _dataset(table: pd.DataFrame, source: Path, name: str):
     import mlflow.data
 
-    paths = [paths] if isinstance(paths, Path) else paths
-    return mlflow.data.from_pandas(_table(paths), source=str((source or paths[0]).resolve()), name=name)
+    return mlflow.data.from_pandas(table, source=str(source.resolve()), name=name)
 
 
-def split_datasets(data: CuratedData, run_name: str) -> dict[str, object]:
-    """{"curated" | "train" | "validation" | "test": dataset}, named <run name>-<split>."""
+def file_dataset(path: Path, name: str):
+    return _dataset(_table(path), path, name)
+
+
+def split_datasets(data: CuratedData, run_name: str, only: tuple[str, ...] | None = None) -> dict[str, object]:
+    """{"train" | "validation" | "test" | "curated" (the three together): dataset}, named <run name>-<split>;
+    `only` builds just those (each split file is read once)."""
     files = {"train": Path(data.train_path), "validation": Path(data.validation_path), "test": Path(data.test_path)}
-    datasets = {split: file_dataset(path, f"{run_name}-{split}") for split, path in files.items()}
-    datasets["curated"] = file_dataset(list(files.values()), f"{run_name}-curated", Path(data.train_path).parent)
+    wanted = only or (*files, "curated")
+    tables = {split: _table(path) for split, path in files.items() if split in wanted or "curated" in wanted}
+    datasets = {
+        split: _dataset(tables[split], files[split], f"{run_name}-{split}") for split in files if split in wanted
+    }
+    if "curated" in wanted:
+        curated = pd.concat(list(tables.values()), ignore_index=True)
+        datasets["curated"] = _dataset(curated, files["train"].parent, f"{run_name}-curated")
     return datasets
 
 
