@@ -162,6 +162,32 @@ def compare(
 
 
 @app.command()
+def tune(
+    config: ConfigArg,
+    trials: Annotated[int | None, typer.Option("--trials", help="Finished trials the study should hold")] = None,
+    set_: SetOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Search the method's hyperparameters (Optuna; training.search) and print the settings to train with."""
+    overrides = [*(set_ or []), *([f"training.search.trials={trials}"] if trials else [])]
+    cfg = _load(config, overrides)
+    with _command(_run_log(cfg, "tune"), verbose) as session:
+        from tunesmith.flows.tune import tune_hyperparameters
+        from tunesmith.search.render import render_search
+
+        result = _in_flow(session, cfg, lambda: tune_hyperparameters(str(config), overrides))
+        session.markdown("\n".join(render_search(result.to_json(), "#")))
+        flags = " ".join(f"--set training.{k}={_setting(v)}" for k, v in result.best_settings.items())
+        session.say(f"\nTo train with these settings: tunesmith run {config} {flags}\n"
+                    f"or set training.search.trials in the config to search before each training.\n"
+                    f"study: {result.study} in {result.storage}\nlog: {session.log_path}")  # fmt: skip
+
+
+def _setting(value: Any) -> str:
+    return f"[{','.join(map(str, value))}]" if isinstance(value, list) else str(value)
+
+
+@app.command()
 def check(config: ConfigArg, set_: SetOpt = None, verbose: VerboseOpt = False) -> None:
     """Check the config, the model and the data as a run's curation would, without training.
 

@@ -21,6 +21,7 @@ from tunesmith.tasks.orchestration import record_failure
 from tunesmith.tasks.promotion import promote_task
 from tunesmith.tasks.report import report_task
 from tunesmith.tasks.retraining import check_inputs_task
+from tunesmith.tasks.search import search_hyperparameters, with_search
 from tunesmith.tasks.training import train_task
 from tunesmith.tracking.mlflow_runs import RunRef, set_tags
 from tunesmith.tracking.pipeline_run import pipeline_run
@@ -69,7 +70,8 @@ def pipeline_stages(config: RunConfig) -> list[str]:
     forgetting = config.forgetting.active
     return [
         "fingerprint", "model", "curation", "decision", *(["forgetting-baseline"] if forgetting else []),
-        "training", "evaluation", *(["forgetting"] if forgetting else []),
+        *(["search"] if config.training.search.trials else []), "training", "evaluation",
+        *(["forgetting"] if forgetting else []),
         *(["promotion"] if config.promotion.enabled else []), "report",
     ]  # fmt: skip
 
@@ -95,7 +97,13 @@ def finetune_pipeline(config_path: str, overrides: list[str] | None = None):
             outcome = f"Stopped: {decision.decision.replace('_', ' ')} recommended"
             return Completed(name=outcome, message=outcome, data=PipelineResult.of(run, decision, summary, outcome))
         before = benchmark_base_task(run, config, model, [decision.method]) if config.forgetting.active else None
-        trained = train_task(run, planned(config, decision), data, model, decision.method)
+        search = (
+            search_hyperparameters(run, config, data, model, decision.method, before)
+            if config.training.search.trials
+            else None
+        )
+        tuned, decision = with_search(run, config, decision, search)
+        trained = train_task(run, planned(tuned, decision), data, model, decision.method)
         scores = evaluate_task(run, config, data, model, trained, decision)
         drift = forgetting_task(run, config, model, trained, before) if before is not None else None
         promotion = promote_task(run, config, data, model, trained, scores, drift) if config.promotion.enabled else None

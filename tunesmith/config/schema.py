@@ -16,6 +16,7 @@ from pydantic_core import InitErrorDetails
 
 from tunesmith.models.embedded import EMBEDDED_MODELS
 from tunesmith.resources import bundled_data
+from tunesmith.search.space import Dimension
 
 
 def _existing_file(path: Path) -> Path:
@@ -253,6 +254,32 @@ class DistributedConfig(Section):
         return self.strategy != "none"
 
 
+class SearchConfig(Section):
+    """training.search: an Optuna search over the method's hyperparameters before the final training, which then
+    uses the best trial's settings (tunesmith/search). trials 0: no search."""
+
+    trials: int = Field(0, ge=0)  # finished trials the study should hold (a resumed study counts earlier ones)
+    # metric: the task metric on the validation split. penalized: that metric minus forgetting_penalty x the
+    # relative drop on the forgetting benchmarks. pareto: both as objectives; the Pareto front is kept and the
+    # best metric among trials within forgetting.threshold is chosen.
+    objective: Literal["metric", "penalized", "pareto"] = "metric"
+    forgetting_penalty: float = Field(1.0, ge=0)  # metric points lost per unit of relative drop (penalized)
+    # Replaces or adds to the method's declared ranges, keyed as under training.: {learning_rate: {low: 1e-5,
+    # high: 1e-3, log: true}, lora.r: {choices: [8, 16]}}; a key set to null leaves that setting unsearched.
+    space: dict[str, Dimension | None] = {}
+    max_steps: int | None = Field(None, ge=1)  # each trial's training length; None: as the method's epochs say
+    evaluations: int = Field(4, ge=1)  # validation-loss reports per trial, which the pruner judges
+    validation_examples: int | None = Field(200, ge=1)  # validation examples each trial is scored on
+    sampler: Literal["tpe", "random"] = "tpe"
+    pruner: Literal["median", "hyperband", "none"] = "median"
+    startup_trials: int = Field(2, ge=0)  # trials that finish before the pruner starts judging others
+    start_with_defaults: bool = True  # the first trial is the method's defaults: the search can only do better
+    enqueue: list[dict[str, Any]] = []  # settings tried before sampling starts, e.g. [{learning_rate: 1e-4}]
+    # Optuna storage URL shared by the trials; None: a SQLite file in output_dir/search.
+    storage: str | None = None
+    seed: int = 42
+
+
 class TrainingConfig(Section):
     """Training settings; each method's own section (training.lora, training.qlora, ...) is declared by the method
     itself (tunesmith/training/methods) and validated here by its settings model, defaults included."""
@@ -298,6 +325,7 @@ class TrainingConfig(Section):
     resume: bool = True  # a re-run of the same config picks up from the last checkpoint
     merge: bool = False  # also save the adapter merged into the base (LoRA, DoRA, QLoRA, IA3)
     distributed: DistributedConfig = DistributedConfig()
+    search: SearchConfig = SearchConfig()
 
     @model_validator(mode="wrap")
     @classmethod
@@ -328,6 +356,28 @@ class TrainingConfig(Section):
         if errors:  # every problem at once, each with its full key path
             raise ValidationError.from_exception_data(cls.__name__, errors)
         return validated
+
+    @model_validator(mode="after")
+    def _search_keys_exist(self) -> TrainingConfig:
+        """Each key of training.search.space names a training setting, and its values are valid for it."""
+        from tunesmith.search.space import with_settings
+
+        plain = self.model_dump(mode="json", exclude={"search"})
+        for key, dim in self.search.space.items():
+            if dim is None:
+                continue
+            for probe in dim.choices if dim.choices is not None else [dim.low, dim.high]:
+                try:
+                    TrainingConfig.model_validate(with_settings(plain, {key: probe}))
+                except ValidationError as err:
+                    first = err.errors()[0]
+                    problem = (
+                        "not a training setting (keys are as under training:, e.g. learning_rate, epochs, lora.r)"
+                        if first["type"] == "extra_forbidden"
+                        else f"{probe!r}: {first['msg']}"
+                    )
+                    raise ValueError(f"search.space.{key}: {problem}") from None
+        return self
 
     @model_validator(mode="after")
     def _method_fits_strategy(self) -> TrainingConfig:
@@ -497,6 +547,16 @@ class RunConfig(Section):
     orchestration: OrchestrationConfig = OrchestrationConfig()
     comparison: ComparisonConfig = ComparisonConfig()
     tracking: TrackingConfig = TrackingConfig()
+
+    @model_validator(mode="after")
+    def _search_objective_measurable(self) -> RunConfig:
+        search = self.training.search
+        if search.trials and search.objective != "metric" and not self.forgetting.active:
+            raise ValueError(
+                f"training.search.objective {search.objective!r} weighs forgetting, which needs the forgetting "
+                "benchmark: set forgetting.enabled true (with benchmarks), or objective metric"
+            )
+        return self
 
     @field_validator("model")
     @classmethod

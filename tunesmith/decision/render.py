@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tunesmith.records import DecisionRecord
+from tunesmith.search.render import render_search
 
 
 def render_decision(record: DecisionRecord, level: int = 1) -> str:
@@ -44,6 +45,8 @@ def render_decision(record: DecisionRecord, level: int = 1) -> str:
             )
         first = next(iter(record.memory.values()))
         lines += ["", "Assumptions: " + "; ".join(first["assumptions"]), ""]
+    if record.search:
+        lines += render_search(record.search, h2)
     if record.stop and record.winning_template:
         lines += [
             f"{h2} Result: the prompt to use",

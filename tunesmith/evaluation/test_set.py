@@ -29,8 +29,18 @@ class TestSet:
 
 
 def load_test_set(config: RunConfig, data: CuratedData) -> TestSet:
+    return _scored_split(config, data, data.test_path, config.evaluation.max_examples)
+
+
+def load_validation_set(config: RunConfig, data: CuratedData, max_examples: int | None) -> TestSet:
+    """The validation split, scored as the test split is: what a hyperparameter search judges trials on, so that
+    the test split stays unseen until the final evaluation."""
+    return _scored_split(config, data, data.validation_path, max_examples)
+
+
+def _scored_split(config: RunConfig, data: CuratedData, path: str, max_examples: int | None) -> TestSet:
     settings = config.evaluation
-    examples = load_test_examples(data.test_path, settings.max_examples)
+    examples = load_test_examples(path, max_examples)
     kind = settings.task if settings.task != "auto" else task_type(data.labels, examples)
     schema = json.loads(Path(settings.json_schema).read_text()) if settings.json_schema else None
     return TestSet(examples, kind, schema, training_prompt(config), data.labels, untrained_prompt(config))

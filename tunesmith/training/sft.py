@@ -164,6 +164,7 @@ def train_model(
     checkpoint_dir: Path | None = None,
     manifest: dict[str, Any] | None = None,
     ranks_dir: Path | None = None,
+    trial: dict[str, Any] | None = None,
 ) -> TrainedModel:
     """Fine-tune with the given method; resumes from checkpoint_dir when an earlier attempt left checkpoints.
 
@@ -185,6 +186,10 @@ def train_model(
     callbacks = [StopOnNonFinite(hp["learning_rate"])]
     if args.load_best_model_at_end and config.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+    if trial and world_size == 1:  # a search trial in one process: its pruner sees every validation loss
+        from tunesmith.search.trial import ReportToTrial
+
+        callbacks.append(ReportToTrial(trial))
     idle_rss_mb = settled_rss_mb()
     # The trainer seeds itself only after the model exists; adapters (LoRA's A matrices, bottlenecks, prompts)
     # are initialised while it is built, so seed here too: the same config gives the same run, whatever ran
@@ -380,6 +385,7 @@ def train_from_spec(spec: TrainingSpec, ranks_dir: Path | None = None) -> Traine
         checkpoint_dir=Path(spec.checkpoint_dir) if spec.checkpoint_dir else None,
         manifest=spec.manifest,
         ranks_dir=ranks_dir,
+        trial=spec.trial,
     )
 
 

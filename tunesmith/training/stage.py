@@ -40,7 +40,9 @@ def training_key(config: RunConfig, data: CuratedData, model: PreparedModel, met
     """A hash of everything a training's result depends on."""
     key = json.dumps(
         {"model": model.path, "model_spec": config.model, "method": method,
-         "training": training_settings(config, data).model_dump(mode="json"), "prompt": training_prompt(config),
+         # the search settings only say how the settings were found, not what was trained
+         "training": training_settings(config, data).model_dump(mode="json", exclude={"search"}),
+         "prompt": training_prompt(config),
          "train": _file_hash(data.train_path), "validation": _file_hash(data.validation_path),
          "code": code_version()},
         sort_keys=True,
@@ -84,10 +86,12 @@ def train(spec: TrainingSpec) -> TrainedModel:
 
 
 def run_training(
-    config: RunConfig, data: CuratedData, model: PreparedModel, method: str, out_dir: Path, run_id: str
-) -> TrainedModel:
+    config: RunConfig, data: CuratedData, model: PreparedModel, method: str, out_dir: Path, run_id: str,
+    trial: dict | None = None,
+) -> TrainedModel:  # fmt: skip
     """Train `method` on the curated splits; the same inputs trained before are reused (unless
-    orchestration.cache is off), and an interrupted attempt with the same inputs is resumed."""
+    orchestration.cache is off), and an interrupted attempt with the same inputs is resumed. `trial`: the
+    search trial (tunesmith/search/trial.py TrialRef) the validation losses are reported to."""
     folder = result_dir(config, data, model, method)
     done = cached_training(folder) if config.orchestration.cache else None
     if done is not None:
@@ -109,6 +113,7 @@ def run_training(
         trust_remote_code=model.trust_remote_code,
         checkpoint_dir=str(checkpoint_dir(config, data, model, method)),
         manifest={"labels": data.labels, "data_hash": data.data_hash, "run_id": run_id, "model_spec": config.model},
+        trial=trial,
     )
     trained = train(spec)
     trained = replace(trained, record_dir=str(folder), trained_in_run=run_id)

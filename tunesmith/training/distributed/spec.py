@@ -24,6 +24,7 @@ class TrainingSpec:
     trust_remote_code: bool = False
     checkpoint_dir: str | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
+    trial: dict[str, Any] | None = None  # a search trial's TrialRef: validation losses are reported to it
 
     @property
     def folder(self) -> Path:

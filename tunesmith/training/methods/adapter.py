@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import Field
 
 from tunesmith.models.shape import ModelShape
+from tunesmith.search.space import choice, rate, span
 from tunesmith.training.methods.base import MethodDefaults, Settings, TrainingMethod, base_for_training, load_base
 
 
@@ -48,6 +49,11 @@ def activation_elements(shape: ModelShape, training) -> float:
 METHOD = TrainingMethod(
     name="adapter",
     defaults=MethodDefaults(learning_rate=2e-4, epochs=2.0, weight_decay=0.0),
+    search_space={
+        "learning_rate": rate(5e-5, 2e-3),
+        "epochs": span(1, 4),
+        "adapter.bottleneck": choice(16, 32, 64, 128),
+    },
     build=build,
     save=save,
     load=load,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from tunesmith.models.shape import ModelShape
 from tunesmith.records import Precision
+from tunesmith.search.space import Dimension
 
 
 class Settings(BaseModel):
@@ -62,6 +63,9 @@ class TrainingMethod:
     after_load: Callable[[Any], Any] | None = None  # fix-up of a loaded model for inference
     describe: Callable[[Any], str] | None = None  # one line for the memory estimate's assumptions
     compare_by_default: bool = True  # in comparison.methods unless the config lists methods
+    # What a hyperparameter search (training.search) varies, keyed as under training.: learning_rate, epochs,
+    # lora.r, ...; the ranges bracket the defaults by what the literature and our own runs found to work.
+    search_space: dict[str, Dimension] = field(default_factory=dict)
     # Its frozen base may be held in the compute dtype (training.frozen_weights): PEFT's LoRA/IA3 layers cast
     # their input to the adapter's own dtype, so adapters train in fp32 beside bf16 base weights.
     frozen_in_compute_dtype: bool = False

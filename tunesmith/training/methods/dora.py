@@ -41,6 +41,7 @@ def activation_elements(shape: ModelShape, training) -> float:
 METHOD = TrainingMethod(
     name="dora",
     defaults=MethodDefaults(learning_rate=2e-4, epochs=2.0, weight_decay=0.0),
+    search_space=lora.SEARCH_SPACE,
     build=build,
     save=save_peft,
     load=load_peft,

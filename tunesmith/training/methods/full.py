@@ -1,5 +1,6 @@
 """Full fine-tuning: every weight trains."""
 
+from tunesmith.search.space import rate, span
 from tunesmith.training.methods.base import MethodDefaults, TrainingMethod, base_for_training, load_full, save_full
 
 
@@ -10,6 +11,7 @@ def build(base: str, config, precision, trust_remote_code: bool = False):
 METHOD = TrainingMethod(
     name="full",
     defaults=MethodDefaults(learning_rate=2e-5, epochs=2.0, weight_decay=0.01),
+    search_space={"learning_rate": rate(5e-6, 1e-4), "epochs": span(1, 4)},
     build=build,
     save=save_full,
     load=load_full,

@@ -1,6 +1,7 @@
 """IA3 through PEFT: learned scaling vectors on keys, values and the feed-forward input."""
 
 from tunesmith.models.shape import ModelShape
+from tunesmith.search.space import rate, span
 from tunesmith.training.methods.base import (
     MethodDefaults,
     Settings,
@@ -54,6 +55,7 @@ def activation_elements(shape: ModelShape, training) -> float:
 METHOD = TrainingMethod(
     name="ia3",
     defaults=DEFAULTS,
+    search_space={"learning_rate": rate(1e-3, 3e-2), "epochs": span(1, 4)},
     build=build,
     save=save_peft,
     load=load_peft,

@@ -5,6 +5,7 @@ from typing import Literal
 from pydantic import Field
 
 from tunesmith.models.shape import ModelShape, linear_targets
+from tunesmith.search.space import choice, rate, span
 from tunesmith.training.methods.base import (
     MethodDefaults,
     Settings,
@@ -15,12 +16,22 @@ from tunesmith.training.methods.base import (
 )
 from tunesmith.training.methods.base import save_peft as save
 
+ATTENTION = ["q_proj", "k_proj", "v_proj", "o_proj"]
+SEARCH_SPACE = {
+    "learning_rate": rate(5e-5, 2e-3),
+    "epochs": span(1, 4),
+    "lora.r": choice(8, 16, 32, 64),
+    "lora.target_modules": choice("all-linear", ATTENTION),
+}
+
 
 class LoraSettings(Settings):
     r: int = Field(16, ge=1)  # rank of the update matrices
     alpha: int = Field(32, ge=1)  # the update is scaled by alpha / r
     dropout: float = Field(0.05, ge=0.0, le=1.0)  # dropout on the LoRA input
-    target_modules: list[str] | Literal["all-linear"] = ["q_proj", "k_proj", "v_proj", "o_proj"]  # or all-linear
+    # Every linear layer of the decoder (MLP included): attention-only LoRA trails full fine-tuning on SFT, and
+    # with all layers it matches it at ~10x full fine-tuning's learning rate ("LoRA Without Regret", 2025).
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
     use_dora: bool = False  # DoRA: magnitude and direction of the update trained apart
     use_rslora: bool = False  # rank-stabilised scaling, alpha / sqrt(r)
 
@@ -72,6 +83,7 @@ def _targets(training):
 METHOD = TrainingMethod(
     name="lora",
     defaults=MethodDefaults(learning_rate=2e-4, epochs=2.0, weight_decay=0.0),
+    search_space=SEARCH_SPACE,
     build=build,
     save=save,
     load=load_peft,

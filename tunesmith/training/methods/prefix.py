@@ -3,6 +3,7 @@
 from pydantic import Field
 
 from tunesmith.models.shape import ModelShape
+from tunesmith.search.space import choice, rate, span
 from tunesmith.training.methods.base import (
     MethodDefaults,
     Settings,
@@ -43,6 +44,11 @@ def trainable_params(shape: ModelShape, training) -> int:
 METHOD = TrainingMethod(
     name="prefix",
     defaults=DEFAULTS,
+    search_space={
+        "learning_rate": rate(1e-3, 5e-2),
+        "epochs": span(1, 4),
+        "prefix.num_virtual_tokens": choice(8, 16, 32),
+    },
     build=build,
     save=save_peft,
     load=load_peft,

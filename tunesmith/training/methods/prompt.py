@@ -3,6 +3,7 @@
 from pydantic import Field
 
 from tunesmith.models.shape import ModelShape
+from tunesmith.search.space import choice, rate, span
 from tunesmith.training.methods.base import (
     MethodDefaults,
     Settings,
@@ -59,6 +60,11 @@ def _drop_virtual_positions(module, args, kwargs, output):
 METHOD = TrainingMethod(
     name="prompt",
     defaults=DEFAULTS,
+    search_space={
+        "learning_rate": rate(1e-4, 3e-2),
+        "epochs": span(1, 4),
+        "prompt_tuning.num_virtual_tokens": choice(8, 16, 32),
+    },
     build=build,
     save=save_peft,
     load=load_peft,

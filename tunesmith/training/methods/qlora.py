@@ -123,6 +123,7 @@ def describe(training) -> str:
 METHOD = TrainingMethod(
     name="qlora",
     defaults=MethodDefaults(learning_rate=2e-4, epochs=2.0, weight_decay=0.0),
+    search_space=lora.SEARCH_SPACE,
     build=build,
     save=save_peft,
     load=load,

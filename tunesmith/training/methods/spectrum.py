@@ -13,6 +13,7 @@ import torch
 from pydantic import Field
 
 from tunesmith.models.shape import ModelShape
+from tunesmith.search.space import rate, span
 from tunesmith.training.methods.base import (
     MethodDefaults,
     Settings,
@@ -74,6 +75,7 @@ def trainable_params(shape: ModelShape, training) -> int:
 METHOD = TrainingMethod(
     name="spectrum",
     defaults=DEFAULTS,
+    search_space={"learning_rate": rate(5e-6, 1e-4), "epochs": span(1, 4), "spectrum.fraction": span(0.1, 0.5)},
     build=build,
     save=save_full,
     load=load_full,

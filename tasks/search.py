@@ -1,0 +1,134 @@
+"""The hyperparameter search in the flows: Optuna asks for trials, the engine trains them (one at a time, or in
+parallel on the comparison engine's workers), each trial is an MLflow child run of the search's run."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import replace
+from pathlib import Path
+
+from prefect import task
+
+from tunesmith.config import RunConfig
+from tunesmith.config.schema import TrainingConfig
+from tunesmith.console import progress
+from tunesmith.decision.render import render_decision
+from tunesmith.errors import TunesmithError
+from tunesmith.evaluation.test_set import load_validation_set
+from tunesmith.records import CuratedData, DecisionRecord, PreparedModel, primary_metric
+from tunesmith.search.plan import SearchPlan, plan_search
+from tunesmith.search.render import render_search
+from tunesmith.search.space import suggest, with_settings
+from tunesmith.search.study import SearchResult, TrialOutcome, choose, open_study, outcomes, prepare, tell
+from tunesmith.search.trial import TrialRef, run_trial
+from tunesmith.tasks.engine import run_all, task_runner, worker_threads
+from tunesmith.tasks.orchestration import HOUR
+from tunesmith.tracking.mlflow_runs import RunRef, log_artifact, log_metrics, log_params, set_tags, stage_run
+
+
+class SearchFailed(TunesmithError):
+    """No trial of a hyperparameter search could be scored."""
+
+
+@task(name="search-trial", timeout_seconds=24 * HOUR)
+def search_trial_task(
+    search_run: RunRef, config: RunConfig, data: CuratedData, model: PreparedModel, plan: SearchPlan, metric: str,
+    number: int, trial_id: int, settings: dict, before: dict | None,
+) -> TrialOutcome:  # fmt: skip
+    threads = worker_threads(config.comparison)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    with stage_run(search_run, f"trial-{number}") as child:
+        set_tags(child, {"tunesmith.kind": "search-trial", "tunesmith.trial": number, "tunesmith.method": plan.method,
+                         "tunesmith.worker": f"{socket.gethostname()} pid {os.getpid()}"})  # fmt: skip
+        log_params(child, settings)
+        validation = load_validation_set(config, data, config.training.search.validation_examples)
+        search = config.training.search
+        ref = TrialRef(plan.storage, plan.study, trial_id, search.pruner, search.startup_trials)
+        outcome = run_trial(
+            config, data, model, plan.method, number, settings, ref, validation, metric, before, Path(child.out_dir),
+            child.run_id,
+        )  # fmt: skip
+        log_metrics(child, outcome.metrics | {f"objective_{i}": v for i, v in enumerate(outcome.values)})
+        set_tags(child, {"tunesmith.trial_state": outcome.state, "tunesmith.trial_reason": outcome.reason[:5000]})
+        progress.done(f"{outcome.state}" + (f": {outcome.reason}" if outcome.reason else f", {outcome.values}"))
+    return replace(outcome, run_id=child.run_id)
+
+
+def search_hyperparameters(
+    run: RunRef, config: RunConfig, data: CuratedData, model: PreparedModel, method: str, before: dict | None
+) -> SearchResult:
+    """Run the study to training.search.trials finished trials (a stopped one resumes) and choose a trial."""
+    settings = config.training.search
+    with stage_run(run, "search", method) as stage:
+        plan = plan_search(config, data, model, method)
+        validation = load_validation_set(config, data, settings.validation_examples)
+        metric = primary_metric(validation.kind)
+        study = open_study(plan.study, plan.storage, settings)
+        remaining = prepare(study, settings, plan.space, plan.defaults)
+        log_params(stage, {"search.study": plan.study, "search.storage": plan.storage, "search.trials": settings.trials,
+                           "search.objective": settings.objective,
+                           **{f"search.space.{k}": d.describe() for k, d in plan.space.items()}})  # fmt: skip
+        runner = task_runner(config.comparison)
+        batch = 1 if runner is None else config.comparison.workers
+        while remaining > 0:
+            asked = [study.ask() for _ in range(min(batch, remaining))]
+            calls = [
+                dict(search_run=stage, config=config, data=data, model=model, plan=plan, metric=metric,
+                     number=t.number, trial_id=t._trial_id, settings=suggest(t, plan.space), before=before)
+                for t in asked
+            ]  # fmt: skip
+            for trial, call, state in zip(asked, calls, run_all(search_trial_task, runner, calls), strict=True):
+                outcome = (
+                    state.result()
+                    if state.is_completed()
+                    else TrialOutcome(trial.number, "failed", call["settings"], reason=f"{state.name}: {state.message}")
+                )
+                tell(study, trial.number, outcome)
+            remaining = prepare(study, settings, plan.space, plan.defaults)
+        trials = outcomes(study, plan.space)
+        threshold = 100 * config.forgetting.threshold
+        best, why, front = choose(study, settings, trials, threshold, metric)
+        result = SearchResult(
+            method, settings.objective, metric, {k: d.describe() for k, d in plan.space.items()}, trials, best, why,
+            plan.study, plan.storage, front,
+        )  # fmt: skip
+        out_dir = Path(stage.out_dir)
+        (out_dir / "search.json").write_text(json.dumps(result.to_json(), indent=2, default=str), encoding="utf-8")
+        (out_dir / "search.md").write_text("\n".join(render_search(result.to_json(), "#")), encoding="utf-8")
+        log_artifact(stage, out_dir / "search.json")
+        log_artifact(stage, out_dir / "search.md")
+        counts = result.counts()
+        log_metrics(stage, {f"trials_{k}": v for k, v in counts.items()})
+        if best is None:
+            reasons = "; ".join(f"trial {t.number}: {t.reason}" for t in trials[-3:])
+            raise SearchFailed(
+                f"the hyperparameter search scored no trial ({reasons})", "training.search",
+                "narrow training.search.space (e.g. a lower learning_rate range) or run more trials",
+            )  # fmt: skip
+        log_params(stage, {f"best.{k}": v for k, v in best.settings.items()})
+        log_metrics(stage, {f"best_{k}": v for k, v in best.metrics.items()} | {"best_trial": best.number})
+        set_tags(run, {"tunesmith.search_best": json.dumps(best.settings, default=str)[:5000]})
+        progress.done(result.headline())
+    return result
+
+
+def with_search(
+    run: RunRef, config: RunConfig, decision: DecisionRecord, search: SearchResult | None
+) -> tuple[RunConfig, DecisionRecord]:
+    """The config the final training runs with (the chosen trial's settings) and the decision record saying what
+    was searched and found (rewritten in the run's decision folder)."""
+    if search is None:
+        return config, decision
+    training = with_settings(config.training.model_dump(mode="json"), search.best_settings)
+    tuned = config.model_copy(update={"training": TrainingConfig.model_validate(training)})
+    decision = replace(decision, search=search.to_json())
+    folder = Path(run.out_dir) / "decision"
+    if folder.is_dir():
+        (folder / "decision_record.json").write_text(json.dumps(decision.to_json(), indent=2), encoding="utf-8")
+        (folder / "decision.md").write_text(render_decision(decision), encoding="utf-8")
+    return tuned, decision

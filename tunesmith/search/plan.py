@@ -1,0 +1,47 @@
+"""What a search varies and where its study lives, settled before any trial runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tunesmith.config import RunConfig
+from tunesmith.config.load import ConfigError
+from tunesmith.records import CuratedData, PreparedModel
+from tunesmith.search.space import Dimension, current_values
+from tunesmith.search.study import default_storage, study_name
+from tunesmith.training.methods import get_method
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    method: str
+    space: dict[str, Dimension]
+    defaults: dict[str, Any]  # the values training would use without a search: the first trial
+    study: str
+    storage: str
+
+
+def plan_search(config: RunConfig, data: CuratedData, model: PreparedModel, method: str) -> SearchPlan:
+    """The method's declared ranges with the config's changes; each key checked against the training schema."""
+    settings = config.training.search
+    declared = get_method(method).search_space
+    space = {k: v for k, v in {**declared, **settings.space}.items() if v is not None}
+    if not space:
+        raise ConfigError(f"training.search: nothing to search for {method} (training.search.space removes every key)")
+    resolved = config.training.model_dump(mode="json", exclude={"search"})
+    defaults = get_method(method).defaults
+    resolved["learning_rate"] = resolved["learning_rate"] or defaults.learning_rate
+    resolved["epochs"] = resolved["epochs"] or defaults.epochs
+    starting = current_values(resolved, list(space))
+    key = {
+        "model": model.path, "data": data.data_hash, "space": {k: v.model_dump() for k, v in space.items()},
+        "training": resolved, "search": settings.model_dump(mode="json", exclude={"trials", "storage"}),
+    }  # fmt: skip
+    return SearchPlan(
+        method,
+        space,
+        starting,
+        study_name(config.name, method, key),
+        settings.storage or default_storage(config.output_dir),
+    )

@@ -1,0 +1,42 @@
+"""The search as markdown: for the decision record and the run summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def render_search(search: dict[str, Any], h2: str = "##") -> list[str]:
+    trials = search["trials"]
+    keys = list(search["space"])
+    lines = [
+        f"{h2} Hyperparameter search ({search['method']}, objective: {search['objective']})",
+        "",
+        "Searched: " + "; ".join(f"`{k}` {r}" for k, r in search["space"].items()) + ".",
+        "",
+        f"Chosen: {search['explanation']}.",
+        "",
+        "| trial | state | " + " | ".join(keys) + f" | validation {search['metric']} | forgetting % | note |",
+        "|---|---|" + "---|" * len(keys) + "---|---|---|",
+    ]
+    best = (search.get("best") or {}).get("number")
+    for t in trials:
+        m = t["metrics"]
+        score = m.get(f"validation_{search['metric']}")
+        change = m.get("forgetting_change_pct")
+        mark = " (chosen)" if t["number"] == best else ""
+        lines.append(
+            f"| {t['number']}{mark} | {t['state']} | " + " | ".join(_cell(t["settings"].get(k)) for k in keys)
+            + f" | {_cell(score)} | {_cell(change)} | {t['reason'][:120]} |"
+        )  # fmt: skip
+    lines.append("")
+    return lines
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return str(value)

@@ -1,0 +1,130 @@
+"""One trial of a search: a short training with the trial's settings, reporting its validation loss to the
+study (which may prune it), then scored on the validation split and, when the objective asks, on the
+forgetting benchmarks."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from tunesmith.config import RunConfig
+from tunesmith.config.schema import SearchConfig, TrainingConfig
+from tunesmith.evaluation.test_set import TestSet, score_test_set
+from tunesmith.records import CuratedData, PreparedModel, TrainedModel
+from tunesmith.search.space import with_settings
+from tunesmith.search.study import TrialOutcome, make_pruner, objective_values
+
+
+@dataclass(frozen=True)
+class TrialRef:
+    """Where a training process finds its trial: the study's storage, its name, and the trial's id in it."""
+
+    storage: str
+    study: str
+    trial_id: int
+    pruner: str = "median"
+    startup_trials: int = 2
+
+
+class TrialPruned(Exception):
+    """The study's pruner stopped the trial: its validation loss is behind the other trials' at the same step."""
+
+
+class ReportToTrial(TrainerCallback):
+    """Tells the trial each validation loss (negated: the study maximises) and stops the training when the
+    pruner gives up on it."""
+
+    def __init__(self, ref: TrialRef | dict[str, Any]):
+        import optuna
+
+        ref = TrialRef(**ref) if isinstance(ref, dict) else ref
+        pruner = make_pruner(ref.pruner, ref.startup_trials)
+        study = optuna.load_study(study_name=ref.study, storage=ref.storage, pruner=pruner)
+        self.trial = optuna.trial.Trial(study, ref.trial_id)
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        loss = (metrics or {}).get("eval_loss")
+        if loss is None or not state.is_world_process_zero:
+            return
+        self.trial.report(-float(loss) if math.isfinite(loss) else -math.inf, state.global_step)
+        if self.trial.should_prune():
+            raise TrialPruned(f"validation loss {loss:.4g} at step {state.global_step} is behind the other trials")
+
+
+def trial_config(config: RunConfig, settings: dict[str, Any], n_train: int, method: str) -> RunConfig:
+    """The run's config with the trial's settings, evaluated `search.evaluations` times for the pruner, its
+    length capped by search.max_steps, and no merged copy written."""
+    from tunesmith.training.sft import hyperparameters
+
+    search = config.training.search
+    training = with_settings(config.training.model_dump(mode="json"), settings)
+    training |= {"merge": False, "search": SearchConfig().model_dump(mode="json")}
+    if search.max_steps:
+        training["max_steps"] = search.max_steps
+    steps = hyperparameters(TrainingConfig.model_validate(training), method, n_train)["total_steps"]
+    every = max(1, math.ceil(steps / search.evaluations))
+    training |= {"eval_steps": every, "save_steps": every}
+    return config.model_copy(update={"training": TrainingConfig.model_validate(training)})
+
+
+def score_trial(
+    config: RunConfig, model: PreparedModel, trained: TrainedModel, validation: TestSet, before: dict | None,
+    work_dir: Path,
+) -> dict[str, float]:  # fmt: skip
+    """The trained trial's task metrics on the validation split, and its forgetting change when `before` is given."""
+    from tunesmith.forgetting.stage import run_forgetting, trained_scorable
+    from tunesmith.training.inference import load_trained
+
+    loaded, tokenizer = load_trained(
+        model.path, trained.method, trained.output_dir, model.precision, model.trust_remote_code, merge=False
+    )
+    scored = score_test_set(loaded, tokenizer, validation, config.evaluation.batch_size, perplexity=False)
+    metrics = {f"validation_{k}": v for k, v in scored.metrics.items() if not k.startswith(("precision_", "recall_"))}
+    if before is not None:
+        kept = (loaded, tokenizer) if before["suite"]["backend"] == "hf" else None
+        del loaded
+        work = work_dir / "benchmarks"
+        scorable = trained_scorable(model, trained, work, config.forgetting.vllm.lora, kept)
+        metrics |= run_forgetting(config, scorable, before, work).summary_metrics()
+    return metrics
+
+
+def run_trial(
+    config: RunConfig, data: CuratedData, model: PreparedModel, method: str, number: int, settings: dict[str, Any],
+    ref: TrialRef, validation: TestSet, metric: str, before: dict | None, out_dir: Path, run_id: str,
+) -> TrialOutcome:  # fmt: skip
+    """Train and score one trial. A pruned or diverged trial ends as `pruned`; any other error as `failed`, with
+    its message: one bad corner of the space does not stop the search. The trial's weights are deleted after
+    scoring (the final training retrains with the chosen settings)."""
+    from tunesmith.training.guards import TrainingDiverged
+    from tunesmith.training.stage import checkpoint_dir, run_training
+
+    search = config.training.search
+    n_train = int(data.counts.get("train", 0)) or 1
+    tuned = trial_config(config, settings, n_train, method)
+    prunable = search.objective != "pareto"  # Optuna prunes single-objective studies only
+    try:
+        trained = run_training(tuned, data, model, method, out_dir, run_id, trial=ref.__dict__ if prunable else None)
+    except TrialPruned as stop:
+        return TrialOutcome(number, "pruned", settings, reason=str(stop))
+    except TrainingDiverged as err:
+        return TrialOutcome(number, "pruned", settings, reason=str(err))
+    except Exception as err:  # noqa: BLE001 - recorded as the trial's failure; the search carries on
+        return TrialOutcome(number, "failed", settings, reason=f"{type(err).__name__}: {err}"[:500])
+    finally:
+        shutil.rmtree(checkpoint_dir(tuned, data, model, method), ignore_errors=True)
+    metrics = {
+        "best_eval_loss": trained.metrics["best_eval_loss"],
+        "train_wall_s": trained.metrics["wall_s"],
+        "steps": trained.metrics["steps"],
+    }
+    metrics |= score_trial(config, model, trained, validation, before, out_dir)
+    if not trained.reused:
+        shutil.rmtree(trained.output_dir, ignore_errors=True)
+    values = objective_values(search, metrics[f"validation_{metric}"], metrics.get("forgetting_change_pct"))
+    return TrialOutcome(number, "complete", settings, values, metrics)
