@@ -1,13 +1,14 @@
 """The fine-tuning methods table, measured: the compare-methods flow on a banking77 subset and the default model.
 
-Usage: python benchmarks/method_comparison.py [--labels 8] [--per-label 40] [--methods full,lora,...]
-                                              [--set key=value ...]
+Usage: python benchmarks/method_comparison.py [--labels 8] [--per-label 50] [--test 0.3] [--methods full,lora,...]
+                                              [--tag NAME] [--set key=value ...]
 Takes the --labels most frequent intents of ../shared/data/banking77/train.jsonl (real bank customer queries)
 and --per-label examples of each, then runs the real compare-methods flow with SmolLM2-135M-Instruct: curation
-once (70/10/20 split, so the test set is larger), every method with its own defaults, evaluation on the same
-test split, the forgetting benchmark, latency as trained and merged. Writes the flow's table as
-benchmarks/results/method_comparison.{md,csv,png,json} and prints it. Run it on an otherwise idle machine:
-peak memory and latency are measured in this process.
+once (a --test share of the rows is the test split: 120 examples by default, so one example is under a point of
+accuracy, and the table gives each accuracy's 95% Wilson interval), every method with its own defaults,
+evaluation on the same test split, the forgetting benchmark, latency as trained and merged. Writes the flow's
+table as benchmarks/results/method_comparison[-TAG].{md,csv,png,json} and prints it. Run it on an otherwise idle
+machine: peak memory and latency are measured in this process.
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ def subset(labels: int, per_label: int, out: Path) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", type=int, default=8)
-    parser.add_argument("--per-label", type=int, default=40)
+    parser.add_argument("--per-label", type=int, default=50)
+    parser.add_argument("--test", type=float, default=0.3, help="share of the rows in the test split")
+    parser.add_argument("--tag", default="", help="suffix of the result files, for runs with other settings")
     parser.add_argument("--methods", default="full,lora,qlora,adapter,prefix,prompt,ia3")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args()
@@ -52,7 +55,8 @@ def main() -> None:
 
     from tunesmith.flows.compare import compare_methods
 
-    work = RESULTS / "method_comparison_work"
+    name = "method_comparison" + (f"-{args.tag}" if args.tag else "")
+    work = RESULTS / f"{name}_work"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     labels = subset(args.labels, args.per_label, work / "banking77_subset.jsonl")
@@ -61,7 +65,7 @@ def main() -> None:
         "name: banking77-methods\n"
         f"output_dir: {work / 'runs'}\n"
         f"data:\n  path: {work / 'banking77_subset.jsonl'}\n  labels: {json.dumps(labels)}\n"
-        "  split: {train: 0.7, validation: 0.1, test: 0.2}\n"
+        f"  split: {{train: {0.9 - args.test:.2f}, validation: 0.1, test: {args.test}}}\n"
         f"prompt:\n  system: {json.dumps(SYSTEM)}\n"
         f"tracking:\n  experiment: benchmark\n  tracking_uri: sqlite:///{work / 'mlflow.db'}\n",
         encoding="utf-8",
@@ -72,7 +76,7 @@ def main() -> None:
 
     table_dir = Path(out.output_dir) / "comparison"
     for suffix in ("md", "csv", "png"):
-        shutil.copy(table_dir / f"comparison.{suffix}", RESULTS / f"method_comparison.{suffix}")
+        shutil.copy(table_dir / f"comparison.{suffix}", RESULTS / f"{name}.{suffix}")
     record = {
         "data": {"source": str(BANKING77), "labels": labels, "per_label": args.per_label},
         "model": "smollm2-135m-instruct",
@@ -80,9 +84,9 @@ def main() -> None:
         "wall_s": wall,
         "results": [r.to_json() for r in out.results],
     }
-    (RESULTS / "method_comparison.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
     print(out.report)
-    print(f"whole comparison: {wall / 60:.1f} min; table in {RESULTS / 'method_comparison.md'}")
+    print(f"whole comparison: {wall / 60:.1f} min; table in {RESULTS / f'{name}.md'}")
 
 
 if __name__ == "__main__":

@@ -51,7 +51,8 @@ def latency_ms(model, tokenizer, tests: TestSet, n: int, warmup: int = 2) -> flo
 def _quality(model, tokenizer, config: RunConfig, tests: TestSet, template: PromptTemplate | None = None):
     with progress.bar("test set", len(tests.examples), "examples"):
         scored = score_test_set(model, tokenizer, tests, config.evaluation.batch_size, template)
-    return {f"test_{k}": v for k, v in scored.metrics.items() if not k.startswith(("precision_", "recall_"))}
+    metrics = {f"test_{k}": v for k, v in scored.metrics.items() if not k.startswith(("precision_", "recall_"))}
+    return metrics | {"test_n": float(len(tests.examples))}
 
 
 def _forgetting_change(config: RunConfig, tuned: Scorable, before: dict[str, Any] | None, work_dir: Path):

@@ -16,6 +16,7 @@ COLUMNS = [
     ("train wall s", "train_wall_s", 1),
     ("tokens/s", "tokens_per_s", 1),
     ("{metric}", "{metric}", 3),
+    ("95% CI", "{metric}_ci", None),
     ("quality vs full %", "quality_vs_full_pct", 1),
     ("forgetting change %", "forgetting_change_pct", 1),
     ("adapter MB", "adapter_size_mb", 2),
@@ -45,12 +46,25 @@ def rows(results: list[MethodResult]) -> list[dict[str, Any]]:
     for result in results:
         row: dict[str, Any] = {"method": result.method, "status": result.status}
         for title, key, decimals in COLUMNS:
+            if decimals is None:
+                row[title] = interval(result.metrics.get(metric), result.metrics.get("test_n"), metric)
+                continue
             value = result.metrics.get(key.format(metric=metric))
             ok = value is not None and not (isinstance(value, float) and math.isnan(value))
             row[title.format(metric=metric.removeprefix("test_"))] = round(value, decimals) if ok else None
         row["note"] = result.reason
         table.append(row)
     return table
+
+
+def interval(value: float | None, n: float | None, metric: str) -> str | None:
+    """The 95% Wilson interval of an accuracy on n test examples ("0.71-0.84"); None for other metrics."""
+    if value is None or not n or not metric.endswith("accuracy"):
+        return None
+    from scipy.stats import binomtest
+
+    ci = binomtest(round(value * n), int(n)).proportion_ci(confidence_level=0.95, method="wilson")
+    return f"{ci.low:.3f}-{ci.high:.3f}"
 
 
 def to_markdown(table: list[dict[str, Any]]) -> str:
