@@ -47,3 +47,31 @@ def worker_threads(settings: ComparisonConfig) -> int | None:
     if settings.engine == "sequential":
         return None
     return settings.threads_per_worker or max(1, (os.cpu_count() or 1) // settings.workers)
+
+
+def gpu_for(worker_name, gpus: int) -> int | None:
+    """The GPU a local cluster's worker keeps to itself (worker 0 -> GPU 0, 1 -> 1, ...); None with fewer than
+    two GPUs or outside a worker."""
+    if gpus < 2 or worker_name is None:
+        return None
+    digits = "".join(ch for ch in str(worker_name).rsplit("-", 1)[-1] if ch.isdigit())
+    return int(digits) % gpus if digits else None
+
+
+def pin_worker_gpu() -> str | None:
+    """On a machine with several GPUs, give this Dask worker one of them, before it first touches CUDA: its
+    tasks (one search trial at a time) then see a single GPU. Returns the device, for the training slot."""
+    import torch
+
+    try:
+        from distributed import get_worker
+
+        name = get_worker().name
+    except (ImportError, ValueError):
+        return None
+    gpu = gpu_for(name, torch.cuda.device_count() if torch.cuda.is_available() else 0)
+    if gpu is None:
+        return None
+    if not torch.cuda.is_initialized():
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    return f"cuda:{gpu}"

@@ -23,8 +23,8 @@ from tunesmith.search.render import render_search
 from tunesmith.search.space import suggest, with_settings
 from tunesmith.search.study import SearchResult, TrialOutcome, choose, open_study, outcomes, prepare, tell
 from tunesmith.search.trial import TrialRef, run_trial
-from tunesmith.tasks.engine import run_all, task_runner, worker_threads
-from tunesmith.tasks.orchestration import HOUR
+from tunesmith.tasks.engine import pin_worker_gpu, run_all, task_runner, worker_threads
+from tunesmith.tasks.orchestration import HOUR, training_slot
 from tunesmith.tracking.mlflow_runs import RunRef, log_artifact, log_metrics, log_params, set_tags, stage_run
 
 
@@ -42,7 +42,9 @@ def search_trial_task(
         import torch
 
         torch.set_num_threads(threads)
-    with stage_run(search_run, f"trial-{number}") as child:
+    # One trial per GPU where a machine has several; trials sharing a device take turns through its slot.
+    device = pin_worker_gpu() or model.precision.device
+    with stage_run(search_run, f"trial-{number}") as child, training_slot(device, config.orchestration.training_slot):
         set_tags(child, {"tunesmith.kind": "search-trial", "tunesmith.trial": number, "tunesmith.method": plan.method,
                          "tunesmith.worker": f"{socket.gethostname()} pid {os.getpid()}"})  # fmt: skip
         log_params(child, settings)

@@ -21,6 +21,7 @@ from tunesmith.flows.pipeline import finetune_pipeline
 from tunesmith.flows.tune import tune_hyperparameters
 from tunesmith.search.space import Dimension, as_optuna, from_optuna, suggest, with_settings
 from tunesmith.search.study import TrialOutcome, choose, objective_values, open_study, outcomes, prepare, tell
+from tunesmith.tasks.engine import gpu_for
 
 SEARCH = """training:
   method: lora
@@ -86,6 +87,12 @@ def test_an_unknown_search_key_is_refused_when_the_config_loads(tmp_path, tiny_m
         load_config(config, ["training.search.space={lora.r: {choices: [0, 4]}}"])  # rank 0 is not a rank
     with pytest.raises(ConfigError, match="forgetting"):
         load_config(config, ["training.search.objective=pareto"])  # forgetting is off in SEARCH
+
+
+def test_each_local_worker_keeps_one_gpu_of_several():
+    assert [gpu_for(f"tcp://127.0.0.1:4000-{i}", 4) for i in range(5)] == [0, 1, 2, 3, 0]
+    assert [gpu_for(i, 2) for i in range(3)] == [0, 1, 0]
+    assert gpu_for(0, 1) is None and gpu_for(None, 8) is None  # one GPU: trials take turns on it
 
 
 def test_a_pareto_study_keeps_its_front_and_chooses_within_the_forgetting_threshold():
@@ -167,9 +174,12 @@ def test_tune_with_forgetting_returns_a_pareto_front(prefect_server, mlflow_uri,
     questions = REPO / "data" / "general_knowledge.jsonl"
     extra = SEARCH.replace("enabled: false", f"limit: 8\n  benchmarks: [{{name: gk, path: {questions}}}]")
     config = write_config(tmp_path / "run.yaml", small_tickets, tiny_model, extra)
+    # trials as parallel tasks on a local Dask cluster of two workers, as the comparison engine runs methods
     result = tune_hyperparameters(
-        str(config), ["training.search.objective=pareto", "training.search.trials=3", "training.search.enqueue=[]"]
-    )
+        str(config),
+        ["training.search.objective=pareto", "training.search.trials=3", "training.search.enqueue=[]",
+         "comparison.engine=dask", "comparison.workers=2"],
+    )  # fmt: skip
     assert len(result.trials) == 3 and all(t.state == "complete" for t in result.trials)
     assert all(len(t.values) == 2 and "forgetting_change_pct" in t.metrics for t in result.trials)
     assert result.front and result.best.number in result.front
