@@ -262,7 +262,8 @@ def test_whether_qlora_7b_fits_a_24_gb_card_depends_on_micro_batch_and_checkpoin
     configured = estimate("qlora", LLAMA_7B, w)
     assert configured.total_gb > 24 * 0.9  # 8 sequences of 2048 tokens do not
     fitted = fit("qlora", LLAMA_7B, w, 24 * 0.9)
-    assert fitted.total_gb <= 24 * 0.9 and fitted.plan["batch_size"] < 8
+    # LoRA on every linear layer keeps more activations: it fits with checkpointing, or a smaller micro-batch
+    assert fitted.total_gb <= 24 * 0.9 and (fitted.plan["batch_size"] < 8 or fitted.plan["gradient_checkpointing"])
     assert fit("full", LLAMA_7B, w, 24 * 0.9).total_gb > 24 * 0.9  # full fine-tuning does not fit at any setting
     assert fit("qlora", LLAMA_7B, w, 16 * 0.9).total_gb <= 16 * 0.9  # nor does QLoRA need more than 16 GB
 
