@@ -11,6 +11,7 @@ from pathlib import Path
 
 from prefect.tasks import exponential_backoff
 
+from tunesmith.console import progress
 from tunesmith.errors import TunesmithError
 
 
@@ -83,11 +84,19 @@ def training_slot(device: str, name: str | None = None) -> Iterator[float]:
         with concurrency(name, occupy=1, strict=True, lease_duration=LEASE_S):
             yield time.perf_counter() - start
     else:
-        from filelock import FileLock
+        from filelock import FileLock, Timeout
 
         LOCKS.mkdir(parents=True, exist_ok=True)
-        with FileLock(LOCKS / f"{name}.lock"):
+        lock = FileLock(LOCKS / f"{name}.lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:  # say why nothing moves: another training on this machine holds the slot
+            with progress.bar(f"waiting for the training slot {name} (another training on this machine)", None):
+                lock.acquire()
+        try:
             yield time.perf_counter() - start
+        finally:
+            lock.release()
 
 
 def record_failure(flow, flow_run, state) -> None:

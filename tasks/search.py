@@ -44,7 +44,9 @@ def search_trial_task(
         torch.set_num_threads(threads)
     # One trial per GPU where a machine has several; trials sharing a device take turns through its slot.
     device = pin_worker_gpu() or model.precision.device
-    with stage_run(search_run, f"trial-{number}") as child, training_slot(device, config.orchestration.training_slot):
+    shown = ", ".join(f"{k} {_show(v)}" for k, v in settings.items())
+    slot = training_slot(device, config.orchestration.training_slot)
+    with stage_run(search_run, f"trial-{number}", shown) as child, slot:
         set_tags(child, {"tunesmith.kind": "search-trial", "tunesmith.trial": number, "tunesmith.method": plan.method,
                          "tunesmith.worker": f"{socket.gethostname()} pid {os.getpid()}"})  # fmt: skip
         log_params(child, settings)
@@ -57,8 +59,15 @@ def search_trial_task(
         )  # fmt: skip
         log_metrics(child, outcome.metrics | {f"objective_{i}": v for i, v in enumerate(outcome.values)})
         set_tags(child, {"tunesmith.trial_state": outcome.state, "tunesmith.trial_reason": outcome.reason[:5000]})
-        progress.done(f"{outcome.state}" + (f": {outcome.reason}" if outcome.reason else f", {outcome.values}"))
+        scored = outcome.metrics.get(f"validation_{metric}")
+        progress.done(f"{outcome.state}: {outcome.reason}" if outcome.reason else f"validation {metric} {scored:.3f}")
     return replace(outcome, run_id=child.run_id)
+
+
+def _show(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def search_hyperparameters(
