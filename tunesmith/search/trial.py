@@ -123,7 +123,8 @@ def run_trial(
         "train_wall_s": trained.metrics["wall_s"],
         "steps": trained.metrics["steps"],
     }
-    metrics |= score_trial(config, model, trained, validation, before, out_dir)
+    weighs_forgetting = search.objective != "metric"  # else the benchmarks would only cost time per trial
+    metrics |= score_trial(config, model, trained, validation, before if weighs_forgetting else None, out_dir)
     if not trained.reused:
         shutil.rmtree(trained.output_dir, ignore_errors=True)
     values = objective_values(search, metrics[f"validation_{metric}"], metrics.get("forgetting_change_pct"))
