@@ -27,6 +27,8 @@ def plan_search(config: RunConfig, data: CuratedData, model: PreparedModel, meth
     settings = config.training.search
     declared = get_method(method).search_space
     space = {k: v for k, v in {**declared, **settings.space}.items() if v is not None}
+    if settings.max_steps or config.training.max_steps > 0:
+        space.pop("epochs", None)  # a step count decides the length: epochs would be sampled without effect
     if not space:
         raise ConfigError(f"training.search: nothing to search for {method} (training.search.space removes every key)")
     resolved = config.training.model_dump(mode="json", exclude={"search"})
