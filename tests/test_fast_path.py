@@ -71,6 +71,7 @@ def test_the_memory_estimate_follows_the_frozen_base_dtype():
         return estimate(method, LLAMA_7B, w).weights_gb
 
     params_b = LLAMA_7B.total_params / 1e9
-    assert weights_gb("lora", "auto") == pytest.approx(2 * params_b, rel=0.01)
-    assert weights_gb("lora", "float32") == pytest.approx(6 * params_b, rel=0.01)
+    # LoRA adds its own fp32 matrices: r16 on every linear layer is ~40M parameters, ~1% of the bf16 base
+    assert weights_gb("lora", "auto") == pytest.approx(2 * params_b, rel=0.02)
+    assert weights_gb("lora", "float32") == pytest.approx(6 * params_b, rel=0.02)
     assert weights_gb("full", "auto") == weights_gb("full", "float32") == pytest.approx(6 * params_b, rel=0.01)
