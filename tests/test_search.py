@@ -203,7 +203,10 @@ def test_a_killed_search_resumes_where_it_stopped(prefect_server, mlflow_uri, tm
     )
     storage = tmp_path / "runs" / "search" / "optuna.db"
     env = os.environ | {"PREFECT_API_URL": PREFECT_API_URL.value(), "MLFLOW_TRACKING_URI": mlflow_uri}
-    command = [sys.executable, "-m", "tunesmith.flows.cli", "tune", str(config), "--trials", "3"]
+    # Its own training slot: the killed process's slot lease would otherwise hold up the resumed search until the
+    # test server reclaims it (the slot's name is not part of the study, so the same study is resumed).
+    command = [sys.executable, "-m", "tunesmith.flows.cli", "tune", str(config), "--trials", "3",
+               "--set", "orchestration.training_slot=killed-search"]  # fmt: skip
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)  # fmt: skip
 
