@@ -122,7 +122,10 @@ def test_lora_trains_only_the_adapter_and_leaves_the_base_untouched(tmp_path, ti
     assert not torch.allclose(
         base.model.layers[0].self_attn.q_proj.weight, tuned.model.layers[0].self_attn.q_proj.weight
     )
-    assert torch.equal(base.model.layers[0].mlp.up_proj.weight, tuned.model.layers[0].mlp.up_proj.weight)
+    # every linear layer gets an adapter (the default): the MLP moves too; norms and embeddings never do
+    assert not torch.allclose(base.model.layers[0].mlp.up_proj.weight, tuned.model.layers[0].mlp.up_proj.weight)
+    assert torch.equal(base.model.layers[0].input_layernorm.weight, tuned.model.layers[0].input_layernorm.weight)
+    assert torch.equal(base.model.embed_tokens.weight, tuned.model.embed_tokens.weight)
 
 
 @pytest.mark.parametrize("method", ["lora", "ia3", "qlora"])
