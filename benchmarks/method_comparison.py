@@ -41,6 +41,21 @@ def subset(labels: int, per_label: int, out: Path) -> list[str]:
     return chosen
 
 
+def write_config(work: Path, name: str, labels: list[str], test: float, experiment: str, extra: str = "") -> Path:
+    """The run config for the banking77 subset in `work`: a `test` share of the rows as the test split."""
+    config = work / "run.yaml"
+    config.write_text(
+        f"name: {name}\n"
+        f"output_dir: {work / 'runs'}\n"
+        f"data:\n  path: {work / 'banking77_subset.jsonl'}\n  labels: {json.dumps(labels)}\n"
+        f"  split: {{train: {0.9 - test:.2f}, validation: 0.1, test: {test}}}\n"
+        f"prompt:\n  system: {json.dumps(SYSTEM)}\n"
+        f"tracking:\n  experiment: {experiment}\n  tracking_uri: sqlite:///{work / 'mlflow.db'}\n" + extra,
+        encoding="utf-8",
+    )
+    return config
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", type=int, default=8)
@@ -60,16 +75,7 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     labels = subset(args.labels, args.per_label, work / "banking77_subset.jsonl")
-    config = work / "run.yaml"
-    config.write_text(
-        "name: banking77-methods\n"
-        f"output_dir: {work / 'runs'}\n"
-        f"data:\n  path: {work / 'banking77_subset.jsonl'}\n  labels: {json.dumps(labels)}\n"
-        f"  split: {{train: {0.9 - args.test:.2f}, validation: 0.1, test: {args.test}}}\n"
-        f"prompt:\n  system: {json.dumps(SYSTEM)}\n"
-        f"tracking:\n  experiment: benchmark\n  tracking_uri: sqlite:///{work / 'mlflow.db'}\n",
-        encoding="utf-8",
-    )
+    config = write_config(work, "banking77-methods", labels, args.test, "benchmark")
     start = time.perf_counter()
     out = compare_methods(str(config), args.methods.split(","), args.overrides)
     wall = time.perf_counter() - start

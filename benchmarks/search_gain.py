@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args()
 
-    from method_comparison import BANKING77, SYSTEM, subset
+    from method_comparison import BANKING77, subset, write_config
 
     from tunesmith.comparison.table import interval
     from tunesmith.flows.pipeline import finetune_pipeline
@@ -45,18 +45,8 @@ def main() -> None:
     work = RESULTS / "search_gain_work"
     work.mkdir(parents=True, exist_ok=True)
     labels = subset(args.labels, args.per_label, work / "banking77_subset.jsonl")
-    config = work / "run.yaml"
-    config.write_text(
-        "name: banking77-search\n"
-        f"output_dir: {work / 'runs'}\n"
-        f"data:\n  path: {work / 'banking77_subset.jsonl'}\n  labels: {json.dumps(labels)}\n"
-        f"  split: {{train: {0.9 - args.test:.2f}, validation: 0.1, test: {args.test}}}\n"
-        f"prompt:\n  system: {json.dumps(SYSTEM)}\n"
-        f"training:\n  method: {args.method}\n"
-        "forgetting:\n  enabled: false\npromotion:\n  enabled: false\n"
-        f"tracking:\n  experiment: benchmark-search\n  tracking_uri: sqlite:///{work / 'mlflow.db'}\n",
-        encoding="utf-8",
-    )
+    extra = f"training:\n  method: {args.method}\nforgetting:\n  enabled: false\npromotion:\n  enabled: false\n"
+    config = write_config(work, "banking77-search", labels, args.test, "benchmark-search", extra)
     runs = {}
     for name, extra in (
         ("defaults", []),

@@ -20,7 +20,7 @@ from tunesmith.evaluation.test_set import load_validation_set
 from tunesmith.records import CuratedData, DecisionRecord, PreparedModel, primary_metric
 from tunesmith.search.plan import SearchPlan, plan_search
 from tunesmith.search.render import render_search
-from tunesmith.search.space import suggest, with_settings
+from tunesmith.search.space import show_value, suggest, with_settings
 from tunesmith.search.study import SearchResult, TrialOutcome, choose, open_study, outcomes, prepare, tell
 from tunesmith.search.trial import TrialRef, run_trial
 from tunesmith.tasks.engine import pin_worker_gpu, run_all, task_runner, worker_threads
@@ -44,7 +44,7 @@ def search_trial_task(
         torch.set_num_threads(threads)
     # One trial per GPU where a machine has several; trials sharing a device take turns through its slot.
     device = pin_worker_gpu() or model.precision.device
-    shown = ", ".join(f"{k} {_show(v)}" for k, v in settings.items())
+    shown = ", ".join(f"{k} {show_value(v)}" for k, v in settings.items())
     slot = training_slot(device, config.orchestration.training_slot)
     with stage_run(search_run, f"trial-{number}", shown) as child, slot:
         set_tags(child, {"tunesmith.kind": "search-trial", "tunesmith.trial": number, "tunesmith.method": plan.method,
@@ -62,12 +62,6 @@ def search_trial_task(
         scored = outcome.metrics.get(f"validation_{metric}")
         progress.done(f"{outcome.state}: {outcome.reason}" if outcome.reason else f"validation {metric} {scored:.3f}")
     return replace(outcome, run_id=child.run_id)
-
-
-def _show(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def search_hyperparameters(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tunesmith.search.space import show_value
+
 
 def render_search(search: dict[str, Any], h2: str = "##") -> list[str]:
     trials = search["trials"]
@@ -25,18 +27,8 @@ def render_search(search: dict[str, Any], h2: str = "##") -> list[str]:
         change = m.get("forgetting_change_pct")
         mark = " (chosen)" if t["number"] == best else ""
         lines.append(
-            f"| {t['number']}{mark} | {t['state']} | " + " | ".join(_cell(t["settings"].get(k)) for k in keys)
-            + f" | {_cell(score)} | {_cell(change)} | {t['reason'][:120]} |"
+            f"| {t['number']}{mark} | {t['state']} | " + " | ".join(show_value(t["settings"].get(k)) for k in keys)
+            + f" | {show_value(score)} | {show_value(change)} | {t['reason'][:120]} |"
         )  # fmt: skip
     lines.append("")
     return lines
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, list):
-        return ",".join(map(str, value))
-    return str(value)

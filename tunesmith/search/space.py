@@ -85,8 +85,7 @@ def as_optuna(params: dict[str, Any], space: dict[str, Dimension]) -> dict[str, 
         if dim.choices is not None:
             shown = [_show(c) for c in dim.choices]
             if _show(value) in shown:
-                stored[key] = dim.choices[shown.index(_show(value))]
-                stored[key] = _show(value) if not _scalar_choices(dim) else stored[key]
+                stored[key] = dim.choices[shown.index(_show(value))] if _scalar_choices(dim) else _show(value)
         else:  # a number outside the range is still tried: Optuna warns and takes it as given
             stored[key] = value
     return stored
@@ -133,3 +132,10 @@ def current_values(training: dict[str, Any], keys: list[str]) -> dict[str, Any]:
 
 def _show(value: Any) -> str:
     return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def show_value(value: Any) -> str:
+    """A setting as people read it: floats to 3-4 significant digits, lists joined, None as '-'."""
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if isinstance(value, float) else _show(value)

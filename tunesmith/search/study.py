@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.config.schema import SearchConfig
-from tunesmith.search.space import Dimension, as_optuna, from_optuna
+from tunesmith.search.space import Dimension, as_optuna, from_optuna, show_value
 
 INTERRUPTED = "interrupted"  # user attribute of a trial a stopped search left running
 
@@ -52,7 +52,7 @@ class SearchResult:
 
     def headline(self) -> str:
         c = self.counts()
-        found = ", ".join(f"{k} {_fmt(v)}" for k, v in self.best_settings.items())
+        found = ", ".join(f"{k} {show_value(v)}" for k, v in self.best_settings.items())
         return f"{len(self.trials)} trials ({c['pruned']} pruned, {c['failed']} failed); best: {found}"
 
     def to_json(self) -> dict[str, Any]:
@@ -215,11 +215,3 @@ def choose(study, settings: SearchConfig, trials: list[TrialOutcome], threshold_
         "forgets least"
     )
     return best, f"{why} (front: {listed})", front_numbers
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    if isinstance(value, list):
-        return ",".join(map(str, value))
-    return str(value)
