@@ -13,7 +13,8 @@ replay instructions. Every measurement runs in a fresh process, one after anothe
 - Tunesmith's own training (tunesmith.training.sft.train_model, every setting at its default: on a GPU the
   fast path of training.attention / padding_free / fused_optimizer / liger / frozen_weights);
 - for LoRA, the script a user would otherwise write: TRL's SFTTrainer with SFTConfig defaults (bf16, gradient
-  checkpointing on, padded batches) and the same LoRA adapter, on the same tokenized examples.
+  checkpointing on, padded batches) and the same LoRA adapter (Tunesmith's default: every linear layer, r 16),
+  on the same tokenized examples.
 
 Tokens/s counts real (non-padding) tokens per second over the steps after --warmup (kernel compilation and
 allocator warm-up excluded), timed identically in both. MFU divides the model FLOPs per token (matmuls:
@@ -66,7 +67,6 @@ PEAK_BF16 = {"H200": 989e12, "H100 PCIe": 756e12, "H100": 989e12, "A100": 312e12
              "A10G": 70e12, "RTX 4090": 165e12}  # fmt: skip
 MAX_LENGTH = 1024
 SYSTEM = "You are a helpful assistant."
-LORA = dict(r=16, lora_alpha=32, lora_dropout=0.05, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
 
 
 def _read(path: Path, n: int) -> list[dict]:
@@ -183,7 +183,9 @@ def estimate_gb(model_dir: Path, result: dict, batch_size: int, seq_len: int, on
     from tunesmith.decision.memory import estimate, workload_for
     from tunesmith.models.shape import model_shape
 
-    training = TrainingConfig(batch_size=batch_size, gradient_checkpointing=result["gradient_checkpointing"])
+    training = TrainingConfig(
+        batch_size=batch_size, gradient_checkpointing=result["gradient_checkpointing"], liger=result["liger"]
+    )
     w = workload_for(training, result["precision"], seq_len, on_gpu)
     e = estimate(result["method"], model_shape(str(model_dir)), w)
     return e.total_gb - e.overhead_gb
@@ -233,8 +235,10 @@ def plain_trl_worker(model_dir: Path, train: Path, steps: int, batch: int) -> di
     """The script a user would write: SFTTrainer, SFTConfig defaults, the same LoRA adapter and examples."""
     import torch
     from datasets import Dataset
-    from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
+
+    from tunesmith.config.schema import TrainingConfig
+    from tunesmith.training.methods.lora import peft_config
 
     cuda = torch.cuda.is_available()
     clock = StepClock()
@@ -246,7 +250,7 @@ def plain_trl_worker(model_dir: Path, train: Path, steps: int, batch: int) -> di
         torch.cuda.reset_peak_memory_stats()
     dataset = Dataset.from_list(_train_rows(model_dir, train))
     trainer = SFTTrainer(
-        model=str(model_dir), args=args, train_dataset=dataset, peft_config=LoraConfig(task_type="CAUSAL_LM", **LORA)
+        model=str(model_dir), args=args, train_dataset=dataset, peft_config=peft_config(TrainingConfig())
     )
     trainer.train()
     frozen = next(str(p.dtype).removeprefix("torch.") for p in trainer.model.parameters() if not p.requires_grad)

@@ -147,11 +147,13 @@ def test_merged_model_gives_the_same_outputs_as_the_adapter(method, tmp_path, ti
         a, b = unmerged(ids).logits, merged(ids).logits
     if method == "qlora":
         # The merged model holds the exact dequantized 4-bit weights, while bitsandbytes' CPU 4-bit matmul rounds
-        # at about bf16 precision (0.4% per layer, measured): every label's log-likelihood within 0.05 (measured
-        # equal to 1e-4), and nearly the same loss. Dropping or doubling the adapter moves both by whole nats.
+        # at about bf16 precision (0.4% per layer, measured), a relative error: every label's log-likelihood within
+        # 0.05 + 1% of itself (unlikely labels near -30 differ by up to 0.13 on some CPUs, the likely one by 1e-4),
+        # the same label first, and nearly the same loss. Dropping or doubling the adapter moves them by whole nats.
         prompts = [prompt_messages(e, "Classify.") for e in read_examples(val)]
         scores = [label_logprobs(m, tokenizer, prompts, LABELS) for m in (unmerged, merged)]
-        assert np.allclose(scores[0], scores[1], atol=0.05), scores
+        assert np.allclose(scores[0], scores[1], rtol=0.01, atol=0.05), scores
+        assert (np.argmax(scores[0], axis=1) == np.argmax(scores[1], axis=1)).all()
         losses = [_validation_loss(m, tokenizer, val) for m in (unmerged, merged)]
         assert losses[1] == pytest.approx(losses[0], rel=0.1, abs=0.02)
     else:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from tunesmith.config.schema import TrainingConfig
 from tunesmith.models.shape import ModelShape
-from tunesmith.training.fast_path import frozen_dtype
+from tunesmith.training.fast_path import frozen_dtype, liger_on
 from tunesmith.training.methods import METHODS
 
 BYTES = {"float32": 4.0, "bfloat16": 2.0, "float16": 2.0, "int8": 1.0}
@@ -49,6 +49,9 @@ class Workload:
     optimizer_state_dtype: str = "float32"
     gradient_checkpointing: bool = False
     attention: Literal["sdpa", "eager"] = "sdpa"
+    # Liger's SwiGLU kernel (training.liger) keeps the gate and up outputs and recomputes the SiLU in the backward
+    # pass; PyTorch's MLP also keeps the SiLU output.
+    fused_mlp: bool = False
     overhead_gb: float = 0.0  # CUDA context and allocator reserve; 0 on a CPU (RSS above the idle process)
     # Mixed-precision Adam as in the ZeRO paper: 16-bit weights and gradients, and an fp32 master copy of the
     # trainable weights beside the fp32 moments (12 bytes of optimizer state per parameter).
@@ -99,12 +102,12 @@ def _activation_elements(method: str, shape: ModelShape, w: Workload, seq: int) 
     """Saved activations per token per layer, in elements, for a Llama-style block (RMSNorm, SwiGLU).
 
     2 norm inputs, 2 norm outputs, q/k/v, attention output, gate, up, SiLU output and their product:
-    6h + 2kv + 4f. A frozen base saves about as much (measured on CPU: PyTorch keeps the inputs of frozen
-    linear layers too), plus each method's own inputs.
+    6h + 2kv + 4f (3f with Liger's SwiGLU, which recomputes the SiLU output). A frozen base saves about as
+    much (measured on CPU: PyTorch keeps the inputs of frozen linear layers too), plus each method's own inputs.
     """
     h, kv, f = shape.hidden, shape.kv_dim, shape.intermediate
     spec = METHODS[method]
-    elements = 6 * h + 2 * kv + 4 * f + spec.activation_elements(shape, w.training)
+    elements = 6 * h + 2 * kv + (3 if w.fused_mlp else 4) * f + spec.activation_elements(shape, w.training)
     if w.attention == "eager":
         elements += shape.heads * (seq + spec.key_positions(w.training))
     return elements
@@ -123,6 +126,7 @@ def estimate(method: str, shape: ModelShape, w: Workload) -> MemoryEstimate:
         f"attention {w.attention}"
         + (" (scores kept for backward)" if w.attention == "eager" else " (no score matrix kept)"),
         "gradient checkpointing " + ("on" if w.gradient_checkpointing else "off"),
+        *(["Liger's SwiGLU kernel (the SiLU output recomputed, not kept)"] if w.fused_mlp else []),
         f"runtime overhead {w.overhead_gb:g} GB",
     ]
     logit_bytes = act_bytes + LOGIT_BYTES_BEYOND_MODEL_DTYPE
@@ -240,6 +244,7 @@ def workload_for(training, precision_dtype: str, seq_len: int, on_gpu: bool, dev
         gradient_accumulation_steps=accumulation,
         activation_dtype=precision_dtype,
         frozen_dtype=frozen_dtype(training, "cuda" if on_gpu else "cpu", precision_dtype),
+        fused_mlp=liger_on(training, "cuda" if on_gpu else "cpu"),
         gradient_checkpointing=training.gradient_checkpointing,
         overhead_gb=CUDA_OVERHEAD_GB if on_gpu else 0.0,
         training=training,

@@ -20,6 +20,7 @@ from tunesmith.prompts import full_messages
 from tunesmith.records import Precision, TrainedModel
 from tunesmith.training.distributed.spec import TrainingSpec
 from tunesmith.training.fast_path import resolve as resolve_fast_path
+from tunesmith.training.fast_path import skip_adapter_input_casts
 from tunesmith.training.guards import StopOnNonFinite
 from tunesmith.training.methods import METHODS
 from tunesmith.training.progress_callback import ReportProgress
@@ -196,6 +197,7 @@ def train_model(
     # before in this process (another method of a comparison, an earlier retrain).
     set_seed(config.seed)
     model = module.build(base_model, config, precision, trust_remote_code)
+    skip_adapter_input_casts(model, precision)
     trainer = SFTTrainer(
         model=model,
         args=args,
