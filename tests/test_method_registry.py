@@ -96,3 +96,29 @@ def test_a_comparison_trains_and_measures_it_beside_a_built_in_method(
     assert 0 < metrics["trainable_pct"] < by_method["lora"].metrics["trainable_pct"]
     assert "test_accuracy" in metrics and "latency_ms_merged" not in metrics  # it declared no merge
     assert "| norm_tuning | trained |" in out.report
+
+
+def test_default_learning_rates_follow_the_model_width(tiny_model):
+    """Full fine-tuning and the LoRA family scale their default rate with the model's hidden width (Thinking
+    Machines' fit across Llama sizes, LoRA at 10x full); the other methods keep theirs; a set rate always wins."""
+    from tunesmith.config.schema import TrainingConfig
+    from tunesmith.models.shape import hidden_size
+    from tunesmith.training.sft import hyperparameters
+
+    lora, full = METHODS["lora"].defaults, METHODS["full"].defaults
+    assert lora.learning_rate_for(2000) == 5e-4 and full.learning_rate_for(2000) == 5e-5
+    assert lora.learning_rate_for(576) == pytest.approx(1.32e-3, rel=0.01)  # SmolLM2-135M
+    rates = [lora.learning_rate_for(width) for width in (576, 2048, 4096, 8192)]
+    assert rates == sorted(rates, reverse=True) and rates[-1] == pytest.approx(1.66e-4, rel=0.01)  # 70B
+    assert all(METHODS[m].defaults is lora for m in ("dora", "qlora"))
+    assert METHODS["ia3"].defaults.learning_rate_for(576) == METHODS["ia3"].defaults.learning_rate
+    assert lora.learning_rate_for(None) == lora.learning_rate
+    for method in ("lora", "full"):  # the search starts from the default: it lies inside the searched range
+        space = METHODS[method].search_space["learning_rate"]
+        defaults = METHODS[method].defaults
+        assert all(space.low <= defaults.learning_rate_for(w) <= space.high for w in (576, 2048, 4096, 8192))
+    width = hidden_size(str(tiny_model))
+    assert width and hyperparameters(TrainingConfig(), "lora", 100, hidden=width)["learning_rate"] == (
+        lora.learning_rate_for(width)
+    )
+    assert hyperparameters(TrainingConfig(learning_rate=1e-4), "lora", 100, hidden=width)["learning_rate"] == 1e-4

@@ -21,6 +21,18 @@ class ModelShape:
     vocab: int
 
 
+def hidden_size(path: str, trust_remote_code: bool = False) -> int | None:
+    """The model's hidden width from its config, or None where the config does not say (the defaults that scale
+    with width fall back to their plain values)."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError):
+        return None
+    return getattr(config.get_text_config(), "hidden_size", None)
+
+
 def model_shape(config_or_path: Any, trust_remote_code: bool = False) -> ModelShape:
     """Parameter counts and dimensions of a causal LM, from its config alone."""
     import torch

@@ -7,6 +7,7 @@ from typing import Any
 
 from tunesmith.config import RunConfig
 from tunesmith.config.load import ConfigError
+from tunesmith.models.shape import hidden_size
 from tunesmith.records import CuratedData, PreparedModel
 from tunesmith.search.space import Dimension, current_values
 from tunesmith.search.study import default_storage, study_name
@@ -33,7 +34,7 @@ def plan_search(config: RunConfig, data: CuratedData, model: PreparedModel, meth
         raise ConfigError(f"training.search: nothing to search for {method} (training.search.space removes every key)")
     resolved = config.training.model_dump(mode="json", exclude={"search"})
     defaults = get_method(method).defaults
-    resolved["learning_rate"] = resolved["learning_rate"] or defaults.learning_rate
+    resolved["learning_rate"] = resolved["learning_rate"] or defaults.learning_rate_for(hidden_size(model.path))
     resolved["epochs"] = resolved["epochs"] or defaults.epochs
     starting = current_values(resolved, list(space))
     key = {

@@ -15,6 +15,7 @@ from tunesmith.config.schema import SHARDED, TrainingConfig
 from tunesmith.console import progress
 from tunesmith.curation.records import read_examples
 from tunesmith.errors import NotEnoughMemory
+from tunesmith.models.shape import hidden_size
 from tunesmith.profiling import measure, settled_rss_mb
 from tunesmith.prompts import full_messages
 from tunesmith.records import Precision, TrainedModel
@@ -29,8 +30,11 @@ from tunesmith.training.tokenize import tokenize_conversation
 MANIFEST = "tunesmith_model.json"  # beside the weights: what a later `tunesmith predict` needs to know
 
 
-def hyperparameters(config: TrainingConfig, method: str, n_train: int, world_size: int = 1) -> dict[str, Any]:
-    """The method's defaults overridden by what the config sets, and the step schedule they imply.
+def hyperparameters(
+    config: TrainingConfig, method: str, n_train: int, world_size: int = 1, hidden: int | None = None
+) -> dict[str, Any]:
+    """The method's defaults (the learning rate for a model of `hidden` width) overridden by what the config sets,
+    and the step schedule they imply.
 
     Each of `world_size` processes takes batch_size examples per micro-step: an effective batch set in the config
     is kept by accumulating fewer micro-steps when more processes train together."""
@@ -46,7 +50,7 @@ def hyperparameters(config: TrainingConfig, method: str, n_train: int, world_siz
     eval_steps = config.eval_steps or max(1, math.ceil(min(steps_per_epoch, total_steps) / 2))
     return {
         "method": method,
-        "learning_rate": config.learning_rate or defaults.learning_rate,
+        "learning_rate": config.learning_rate or defaults.learning_rate_for(hidden),
         "epochs": epochs,
         "weight_decay": defaults.weight_decay if config.weight_decay is None else config.weight_decay,
         "batch_size": config.batch_size,
@@ -181,7 +185,7 @@ def train_model(
     train = _tokenized(train_path, tokenizer, system, config)
     validation = _tokenized(validation_path, tokenizer, system, config)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))  # set by the distributed launcher for every rank
-    hp = hyperparameters(config, method, len(train), world_size)
+    hp = hyperparameters(config, method, len(train), world_size, hidden_size(base_model, trust_remote_code))
     checkpoints = checkpoint_dir or out_dir / "checkpoints"
     args = sft_config(config, hp, precision, checkpoints, validation is not None)
     callbacks = [StopOnNonFinite(hp["learning_rate"])]

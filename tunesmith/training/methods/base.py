@@ -24,11 +24,31 @@ class Settings(BaseModel):
 
 @dataclass(frozen=True)
 class MethodDefaults:
-    """Hyperparameters from established practice; every one can be overridden in training.*"""
+    """Hyperparameters from established practice; every one can be overridden in training.*
+
+    With `width_exponent`, `learning_rate` is the rate for a model of hidden width `reference_width` and the
+    default for another model is scaled by (reference_width / hidden) ** width_exponent: wider models want lower
+    rates (see learning_rate_for)."""
 
     learning_rate: float
     epochs: float = 2.0
     weight_decay: float = 0.0
+    width_exponent: float = 0.0
+    reference_width: int = 2000
+
+    def learning_rate_for(self, hidden: int | None) -> float:
+        """The default learning rate for a model of this hidden width (the plain default when it is unknown)."""
+        if not hidden or not self.width_exponent:
+            return self.learning_rate
+        return float(f"{self.learning_rate * (self.reference_width / hidden) ** self.width_exponent:.3g}")
+
+
+# Thinking Machines' fit of the best supervised fine-tuning rate across Llama models ("LoRA Without Regret", 2025;
+# tinker-cookbook's hyperparam_utils.get_lr): 5e-5 x (2000 / hidden) ** 0.781 for full fine-tuning, 10x that for
+# LoRA on every layer. SmolLM2-135M (hidden 576): 1.3e-3 for LoRA, measured here the best of 2e-4/1e-3 on the
+# banking77 slice (benchmarks/method_comparison.py); Llama-3.2-1B 4.9e-4, Llama-3.1-8B 2.9e-4, 70B 1.7e-4.
+# Qwen's rates fall more slowly with width (their exponent is 0.0775): this gives them a rate on the low side.
+LLAMA_WIDTH_EXPONENT = 0.781
 
 
 def _nothing(*_: Any) -> float:

@@ -3,7 +3,6 @@
 from tunesmith.models.shape import ModelShape, linear_targets
 from tunesmith.training.methods import lora
 from tunesmith.training.methods.base import (
-    MethodDefaults,
     TrainingMethod,
     base_for_training,
     load_peft,
@@ -40,7 +39,7 @@ def activation_elements(shape: ModelShape, training) -> float:
 
 METHOD = TrainingMethod(
     name="dora",
-    defaults=MethodDefaults(learning_rate=2e-4, epochs=2.0, weight_decay=0.0),
+    defaults=lora.METHOD.defaults,
     search_space=lora.SEARCH_SPACE,
     build=build,
     save=save_peft,

@@ -1,7 +1,14 @@
 """Full fine-tuning: every weight trains."""
 
 from tunesmith.search.space import rate, span
-from tunesmith.training.methods.base import MethodDefaults, TrainingMethod, base_for_training, load_full, save_full
+from tunesmith.training.methods.base import (
+    LLAMA_WIDTH_EXPONENT,
+    MethodDefaults,
+    TrainingMethod,
+    base_for_training,
+    load_full,
+    save_full,
+)
 
 
 def build(base: str, config, precision, trust_remote_code: bool = False):
@@ -10,8 +17,8 @@ def build(base: str, config, precision, trust_remote_code: bool = False):
 
 METHOD = TrainingMethod(
     name="full",
-    defaults=MethodDefaults(learning_rate=2e-5, epochs=2.0, weight_decay=0.01),
-    search_space={"learning_rate": rate(5e-6, 1e-4), "epochs": span(1, 4)},
+    defaults=MethodDefaults(learning_rate=5e-5, epochs=2.0, weight_decay=0.01, width_exponent=LLAMA_WIDTH_EXPONENT),
+    search_space={"learning_rate": rate(5e-6, 5e-4), "epochs": span(1, 4)},
     build=build,
     save=save_full,
     load=load_full,

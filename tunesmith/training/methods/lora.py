@@ -7,6 +7,7 @@ from pydantic import Field
 from tunesmith.models.shape import ModelShape, linear_targets
 from tunesmith.search.space import choice, rate, span
 from tunesmith.training.methods.base import (
+    LLAMA_WIDTH_EXPONENT,
     MethodDefaults,
     Settings,
     TrainingMethod,
@@ -18,7 +19,7 @@ from tunesmith.training.methods.base import save_peft as save
 
 ATTENTION = ["q_proj", "k_proj", "v_proj", "o_proj"]
 SEARCH_SPACE = {
-    "learning_rate": rate(5e-5, 2e-3),
+    "learning_rate": rate(5e-5, 5e-3),
     "epochs": span(1, 4),
     "lora.r": choice(8, 16, 32, 64),
     "lora.target_modules": choice("all-linear", ATTENTION),
@@ -82,7 +83,7 @@ def _targets(training):
 
 METHOD = TrainingMethod(
     name="lora",
-    defaults=MethodDefaults(learning_rate=2e-4, epochs=2.0, weight_decay=0.0),
+    defaults=MethodDefaults(learning_rate=5e-4, epochs=2.0, weight_decay=0.0, width_exponent=LLAMA_WIDTH_EXPONENT),
     search_space=SEARCH_SPACE,
     build=build,
     save=save,

@@ -4,7 +4,6 @@ from typing import Literal
 
 from tunesmith.training.methods import lora
 from tunesmith.training.methods.base import (
-    MethodDefaults,
     Settings,
     TrainingMethod,
     load_base,
@@ -122,7 +121,7 @@ def describe(training) -> str:
 
 METHOD = TrainingMethod(
     name="qlora",
-    defaults=MethodDefaults(learning_rate=2e-4, epochs=2.0, weight_decay=0.0),
+    defaults=lora.METHOD.defaults,
     search_space=lora.SEARCH_SPACE,
     build=build,
     save=save_peft,
