@@ -209,8 +209,16 @@ ABLATIONS = {"liger off": {"liger": False}, "fused AdamW off": {"fused_optimizer
 
 
 def tunesmith_worker(
-    model_dir: Path, train: Path, empty: Path, method: str, steps: int, batch: int, ablation: str | None = None
+    model_dir: Path,
+    train: Path,
+    empty: Path,
+    method: str,
+    steps: int,
+    batch: int,
+    ablation: str | None = None,
+    settings: dict | None = None,
 ) -> dict:
+    """Tunesmith's train_model at its defaults, with `settings` (or the named ablation's) changed."""
     from tunesmith.config.schema import TrainingConfig
     from tunesmith.models.hardware import choose_precision
     from tunesmith.training.sft import train_model
@@ -218,7 +226,7 @@ def tunesmith_worker(
     precision = choose_precision()
     config = TrainingConfig(max_steps=steps, batch_size=batch, max_seq_length=MAX_LENGTH, logging_steps=10,
                             save_steps=10 * steps, early_stopping_patience=None,
-                            **ABLATIONS.get(ablation or "", {}))  # fmt: skip
+                            **(settings or ABLATIONS.get(ablation or "", {})))  # fmt: skip
     clock = StepClock()
     clock.install()
     out = Path(tempfile.mkdtemp(prefix=f"gpu-{method}-"))

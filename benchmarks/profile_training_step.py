@@ -110,8 +110,9 @@ def main() -> int:
     if args.plain_trl:
         result = bench.plain_trl_worker(model_dir, train, args.steps, args.batch_size)
     else:
-        bench.ABLATIONS["profile"] = settings
-        result = bench.tunesmith_worker(model_dir, train, empty, args.method, args.steps, args.batch_size, "profile")
+        result = bench.tunesmith_worker(
+            model_dir, train, empty, args.method, args.steps, args.batch_size, settings=settings
+        )
     gaps = [b - a for a, b in zip(profiler.times, profiler.times[1:], strict=False)]
     steady = sorted(gaps[5:]) or gaps
     summary = {

@@ -71,9 +71,13 @@ def frozen_dtype(config: TrainingConfig, device: str, dtype: str) -> str:
     return dtype if config.frozen_weights == "compute" else "float32"
 
 
+def _liger_available(device: str) -> bool:
+    return device == "cuda" and _installed("liger_kernel")
+
+
 def liger_on(config: TrainingConfig, device: str) -> bool:
     """Whether Liger's kernels run (the memory estimate uses it too); `resolve` refuses `true` where they cannot."""
-    available = device == "cuda" and _installed("liger_kernel")
+    available = _liger_available(device)
     return available if config.liger == "auto" else bool(config.liger) and available
 
 
@@ -91,9 +95,11 @@ def resolve(config: TrainingConfig, precision: Precision) -> FastPath:
         if config.fused_optimizer == "auto"
         else (bool(config.fused_optimizer), "training.fused_optimizer")
     )
-    liger_ok = cuda and _installed("liger_kernel")
     liger, liger_why = _switch(
-        config.liger, "liger", liger_ok, "Liger kernels need a CUDA GPU and the liger-kernel package"
+        config.liger,
+        "liger",
+        _liger_available(precision.device),
+        "Liger kernels need a CUDA GPU and the liger-kernel package",
     )
     frozen = frozen_dtype(config, precision.device, precision.dtype)
     frozen_why = "training.frozen_weights" if config.frozen_weights != "auto" else f"auto on {precision.device}"
