@@ -304,3 +304,21 @@ def test_qlora_stores_4_bit_weights_in_the_compute_dtype_when_they_are_sharded(s
     config = quantization_config(QLoraSettings(), GPU_BF16, strategy)
     assert config.bnb_4bit_quant_storage == getattr(torch, stored_as)
     assert config.bnb_4bit_compute_dtype == torch.bfloat16
+
+
+def test_the_first_error_skips_lines_two_ranks_interleaved():
+    """Two ranks write to one pipe: a caret line of one can start a line before the other's code line."""
+    from tunesmith.training.distributed.launcher import first_error
+
+    log = (
+        "[rank1]: Traceback (most recent call last):\n"
+        '[rank1]:   File "x.py", line 3, in <module>\n'
+        "[rank1]: ^^^^^^^^^    return train_model(\n"
+        "[rank1]: During handling of the above exception, another exception occurred:\n"
+        "[rank1]: ValueError: Couldn't instantiate the backend tokenizer\n"
+        "[rank0]: ValueError: later\n"
+    )
+    assert first_error(log) == "ValueError: Couldn't instantiate the backend tokenizer"
+    assert first_error("Traceback (most recent call last):\ntorch.OutOfMemoryError: CUDA out of memory") == (
+        "torch.OutOfMemoryError: CUDA out of memory"
+    )

@@ -99,6 +99,9 @@ def run_job(command: list[str], env: dict[str, str], folder: Path, description: 
 
 
 RANK_PREFIX = re.compile(r"^\[(?:rank|default)\d+\]:\s?")
+# "ValueError: ...", "torch.OutOfMemoryError: ...", "KeyboardInterrupt": not a caret line ("^^^^") that another
+# rank's output, written to the same pipe, left at the start of a line.
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?::\s|$)")
 
 
 def first_error(log_text: str) -> str | None:
@@ -109,7 +112,7 @@ def first_error(log_text: str) -> str | None:
         line = RANK_PREFIX.sub("", raw)
         if line.startswith("Traceback (most recent call last)"):
             in_traceback = True
-        elif in_traceback and line and not line[0].isspace():
+        elif in_traceback and EXCEPTION_LINE.match(line):
             return line.strip()[:LINE_CHARS]
     return None
 
