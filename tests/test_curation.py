@@ -272,6 +272,43 @@ def test_curate_accounts_for_every_row_and_writes_its_files(tmp_path, tiny_model
     assert data.data_hash == curate(config, _tokenizer(tiny_model), "Classify.", 256, tmp_path / "again").data_hash
 
 
+def test_a_test_file_is_the_test_split_and_its_copies_leave_train(tmp_path, tiny_model, small_tickets):
+    rows = [json.loads(line) for line in small_tickets.read_text().splitlines()]
+    held_out = rows[:40] + [rows[0], {"text": "broken", "label": "nope"}, {"text": "x " * 300, "label": "billing"}]
+    config = DataConfig(
+        path=write_jsonl(tmp_path / "in.jsonl", rows),
+        test_path=write_jsonl(tmp_path / "test.jsonl", held_out),
+        labels=LABELS,
+    )
+    assert (config.split.train, config.split.validation, config.split.test) == (0.9, 0.1, 0.0)
+    data = curate(config, _tokenizer(tiny_model), "Classify.", 256, tmp_path / "out")
+    c = data.counts
+    # The test file is scored as published, its over-long row included; the invalid row and the repeat go.
+    assert (c["test_file_read"], c["test_file_rejected"], c["test_file_repeats"], c["test"]) == (43, 1, 1, 41)
+    assert c["leakage_removed"] >= 40  # the training and validation copies of the 40 test rows
+    assert c["read"] + c["test_file_read"] == _accounted(c) + c["test_file_rejected"] + c["test_file_repeats"]
+
+    def inputs(path: str) -> set[str]:
+        return {json.loads(line)["messages"][0]["content"] for line in Path(path).read_text().splitlines()}
+
+    assert not inputs(data.test_path) & (inputs(data.train_path) | inputs(data.validation_path))
+    assert data.ok, data.problems
+    assert "test.jsonl line 42" in Path(data.rejects_path).read_text()
+    assert "Every row accounted for: 203 read = 203" in Path(data.report_path).read_text()
+
+
+def test_a_test_file_needs_no_test_fraction_and_usable_rows(tmp_path, tiny_model, small_tickets):
+    with pytest.raises(ValueError, match="data.split.test must be 0"):
+        DataConfig(path=small_tickets, test_path=small_tickets, labels=LABELS,
+                   split={"train": 0.8, "validation": 0.1, "test": 0.1})  # fmt: skip
+    config = DataConfig(
+        path=small_tickets, test_path=write_jsonl(tmp_path / "test.jsonl", [{"text": "hi", "label": "nope"}]),
+        labels=LABELS,
+    )  # fmt: skip
+    data = curate(config, _tokenizer(tiny_model), "Classify.", 256, tmp_path / "out")
+    assert not data.ok and any("no usable test rows" in p for p in data.problems)
+
+
 def test_too_many_rejects_stop_curation(tmp_path, tiny_model):
     rows = ticket_rows()[:40] + [{"text": "x", "label": "bad"}] * 3
     config = DataConfig(path=write_jsonl(tmp_path / "in.jsonl", rows), labels=LABELS, min_examples_per_class=1)

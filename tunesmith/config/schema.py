@@ -114,6 +114,10 @@ class DataConfig(Section):
     # report ("ignore"), or each row that has one is rejected ("reject").
     unknown_fields: Literal["ignore", "reject"] = "ignore"
     labels: list[str] | None = None
+    # A fixed test set (a benchmark's published test split, say), in the same format and columns as data.path:
+    # scored as it is, never trained on, with training copies of its examples removed by the leakage check.
+    # data.path is then split into train and validation only (train 0.9, validation 0.1 unless split is set).
+    test_path: ExistingPath | None = None
     split: SplitConfig = SplitConfig()
     seed: int = 42
     max_rejected_fraction: Fraction = 0.05
@@ -129,6 +133,19 @@ class DataConfig(Section):
     def _labels_for_classification(self) -> DataConfig:
         if self.format == "classification" and not self.labels:
             raise ValueError("classification data needs data.labels (the allowed label set)")
+        return self
+
+    @model_validator(mode="after")
+    def _no_test_split_beside_a_test_file(self) -> DataConfig:
+        if self.test_path is None:
+            return self
+        if "split" not in self.model_fields_set:
+            self.split = SplitConfig(train=0.9, validation=0.1, test=0.0)
+        elif self.split.test > 0:
+            raise ValueError(
+                f"data.test_path ({self.test_path}) is the test split, so data.split.test must be 0, got "
+                f"{self.split.test:g} (e.g. split: {{train: 0.9, validation: 0.1, test: 0}})"
+            )
         return self
 
     @field_validator("columns")

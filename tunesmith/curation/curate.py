@@ -18,7 +18,7 @@ from tunesmith.curation.balance import balance
 from tunesmith.curation.dedup import DedupResult, dedup_text, exact_dedup, near_dedup, sample_clusters, semantic_dedup
 from tunesmith.curation.leakage import remove_leaks
 from tunesmith.curation.load import input_files, load_inputs, load_records
-from tunesmith.curation.records import Rejected, by_reason, content_id, write_examples, write_jsonl
+from tunesmith.curation.records import LoadResult, Rejected, by_reason, content_id, write_examples, write_jsonl
 from tunesmith.curation.replay import mix_replay
 from tunesmith.curation.report import render_curation_report
 from tunesmith.curation.split import split_problems, stratified_split
@@ -130,11 +130,17 @@ def _split_parameters(
             return {"min_rows": 0, "max_rows": 0}
         return {"min_rows": max(1, math.floor(0.5 * expected)), "max_rows": math.ceil(1.5 * expected) + 1}
 
+    # A test file is scored as published: any size, and no training length bound (it is never trained on).
+    test = (
+        base | {"min_rows": 1, "max_rows": None, "max_tokens": None}
+        if config.test_path
+        else base | bounds(config.split.test)
+    )
     return {
         "curated": base | {"min_rows": 1, "max_rows": None, "min_per_class": config.min_examples_per_class},
         "train": base | bounds(config.split.train) | {"max_rows": None, "min_per_class": config.min_examples_per_class},
         "validation": base | bounds(config.split.validation) | {"min_per_class": 0},
-        "test": base | bounds(config.split.test) | {"min_per_class": 0},
+        "test": test | {"min_per_class": 0},
     }
 
 
@@ -156,6 +162,12 @@ def curate(
         length_source = "set in the config"
     examples = _drop_too_long(loaded.examples, tokens, max_tokens, rejects)
     invalid = len(rejects)
+    test_file = _load_test_file(config)
+    test_repeats = exact_dedup(test_file.examples if test_file is not None else [])
+    if test_file is not None:
+        rejects += test_file.rejected
+        _record_duplicates(test_repeats, rejects)
+        tokens.update(count_tokens(test_repeats.kept, tokenizer, system))
 
     removed: dict[str, int] = {}
     clusters: list[dict] = []
@@ -183,24 +195,16 @@ def curate(
         unsplittable = []
 
     splits = stratified_split(kept_unique, config.split.validation, config.split.test, config.seed)
+    if test_file is not None:
+        splits.test = test_repeats.kept
     split_before = splits.sizes()
     leaked = 0
     if config.leakage_check and (splits.validation or splits.test):
-        near = config.dedup.near
-        leak = remove_leaks(
-            splits.train,
-            splits.validation + splits.test,
-            near.threshold,
-            near.num_perm,
-            near.shingle,
-            near.ngram,
-            config.seed,
-        )
-        for example, match, similarity in leak.removed:
-            reason = f"leakage: training example matches held-out {match.source} (similarity {similarity:.2f})"
-            rejects.append(Rejected(example.source, "leakage", reason, None, dedup_text(example)[:500]))
-        leaked = len(leak.removed)
-        splits.train = leak.train
+        splits.train = _without_leaks(config, splits.train, splits.validation + splits.test, "training", rejects)
+        if test_file is not None:
+            # The validation split is carved from data.path, so it may hold copies of the test file's rows.
+            splits.validation = _without_leaks(config, splits.validation, splits.test, "validation", rejects)
+        leaked = split_before["train"] + split_before["validation"] - len(splits.train) - len(splits.validation)
 
     balanced = balance(
         splits.train, config.balance.strategy, config.balance.cap_ratio, config.balance.warn_ratio, config.seed
@@ -244,6 +248,15 @@ def curate(
     counts = {
         "read": loaded.read,
         "rejected_invalid": invalid,
+        **(
+            {
+                "test_file_read": test_file.read,
+                "test_file_rejected": len(test_file.rejected),
+                "test_file_repeats": len(test_repeats.removed),
+            }  # fmt: skip
+            if test_file is not None
+            else {}
+        ),
         "exact_duplicates": removed.get("exact", 0),
         "near_duplicates": removed.get("near", 0),
         "semantic_duplicates": removed.get("semantic", 0),
@@ -278,7 +291,7 @@ def curate(
         test_path=str(paths["test"]),
         rejects_path=str(rejects_path),
         report_path=str(out_dir / "curation_report.md"),
-        data_hash=data_fingerprint(kept_unique),
+        data_hash=data_fingerprint(kept_unique + splits.test if test_file is not None else kept_unique),
         counts=counts,
         rejected_by_kind=rejected_by_kind,
         class_counts={
@@ -305,6 +318,29 @@ def curate(
     Path(data.report_path).write_text(render_curation_report(data), encoding="utf-8")
     (out_dir / "curation_report.json").write_text(json.dumps(data.to_json(), indent=2), encoding="utf-8")
     return data
+
+
+def _without_leaks(
+    config: DataConfig, examples: list[Example], held_out: list[Example], what: str, rejects: list[Rejected]
+) -> list[Example]:
+    near = config.dedup.near
+    leak = remove_leaks(examples, held_out, near.threshold, near.num_perm, near.shingle, near.ngram, config.seed)
+    for example, match, similarity in leak.removed:
+        reason = f"leakage: {what} example matches held-out {match.source} (similarity {similarity:.2f})"
+        rejects.append(Rejected(example.source, "leakage", reason, None, dedup_text(example)[:500]))
+    return leak.train
+
+
+def _load_test_file(config: DataConfig) -> LoadResult | None:
+    """The rows of data.test_path, each one kept or rejected with its reason like data.path's. Only invalid rows and
+    exact repeats are removed: a published test set is scored as it is, near duplicates and long rows included."""
+    if config.test_path is None:
+        return None
+    loaded = load_records(
+        config.test_path, config.format, config.labels, "auto", config.columns, config.ignore_fields,
+        unknown_fields=config.unknown_fields,
+    )  # fmt: skip
+    return loaded
 
 
 def _token_stats(counts: list[int]) -> dict[str, float]:
@@ -345,6 +381,16 @@ def _problems(
             f"({counts['rejected_invalid'] / counts['read']:.1%}), over the data.max_rejected_fraction limit of "
             f"{limit:.0%}:\n    {shown}"
         )
+    if config.test_path is not None:
+        read, rejected = counts["test_file_read"], counts["test_file_rejected"]
+        if read == rejected + counts["test_file_repeats"]:
+            problems.append(f"no usable test rows: data.test_path {config.test_path} holds {read} row(s), "
+                            f"{rejected} rejected (see rejects.jsonl)")  # fmt: skip
+        elif rejected / read > limit:
+            problems.append(
+                f"{rejected} of {read} rows of data.test_path {config.test_path} rejected ({rejected / read:.1%}), "
+                f"over the data.max_rejected_fraction limit of {limit:.0%} (see rejects.jsonl)"
+            )
     problems += unsplittable
     if not report.success and counts["kept_unique"]:  # with no rows at all, every expectation fails for that reason
         problems.append("Great Expectations validation failed:\n" + report.summary())

@@ -10,6 +10,9 @@ if TYPE_CHECKING:
 STEPS = [
     ("read", "rows read"),
     ("rejected_invalid", "rejected as invalid (see below)"),
+    ("test_file_read", "rows read from data.test_path"),
+    ("test_file_rejected", "of those, rejected as invalid"),
+    ("test_file_repeats", "of those, removed as exact repeats"),
     ("exact_duplicates", "removed as exact duplicates"),
     ("near_duplicates", "removed as near duplicates (MinHash)"),
     ("semantic_duplicates", "removed as semantic duplicates (embeddings)"),
@@ -17,7 +20,7 @@ STEPS = [
     ("split_train", "train before the leakage check"),
     ("split_validation", "validation"),
     ("split_test", "test"),
-    ("leakage_removed", "removed from train: copies of validation/test examples"),
+    ("leakage_removed", "removed from train (and from validation, with a test file): copies of held-out examples"),
     ("balancing_dropped", "removed from train by balancing (cap)"),
     ("oversampled_copies", "added to train by balancing (oversampled copies)"),
     ("replay_added", "general-domain replay examples added to train"),
@@ -30,10 +33,13 @@ STEPS = [
 def render_curation_report(data: CuratedData) -> str:
     c = data.counts
     lines = ["# Curation report", "", f"Format: {data.data_format}; data hash `{data.data_hash}`.", ""]
-    lines += ["| step | rows |", "|---|---|"] + [f"| {label} | {c.get(key, 0)} |" for key, label in STEPS]
+    steps = [(key, label) for key, label in STEPS if key in c or not key.startswith("test_file")]
+    lines += ["| step | rows |", "|---|---|"] + [f"| {label} | {c.get(key, 0)} |" for key, label in steps]
     accounted = c["rejected_invalid"] + c["exact_duplicates"] + c["near_duplicates"] + c["semantic_duplicates"]
     accounted += c["leakage_removed"] + c["balancing_dropped"] + c["train_from_input"] + c["validation"] + c["test"]
-    lines += ["", f"Every row accounted for: {c['read']} read = {accounted} rejected, removed or in a split.", ""]
+    accounted += c.get("test_file_rejected", 0) + c.get("test_file_repeats", 0)
+    read = c["read"] + c.get("test_file_read", 0)
+    lines += ["", f"Every row accounted for: {read} read = {accounted} rejected, removed or in a split.", ""]
     if data.ignored_fields:
         fields = ", ".join(f"`{name}` ({rows} rows)" for name, rows in data.ignored_fields.items())
         lines += [

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from tunesmith.config import RunConfig
-from tunesmith.curation.load import input_files, load_inputs
+from tunesmith.curation.load import input_files, load_inputs, load_records
 
 # Keys that change where results go or how runs are watched, not what is trained.
 NOT_FINGERPRINTED = {"name", "output_dir", "tracking", "orchestration", "retraining", "comparison", "model_cache_dir"}
@@ -42,16 +42,24 @@ class FingerprintCheck:
 def data_fingerprint(config: RunConfig) -> tuple[str, int, list[str]]:
     """Order-independent hash of the normalized inputs: the same examples give the same hash in any file order."""
     loaded = load_inputs(config.data)
-    digest = hashlib.sha256()
-    for key in sorted([e.id for e in loaded.examples] + [f"rejected:{r.raw}" for r in loaded.rejected]):
-        digest.update(key.encode("utf-8", "backslashreplace"))
+    keys = [e.id for e in loaded.examples] + [f"rejected:{r.raw}" for r in loaded.rejected]
     files = [str(p) for p in input_files(config.data.path, config.data.incoming)]
-    return digest.hexdigest()[:16], loaded.read, files
+    rows = loaded.read
+    if config.data.test_path is not None:  # a new test set is a reason to run again too
+        test = load_records(config.data.test_path, config.data.format, config.data.labels, "auto", config.data.columns,
+                            config.data.ignore_fields, unknown_fields=config.data.unknown_fields)  # fmt: skip
+        keys += [f"test:{e.id}" for e in test.examples] + [f"test-rejected:{r.raw}" for r in test.rejected]
+        files.append(str(config.data.test_path))
+        rows += test.read
+    digest = hashlib.sha256()
+    for key in sorted(keys):
+        digest.update(key.encode("utf-8", "backslashreplace"))
+    return digest.hexdigest()[:16], rows, files
 
 
 def config_fingerprint(config: RunConfig) -> str:
     settings = {k: v for k, v in config.model_dump(mode="json").items() if k not in NOT_FINGERPRINTED}
-    settings["data"] = {k: v for k, v in settings["data"].items() if k not in ("path", "incoming")}
+    settings["data"] = {k: v for k, v in settings["data"].items() if k not in ("path", "incoming", "test_path")}
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
