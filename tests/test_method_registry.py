@@ -122,3 +122,19 @@ def test_default_learning_rates_follow_the_model_width(tiny_model):
         lora.learning_rate_for(width)
     )
     assert hyperparameters(TrainingConfig(learning_rate=1e-4), "lora", 100, hidden=width)["learning_rate"] == 1e-4
+
+
+def test_default_epochs_follow_the_data_size():
+    """Three passes over data of ordinary size; small sets get passes enough to see 100 examples, large sets are
+    cut to about 25,000 examples seen (at least one pass); a set epoch count always wins."""
+    from tunesmith.config.schema import TrainingConfig
+    from tunesmith.training.sft import hyperparameters
+
+    epochs = METHODS["lora"].defaults.epochs_for
+    assert [epochs(n) for n in (10, 30, 158, 1000, 8_864, 20_000, 100_000)] == [10, 4, 3, 3, 2, 1, 1]
+    assert epochs(2) == 25 and epochs(0) == 3  # at most 25 passes; no count known: the plain default
+    assert all(n * epochs(n) >= 100 for n in range(4, 200))
+    assert all(n * epochs(n) <= 25_000 for n in range(8_334, 25_000, 97))
+    assert hyperparameters(TrainingConfig(), "lora", 158)["epochs"] == 3
+    assert hyperparameters(TrainingConfig(), "lora", 158)["total_steps"] == 60  # 20 steps an epoch at batch 8
+    assert hyperparameters(TrainingConfig(epochs=1.5), "lora", 158)["epochs"] == 1.5

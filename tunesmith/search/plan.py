@@ -35,7 +35,7 @@ def plan_search(config: RunConfig, data: CuratedData, model: PreparedModel, meth
     resolved = config.training.model_dump(mode="json", exclude={"search"})
     defaults = get_method(method).defaults
     resolved["learning_rate"] = resolved["learning_rate"] or defaults.learning_rate_for(hidden_size(model.path))
-    resolved["epochs"] = resolved["epochs"] or defaults.epochs
+    resolved["epochs"] = resolved["epochs"] or defaults.epochs_for(data.counts.get("train", 0))
     starting = current_values(resolved, list(space))
     key = {
         "model": model.path, "data": data.data_hash, "space": {k: v.model_dump() for k, v in space.items()},

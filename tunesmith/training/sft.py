@@ -33,8 +33,8 @@ MANIFEST = "tunesmith_model.json"  # beside the weights: what a later `tunesmith
 def hyperparameters(
     config: TrainingConfig, method: str, n_train: int, world_size: int = 1, hidden: int | None = None
 ) -> dict[str, Any]:
-    """The method's defaults (the learning rate for a model of `hidden` width) overridden by what the config sets,
-    and the step schedule they imply.
+    """The method's defaults (the learning rate for a model of `hidden` width, the epochs for n_train examples)
+    overridden by what the config sets, and the step schedule they imply.
 
     Each of `world_size` processes takes batch_size examples per micro-step: an effective batch set in the config
     is kept by accumulating fewer micro-steps when more processes train together."""
@@ -44,7 +44,7 @@ def hyperparameters(
         if config.effective_batch_size
         else config.gradient_accumulation_steps
     )
-    epochs = config.epochs or defaults.epochs
+    epochs = config.epochs or defaults.epochs_for(n_train)
     steps_per_epoch = max(1, math.ceil(n_train / (config.batch_size * accumulation * world_size)))
     total_steps = config.max_steps if config.max_steps > 0 else math.ceil(epochs * steps_per_epoch)
     eval_steps = config.eval_steps or max(1, math.ceil(min(steps_per_epoch, total_steps) / 2))

@@ -48,7 +48,7 @@ def activation_elements(shape: ModelShape, training) -> float:
 
 METHOD = TrainingMethod(
     name="adapter",
-    defaults=MethodDefaults(learning_rate=2e-4, epochs=2.0, weight_decay=0.0),
+    defaults=MethodDefaults(learning_rate=2e-4, weight_decay=0.0),
     search_space={
         "learning_rate": rate(5e-5, 2e-3),
         "epochs": span(1, 4),

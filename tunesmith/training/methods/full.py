@@ -17,7 +17,7 @@ def build(base: str, config, precision, trust_remote_code: bool = False):
 
 METHOD = TrainingMethod(
     name="full",
-    defaults=MethodDefaults(learning_rate=5e-5, epochs=2.0, weight_decay=0.01, width_exponent=LLAMA_WIDTH_EXPONENT),
+    defaults=MethodDefaults(learning_rate=5e-5, weight_decay=0.01, width_exponent=LLAMA_WIDTH_EXPONENT),
     search_space={"learning_rate": rate(5e-6, 5e-4), "epochs": span(1, 4)},
     build=build,
     save=save_full,

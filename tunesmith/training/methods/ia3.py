@@ -20,7 +20,7 @@ class IA3Settings(Settings):
 
 # The IA3 paper (T-Few, Liu et al. 2022) trains its scaling vectors at 3e-3; at 3e-4 they barely moved from 1
 # on a banking77 subset (accuracy below the untrained model's).
-DEFAULTS = MethodDefaults(learning_rate=3e-3, epochs=2.0, weight_decay=0.0)
+DEFAULTS = MethodDefaults(learning_rate=3e-3, weight_decay=0.0)
 
 
 def build(base: str, config, precision, trust_remote_code: bool = False):

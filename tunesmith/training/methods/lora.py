@@ -83,7 +83,7 @@ def _targets(training):
 
 METHOD = TrainingMethod(
     name="lora",
-    defaults=MethodDefaults(learning_rate=5e-4, epochs=2.0, weight_decay=0.0, width_exponent=LLAMA_WIDTH_EXPONENT),
+    defaults=MethodDefaults(learning_rate=5e-4, weight_decay=0.0, width_exponent=LLAMA_WIDTH_EXPONENT),
     search_space=SEARCH_SPACE,
     build=build,
     save=save,

@@ -22,7 +22,7 @@ class PrefixSettings(Settings):
 # PEFT initialises the prefix at random, which at first disturbs every attention layer (banking77 subset:
 # loss 7.2 against the base model's 1.8). At 3e-4 it had not recovered after 56 steps (validation loss 5.7,
 # accuracy at chance); at 1e-2, as in PEFT's own prefix-tuning examples, it reached 1.0.
-DEFAULTS = MethodDefaults(learning_rate=1e-2, epochs=2.0, weight_decay=0.0)
+DEFAULTS = MethodDefaults(learning_rate=1e-2, weight_decay=0.0)
 
 
 def build(base: str, config, precision, trust_remote_code: bool = False):

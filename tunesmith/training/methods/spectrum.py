@@ -28,7 +28,7 @@ class SpectrumSettings(Settings):
     fraction: float = Field(0.25, gt=0.0, le=1.0)  # share of each kind of matrix that trains, by signal-to-noise
 
 
-DEFAULTS = MethodDefaults(learning_rate=2e-5, epochs=2.0, weight_decay=0.01)
+DEFAULTS = MethodDefaults(learning_rate=2e-5, weight_decay=0.01)
 
 
 def snr(weight: torch.Tensor) -> float:
