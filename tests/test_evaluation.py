@@ -10,7 +10,13 @@ from tunesmith.config.schema import TrainingConfig
 from tunesmith.curation.records import make_example, read_examples
 from tunesmith.evaluation.evaluate import prediction_rows, score_model, task_type
 from tunesmith.evaluation.judge import parse_verdict
-from tunesmith.evaluation.metrics import classification_metrics, confusion, generation_metrics, json_metrics
+from tunesmith.evaluation.metrics import (
+    classification_metrics,
+    confusion,
+    generation_metrics,
+    json_metrics,
+    mean_interval,
+)
 from tunesmith.evaluation.scoring import generate, label_logprobs, perplexity
 from tunesmith.models.load import load_model
 from tunesmith.training.inference import load_trained
@@ -36,6 +42,35 @@ def test_generation_metrics_match_hand_computed_values():
     assert metrics["rougeL"] == pytest.approx((0.8 + 1.0) / 2)
     assert generation_metrics(["a b c d e"], ["a b c d e"])["bleu"] == pytest.approx(100.0)
     assert generation_metrics(["the cat sat on the mat"], ["dogs run"])["bleu"] == pytest.approx(0.0)
+
+
+def test_a_mean_score_gets_a_bootstrap_interval_that_narrows_with_more_examples():
+    import random
+
+    rng = random.Random(0)
+    few = [rng.random() for _ in range(40)]
+    many = few * 10
+    low, high = mean_interval(few)
+    assert low < sum(few) / len(few) < high
+    wide, narrow = high - low, mean_interval(many)[1] - mean_interval(many)[0]
+    # The interval's width falls as 1/sqrt(n): ten times the examples, about a third of the width.
+    assert 0.2 < narrow / wide < 0.45
+    assert mean_interval([0.5] * 10) == (0.5, 0.5) and all(x != x for x in mean_interval([0.3]))
+    metrics = generation_metrics(["the cat sat", "Hello World", "a b"], ["the cat", "hello  world", "c"])
+    assert metrics["rougeL_ci_low"] <= metrics["rougeL"] <= metrics["rougeL_ci_high"]
+
+
+def test_the_comparison_table_gives_rouge_l_its_bootstrap_interval_and_accuracy_its_wilson_interval():
+    from tunesmith.comparison.table import rows
+    from tunesmith.records import MethodResult
+
+    generation = MethodResult("lora", "trained", metrics={"test_rougeL": 0.299, "test_n": 75.0,
+                              "test_rougeL_ci_low": 0.261, "test_rougeL_ci_high": 0.338}, task_metric="test_rougeL")  # fmt: skip
+    assert rows([generation])[0]["95% CI"] == "0.261-0.338"
+    classification = MethodResult("lora", "trained", metrics={"test_accuracy": 0.75, "test_n": 128.0},
+                                  task_metric="test_accuracy")  # fmt: skip
+    low, high = map(float, rows([classification])[0]["95% CI"].split("-"))
+    assert (low, high) == (pytest.approx(0.668, abs=1e-3), pytest.approx(0.817, abs=1e-3))  # Wilson, 96 of 128
 
 
 def test_json_metrics_match_hand_computed_values():

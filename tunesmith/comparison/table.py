@@ -47,7 +47,13 @@ def rows(results: list[MethodResult]) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"method": result.method, "status": result.status}
         for title, key, decimals in COLUMNS:
             if decimals is None:
-                row[title] = interval(result.metrics.get(metric), result.metrics.get("test_n"), metric)
+                row[title] = interval(
+                    result.metrics.get(metric),
+                    result.metrics.get("test_n"),
+                    metric,
+                    result.metrics.get(f"{metric}_ci_low"),
+                    result.metrics.get(f"{metric}_ci_high"),
+                )
                 continue
             value = result.metrics.get(key.format(metric=metric))
             ok = value is not None and not (isinstance(value, float) and math.isnan(value))
@@ -57,8 +63,13 @@ def rows(results: list[MethodResult]) -> list[dict[str, Any]]:
     return table
 
 
-def interval(value: float | None, n: float | None, metric: str) -> str | None:
-    """The 95% Wilson interval of an accuracy on n test examples ("0.71-0.84"); None for other metrics."""
+def interval(
+    value: float | None, n: float | None, metric: str, low: float | None = None, high: float | None = None
+) -> str | None:
+    """The 95% interval of a metric on n test examples ("0.71-0.84"): `low`-`high` when scoring gave them (the
+    bootstrap interval of a mean score such as ROUGE-L), else the Wilson interval of an accuracy; None otherwise."""
+    if low is not None and high is not None and not (math.isnan(low) or math.isnan(high)):
+        return f"{low:.3f}-{high:.3f}"
     if value is None or not n or not metric.endswith("accuracy"):
         return None
     from scipy.stats import binomtest
