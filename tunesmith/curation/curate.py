@@ -163,9 +163,9 @@ def curate(
     examples = _drop_too_long(loaded.examples, tokens, max_tokens, rejects)
     invalid = len(rejects)
     test_file = _load_test_file(config)
-    test_repeats = exact_dedup(test_file.examples if test_file is not None else [])
     if test_file is not None:
-        rejects += test_file.rejected
+        test_rows, test_repeats = test_file
+        rejects += test_rows.rejected
         _record_duplicates(test_repeats, rejects)
         tokens.update(count_tokens(test_repeats.kept, tokenizer, system))
 
@@ -196,7 +196,7 @@ def curate(
 
     splits = stratified_split(kept_unique, config.split.validation, config.split.test, config.seed)
     if test_file is not None:
-        splits.test = test_repeats.kept
+        splits.test = test_repeats.kept  # the test file replaces the (empty) test split
     split_before = splits.sizes()
     leaked = 0
     if config.leakage_check and (splits.validation or splits.test):
@@ -250,13 +250,13 @@ def curate(
         "rejected_invalid": invalid,
         **(
             {
-                "test_file_read": test_file.read,
-                "test_file_rejected": len(test_file.rejected),
+                "test_file_read": test_rows.read,
+                "test_file_rejected": len(test_rows.rejected),
                 "test_file_repeats": len(test_repeats.removed),
-            }  # fmt: skip
+            }
             if test_file is not None
             else {}
-        ),
+        ),  # fmt: skip
         "exact_duplicates": removed.get("exact", 0),
         "near_duplicates": removed.get("near", 0),
         "semantic_duplicates": removed.get("semantic", 0),
@@ -331,16 +331,16 @@ def _without_leaks(
     return leak.train
 
 
-def _load_test_file(config: DataConfig) -> LoadResult | None:
-    """The rows of data.test_path, each one kept or rejected with its reason like data.path's. Only invalid rows and
-    exact repeats are removed: a published test set is scored as it is, near duplicates and long rows included."""
+def _load_test_file(config: DataConfig) -> tuple[LoadResult, DedupResult] | None:
+    """The rows of data.test_path (each kept or rejected with its reason, like data.path's) and its exact repeats.
+    Nothing else is removed: a published test set is scored as it is, near duplicates and long rows included."""
     if config.test_path is None:
         return None
     loaded = load_records(
         config.test_path, config.format, config.labels, "auto", config.columns, config.ignore_fields,
         unknown_fields=config.unknown_fields,
     )  # fmt: skip
-    return loaded
+    return loaded, exact_dedup(loaded.examples)
 
 
 def _token_stats(counts: list[int]) -> dict[str, float]:
