@@ -64,8 +64,8 @@ def test_the_comparison_table_gives_rouge_l_its_bootstrap_interval_and_accuracy_
     from tunesmith.comparison.table import rows
     from tunesmith.records import MethodResult
 
-    generation = MethodResult("lora", "trained", metrics={"test_rougeL": 0.299, "test_n": 75.0,
-                              "test_rougeL_ci_low": 0.261, "test_rougeL_ci_high": 0.338}, task_metric="test_rougeL")  # fmt: skip
+    scores = {"test_rougeL": 0.299, "test_n": 75.0, "test_rougeL_ci_low": 0.261, "test_rougeL_ci_high": 0.338}
+    generation = MethodResult("lora", "trained", metrics=scores, task_metric="test_rougeL")
     assert rows([generation])[0]["95% CI"] == "0.261-0.338"
     classification = MethodResult("lora", "trained", metrics={"test_accuracy": 0.75, "test_n": 128.0},
                                   task_metric="test_accuracy")  # fmt: skip

@@ -7,7 +7,14 @@ from pydantic import Field
 
 from tunesmith.models.shape import ModelShape
 from tunesmith.search.space import choice, rate, span
-from tunesmith.training.methods.base import MethodDefaults, Settings, TrainingMethod, base_for_training, load_base
+from tunesmith.training.methods.base import (
+    LLAMA_WIDTH_EXPONENT,
+    MethodDefaults,
+    Settings,
+    TrainingMethod,
+    base_for_training,
+    load_base,
+)
 
 
 class AdapterSettings(Settings):
@@ -48,9 +55,12 @@ def activation_elements(shape: ModelShape, training) -> float:
 
 METHOD = TrainingMethod(
     name="adapter",
-    defaults=MethodDefaults(learning_rate=2e-4, weight_decay=0.0),
+    # Measured on the banking77 slice (SmolLM2-135M, 3 epochs): 2e-4 reached 0.688 accuracy, 1e-3 0.836 (93% of
+    # full fine-tuning). A bottleneck adapter's up-projection starts at zero like LoRA's B, so its rate follows
+    # the same width fit, anchored at 1e-3 for hidden 576 (3.8e-4 at Llama-3.2-1B's 2048, 1.3e-4 at 70B).
+    defaults=MethodDefaults(learning_rate=3.8e-4, weight_decay=0.0, width_exponent=LLAMA_WIDTH_EXPONENT),
     search_space={
-        "learning_rate": rate(5e-5, 2e-3),
+        "learning_rate": rate(5e-5, 3e-3),
         "epochs": span(1, 4),
         "adapter.bottleneck": choice(16, 32, 64, 128),
     },
