@@ -227,9 +227,12 @@ def _check_report(session: ConsoleSession, config: Path, cfg: RunConfig, report)
         session.say("curation would stop a run of this config:\n" + "\n".join(f"- {p}" for p in problems))
     if invalid or problems:
         return 1
+    test_file = ""
+    if cfg.data.test_path:
+        test_file = f" (test: {c['test']} of the {c['test_file_read']} rows in {cfg.data.test_path})"
     session.say(
         f"ok: {config} is valid; {c['read']} rows in {cfg.data.path}, none rejected, "
-        f"{c['read'] - c['kept_unique']} duplicates; splits {c['train']}/{c['validation']}/{c['test']}; "
+        f"{c['read'] - c['kept_unique']} duplicates; splits {c['train']}/{c['validation']}/{c['test']}{test_file}; "
         f"Great Expectations suite passed; model {cfg.model} loads"
     )
     data = report.data

@@ -16,6 +16,14 @@ def test_check_passes_on_clean_data(tmp_path, tiny_model, small_tickets):
     assert "160 rows" in result.output and "none rejected" in result.output
 
 
+def test_check_names_the_test_file_that_is_the_test_split(tmp_path, tiny_model, small_tickets):
+    test = write_jsonl(tmp_path / "test.jsonl", [{"text": "my card was charged twice", "label": "billing"}] * 2)
+    config = write_config(tmp_path / "run.yaml", small_tickets, tiny_model, f"  test_path: {test}\n")
+    result = runner.invoke(app, ["check", str(config)])
+    assert result.exit_code == 0, result.output
+    assert f"(test: 1 of the 2 rows in {test})" in " ".join(result.output.split())
+
+
 def test_check_fails_on_unknown_key(tmp_path, tiny_model, small_tickets):
     config = write_config(tmp_path / "run.yaml", small_tickets, tiny_model, "trainig:\n  epochs: 1\n")
     result = runner.invoke(app, ["check", str(config)])
