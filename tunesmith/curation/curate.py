@@ -17,7 +17,7 @@ from tunesmith.config.schema import DataConfig
 from tunesmith.curation.balance import balance
 from tunesmith.curation.dedup import DedupResult, dedup_text, exact_dedup, near_dedup, sample_clusters, semantic_dedup
 from tunesmith.curation.leakage import remove_leaks
-from tunesmith.curation.load import input_files, load_inputs, load_records
+from tunesmith.curation.load import input_files, load_inputs, load_records, load_test_file
 from tunesmith.curation.records import LoadResult, Rejected, by_reason, content_id, write_examples, write_jsonl
 from tunesmith.curation.replay import mix_replay
 from tunesmith.curation.report import render_curation_report
@@ -336,10 +336,7 @@ def _load_test_file(config: DataConfig) -> tuple[LoadResult, DedupResult] | None
     Nothing else is removed: a published test set is scored as it is, near duplicates and long rows included."""
     if config.test_path is None:
         return None
-    loaded = load_records(
-        config.test_path, config.format, config.labels, "auto", config.columns, config.ignore_fields,
-        unknown_fields=config.unknown_fields,
-    )  # fmt: skip
+    loaded = load_test_file(config)
     return loaded, exact_dedup(loaded.examples)
 
 

@@ -92,3 +92,11 @@ def load_inputs(config) -> LoadResult:
         merged.rejected += part.rejected
         merged.read += part.read
     return merged
+
+
+def load_test_file(config) -> LoadResult:
+    """Every row of data.test_path, read with data.path's format, labels and columns."""
+    return load_records(
+        config.test_path, config.format, config.labels, "auto", config.columns, config.ignore_fields,
+        unknown_fields=config.unknown_fields,
+    )  # fmt: skip

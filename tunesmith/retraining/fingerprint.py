@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from tunesmith.config import RunConfig
-from tunesmith.curation.load import input_files, load_inputs, load_records
+from tunesmith.curation.load import input_files, load_inputs, load_test_file
 
 # Keys that change where results go or how runs are watched, not what is trained.
 NOT_FINGERPRINTED = {"name", "output_dir", "tracking", "orchestration", "retraining", "comparison", "model_cache_dir"}
@@ -46,8 +46,7 @@ def data_fingerprint(config: RunConfig) -> tuple[str, int, list[str]]:
     files = [str(p) for p in input_files(config.data.path, config.data.incoming)]
     rows = loaded.read
     if config.data.test_path is not None:  # a new test set is a reason to run again too
-        test = load_records(config.data.test_path, config.data.format, config.data.labels, "auto", config.data.columns,
-                            config.data.ignore_fields, unknown_fields=config.data.unknown_fields)  # fmt: skip
+        test = load_test_file(config.data)
         keys += [f"test:{e.id}" for e in test.examples] + [f"test-rejected:{r.raw}" for r in test.rejected]
         files.append(str(config.data.test_path))
         rows += test.read
