@@ -128,6 +128,23 @@ def test_lora_trains_only_the_adapter_and_leaves_the_base_untouched(tmp_path, ti
     assert torch.equal(base.model.embed_tokens.weight, tuned.model.embed_tokens.weight)
 
 
+def test_an_untrained_prefix_is_the_models_own_keys_and_values_for_real_text(tiny_model):
+    """Prefix tuning starts from real activations (Li & Liang, 2021): before training, the prefixed model reads
+    an input exactly as the base model reads the init text followed by that input."""
+    from tunesmith.training.methods import METHODS
+
+    config = TrainingConfig(prefix={"num_virtual_tokens": 5, "init_text": "refund my card"})
+    model = METHODS["prefix"].build(str(tiny_model), config, CPU32).eval()
+    tokenizer = load_tokenizer(str(tiny_model))
+    text = tokenizer("refund my card", add_special_tokens=False)["input_ids"]
+    prefix = torch.tensor((text * 5)[:5])
+    x = torch.tensor([tokenizer("please help with my bill", add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        prefixed = model(input_ids=x, attention_mask=torch.ones_like(x)).logits
+        expected = model.get_base_model()(input_ids=torch.cat([prefix[None], x], 1)).logits[:, 5:]
+    assert torch.allclose(prefixed, expected, atol=1e-4)
+
+
 @pytest.mark.parametrize("method", ["lora", "ia3", "qlora"])
 def test_merged_model_gives_the_same_outputs_as_the_adapter(method, tmp_path, tiny_model):
     train, val = _memorisable_set(tmp_path)

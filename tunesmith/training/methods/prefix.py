@@ -1,5 +1,6 @@
 """Prefix tuning through PEFT: learned key/value vectors prepended at every attention layer."""
 
+import torch
 from pydantic import Field
 
 from tunesmith.models.shape import ModelShape
@@ -17,6 +18,7 @@ from tunesmith.training.methods.base import (
 class PrefixSettings(Settings):
     num_virtual_tokens: int = Field(16, ge=1)  # key/value positions prepended at every layer
     projection: bool = False  # learn the prefix through an MLP (steadier, more memory)
+    init_text: str | None = None  # start from the model's keys and values for this text (drawn vocabulary otherwise)
 
 
 # PEFT initialises the prefix at random, which at first disturbs every attention layer (banking77 subset:
@@ -28,12 +30,43 @@ DEFAULTS = MethodDefaults(learning_rate=1e-2, weight_decay=0.0)
 def build(base: str, config, precision, trust_remote_code: bool = False):
     from peft import PrefixTuningConfig, get_peft_model
 
+    settings = config.prefix
     peft_config = PrefixTuningConfig(
-        num_virtual_tokens=config.prefix.num_virtual_tokens,
-        prefix_projection=config.prefix.projection,
+        num_virtual_tokens=settings.num_virtual_tokens,
+        prefix_projection=settings.projection,
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(base_for_training(base, config, precision, trust_remote_code), peft_config)
+    model = get_peft_model(base_for_training(base, config, precision, trust_remote_code), peft_config)
+    if not settings.projection:  # with a projection the rows are an MLP's input, not keys and values
+        tokens = init_tokens(base, settings, model.get_input_embeddings().num_embeddings)
+        embedding = model.prompt_encoder[model.active_adapter].embedding
+        embedding.weight.data.copy_(real_token_prefix(model.get_base_model(), tokens))
+    return model
+
+
+def init_tokens(base: str, settings: PrefixSettings, vocab_size: int) -> torch.Tensor:
+    """`init_text`'s tokens repeated to the prefix's length, or as many drawn from the vocabulary."""
+    n = settings.num_virtual_tokens
+    if settings.init_text is None:
+        return torch.randint(0, vocab_size, (n,))
+    from transformers import AutoTokenizer
+
+    ids = AutoTokenizer.from_pretrained(base)(settings.init_text, add_special_tokens=False)["input_ids"]
+    return torch.tensor((ids * (n // len(ids) + 1))[:n])
+
+
+@torch.no_grad()
+def real_token_prefix(model, tokens: torch.Tensor) -> torch.Tensor:
+    """The model's own keys and values for `tokens`, as the rows of PEFT's prefix embedding.
+
+    PEFT initialises a prefix from N(0, 1), far off the scale of real keys and values (the default model's
+    first-layer values have a standard deviation of 0.04), so at first it disturbs every layer. Starting from
+    the activations of real words is what Li & Liang (2021, section 7.2) found works, low-data most of all."""
+    cache = model(input_ids=tokens[None].to(model.device), use_cache=True).past_key_values
+    # Row j of PEFT's embedding is, per layer, the key then the value of virtual token j: view it as
+    # (tokens, layers * 2, kv heads, head dim); peft_model.get_prompt reads it back that way.
+    layers = [torch.stack([layer.keys[0], layer.values[0]]) for layer in cache.layers]  # (2, heads, tokens, dim)
+    return torch.stack(layers).permute(3, 0, 1, 2, 4).reshape(len(tokens), -1).float()
 
 
 def trainable_params(shape: ModelShape, training) -> int:
