@@ -99,8 +99,9 @@ def test_a_comparison_trains_and_measures_it_beside_a_built_in_method(
 
 
 def test_default_learning_rates_follow_the_model_width(tiny_model):
-    """Full fine-tuning and the LoRA family scale their default rate with the model's hidden width (Thinking
-    Machines' fit across Llama sizes, LoRA at 10x full); the other methods keep theirs; a set rate always wins."""
+    """Full fine-tuning, Spectrum, adapters and the LoRA family scale their default rate with the model's hidden
+    width (Thinking Machines' fit across Llama sizes, LoRA at 10x full); the other methods keep theirs; a set rate
+    always wins."""
     from tunesmith.config.schema import TrainingConfig
     from tunesmith.models.shape import hidden_size
     from tunesmith.training.sft import hyperparameters
@@ -114,7 +115,8 @@ def test_default_learning_rates_follow_the_model_width(tiny_model):
     assert METHODS["ia3"].defaults.learning_rate_for(576) == METHODS["ia3"].defaults.learning_rate
     assert lora.learning_rate_for(None) == lora.learning_rate
     assert METHODS["adapter"].defaults.learning_rate_for(576) == pytest.approx(1e-3, rel=0.01)  # measured best
-    for method in ("lora", "full", "adapter"):  # the search starts from the default: inside the searched range
+    assert METHODS["spectrum"].defaults.learning_rate_for(576) == full.learning_rate_for(576)  # full's own weights
+    for method in ("lora", "full", "adapter", "spectrum"):  # the search starts from the default: in its range
         space = METHODS[method].search_space["learning_rate"]
         defaults = METHODS[method].defaults
         assert all(space.low <= defaults.learning_rate_for(w) <= space.high for w in (576, 2048, 4096, 8192))
