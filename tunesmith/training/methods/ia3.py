@@ -18,9 +18,11 @@ class IA3Settings(Settings):
     feedforward_modules: list[str] = ["down_proj"]  # of those, the ones rescaled at their input
 
 
-# The IA3 paper (T-Few, Liu et al. 2022) trains its scaling vectors at 3e-3; at 3e-4 they barely moved from 1
-# on a banking77 subset (accuracy below the untrained model's).
-DEFAULTS = MethodDefaults(learning_rate=3e-3, weight_decay=0.0)
+# The IA3 paper (T-Few, Liu et al. 2022) trains its scaling vectors at 3e-3 for 1,000 steps. On the banking77
+# slice (60 steps) 3e-3 reached accuracy 0.492, 1e-2 0.742 and 3e-2 0.797 (3e-4 had barely moved them from 1).
+# 1e-2 rather than the best short-run rate: it stays within the intervals of 3e-2 there, and nearer the rate
+# that was tested over long runs; `tunesmith tune` searches up to 1e-1.
+DEFAULTS = MethodDefaults(learning_rate=1e-2, weight_decay=0.0)
 
 
 def build(base: str, config, precision, trust_remote_code: bool = False):
@@ -55,7 +57,7 @@ def activation_elements(shape: ModelShape, training) -> float:
 METHOD = TrainingMethod(
     name="ia3",
     defaults=DEFAULTS,
-    search_space={"learning_rate": rate(1e-3, 3e-2), "epochs": span(1, 4)},
+    search_space={"learning_rate": rate(1e-3, 1e-1), "epochs": span(1, 4)},
     build=build,
     save=save_peft,
     load=load_peft,

@@ -21,9 +21,8 @@ class PrefixSettings(Settings):
     init_text: str | None = None  # start from the model's keys and values for this text (drawn vocabulary otherwise)
 
 
-# PEFT initialises the prefix at random, which at first disturbs every attention layer (banking77 subset:
-# loss 7.2 against the base model's 1.8). At 3e-4 it had not recovered after 56 steps (validation loss 5.7,
-# accuracy at chance); at 1e-2, as in PEFT's own prefix-tuning examples, it reached 1.0.
+# Banking77 slice (8 intents, 60 steps), prefix started from real activations (real_token_prefix): 3e-3 reached
+# accuracy 0.242, 1e-2 0.531 (from PEFT's N(0, 1) rows, 1e-2 had reached 0.219, below the untrained model's 0.312).
 DEFAULTS = MethodDefaults(learning_rate=1e-2, weight_decay=0.0)
 
 
