@@ -1,5 +1,7 @@
 """Prefix tuning through PEFT: learned key/value vectors prepended at every attention layer."""
 
+import logging
+
 import torch
 from pydantic import Field
 
@@ -13,6 +15,8 @@ from tunesmith.training.methods.base import (
     load_peft,
     save_peft,
 )
+
+log = logging.getLogger("tunesmith.training")
 
 
 class PrefixSettings(Settings):
@@ -36,10 +40,16 @@ def build(base: str, config, precision, trust_remote_code: bool = False):
         task_type="CAUSAL_LM",
     )
     model = get_peft_model(base_for_training(base, config, precision, trust_remote_code), peft_config)
-    if not settings.projection:  # with a projection the rows are an MLP's input, not keys and values
-        tokens = init_tokens(base, settings, model.get_input_embeddings().num_embeddings)
-        embedding = model.prompt_encoder[model.active_adapter].embedding
-        embedding.weight.data.copy_(real_token_prefix(model.get_base_model(), tokens))
+    if settings.projection:  # the rows are an MLP's input, not keys and values
+        return model
+    if any(p.device.type == "meta" or hasattr(p, "ds_id") for p in model.parameters()):
+        # Weights not yet materialised in this process (sharded loading under FSDP or DeepSpeed ZeRO-3): no
+        # forward pass to take activations from, so the prefix keeps PEFT's rows.
+        log.warning("prefix tuning starts from PEFT's random rows: the weights are sharded while it is built")
+        return model
+    tokens = init_tokens(base, settings, model.get_input_embeddings().num_embeddings)
+    embedding = model.prompt_encoder[model.active_adapter].embedding
+    embedding.weight.data.copy_(real_token_prefix(model.get_base_model(), tokens))
     return model
 
 
