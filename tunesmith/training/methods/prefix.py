@@ -22,7 +22,7 @@ log = logging.getLogger("tunesmith.training")
 class PrefixSettings(Settings):
     num_virtual_tokens: int = Field(16, ge=1)  # key/value positions prepended at every layer
     projection: bool = False  # learn the prefix through an MLP (steadier, more memory)
-    init_text: str | None = None  # start from the model's keys and values for this text (drawn vocabulary otherwise)
+    init_text: str | None = Field(None, min_length=1)  # start from the model's keys and values for this text
 
 
 # Banking77 slice (8 intents, 60 steps), prefix started from real activations (real_token_prefix): 3e-3 reached
@@ -49,20 +49,21 @@ def build(base: str, config, precision, trust_remote_code: bool = False):
         # forward pass to take activations from, so the prefix keeps PEFT's rows.
         log.warning("prefix tuning starts from PEFT's random rows: the weights are sharded while it is built")
         return model
-    tokens = init_tokens(base, settings, model.get_input_embeddings().num_embeddings)
+    tokens = init_tokens(base, settings, model.get_input_embeddings().num_embeddings, trust_remote_code)
     embedding = model.prompt_encoder[model.active_adapter].embedding
     embedding.weight.data.copy_(real_token_prefix(model.get_base_model(), tokens))
     return model
 
 
-def init_tokens(base: str, settings: PrefixSettings, vocab_size: int) -> torch.Tensor:
-    """`init_text`'s tokens repeated to the prefix's length, or as many drawn from the vocabulary."""
+def init_tokens(base: str, settings: PrefixSettings, vocab_size: int, trust_remote_code: bool = False) -> torch.Tensor:
+    """`init_text`'s tokens repeated to the prefix's length, or (unset) as many drawn from the vocabulary."""
     n = settings.num_virtual_tokens
     if settings.init_text is None:
         return torch.randint(0, vocab_size, (n,))
     from transformers import AutoTokenizer
 
-    ids = AutoTokenizer.from_pretrained(base)(settings.init_text, add_special_tokens=False)["input_ids"]
+    tokenizer = AutoTokenizer.from_pretrained(base, trust_remote_code=trust_remote_code)
+    ids = tokenizer(settings.init_text, add_special_tokens=False)["input_ids"]
     return torch.tensor((ids * (n // len(ids) + 1))[:n])
 
 
@@ -73,7 +74,10 @@ def real_token_prefix(model, tokens: torch.Tensor) -> torch.Tensor:
     PEFT initialises a prefix from N(0, 1), far off the scale of real keys and values (the default model's
     first-layer values have a standard deviation of 0.04), so at first it disturbs every layer. Starting from
     the activations of real words is what Li & Liang (2021, section 7.2) found works, low-data most of all."""
+    training = model.training
+    model.eval()  # no dropout, and a cache even where gradient checkpointing is on
     cache = model(input_ids=tokens[None].to(model.device), use_cache=True).past_key_values
+    model.train(training)
     # Row j of PEFT's embedding is, per layer, the key then the value of virtual token j: view it as
     # (tokens, layers * 2, kv heads, head dim); peft_model.get_prompt reads it back that way.
     layers = [torch.stack([layer.keys[0], layer.values[0]]) for layer in cache.layers]  # (2, heads, tokens, dim)
