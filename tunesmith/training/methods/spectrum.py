@@ -15,14 +15,13 @@ from pydantic import Field
 from tunesmith.models.shape import ModelShape
 from tunesmith.search.space import rate, span
 from tunesmith.training.methods.base import (
-    LLAMA_WIDTH_EXPONENT,
-    MethodDefaults,
     Settings,
     TrainingMethod,
     base_for_training,
     load_full,
     save_full,
 )
+from tunesmith.training.methods.full import METHOD as FULL
 
 
 class SpectrumSettings(Settings):
@@ -32,7 +31,7 @@ class SpectrumSettings(Settings):
 # What trains is a subset of the full model's own weights, so the rate is full fine-tuning's, by the model's width
 # (Hartford et al. train Spectrum at their full fine-tuning rate). On the banking77 slice the old fixed 2e-5
 # reached accuracy 0.469; full fine-tuning's 1.32e-4 at this width reached 0.852 (full fine-tuning: 0.898).
-DEFAULTS = MethodDefaults(learning_rate=5e-5, weight_decay=0.01, width_exponent=LLAMA_WIDTH_EXPONENT)
+DEFAULTS = FULL.defaults
 
 
 def snr(weight: torch.Tensor) -> float:
