@@ -19,10 +19,11 @@ from tunesmith.errors import TunesmithError
 from tunesmith.evaluation.test_set import load_validation_set
 from tunesmith.records import CuratedData, DecisionRecord, PreparedModel, primary_metric
 from tunesmith.search.plan import SearchPlan, plan_search
+from tunesmith.search.pruning import TrialRef
 from tunesmith.search.render import render_search
 from tunesmith.search.space import show_value, suggest, with_settings
 from tunesmith.search.study import SearchResult, TrialOutcome, choose, open_study, outcomes, prepare, tell
-from tunesmith.search.trial import TrialRef, run_trial
+from tunesmith.search.trial import run_trial
 from tunesmith.tasks.engine import pin_worker_gpu, run_all, task_runner, worker_threads
 from tunesmith.tasks.orchestration import HOUR, training_slot
 from tunesmith.tracking.mlflow_runs import RunRef, log_artifact, log_metrics, log_params, set_tags, stage_run

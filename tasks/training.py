@@ -7,6 +7,7 @@ from tunesmith.config import RunConfig
 from tunesmith.console import progress
 from tunesmith.curation.records import read_examples
 from tunesmith.records import CuratedData, PreparedModel, TrainedModel
+from tunesmith.serving.package import log_model
 from tunesmith.tasks.orchestration import HOUR, training_slot
 from tunesmith.tracking.datasets import log_datasets, split_datasets
 from tunesmith.tracking.mlflow_runs import (
@@ -19,7 +20,7 @@ from tunesmith.tracking.mlflow_runs import (
     set_tags,
     stage_run,
 )
-from tunesmith.tracking.registry import existing_version, log_model, register_model
+from tunesmith.tracking.registry import existing_version, register_model
 from tunesmith.training.stage import run_training, save_record
 
 

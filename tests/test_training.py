@@ -14,10 +14,11 @@ from tunesmith.config.schema import TrainingConfig
 from tunesmith.curation.records import make_example, read_examples, write_examples
 from tunesmith.evaluation.scoring import label_logprobs
 from tunesmith.models.load import load_model, load_tokenizer
+from tunesmith.models.manifest import MANIFEST
 from tunesmith.prompts import full_messages, prompt_messages
 from tunesmith.records import Example, Precision
 from tunesmith.training.inference import load_trained
-from tunesmith.training.sft import MANIFEST, train_model
+from tunesmith.training.sft import train_model
 from tunesmith.training.tokenize import tokenize_conversation
 
 CPU32 = Precision("cpu", "float32", "tests")

@@ -6,7 +6,6 @@ fails at load time with the key's name.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -15,8 +14,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic_core import InitErrorDetails
 
 from tunesmith.models.embedded import EMBEDDED_MODELS
+from tunesmith.models.resolve import default_model_cache
 from tunesmith.resources import bundled_data
 from tunesmith.search.space import Dimension
+from tunesmith.training.distributed.strategies import STRATEGIES, unsupported
 
 
 def _existing_file(path: Path) -> Path:
@@ -231,8 +232,7 @@ def _details(err: ValidationError, prefix: tuple = ()) -> list[InitErrorDetails]
     ]
 
 
-Strategy = Literal["none", "ddp", "fsdp2", "deepspeed_zero2", "deepspeed_zero3"]
-SHARDED = ("fsdp2", "deepspeed_zero3")  # strategies that also shard the parameters
+Strategy = Literal[tuple(STRATEGIES)]  # type: ignore[valid-type]  # the names declared in strategies.py
 
 
 class DistributedConfig(Section):
@@ -398,8 +398,6 @@ class TrainingConfig(Section):
 
     @model_validator(mode="after")
     def _method_fits_strategy(self) -> TrainingConfig:
-        from tunesmith.training.distributed.launch_config import unsupported
-
         problem = unsupported(self.method, self.distributed.strategy)
         if problem:
             raise ValueError(problem)
@@ -543,15 +541,11 @@ class TrackingConfig(Section):
     registered_model: str | None = None  # registry name for trained models; default: the run's name
 
 
-def _default_model_cache() -> Path:
-    return Path(os.environ.get("TUNESMITH_MODEL_CACHE", "~/.cache/tunesmith/models"))
-
-
 class RunConfig(Section):
     name: str = "tunesmith-run"
     model: str = "smollm2-135m-instruct"
     trust_remote_code: bool = False
-    model_cache_dir: Path = Field(default_factory=_default_model_cache)
+    model_cache_dir: Path = Field(default_factory=default_model_cache)
     output_dir: Path = Path("runs")
     data: DataConfig
     prompt: PromptConfig = PromptConfig()

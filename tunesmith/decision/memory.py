@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from tunesmith.config.schema import TrainingConfig
 from tunesmith.models.shape import ModelShape
+from tunesmith.training.distributed.strategies import STRATEGIES
 from tunesmith.training.fast_path import frozen_dtype, liger_on
 from tunesmith.training.methods import METHODS
 
@@ -26,13 +27,6 @@ LOGIT_BYTES_BEYOND_MODEL_DTYPE = 28
 # positions against this many vocabulary entries at a time, recomputing them in the backward pass: the logits of a
 # batch never exist whole, so a long batch or a 128k vocabulary costs one chunk, not tokens x vocab.
 LOGIT_TOKEN_CHUNK, LOGIT_VOCAB_CHUNK = 4096, 32768
-SHARD_STATES = ("deepspeed_zero2", "deepspeed_zero3", "fsdp2")  # optimizer states and gradients sharded
-SHARD_WEIGHTS = ("deepspeed_zero3", "fsdp2")  # the weights too
-SHARDING_NOTE = {
-    "deepspeed_zero2": "optimizer states and gradients sharded, weights replicated",
-    "deepspeed_zero3": "weights, gradients and optimizer states sharded; two layers gathered at a time",
-    "fsdp2": "weights, gradients and optimizer states sharded; two layers gathered at a time",
-}
 
 
 @dataclass(frozen=True)
@@ -158,13 +152,14 @@ def estimate(method: str, shape: ModelShape, w: Workload) -> MemoryEstimate:
     optimizer = trainable * state_bytes
     buffers = 0.0
     shards = max(1, w.devices)
-    if w.strategy in SHARD_STATES and shards > 1:
+    sharding = STRATEGIES[w.strategy]
+    if sharding.shards_states and shards > 1:
         gradients, optimizer = gradients / shards, optimizer / shards
-        if w.strategy in SHARD_WEIGHTS:
+        if sharding.shards_weights:
             # Each layer is gathered whole to compute it, and the next one is prefetched.
             buffers = 2 * (weights / max(1, shape.layers)) * (1 - 1 / shards)
             weights = weights / shards
-        assumptions.append(f"{w.strategy} over {shards} devices: " + SHARDING_NOTE[w.strategy])
+        assumptions.append(f"{w.strategy} over {shards} devices: " + sharding.sharding_note)
     elif shards > 1:
         assumptions.append(f"{w.strategy} over {shards} devices: every device holds a full replica")
 

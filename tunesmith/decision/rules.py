@@ -16,7 +16,7 @@ from tunesmith.decision.baselines import Baseline
 from tunesmith.decision.memory import MemoryEstimate
 from tunesmith.errors import NotEnoughMemory
 from tunesmith.records import Decision, DecisionRecord, Rule
-from tunesmith.training.distributed.launch_config import unsupported
+from tunesmith.training.distributed.strategies import unsupported
 
 STOP_TEMPLATE = {"prompting": "zero_shot", "few_shot_prompting": "few_shot"}
 

@@ -8,6 +8,11 @@ from pathlib import Path
 from tunesmith.models.embedded import EMBEDDED_MODELS, materialize
 
 
+def default_model_cache() -> Path:
+    """Where embedded models are converted to checkpoints: TUNESMITH_MODEL_CACHE, else the user's cache."""
+    return Path(os.environ.get("TUNESMITH_MODEL_CACHE", "~/.cache/tunesmith/models"))
+
+
 def resolve_model(spec: str, cache_dir: Path) -> str:
     """Return a local checkpoint folder (embedded models are converted on first use) or a hub id."""
     if spec in EMBEDDED_MODELS:

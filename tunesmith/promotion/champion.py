@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from mlflow.exceptions import MlflowException
 
 from tunesmith.evaluation.test_set import TestSet, score_test_set
+from tunesmith.models.manifest import read_manifest
 from tunesmith.prompts import PromptTemplate
 from tunesmith.records import Precision
+from tunesmith.serving.package import trained_folder
+from tunesmith.tracking.registry import download_model
 from tunesmith.training.inference import load_trained
-from tunesmith.training.sft import MANIFEST
 
 
 def current_champion(client, name: str, alias: str):
@@ -26,10 +27,8 @@ def score_champion(
     version, tracking_uri: str, tests: TestSet, precision: Precision, base_override: str, batch_size: int
 ) -> dict[str, float]:
     """Task metrics of a registered version on the test set, with the prompt it was trained on."""
-    from tunesmith.tracking.registry import download_model, trained_folder
-
     folder = trained_folder(download_model(f"models:/{version.name}/{version.version}", tracking_uri))
-    manifest = json.loads((folder / MANIFEST).read_text())
+    manifest = read_manifest(folder)
     base = manifest["base_model"] if Path(manifest["base_model"]).exists() else base_override
     model, tokenizer = load_trained(base, manifest["method"], str(folder), precision)
     template = PromptTemplate(manifest.get("system", ""))

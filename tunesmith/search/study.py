@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.config.schema import SearchConfig
+from tunesmith.search.pruning import make_pruner
 from tunesmith.search.space import Dimension, as_optuna, from_optuna, show_value
 
 INTERRUPTED = "interrupted"  # user attribute of a trial a stopped search left running
@@ -108,18 +109,6 @@ def open_study(name: str, storage: str, settings: SearchConfig):
         study_name=name, storage=storage, directions=directions(settings), sampler=sampler,
         pruner=make_pruner(settings.pruner, settings.startup_trials), load_if_exists=True,
     )  # fmt: skip
-
-
-def make_pruner(kind: str, startup_trials: int):
-    """The pruner judging reported validation losses; the training process builds its own from the same settings
-    (a study loaded from storage does not carry its pruner)."""
-    import optuna
-
-    if kind == "median":  # the study maximises its objective, so trials report -loss
-        return optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=0)
-    if kind == "hyperband":
-        return optuna.pruners.HyperbandPruner()
-    return optuna.pruners.NopPruner()
 
 
 def prepare(study, settings: SearchConfig, space: dict[str, Dimension], defaults: dict[str, Any]) -> int:

@@ -6,54 +6,16 @@ from __future__ import annotations
 
 import math
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from transformers import TrainerCallback
 
 from tunesmith.config import RunConfig
 from tunesmith.config.schema import SearchConfig, TrainingConfig
 from tunesmith.evaluation.test_set import TestSet, score_test_set
 from tunesmith.records import CuratedData, PreparedModel, TrainedModel
+from tunesmith.search.pruning import TrialPruned, TrialRef
 from tunesmith.search.space import with_settings
-from tunesmith.search.study import TrialOutcome, make_pruner, objective_values
-
-
-@dataclass(frozen=True)
-class TrialRef:
-    """Where a training process finds its trial: the study's storage, its name, and the trial's id in it."""
-
-    storage: str
-    study: str
-    trial_id: int
-    pruner: str = "median"
-    startup_trials: int = 2
-
-
-class TrialPruned(Exception):
-    """The study's pruner stopped the trial: its validation loss is behind the other trials' at the same step."""
-
-
-class ReportToTrial(TrainerCallback):
-    """Tells the trial each validation loss (negated: the study maximises) and stops the training when the
-    pruner gives up on it."""
-
-    def __init__(self, ref: TrialRef | dict[str, Any]):
-        import optuna
-
-        ref = TrialRef(**ref) if isinstance(ref, dict) else ref
-        pruner = make_pruner(ref.pruner, ref.startup_trials)
-        study = optuna.load_study(study_name=ref.study, storage=ref.storage, pruner=pruner)
-        self.trial = optuna.trial.Trial(study, ref.trial_id)
-
-    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        loss = (metrics or {}).get("eval_loss")
-        if loss is None or not state.is_world_process_zero:
-            return
-        self.trial.report(-float(loss) if math.isfinite(loss) else -math.inf, state.global_step)
-        if self.trial.should_prune():
-            raise TrialPruned(f"validation loss {loss:.4g} at step {state.global_step} is behind the other trials")
+from tunesmith.search.study import TrialOutcome, objective_values
 
 
 def trial_config(config: RunConfig, settings: dict[str, Any], n_train: int, method: str) -> RunConfig:

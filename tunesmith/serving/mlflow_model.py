@@ -10,22 +10,11 @@ base model kept elsewhere (a 70B base is not copied into every version). The pyf
 from __future__ import annotations
 
 import os
-from importlib.metadata import PackageNotFoundError, requires
-from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
-from mlflow.models import ModelSignature
-from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
-ARTIFACT = "model"  # the trained folder inside the MLflow model's artifacts
-ENTRY = Path(__file__).with_name("mlflow_entry.py")  # models-from-code: MLflow imports it to build the model
-PACKAGE = Path(__file__).resolve().parents[1]  # tunesmith/, carried with the model as code
-SIGNATURE = ModelSignature(
-    inputs=Schema([ColSpec("string", "prompt")]),
-    outputs=Schema([ColSpec("string", "output"), ColSpec("double", "probability", required=False)]),
-    params=ParamSchema([ParamSpec("max_new_tokens", "long", 64), ParamSpec("batch_size", "long", 8)]),
-)
+from tunesmith.serving.package import ARTIFACT
 
 
 class TunesmithModel(mlflow.pyfunc.PythonModel):
@@ -49,11 +38,3 @@ class TunesmithModel(mlflow.pyfunc.PythonModel):
             requests, int(params.get("max_new_tokens", 64)), int(params.get("batch_size", 8))
         )
         return pd.DataFrame([{"output": r["output"], "probability": r.get("probability")} for r in replies])
-
-
-def pinned_requirements() -> list[str]:
-    """Tunesmith's own pinned dependencies (its code travels with the model, so it is not one of them)."""
-    try:
-        return [r for r in requires("tunesmith") or [] if "extra ==" not in r]
-    except PackageNotFoundError:
-        return []

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.models.hardware import choose_precision
+from tunesmith.models.manifest import read_manifest
+from tunesmith.models.resolve import default_model_cache
 from tunesmith.training.methods import METHODS
-from tunesmith.training.sft import MANIFEST
 
 BASE = "base"  # the adapter name that means "no adapter"
 
@@ -30,7 +31,8 @@ class Request:
 def local_path(model: str) -> Path:
     """A local folder for a path, an embedded model name, or an MLflow URI (models:/..., runs:/...)."""
     if is_mlflow_uri(model):
-        from tunesmith.tracking.registry import download_model, trained_folder
+        from tunesmith.serving.package import trained_folder
+        from tunesmith.tracking.registry import download_model
         from tunesmith.tracking.uri import tracking_uri
 
         return trained_folder(download_model(model, tracking_uri(None)))
@@ -38,7 +40,7 @@ def local_path(model: str) -> Path:
     from tunesmith.models.resolve import resolve_model
 
     if model in EMBEDDED_MODELS:
-        return Path(resolve_model(model, Path("~/.cache/tunesmith/models")))
+        return Path(resolve_model(model, default_model_cache()))
     path = Path(model).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"--model {model}: no such folder, embedded model or MLflow URI")
@@ -65,11 +67,6 @@ def load_predictor(model: str, adapters: dict[str, str] | None = None) -> Predic
     return mlflow.pyfunc.load_model(str(local)).unwrap_python_model().predictor
 
 
-def manifest(folder: Path) -> dict[str, Any]:
-    file = folder / MANIFEST
-    return json.loads(file.read_text()) if file.is_file() else {}
-
-
 def read_requests(lines: Iterable[str]) -> Iterator[Request]:
     """Plain text lines are prompts; JSON lines may carry "prompt" or "messages", and "adapter"."""
     for line in lines:
@@ -92,7 +89,7 @@ class Predictor:
     def __init__(self, model: str, adapters: dict[str, str] | None = None, precision: str = "auto"):
         self.precision = choose_precision(precision)
         folder = local_path(model)
-        info = manifest(folder)
+        info = read_manifest(folder)
         self.systems: dict[str, str] = {}
         # A model fine-tuned on classification data answers with one of its labels, chosen as evaluation
         # scores them (the most likely label as the whole reply), with that reply's probability.
@@ -123,7 +120,7 @@ class Predictor:
         model = None
         for name, location in adapters.items():
             folder = local_path(location)
-            info = manifest(folder)
+            info = read_manifest(folder)
             method = METHODS.get(info.get("method") or "lora")  # a bare PEFT folder has no manifest
             if method is None or not method.peft_adapter:
                 raise ValueError(

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
-from tunesmith.config.schema import TrainingConfig
 from tunesmith.errors import UsageError
 from tunesmith.records import Precision
+
+if TYPE_CHECKING:  # the schema validates method sections with the method registry, which builds through here
+    from tunesmith.config.schema import TrainingConfig
 
 # Attention implementations that take sequence boundaries from position_ids (varlen kernels): with them a
 # padding-free batch costs what its tokens cost; with sdpa/eager, transformers builds a block-diagonal mask over

@@ -11,23 +11,25 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tunesmith.config.schema import SHARDED, TrainingConfig
+from tunesmith.config.schema import TrainingConfig
 from tunesmith.console import progress
 from tunesmith.curation.records import read_examples
 from tunesmith.errors import NotEnoughMemory
+from tunesmith.models.manifest import write_manifest
 from tunesmith.models.shape import hidden_size
 from tunesmith.profiling import measure, settled_rss_mb
 from tunesmith.prompts import full_messages
 from tunesmith.records import Precision, TrainedModel
+from tunesmith.search.pruning import ReportToTrial
 from tunesmith.training.distributed.spec import TrainingSpec
+from tunesmith.training.distributed.strategies import SHARDED
 from tunesmith.training.fast_path import resolve as resolve_fast_path
 from tunesmith.training.fast_path import skip_adapter_input_casts
 from tunesmith.training.guards import StopOnNonFinite
+from tunesmith.training.inference import write_merged
 from tunesmith.training.methods import METHODS
 from tunesmith.training.progress_callback import ReportProgress
 from tunesmith.training.tokenize import tokenize_conversation
-
-MANIFEST = "tunesmith_model.json"  # beside the weights: what a later `tunesmith predict` needs to know
 
 
 def hyperparameters(
@@ -192,8 +194,6 @@ def train_model(
     if args.load_best_model_at_end and config.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
     if trial and world_size == 1:  # a search trial in one process: its pruner sees every validation loss
-        from tunesmith.search.trial import ReportToTrial
-
         callbacks.append(ReportToTrial(trial))
     idle_rss_mb = settled_rss_mb()
     # The trainer seeds itself only after the model exists; adapters (LoRA's A matrices, bottlenecks, prompts)
@@ -247,10 +247,10 @@ def train_model(
         "training": config.model_dump(mode="json"),
         **(manifest or {}),
     }
-    (model_dir / MANIFEST).write_text(json.dumps(details, indent=2), encoding="utf-8")
+    write_manifest(model_dir, details)
     merged_dir = None
     if config.merge and module.can_merge:
-        merged_dir = save_merged(module, base_model, model_dir, tokenizer, precision, out_dir / "merged", details)
+        merged_dir = write_merged(base_model, method, str(model_dir), out_dir / "merged", trust_remote_code)
 
     history = [
         {k: float(v) for k, v in row.items() if k in ("step", "epoch", "loss", "eval_loss", "learning_rate")}
@@ -417,17 +417,6 @@ def out_of_memory(error: BaseException, step: int, hp: dict[str, Any], precision
         "lower training.batch_size (set training.effective_batch_size to keep the effective batch) or "
         "training.max_seq_length, turn on training.gradient_checkpointing, or use lora or qlora",
     )
-
-
-def save_merged(module, base: str, model_dir: Path, tokenizer, precision: Precision, out_dir: Path, details) -> str:
-    """The saved adapter folded into the base weights: a plain model with the same outputs."""
-    merged = module.merged(base, str(model_dir), Precision("cpu", "float32", "merging"), False)
-    merged.save_pretrained(str(out_dir))
-    tokenizer.save_pretrained(str(out_dir))
-    (out_dir / MANIFEST).write_text(
-        json.dumps(details | {"method": "merged", "merged_from": details["method"]}, indent=2)
-    )
-    return str(out_dir)
 
 
 def parameter_counts(model) -> tuple[int, int]:

@@ -91,7 +91,7 @@ def run_training(
 ) -> TrainedModel:  # fmt: skip
     """Train `method` on the curated splits; the same inputs trained before are reused (unless
     orchestration.cache is off), and an interrupted attempt with the same inputs is resumed. `trial`: the
-    search trial (tunesmith/search/trial.py TrialRef) the validation losses are reported to."""
+    search trial (tunesmith/search/pruning.py TrialRef) the validation losses are reported to."""
     folder = result_dir(config, data, model, method)
     done = cached_training(folder) if config.orchestration.cache else None
     if done is not None:

@@ -19,18 +19,9 @@ import yaml
 
 from tunesmith.config.schema import DistributedConfig
 from tunesmith.records import Precision
+from tunesmith.training.distributed.strategies import strategy
 
 MIXED_PRECISION = {"float32": "no", "bfloat16": "bf16", "float16": "fp16"}
-# Sharding needs every rank to build the same module tree before it is wrapped; the bottleneck adapter adds its
-# modules after loading in a way FSDP's wrapping policy and ZeRO-3's partitioning do not see.
-NOT_SHARDABLE = {"adapter": "the bottleneck adapter"}
-
-
-def unsupported(method: str, strategy: str) -> str | None:
-    """Why `method` cannot train under `strategy`, or None when it can."""
-    if strategy in ("fsdp2", "deepspeed_zero3") and method in NOT_SHARDABLE:
-        return f"{NOT_SHARDABLE[method]} cannot be trained with {strategy}: use ddp or deepspeed_zero2"
-    return None
 
 
 def check_strategy(distributed: DistributedConfig, device: str) -> None:
@@ -38,13 +29,15 @@ def check_strategy(distributed: DistributedConfig, device: str) -> None:
     from tunesmith.errors import UsageError
 
     where = "training.distributed.strategy"
-    if distributed.strategy in ("fsdp2", "deepspeed_zero2", "deepspeed_zero3") and device != "cuda":
+    chosen = strategy(distributed.strategy)
+    if chosen.needs_cuda and device != "cuda":
         raise UsageError(f"training.distributed.strategy {distributed.strategy} needs CUDA GPUs and this machine "
                          "has none (FSDP and DeepSpeed do not run on CPUs through transformers)", where,
                          "use strategy ddp (gloo ranks on CPUs) or none")  # fmt: skip
-    if distributed.strategy.startswith("deepspeed") and importlib.util.find_spec("deepspeed") is None:
-        raise UsageError(f"training.distributed.strategy {distributed.strategy} needs DeepSpeed, which is not "
-                         "installed", where, 'pip install "tunesmith[deepspeed]", or use fsdp2')  # fmt: skip
+    if chosen.package and importlib.util.find_spec(chosen.package) is None:
+        extra = f'pip install "tunesmith[{chosen.package}]", or use fsdp2'
+        raise UsageError(f"training.distributed.strategy {distributed.strategy} needs {chosen.package}, which "
+                         "is not installed", where, extra)  # fmt: skip
     if distributed.active and device == "cuda":
         resolved_processes(distributed, visible_gpus())
     elif distributed.active and distributed.num_processes == "auto":
@@ -79,17 +72,17 @@ def accelerate_config(
 ) -> dict[str, Any]:
     """The accelerate YAML (as a dict) for this strategy, process count and precision."""
     cpu = precision.device != "cuda"
-    if cpu and distributed.strategy not in ("none", "ddp"):
+    if cpu and strategy(distributed.strategy).needs_cuda:
         raise ValueError(
             f"training.distributed.strategy {distributed.strategy} needs CUDA GPUs (FSDP and DeepSpeed do not run "
             "on CPUs through transformers): use ddp on CPUs"
         )
-    kind = {"ddp": "MULTI_GPU", "fsdp2": "FSDP", "deepspeed_zero2": "DEEPSPEED", "deepspeed_zero3": "DEEPSPEED"}
     total = processes_per_node * distributed.nnodes
+    kind = strategy(distributed.strategy).accelerate_type
     config: dict[str, Any] = {
         "compute_environment": "LOCAL_MACHINE",
         # accelerate refuses MULTI_GPU with one process: DDP over one process is a plain run
-        "distributed_type": "NO" if distributed.strategy == "ddp" and total == 1 else kind[distributed.strategy],
+        "distributed_type": "NO" if distributed.strategy == "ddp" and total == 1 else kind,
         "num_machines": distributed.nnodes,
         "machine_rank": distributed.node_rank,
         "num_processes": total,  # accelerate counts all nodes' processes

@@ -3,7 +3,6 @@ memory and what it needs from the trainer; plus the save/load helpers the method
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from tunesmith.models.manifest import read_manifest
 from tunesmith.models.shape import ModelShape
 from tunesmith.records import Precision
 from tunesmith.search.space import Dimension
@@ -150,9 +150,8 @@ def merged_peft(base: str, trained_dir: str, precision: Precision, trust_remote_
 
 
 def training_settings(trained_dir: str) -> dict:
-    """The training config recorded beside a trained model (see sft.MANIFEST)."""
-    manifest = Path(trained_dir) / "tunesmith_model.json"
-    return json.loads(manifest.read_text()).get("training", {}) if manifest.is_file() else {}
+    """The training config recorded beside a trained model (its manifest)."""
+    return read_manifest(trained_dir).get("training", {})
 
 
 def save_full(model, out_dir: Path) -> None:

@@ -2,6 +2,7 @@
 
 from typing import Literal
 
+from tunesmith.training.distributed.strategies import SHARDED
 from tunesmith.training.methods import lora
 from tunesmith.training.methods.base import (
     Settings,
@@ -31,8 +32,6 @@ def quantization_config(settings, precision, strategy: str = "none"):
     import torch
     from transformers import BitsAndBytesConfig
 
-    from tunesmith.config.schema import SHARDED  # here: the schema imports the methods
-
     dtype = getattr(torch, compute_dtype(settings, precision))
     extra = {}
     if strategy in SHARDED:
@@ -51,8 +50,6 @@ def load_quantized(base: str, settings, precision, trust_remote_code: bool = Fal
     import os
 
     from transformers import AutoModelForCausalLM
-
-    from tunesmith.config.schema import SHARDED
 
     placement = {}
     if strategy not in SHARDED and precision.device == "cuda" and "LOCAL_RANK" in os.environ:
