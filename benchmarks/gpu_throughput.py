@@ -221,7 +221,7 @@ def tunesmith_worker(
     """Tunesmith's train_model at its defaults, with `settings` (or the named ablation's) changed."""
     from tunesmith.config.schema import TrainingConfig
     from tunesmith.models.hardware import choose_precision
-    from tunesmith.training.sft import train_model
+    from tunesmith.training.sft import train_files
 
     precision = choose_precision()
     config = TrainingConfig(max_steps=steps, batch_size=batch, max_seq_length=MAX_LENGTH, logging_steps=10,
@@ -230,7 +230,7 @@ def tunesmith_worker(
     clock = StepClock()
     clock.install()
     out = Path(tempfile.mkdtemp(prefix=f"gpu-{method}-"))
-    trained = train_model(str(model_dir), str(train), str(empty), SYSTEM, config, method, precision, out)
+    trained = train_files(str(model_dir), str(train), str(empty), SYSTEM, config, method, precision, out)
     hp = trained.hyperparameters
     switches = {k: hp.get(k) for k in ("attention", "padding_free", "fused_optimizer", "liger", "frozen_dtype")}
     name = f"tunesmith {method}" + (f" ({ablation})" if ablation else "")

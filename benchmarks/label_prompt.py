@@ -133,7 +133,7 @@ def main() -> None:
     from tunesmith.models.resolve import resolve_model
     from tunesmith.prompts import BASELINE_SYSTEM, TRAINED_SYSTEM, prompt_messages, system_prompt
     from tunesmith.training.inference import load_trained
-    from tunesmith.training.sft import train_model
+    from tunesmith.training.sft import train_files
 
     train_rows = _rows(DATA / "train.jsonl", args.per_label, 0)
     labels = sorted({r["label"] for r in train_rows})
@@ -164,7 +164,7 @@ def main() -> None:
             logging_steps=5, max_seq_length=max(lengths) + 32,
         )  # fmt: skip
         start = time.perf_counter()
-        trained = train_model(
+        trained = train_files(
             base, str(train_path), str(validation_path), system, config, "lora", precision, work / name.split()[0]
         )
         train_s = time.perf_counter() - start

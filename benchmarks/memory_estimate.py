@@ -36,7 +36,7 @@ def worker(method: str, steps: int, out: Path) -> None:
     from tunesmith.models.shape import model_shape
     from tunesmith.profiling import measure
     from tunesmith.prompts import system_prompt
-    from tunesmith.training.sft import train_model
+    from tunesmith.training.sft import train_files
 
     labels = ["urgent", "billing", "technical", "general"]
     base = resolve_model("smollm2-135m-instruct", Path("~/.cache/tunesmith/models"))
@@ -51,7 +51,7 @@ def worker(method: str, steps: int, out: Path) -> None:
     estimated = estimate(method, model_shape(base), workload_for(config, precision.dtype, seq_len, False))
     idle = psutil.Process().memory_info().rss
     with measure(interval_s=0.02) as usage:
-        trained = train_model(
+        trained = train_files(
             base, data.train_path, data.validation_path, system, config, method, precision, work / "out"
         )
     measured_gb = (usage.peak_rss_mb * 2**20 - idle) / 1e9

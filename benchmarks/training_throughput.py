@@ -46,7 +46,7 @@ def _data(work: Path):
 def tunesmith_worker(method: str, steps: int) -> dict:
     from tunesmith.config.schema import TrainingConfig
     from tunesmith.models.hardware import choose_precision
-    from tunesmith.training.sft import train_model
+    from tunesmith.training.sft import train_files
 
     work = Path(tempfile.mkdtemp(prefix=f"thr-{method}-"))
     base, system, data = _data(work / "cur")
@@ -54,7 +54,7 @@ def tunesmith_worker(method: str, steps: int) -> dict:
         max_steps=steps, logging_steps=5, eval_steps=steps, early_stopping_patience=None, max_seq_length=256
     )
     precision = choose_precision()
-    trained = train_model(base, data.train_path, data.validation_path, system, config, method, precision, work / "out")
+    trained = train_files(base, data.train_path, data.validation_path, system, config, method, precision, work / "out")
     m = trained.metrics
     return {
         "method": method,

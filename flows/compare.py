@@ -41,10 +41,11 @@ def compare_methods(config_path: str, methods: list[str] | None = None, override
         data = curate_task(run, config, model, inputs.data)
         methods = config.comparison.methods
         before = benchmark_base_task(run, config, model, methods) if config.forgetting.active else None
-        runnable, skipped = plan_methods_task(run, config, data, model, methods)
+        plans, skipped = plan_methods_task(run, config, data, model, methods)
+        runnable = list(plans)
         progress.plan(comparison_stages(config, runnable))
         base = assess_base_task(run, config, data, model, before)
-        calls = [dict(run=run, config=config, data=data, model=model, method=m, before=before) for m in runnable]
+        calls = [dict(run=run, config=config, data=data, model=model, plan=p, before=before) for p in plans.values()]
         states = run_all(compare_method_task, task_runner(config.comparison), calls)
         results = [base, *(outcome(m, s) for m, s in zip(runnable, states, strict=True)), *skipped]
         report = comparison_table_task(run, config, results)

@@ -9,7 +9,6 @@ from prefect.states import Completed
 
 from tunesmith.config import RunConfig, load_config
 from tunesmith.console import progress
-from tunesmith.decision.stage import planned
 from tunesmith.quiet import quiet_libraries
 from tunesmith.records import DecisionRecord, EvaluationResult, ForgettingReport, PromotionDecision, TrainedModel
 from tunesmith.tasks.curation import curate_task
@@ -25,6 +24,7 @@ from tunesmith.tasks.search import search_hyperparameters, with_search
 from tunesmith.tasks.training import train_task
 from tunesmith.tracking.mlflow_runs import RunRef, set_tags
 from tunesmith.tracking.pipeline_run import pipeline_run
+from tunesmith.training.plan import TrainingPlan
 
 SKIPPED = "Skipped: inputs unchanged"
 
@@ -97,13 +97,12 @@ def finetune_pipeline(config_path: str, overrides: list[str] | None = None):
             outcome = f"Stopped: {decision.decision.replace('_', ' ')} recommended"
             return Completed(name=outcome, message=outcome, data=PipelineResult.of(run, decision, summary, outcome))
         before = benchmark_base_task(run, config, model, [decision.method]) if config.forgetting.active else None
+        plan = TrainingPlan.from_json(decision.training_plan)
         search = (
-            search_hyperparameters(run, config, data, model, decision.method, before)
-            if config.training.search.trials
-            else None
+            search_hyperparameters(run, config, data, model, plan, before) if config.training.search.trials else None
         )
-        tuned, decision = with_search(run, config, decision, search)
-        trained = train_task(run, planned(tuned, decision), data, model, decision.method)
+        plan, decision = with_search(run, decision, plan, search)
+        trained = train_task(run, config, plan, data, model)
         scores = evaluate_task(run, config, data, model, trained, decision)
         drift = forgetting_task(run, config, model, trained, before) if before is not None else None
         promotion = promote_task(run, config, data, model, trained, scores, drift) if config.promotion.enabled else None

@@ -11,13 +11,14 @@ from tunesmith.errors import UsageError
 from tunesmith.quiet import quiet_libraries
 from tunesmith.search.study import SearchResult
 from tunesmith.tasks.curation import curate_task
-from tunesmith.tasks.decision import decide_task
+from tunesmith.tasks.decision import decide_task, plan_task
 from tunesmith.tasks.forgetting import benchmark_base_task
 from tunesmith.tasks.models import prepare_model_task
 from tunesmith.tasks.orchestration import record_failure
 from tunesmith.tasks.retraining import check_inputs_task
 from tunesmith.tasks.search import search_hyperparameters
 from tunesmith.tracking.pipeline_run import pipeline_run
+from tunesmith.training.plan import TrainingPlan
 
 DEFAULT_TRIALS = 12  # what `tunesmith tune` runs when training.search.trials is not set
 
@@ -43,14 +44,15 @@ def tune_hyperparameters(config_path: str, overrides: list[str] | None = None) -
         inputs = check_inputs_task(run, config)
         model = prepare_model_task(run, config)
         data = curate_task(run, config, model, inputs.data)
-        method = config.training.method
-        if method == "auto":
+        if config.training.method == "auto":
             decision = decide_task(run, config, data, model)
-            if decision.method is None:
+            if decision.training_plan is None:
                 raise UsageError(
                     f"the decision stage recommends {decision.decision.replace('_', ' ')}, not fine-tuning, so it "
                     "chose no method to search", "training.method", "set training.method to search one anyway",
                 )  # fmt: skip
-            method = decision.method
-        before = benchmark_base_task(run, config, model, [method]) if weighs_forgetting(config) else None
-        return search_hyperparameters(run, config, data, model, method, before)
+            plan = TrainingPlan.from_json(decision.training_plan)
+        else:
+            plan = plan_task(config, data, model, config.training.method)
+        before = benchmark_base_task(run, config, model, [plan.method]) if weighs_forgetting(config) else None
+        return search_hyperparameters(run, config, data, model, plan, before)

@@ -24,19 +24,22 @@ from tunesmith.tracking.mlflow_runs import (
     set_tags,
     stage_run,
 )
+from tunesmith.tracking.plan import log_plan
+from tunesmith.training.plan import TrainingPlan
 from tunesmith.training.stage import run_training
 
 
 @task(name="plan-methods")
 def plan_methods_task(
     run: RunRef, config: RunConfig, data: CuratedData, model: PreparedModel, methods: list[str]
-) -> tuple[list[str], list[MethodResult]]:
-    runnable, skipped, estimates = fit_methods(config, data, model, methods)
-    log_params(run, {"comparison.requested": ", ".join(methods), "comparison.run": ", ".join(runnable)})
-    log_metrics(run, {f"{m}_estimated_memory_gb": gb for m, gb in estimates.items()})
+) -> tuple[dict[str, TrainingPlan], list[MethodResult]]:
+    plans, skipped = fit_methods(config, data, model, methods)
+    log_params(run, {"comparison.requested": ", ".join(methods), "comparison.run": ", ".join(plans)})
+    log_metrics(run, {f"{m}_estimated_memory_gb": p.memory["total_gb"] for m, p in plans.items()
+                      if p.memory.get("checked")})  # fmt: skip
     for row in skipped:
         set_tags(run, {f"tunesmith.skipped.{row.method}": row.reason})
-    return runnable, skipped
+    return plans, skipped
 
 
 @task(name="assess-base-model", timeout_seconds=2 * HOUR)
@@ -56,22 +59,24 @@ def assess_base_task(
 
 @task(name="compare-method", timeout_seconds=24 * HOUR)
 def compare_method_task(
-    run: RunRef, config: RunConfig, data: CuratedData, model: PreparedModel, method: str, before: dict | None
+    run: RunRef, config: RunConfig, data: CuratedData, model: PreparedModel, plan: TrainingPlan, before: dict | None
 ) -> MethodResult:
-    """Train one method and measure it; training and latency timing hold the machine's training slot, so
+    """Train one method's plan and measure it; training and latency timing hold the machine's training slot, so
     parallel methods on one machine take turns for those and overlap only in scoring."""
     threads = worker_threads(config.comparison)
     if threads:
         import torch
 
         torch.set_num_threads(threads)
+    method = plan.method
     with stage_run(run, method) as child:
         worker = f"{socket.gethostname()} pid {os.getpid()}"
         set_tags(child, {"tunesmith.method": method, "tunesmith.kind": "comparison-method", "tunesmith.worker": worker})
         slot = (model.precision.device, config.orchestration.training_slot)
         with training_slot(*slot) as waited:
-            trained = run_training(config, data, model, method, Path(child.out_dir), child.run_id)
+            trained = run_training(config, plan, data, model, Path(child.out_dir), child.run_id)
         log_params(child, trained.hyperparameters)
+        log_plan(child, plan)
         # trained over several processes: how many, and each one's throughput
         log_metrics(child, {k: v for k, v in trained.metrics.items() if k == "world_size" or k.startswith("rank")})
         log_history(child, trained.history, ("loss", "eval_loss", "learning_rate"))

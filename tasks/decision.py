@@ -10,11 +10,13 @@ from tunesmith.config.schema import DecisionConfig
 from tunesmith.console import progress
 from tunesmith.decision.baselines import Baseline
 from tunesmith.decision.render import render_decision
-from tunesmith.decision.stage import measure, run_decision
+from tunesmith.decision.stage import measure, plan_context, run_decision
 from tunesmith.prompts import untrained_prompt
 from tunesmith.records import CuratedData, DecisionRecord, PreparedModel
 from tunesmith.tasks.orchestration import HOUR
 from tunesmith.tracking.mlflow_runs import RunRef, log_artifact, log_metrics, log_params, set_tags, stage_run
+from tunesmith.tracking.plan import log_plan
+from tunesmith.training.plan import TrainingPlan, plan_training
 from tunesmith.versioning import code_version
 
 
@@ -25,6 +27,12 @@ def measure_baselines_task(
     """Baseline scores, cached by their inputs (curated data, model, settings, the library's code version) so a
     re-run does not measure again, and results of other code are never reused."""
     return measure(data, model, settings, system, seed)
+
+
+@task(name="plan-training")
+def plan_task(config: RunConfig, data: CuratedData, model: PreparedModel, method: str) -> TrainingPlan:
+    """The training plan of `method` (set in the config), without the decision's baselines."""
+    return plan_training(config.training, method, plan_context(config, data, model))
 
 
 @task(name="decide", timeout_seconds=2 * HOUR)
@@ -45,6 +53,8 @@ def decide_task(run: RunRef, config: RunConfig, data: CuratedData, model: Prepar
         log_metrics(stage, {f"baseline_{b['name']}_{b['metric']}": b["score"] for b in record.baselines})
         log_metrics(stage, {f"baseline_{b['name']}_latency_s": b["latency_s"] for b in record.baselines})
         log_metrics(stage, {f"memory_{name}_gb": e["total_gb"] for name, e in record.memory.items()})
+        if record.training_plan:
+            log_plan(stage, TrainingPlan.from_json(record.training_plan))
         log_artifact(stage, out_dir / "decision_record.json")
         log_artifact(stage, out_dir / "decision.md")
         if record.stop and record.winning_template:

@@ -12,7 +12,6 @@ from pathlib import Path
 from prefect import task
 
 from tunesmith.config import RunConfig
-from tunesmith.config.schema import TrainingConfig
 from tunesmith.console import progress
 from tunesmith.decision.render import render_decision
 from tunesmith.errors import TunesmithError
@@ -21,12 +20,14 @@ from tunesmith.records import CuratedData, DecisionRecord, PreparedModel, primar
 from tunesmith.search.plan import SearchPlan, plan_search
 from tunesmith.search.pruning import TrialRef
 from tunesmith.search.render import render_search
-from tunesmith.search.space import show_value, suggest, with_settings
+from tunesmith.search.space import show_value, suggest
 from tunesmith.search.study import SearchResult, TrialOutcome, choose, open_study, outcomes, prepare, tell
 from tunesmith.search.trial import run_trial
 from tunesmith.tasks.engine import pin_worker_gpu, run_all, task_runner, worker_threads
 from tunesmith.tasks.orchestration import HOUR, training_slot
 from tunesmith.tracking.mlflow_runs import RunRef, log_artifact, log_metrics, log_params, set_tags, stage_run
+from tunesmith.tracking.plan import log_plan
+from tunesmith.training.plan import TrainingPlan, derive
 
 
 class SearchFailed(TunesmithError):
@@ -55,9 +56,11 @@ def search_trial_task(
         search = config.training.search
         ref = TrialRef(plan.storage, plan.study, trial_id, search.pruner, search.startup_trials)
         outcome = run_trial(
-            config, data, model, plan.method, number, settings, ref, validation, metric, before, Path(child.out_dir),
+            config, plan.plan, data, model, number, settings, ref, validation, metric, before, Path(child.out_dir),
             child.run_id,
         )  # fmt: skip
+        if outcome.plan:
+            log_plan(child, TrainingPlan.from_json(outcome.plan))
         log_metrics(child, outcome.metrics | {f"objective_{i}": v for i, v in enumerate(outcome.values)})
         set_tags(child, {"tunesmith.trial_state": outcome.state, "tunesmith.trial_reason": outcome.reason[:5000]})
         scored = outcome.metrics.get(f"validation_{metric}")
@@ -66,12 +69,14 @@ def search_trial_task(
 
 
 def search_hyperparameters(
-    run: RunRef, config: RunConfig, data: CuratedData, model: PreparedModel, method: str, before: dict | None
-) -> SearchResult:
-    """Run the study to training.search.trials finished trials (a stopped one resumes) and choose a trial."""
-    settings = config.training.search
+    run: RunRef, config: RunConfig, data: CuratedData, model: PreparedModel, training: TrainingPlan,
+    before: dict | None,
+) -> SearchResult:  # fmt: skip
+    """Run the study to training.search.trials finished trials (a stopped one resumes) and choose a trial; each
+    trial's plan is derived from `training`."""
+    settings, method = config.training.search, training.method
     with stage_run(run, "search", method) as stage:
-        plan = plan_search(config, data, model, method)
+        plan = plan_search(config, data, model, training)
         validation = load_validation_set(config, data, settings.validation_examples)
         metric = primary_metric(validation.kind)
         study = open_study(plan.study, plan.storage, settings)
@@ -124,15 +129,14 @@ def search_hyperparameters(
 
 
 def with_search(
-    run: RunRef, config: RunConfig, decision: DecisionRecord, search: SearchResult | None
-) -> tuple[RunConfig, DecisionRecord]:
-    """The config the final training runs with (the chosen trial's settings) and the decision record saying what
-    was searched and found (rewritten in the run's decision folder)."""
+    run: RunRef, decision: DecisionRecord, plan: TrainingPlan, search: SearchResult | None
+) -> tuple[TrainingPlan, DecisionRecord]:
+    """The plan the final training runs with (derived with the chosen trial's settings) and the decision record
+    saying what was searched and found (rewritten in the run's decision folder)."""
     if search is None:
-        return config, decision
-    training = with_settings(config.training.model_dump(mode="json"), search.best_settings)
-    tuned = config.model_copy(update={"training": TrainingConfig.model_validate(training)})
-    decision = replace(decision, search=search.to_json())
+        return plan, decision
+    tuned = derive(plan, search.best_settings, f"search (trial {search.best.number})")
+    decision = replace(decision, search=search.to_json(), training_plan=tuned.to_json())
     folder = Path(run.out_dir) / "decision"
     if folder.is_dir():
         (folder / "decision_record.json").write_text(json.dumps(decision.to_json(), indent=2), encoding="utf-8")

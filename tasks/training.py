@@ -20,19 +20,24 @@ from tunesmith.tracking.mlflow_runs import (
     set_tags,
     stage_run,
 )
+from tunesmith.tracking.plan import log_plan
 from tunesmith.tracking.registry import existing_version, register_model
+from tunesmith.training.plan import TrainingPlan
 from tunesmith.training.stage import run_training, save_record
 
 
 @task(name="train", timeout_seconds=24 * HOUR)
-def train_task(run: RunRef, config: RunConfig, data: CuratedData, model: PreparedModel, method: str) -> TrainedModel:
+def train_task(
+    run: RunRef, config: RunConfig, plan: TrainingPlan, data: CuratedData, model: PreparedModel
+) -> TrainedModel:
     with (
-        stage_run(run, "training", method) as stage,
+        stage_run(run, "training", plan.method) as stage,
         training_slot(model.precision.device, config.orchestration.training_slot) as waited,
     ):
         log_metrics(stage, {"waited_for_training_slot_s": waited})
-        trained = run_training(config, data, model, method, Path(stage.out_dir), run.run_id)
+        trained = run_training(config, plan, data, model, Path(stage.out_dir), run.run_id)
         log_params(stage, trained.hyperparameters)
+        log_plan(stage, plan)
         set_tags(
             stage,
             {

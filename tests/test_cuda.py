@@ -2,7 +2,6 @@
 FSDP2 and DeepSpeed ZeRO-3 (launched as a job, one process on one GPU). Skipped on machines without CUDA."""
 
 import json
-from dataclasses import asdict
 
 import pytest
 import torch
@@ -11,7 +10,7 @@ from tests.test_training import _fast, _memorisable_set, _validation_loss, long_
 from tunesmith.models.hardware import choose_precision
 from tunesmith.training.distributed.spec import TrainingSpec
 from tunesmith.training.inference import load_trained
-from tunesmith.training.sft import train_model
+from tunesmith.training.sft import train_files
 from tunesmith.training.stage import train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -21,7 +20,7 @@ def test_qlora_trains_on_the_gpu_with_the_paged_optimizer(tmp_path, tiny_model):
     precision = choose_precision()
     assert precision.device == "cuda" and precision.dtype in ("bfloat16", "float16")
     train, val = _memorisable_set(tmp_path)
-    trained = train_model(
+    trained = train_files(
         str(tiny_model), str(train), str(val), "Classify.", _fast("qlora"), "qlora", precision, tmp_path / "out"
     )
     assert trained.hyperparameters["optimizer"] == "paged_adamw_32bit"
@@ -40,7 +39,7 @@ def test_running_out_of_gpu_memory_mid_training_says_what_to_change(tmp_path, ti
     model, train = long_inputs(tmp_path, tiny_model, 32, 16000)
     config = _fast("lora", steps=2, batch_size=32, max_seq_length=40_000)
     with pytest.raises(NotEnoughMemory, match=r"GPU out of memory during training step 1 of 2") as err:
-        train_model(str(model), str(train), str(train), "Classify.", config, "lora", choose_precision(), tmp_path / "o")
+        train_files(str(model), str(train), str(train), "Classify.", config, "lora", choose_precision(), tmp_path / "o")
     assert "lower training.batch_size" in err.value.fix
 
 
@@ -55,9 +54,8 @@ def test_sharded_strategies_train_a_model_that_loads_like_any_other(strategy, me
     precision = choose_precision()
     train_path, val = _memorisable_set(tmp_path)
     config = _fast(method, max_seq_length=64, distributed={"strategy": strategy, "num_processes": 1})
-    settings = config.model_dump(mode="json")
-    spec = TrainingSpec(str(tiny_model), str(train_path), str(val), "Classify.", settings, method, asdict(precision),
-                        str(tmp_path / "out"), checkpoint_dir=str(tmp_path / "ckpt"))  # fmt: skip
+    spec = TrainingSpec.for_files(str(tiny_model), str(train_path), str(val), "Classify.", config, method, precision,
+                                  tmp_path / "out", checkpoint_dir=tmp_path / "ckpt")  # fmt: skip
     trained = train(spec)
     report = json.loads((spec.ranks_dir / "rank-0.json").read_text())
     print(strategy, method, torch.cuda.get_device_name(0), report, trained.metrics)

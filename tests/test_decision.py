@@ -280,24 +280,52 @@ def test_full_fine_tuning_that_fits_only_sharded_is_chosen_for_quality_with_the_
     assert "per device, fsdp2 over 8 devices" in evidence
 
 
-def test_the_plan_that_fits_is_what_training_uses(tmp_path):
-    from tunesmith.config.schema import RunConfig
-    from tunesmith.decision.stage import planned
-    from tunesmith.records import DecisionRecord
+def _context(model, budget_gb: float | None, n_train: int = 160):
+    from tunesmith.models.shape import hidden_size
+    from tunesmith.training.plan import PlanContext
 
-    data = tmp_path / "d.jsonl"
-    data.write_text('{"text": "a", "label": "x"}\n')
-    config = RunConfig(
-        data={"path": str(data), "format": "classification", "labels": ["x"]}, training={"effective_batch_size": 16}
-    )
-    fits = DecisionRecord("finetune", "lora", plan={"batch_size": 8, "gradient_accumulation_steps": 2,
-                                                    "gradient_checkpointing": False})  # fmt: skip
-    assert planned(config, fits) is config
-    smaller = DecisionRecord("finetune", "lora", plan={"batch_size": 2, "gradient_accumulation_steps": 8,
-                                                       "gradient_checkpointing": True})  # fmt: skip
-    training = planned(config, smaller).training
-    assert (training.batch_size, training.gradient_accumulation_steps, training.gradient_checkpointing) == (2, 8, True)
-    assert training.effective_batch_size is None
+    return PlanContext(str(model), n_train=n_train, max_seq_length=256, budget_gb=budget_gb, budget_source="test",
+                       hidden=hidden_size(str(model)))  # fmt: skip
+
+
+def test_the_plan_that_fits_is_what_training_uses(tiny_model):
+    """Where the configured batch fits, the plan keeps it; where it does not, the plan takes the micro-batch,
+    accumulation and checkpointing that the memory estimate found to fit, and says so."""
+    from tunesmith.config.schema import TrainingConfig
+    from tunesmith.decision.memory import estimate, workload_for
+    from tunesmith.models.shape import model_shape
+    from tunesmith.training.plan import plan_training
+
+    training = TrainingConfig(effective_batch_size=16, batch_size=16)
+    fits = plan_training(training, "full", _context(tiny_model, 100.0))
+    assert (fits.training["batch_size"], fits.training["gradient_accumulation_steps"]) == (16, 1)
+    assert fits.sources["batch_size"] == "config" and fits.memory["fits"]
+    full_batch = estimate("full", model_shape(str(tiny_model)), workload_for(training, "float32", 256, False)).total_gb
+    shrunk = plan_training(training, "full", _context(tiny_model, 0.6 * full_batch))
+    batch, accumulation = shrunk.training["batch_size"], shrunk.training["gradient_accumulation_steps"]
+    assert batch < 16 and batch * accumulation >= 16 and shrunk.sources["batch_size"] == "memory plan"
+    assert shrunk.schedule["effective_batch_size"] == batch * accumulation
+    assert shrunk.memory["total_gb"] <= shrunk.memory["budget_gb"]
+
+
+def test_a_derived_plan_is_checked_against_memory_again(tiny_model):
+    """A change (a search trial, a retraining's new setting) goes through the same builder: the method's defaults
+    follow a new method, and a setting that cannot fit is refused before anything is loaded."""
+    from tunesmith.config.schema import TrainingConfig
+    from tunesmith.errors import NotEnoughMemory
+    from tunesmith.training.plan import derive, plan_training
+
+    plan = plan_training(TrainingConfig(), "lora", _context(tiny_model, 100.0))
+    faster = derive(plan, {"learning_rate": 5e-3}, "search trial")
+    assert faster.training["learning_rate"] == 5e-3 and faster.sources["learning_rate"] == "search trial"
+    assert derive(plan, {"method": "ia3"}, "comparison").training["learning_rate"] == 1e-2  # IA3's own default
+    smallest = replace(workload_for(TrainingConfig(), "float32", 256, False), batch_size=1, gradient_checkpointing=True)
+    shape = model_shape(str(tiny_model))
+    lora_gb, full_gb = (estimate(m, shape, smallest).total_gb for m in ("lora", "full"))
+    assert lora_gb < full_gb  # full fine-tuning keeps gradients and Adam states for every weight
+    tight = plan_training(TrainingConfig(), "lora", _context(tiny_model, (lora_gb + full_gb) / 2))
+    with pytest.raises(NotEnoughMemory, match="does not fit"):
+        derive(tight, {"method": "full"}, "comparison")
 
 
 def test_the_logits_cost_one_chunk_of_trls_fused_lm_head_not_tokens_times_vocabulary():
@@ -312,3 +340,16 @@ def test_the_logits_cost_one_chunk_of_trls_fused_lm_head_not_tokens_times_vocabu
     per_sequence = activations(4) - activations(3)  # the layers' share of one more sequence, logits capped
     chunk_gb = LOGIT_TOKEN_CHUNK * LOGIT_VOCAB_CHUNK * 30 / 1e9
     assert activations(4) == pytest.approx(4 * per_sequence + chunk_gb, rel=0.05)
+
+
+def test_tunesmith_decide_shows_the_plan_with_where_each_value_came_from(tiny_model):
+    from tunesmith.decision.render import render_decision
+    from tunesmith.records import DecisionRecord
+    from tunesmith.training.plan import plan_training
+
+    plan = plan_training(TrainingConfig(batch_size=64, epochs=2), "lora", _context(tiny_model, 0.01))
+    shown = render_decision(DecisionRecord("finetune", "lora", training_plan=plan.to_json()))
+    assert "## Training plan (estimated" in shown
+    assert "| epochs | 2 | config |" in shown
+    assert f"| batch_size | {plan.training['batch_size']} | memory plan |" in shown
+    assert "| learning_rate |" in shown and "width fit" in shown

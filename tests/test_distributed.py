@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -115,9 +114,8 @@ def _spec(tmp_path, model: Path | str, **training) -> TrainingSpec:
 
     train_path, val_path = _memorisable_set(tmp_path)
     config = TrainingConfig(max_steps=4, batch_size=4, max_seq_length=64, **training)
-    training_json = config.model_dump(mode="json")
-    return TrainingSpec(str(model), str(train_path), str(val_path), "Classify.", training_json, "lora",
-                        asdict(CPU32), str(tmp_path / "out"), checkpoint_dir=str(tmp_path / "ckpt"))  # fmt: skip
+    return TrainingSpec.for_files(str(model), str(train_path), str(val_path), "Classify.", config, "lora", CPU32,
+                                  tmp_path / "out", checkpoint_dir=tmp_path / "ckpt")  # fmt: skip
 
 
 def test_a_failed_job_is_a_clear_error_with_its_last_lines(tmp_path):

@@ -20,7 +20,7 @@ from tunesmith.evaluation.metrics import (
 from tunesmith.evaluation.scoring import generate, label_logprobs, perplexity
 from tunesmith.models.load import load_model
 from tunesmith.training.inference import load_trained
-from tunesmith.training.sft import train_model
+from tunesmith.training.sft import train_files
 
 
 def test_classification_metrics_match_hand_computed_values():
@@ -164,7 +164,7 @@ def test_fine_tuned_model_beats_base_on_the_set_it_learned(tmp_path, tiny_model)
         eval_steps=60,
         early_stopping_patience=None,
     )
-    trained = train_model(str(tiny_model), str(train), str(val), "Classify.", config, "lora", CPU32, tmp_path / "out")
+    trained = train_files(str(tiny_model), str(train), str(val), "Classify.", config, "lora", CPU32, tmp_path / "out")
     examples = read_examples(val)
     base = score_model(*load_model(str(tiny_model), CPU32), examples, "Classify.", LABELS, 8)
     tuned_model = load_trained(str(tiny_model), "lora", trained.output_dir, CPU32)

@@ -8,7 +8,7 @@ from tunesmith.config.schema import TrainingConfig
 from tunesmith.errors import UsageError
 from tunesmith.records import Precision
 from tunesmith.training import fast_path
-from tunesmith.training.sft import train_model
+from tunesmith.training.sft import train_files
 
 CUDA16 = Precision("cuda", "bfloat16", "tests")
 
@@ -43,7 +43,7 @@ def _losses(tmp_path, tiny_model, name, **switches) -> list[float]:
     train, val = _memorisable_set(tmp_path)
     # No LoRA dropout: its random masks follow the batch's shape, which padding-free batches change.
     config = _fast("lora", steps=4, logging_steps=1, lora={"dropout": 0.0}, **switches)
-    trained = train_model(str(tiny_model), str(train), str(val), "Classify.", config, "lora", CPU32, tmp_path / name)
+    trained = train_files(str(tiny_model), str(train), str(val), "Classify.", config, "lora", CPU32, tmp_path / name)
     assert all(trained.hyperparameters[k] == v for k, v in switches.items())
     return [h["loss"] for h in trained.history if "loss" in h]
 

@@ -104,7 +104,7 @@ def test_default_learning_rates_follow_the_model_width(tiny_model):
     always wins."""
     from tunesmith.config.schema import TrainingConfig
     from tunesmith.models.shape import hidden_size
-    from tunesmith.training.sft import hyperparameters
+    from tunesmith.training.plan import PlanContext, plan_training
 
     lora, full = METHODS["lora"].defaults, METHODS["full"].defaults
     assert lora.learning_rate_for(2000) == 5e-4 and full.learning_rate_for(2000) == 5e-5
@@ -121,23 +121,29 @@ def test_default_learning_rates_follow_the_model_width(tiny_model):
         defaults = METHODS[method].defaults
         assert all(space.low <= defaults.learning_rate_for(w) <= space.high for w in (576, 2048, 4096, 8192))
     width = hidden_size(str(tiny_model))
-    assert width and hyperparameters(TrainingConfig(), "lora", 100, hidden=width)["learning_rate"] == (
-        lora.learning_rate_for(width)
-    )
-    assert hyperparameters(TrainingConfig(learning_rate=1e-4), "lora", 100, hidden=width)["learning_rate"] == 1e-4
+    context = PlanContext(str(tiny_model), n_train=100, max_seq_length=64, hidden=width)
+    plan = plan_training(TrainingConfig(), "lora", context)
+    assert width and plan.training["learning_rate"] == lora.learning_rate_for(width)
+    assert plan.sources["learning_rate"] == f"width fit (hidden {width})"
+    set_rate = plan_training(TrainingConfig(learning_rate=1e-4), "lora", context)
+    assert set_rate.training["learning_rate"] == 1e-4 and set_rate.sources["learning_rate"] == "config"
 
 
 def test_default_epochs_follow_the_data_size():
     """Three passes over data of ordinary size; small sets get passes enough to see 100 examples, large sets are
     cut to about 25,000 examples seen (at least one pass); a set epoch count always wins."""
     from tunesmith.config.schema import TrainingConfig
-    from tunesmith.training.sft import hyperparameters
+    from tunesmith.training.plan import PlanContext, plan_training
+
+    def plan(training: TrainingConfig):
+        return plan_training(training, "lora", PlanContext("unused", n_train=158, max_seq_length=64))
 
     epochs = METHODS["lora"].defaults.epochs_for
     assert [epochs(n) for n in (10, 30, 158, 1000, 8_864, 20_000, 100_000)] == [10, 4, 3, 3, 2, 1, 1]
     assert epochs(2) == 25 and epochs(0) == 3  # at most 25 passes; no count known: the plain default
     assert all(n * epochs(n) >= 100 for n in range(4, 200))
     assert all(n * epochs(n) <= 25_000 for n in range(8_334, 25_000, 97))
-    assert hyperparameters(TrainingConfig(), "lora", 158)["epochs"] == 3
-    assert hyperparameters(TrainingConfig(), "lora", 158)["total_steps"] == 60  # 20 steps an epoch at batch 8
-    assert hyperparameters(TrainingConfig(epochs=1.5), "lora", 158)["epochs"] == 1.5
+    assert plan(TrainingConfig()).training["epochs"] == 3
+    assert plan(TrainingConfig()).sources["epochs"] == "data size (158 examples)"
+    assert plan(TrainingConfig()).schedule["total_steps"] == 60  # 20 steps an epoch at batch 8
+    assert plan(TrainingConfig(epochs=1.5)).training["epochs"] == 1.5

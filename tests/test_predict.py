@@ -8,7 +8,7 @@ from tunesmith.curation.records import make_example, write_examples
 from tunesmith.flows.cli import app
 from tunesmith.serving.predict import Predictor, read_requests
 from tunesmith.training.inference import load_trained
-from tunesmith.training.sft import train_model
+from tunesmith.training.sft import train_files
 
 TEXTS = ["site down now", "refund my card", "app crashes on login", "office hours?"]
 
@@ -30,7 +30,7 @@ def _adapter(tmp_path, tiny_model, name: str, answers: list[str], labels: list[s
         eval_steps=40,
         early_stopping_patience=None,
     )
-    trained = train_model(
+    trained = train_files(
         str(tiny_model), str(train), str(train), "Answer.", config, "lora", CPU32, tmp_path / name,
         manifest={"labels": labels},
     )  # fmt: skip

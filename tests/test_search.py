@@ -138,8 +138,12 @@ def trial_runs(client: MlflowClient, search_run_id: str):
 def test_the_pipeline_searches_prunes_logs_each_trial_and_trains_with_the_best(
     prefect_server, mlflow_uri, tmp_path, tiny_model, learnable_tickets
 ):
+    """Also: under a memory budget where the configured batch of 32 does not fit (LoRA on the tiny model needs about
+    17 MB at batch 8 and 64 tokens, 66 MB at batch 32 and 32 tokens), the decision's plan shrinks the micro-batch,
+    and every trial trains at the shrunk batch (with accumulation keeping the batch of 32), as the final training."""
     config = write_config(tmp_path / "run.yaml", learnable_tickets, tiny_model, SEARCH)
-    result = finetune_pipeline(str(config), ["training.max_steps=12"])
+    budget = ["training.batch_size=32", "decision.memory_gb=0.02"]  # 0.018 GB usable at the 0.9 headroom
+    result = finetune_pipeline(str(config), ["training.max_steps=12", *budget])
     search = json.loads(next(Path(result.output_dir).glob("search/search.json")).read_text())
     states = {t["number"]: t["state"] for t in search["trials"]}
     assert len(states) == 4
@@ -160,6 +164,11 @@ def test_the_pipeline_searches_prunes_logs_each_trial_and_trains_with_the_best(
     trials = trial_runs(client, search_run.info.run_id)
     assert [r.data.tags["tunesmith.trial_state"] for r in trials] == [states[n] for n in sorted(states)]
     assert all("learning_rate" in r.data.params for r in trials)
+    final = json.loads((Path(result.output_dir) / "decision" / "decision_record.json").read_text())["training_plan"]
+    batch, accumulation = final["training"]["batch_size"], final["training"]["gradient_accumulation_steps"]
+    assert batch < 32 and batch * accumulation >= 32 and final["sources"]["batch_size"] == "memory plan"
+    assert all(r.data.params["plan.batch_size"] == str(batch) for r in trials)
+    assert all(r.data.params["plan.source.batch_size"] == "memory plan" for r in trials)
     assert search_run.data.params["best.learning_rate"] == str(best["settings"]["learning_rate"])
 
     # the final training ran with the chosen trial's settings, and the decision record says so

@@ -1,4 +1,4 @@
-"""The code's shape, checked: no import cycle inside Tunesmith.
+"""The code's shape, checked: no import cycle inside Tunesmith, and no function longer than a screen.
 
 Both read the source with `ast`; nothing is imported. Imports under `if TYPE_CHECKING:` are left out of the
 cycle check: they never run, so they cannot hold a cycle together.
@@ -11,6 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"tunesmith": "tunesmith", "flows": "tunesmith.flows", "tasks": "tunesmith.tasks"}
+MAX_FUNCTION_LINES = 60
 
 
 def modules() -> dict[str, Path]:
@@ -99,3 +100,21 @@ def test_no_import_cycle_inside_tunesmith():
 def test_the_cycle_check_finds_a_planted_cycle():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert import_cycles(graph) == [["a", "b", "c"]]
+
+
+def function_lengths() -> list[tuple[int, str]]:
+    """(lines, where) of every function and method, decorators included."""
+    lengths = []
+    for folder in PACKAGES:
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+                    where = f"{path.relative_to(ROOT)}:{node.lineno} {node.name}"
+                    lengths.append((node.end_lineno - start + 1, where))
+    return lengths
+
+
+def test_no_function_is_longer_than_a_screen():
+    long = sorted(f"{where} ({n} lines)" for n, where in function_lengths() if n > MAX_FUNCTION_LINES)
+    assert long == []

@@ -18,7 +18,7 @@ from tunesmith.models.manifest import MANIFEST
 from tunesmith.prompts import full_messages, prompt_messages
 from tunesmith.records import Example, Precision
 from tunesmith.training.inference import load_trained
-from tunesmith.training.sft import train_model
+from tunesmith.training.sft import train_files
 from tunesmith.training.tokenize import tokenize_conversation
 
 CPU32 = Precision("cpu", "float32", "tests")
@@ -90,7 +90,7 @@ def _validation_loss(model, tokenizer, val_path) -> float:
 @pytest.mark.parametrize("method", list(FAST_RATES))
 def test_every_method_learns_saves_and_reloads_to_the_same_outputs(method, tmp_path, tiny_model):
     train, val = _memorisable_set(tmp_path)
-    trained = train_model(
+    trained = train_files(
         str(tiny_model), str(train), str(val), "Classify.", _fast(method), method, CPU32, tmp_path / "out"
     )
 
@@ -112,7 +112,7 @@ def test_every_method_learns_saves_and_reloads_to_the_same_outputs(method, tmp_p
 
 def test_lora_trains_only_the_adapter_and_leaves_the_base_untouched(tmp_path, tiny_model):
     train, val = _memorisable_set(tmp_path)
-    trained = train_model(
+    trained = train_files(
         str(tiny_model), str(train), str(val), "Classify.", _fast("lora"), "lora", CPU32, tmp_path / "out"
     )
     adapter = load_file(f"{trained.output_dir}/adapter_model.safetensors")
@@ -149,7 +149,7 @@ def test_an_untrained_prefix_is_the_models_own_keys_and_values_for_real_text(tin
 @pytest.mark.parametrize("method", ["lora", "ia3", "qlora"])
 def test_merged_model_gives_the_same_outputs_as_the_adapter(method, tmp_path, tiny_model):
     train, val = _memorisable_set(tmp_path)
-    trained = train_model(
+    trained = train_files(
         str(tiny_model), str(train), str(val), "Classify.", _fast(method, merge=True), method, CPU32, tmp_path / "out"
     )
     assert trained.merged_dir and json.loads((tmp_path / "out" / "merged" / MANIFEST).read_text())["method"] == "merged"
@@ -200,7 +200,7 @@ def test_a_diverging_run_stops_naming_the_step_and_the_fix(tmp_path, tiny_model)
 
     train, val = _memorisable_set(tmp_path)
     with pytest.raises(TrainingDiverged, match=r"(?s)at step \d+\n.*fix: lower training.learning_rate \(now 1e\+30"):
-        train_model(
+        train_files(
             str(tiny_model),
             str(train),
             str(val),
@@ -215,7 +215,7 @@ def test_a_diverging_run_stops_naming_the_step_and_the_fix(tmp_path, tiny_model)
 def test_early_stopping_keeps_the_best_checkpoint(tmp_path, tiny_model):
     train, val = _memorisable_set(tmp_path)
     config = _fast("full", steps=60, learning_rate=3e-2, eval_steps=4, early_stopping_patience=2)
-    trained = train_model(str(tiny_model), str(train), str(val), "Classify.", config, "full", CPU32, tmp_path / "out")
+    trained = train_files(str(tiny_model), str(train), str(val), "Classify.", config, "full", CPU32, tmp_path / "out")
     evals = [h["eval_loss"] for h in trained.history if "eval_loss" in h]
     assert trained.metrics["best_eval_loss"] == pytest.approx(min(evals))
     model, tokenizer = load_trained(str(tiny_model), "full", trained.output_dir, CPU32)
@@ -250,7 +250,7 @@ import json, resource, sys
 from pathlib import Path
 import psutil
 from tunesmith.errors import NotEnoughMemory
-from tunesmith.training.sft import train_model
+from tunesmith.training.sft import train_files
 from tests.test_training import CPU32, _fast, long_inputs
 
 tmp, tiny = Path(sys.argv[1]), Path(sys.argv[2])
@@ -259,7 +259,7 @@ limit = psutil.Process().memory_info().vms + 2 * 2**30
 resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
 config = _fast("lora", steps=2, batch_size=8, max_seq_length=8192)
 try:
-    train_model(str(model), str(train), str(train), "Classify.", config, "lora", CPU32, tmp / "out")
+    train_files(str(model), str(train), str(train), "Classify.", config, "lora", CPU32, tmp / "out")
     print(json.dumps({"trained": True}))
 except NotEnoughMemory as err:
     print(json.dumps({"problem": err.problem, "where": err.where, "fix": err.fix}))

@@ -145,6 +145,8 @@ class DecisionRecord:
     would_have_chosen: dict[str, Any] | None = None
     # How the chosen method trains to fit memory: micro-batch, accumulation, checkpointing, strategy, devices.
     plan: dict[str, Any] | None = None
+    # Everything the training will use and where each value came from (tunesmith/training/plan.py TrainingPlan).
+    training_plan: dict[str, Any] | None = None
     search: dict[str, Any] | None = None  # the hyperparameter search before training (search.study.SearchResult)
 
     @property

@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from tunesmith.curation.load import input_files, load_inputs, load_records, load
 from tunesmith.curation.records import LoadResult, Rejected, by_reason, content_id, write_examples, write_jsonl
 from tunesmith.curation.replay import mix_replay
 from tunesmith.curation.report import render_curation_report
-from tunesmith.curation.split import split_problems, stratified_split
+from tunesmith.curation.split import Splits, split_problems, stratified_split
 from tunesmith.curation.validate import examples_frame, suite_path, validate_frames
 from tunesmith.errors import DataError
 from tunesmith.prompts import full_messages
@@ -144,6 +145,26 @@ def _split_parameters(
     }
 
 
+@dataclass
+class _Work:
+    """What the steps of one curation share: every rejected row with its reason, token counts, warnings."""
+
+    config: DataConfig
+    tokenizer: Any
+    system: str
+    rejects: list[Rejected] = field(default_factory=list)
+    tokens: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Deduplicated:
+    kept: list[Example]
+    removed: dict[str, int]
+    clusters: list[dict]
+    conflicts: list[list[Example]]
+
+
 def curate(
     config: DataConfig, tokenizer, system: str, max_tokens: int | None, out_dir: Path, min_train_examples: int = 0
 ) -> CuratedData:
@@ -152,60 +173,130 @@ def curate(
     min_train_examples unique examples training is off the table: what only training needs (split sizes, examples
     per class) is reported as a warning instead of stopping the run, and the decision stage answers."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    work = _Work(config, tokenizer, system)
     loaded = load_inputs(config)
-    rejects = list(loaded.rejected)
-    tokens = count_tokens(loaded.examples, tokenizer, system)
-    if max_tokens is None:
-        max_tokens, why = derived_max_length(list(tokens.values()), model_context(tokenizer))
-        length_source = f"derived from the data: {why}"
-    else:
-        length_source = "set in the config"
-    examples = _drop_too_long(loaded.examples, tokens, max_tokens, rejects)
-    invalid = len(rejects)
-    test_file = _load_test_file(config)
+    work.rejects += loaded.rejected
+    work.tokens = count_tokens(loaded.examples, tokenizer, system)
+    max_tokens, length_source = _max_length(max_tokens, work.tokens, tokenizer)
+    examples = _drop_too_long(loaded.examples, work.tokens, max_tokens, work.rejects)
+    invalid = len(work.rejects)
+    test_file = _test_file(work)
+    unique = _deduplicate(work, examples)
+    for_training, unsplittable = _readiness(work, unique.kept, min_train_examples)
+    splits, split_before, leaked = _split(work, unique.kept, test_file)
+    balanced = _balance(work, splits)
+    replay_counts = _replay(work, splits, max_tokens)
+    if unique.conflicts:
+        work.warnings.append(
+            f"{len(unique.conflicts)} pair(s) of (near-)identical inputs carry different labels: label noise to "
+            "resolve by hand (see conflicts.json)"
+        )
+    report = _validate(work, unique.kept, splits, max_tokens, for_training, out_dir)
+    counts = {
+        "read": loaded.read,
+        "rejected_invalid": invalid,
+        **_test_file_counts(test_file),
+        "exact_duplicates": unique.removed.get("exact", 0),
+        "near_duplicates": unique.removed.get("near", 0),
+        "semantic_duplicates": unique.removed.get("semantic", 0),
+        "label_conflicts": len(unique.conflicts),
+        "kept_unique": len(unique.kept),
+        **{f"split_{k}": v for k, v in split_before.items()},
+        "leakage_removed": leaked,
+        "balancing_dropped": len(balanced.dropped),
+        "oversampled_copies": balanced.added,
+        **replay_counts,
+        "train_from_input": sum(1 for e in splits.train if e.origin == "task" and "~" not in e.id),
+        **splits.sizes(),
+    }
+    hashed = unique.kept + splits.test if test_file is not None else unique.kept
+    data = _write(work, out_dir, splits, unique, balanced, report, counts, hashed)
+    data.max_seq_length, data.max_seq_length_source = max_tokens, length_source
+    data.ignored_fields = dict(sorted(loaded.ignored_fields.items()))
+    data.problems = _problems(
+        config, counts, report, [r for r in work.rejects if r.kind in REJECT_KINDS_INVALID], unsplittable
+    )
+    Path(data.report_path).write_text(render_curation_report(data), encoding="utf-8")
+    (out_dir / "curation_report.json").write_text(json.dumps(data.to_json(), indent=2), encoding="utf-8")
+    return data
+
+
+def _max_length(max_tokens: int | None, tokens: dict[str, int], tokenizer) -> tuple[int, str]:
+    if max_tokens is not None:
+        return max_tokens, "set in the config"
+    derived, why = derived_max_length(list(tokens.values()), model_context(tokenizer))
+    return derived, f"derived from the data: {why}"
+
+
+def _test_file(work: _Work) -> tuple[LoadResult, DedupResult] | None:
+    test_file = _load_test_file(work.config)
     if test_file is not None:
         test_rows, test_repeats = test_file
-        rejects += test_rows.rejected
-        _record_duplicates(test_repeats, rejects)
-        tokens.update(count_tokens(test_repeats.kept, tokenizer, system))
+        work.rejects += test_rows.rejected
+        _record_duplicates(test_repeats, work.rejects)
+        work.tokens.update(count_tokens(test_repeats.kept, work.tokenizer, work.system))
+    return test_file
 
-    removed: dict[str, int] = {}
-    clusters: list[dict] = []
-    conflicts: list[list[Example]] = []
-    for step in _dedup_steps(config):
-        result = step(examples)
-        _record_duplicates(result, rejects)
-        removed[result.kind] = len(result.removed)
-        clusters += sample_clusters(result, config.dedup.sample_clusters)
-        conflicts += result.conflicts
-        examples = result.kept
-    kept_unique = examples
-    for_training = len(kept_unique) >= min_train_examples
+
+def _test_file_counts(test_file: tuple[LoadResult, DedupResult] | None) -> dict[str, int]:
+    if test_file is None:
+        return {}
+    rows, repeats = test_file
+    return {"test_file_read": rows.read, "test_file_rejected": len(rows.rejected),
+            "test_file_repeats": len(repeats.removed)}  # fmt: skip
+
+
+def _deduplicate(work: _Work, examples: list[Example]) -> _Deduplicated:
+    found = _Deduplicated(examples, {}, [], [])
+    for step in _dedup_steps(work.config):
+        result = step(found.kept)
+        _record_duplicates(result, work.rejects)
+        found.removed[result.kind] = len(result.removed)
+        found.clusters += sample_clusters(result, work.config.dedup.sample_clusters)
+        found.conflicts += result.conflicts
+        found.kept = result.kept
+    return found
+
+
+def _readiness(work: _Work, kept: list[Example], min_train_examples: int) -> tuple[bool, list[str]]:
+    """Whether the data is for training, and why it cannot be split when it is; too little data for training is a
+    warning (the decision stage recommends a prompt), not a problem."""
+    config = work.config
+    for_training = len(kept) >= min_train_examples
     unsplittable = split_problems(
-        kept_unique, config.labels, config.split.validation, config.split.test, config.min_examples_per_class
+        kept, config.labels, config.split.validation, config.split.test, config.min_examples_per_class
     )
-    small_data_warnings = []
-    if not for_training and kept_unique:
-        small_data_warnings.append(
-            f"{len(kept_unique)} examples, under the {min_train_examples} fine-tuning needs "
+    if not for_training and kept:
+        work.warnings.append(
+            f"{len(kept)} examples, under the {min_train_examples} fine-tuning needs "
             "(decision.min_examples_finetune): the training-readiness checks (split sizes, examples per class) "
             "were skipped; the decision stage recommends a prompt"
             + ("; " + "; ".join(p.splitlines()[0] for p in unsplittable) if unsplittable else "")
         )
         unsplittable = []
+    return for_training, unsplittable
 
-    splits = stratified_split(kept_unique, config.split.validation, config.split.test, config.seed)
+
+def _split(work: _Work, kept: list[Example], test_file) -> tuple[Splits, dict[str, int], int]:
+    """Stratified splits (the test file as the test split where one is given) and the leaks removed from the
+    splits that are trained on or tuned with."""
+    config = work.config
+    splits = stratified_split(kept, config.split.validation, config.split.test, config.seed)
     if test_file is not None:
-        splits.test = test_repeats.kept  # the test file replaces the (empty) test split
-    split_before = splits.sizes()
-    leaked = 0
-    if config.leakage_check and (splits.validation or splits.test):
-        splits.train = _without_leaks(config, splits.train, splits.validation + splits.test, "training", rejects)
-        if test_file is not None:
-            # The validation split is carved from data.path, so it may hold copies of the test file's rows.
-            splits.validation = _without_leaks(config, splits.validation, splits.test, "validation", rejects)
-        leaked = split_before["train"] + split_before["validation"] - len(splits.train) - len(splits.validation)
+        splits.test = test_file[1].kept  # the test file replaces the (empty) test split
+    before = splits.sizes()
+    if not (config.leakage_check and (splits.validation or splits.test)):
+        return splits, before, 0
+    splits.train = _without_leaks(config, splits.train, splits.validation + splits.test, "training", work.rejects)
+    if test_file is not None:
+        # The validation split is carved from data.path, so it may hold copies of the test file's rows.
+        splits.validation = _without_leaks(config, splits.validation, splits.test, "validation", work.rejects)
+    leaked = before["train"] + before["validation"] - len(splits.train) - len(splits.validation)
+    return splits, before, leaked
 
+
+def _balance(work: _Work, splits: Splits):
+    config = work.config
     balanced = balance(
         splits.train, config.balance.strategy, config.balance.cap_ratio, config.balance.warn_ratio, config.seed
     )
@@ -213,76 +304,47 @@ def curate(
         reason = (
             f"dropped by balancing: class '{example.group}' capped at {config.balance.cap_ratio:g}x the smallest class"
         )
-        rejects.append(Rejected(example.source, "balancing", reason, None, dedup_text(example)[:500]))
+        work.rejects.append(Rejected(example.source, "balancing", reason, None, dedup_text(example)[:500]))
     splits.train = balanced.examples
-    warnings = small_data_warnings + list(balanced.warnings)
+    work.warnings += balanced.warnings
+    return balanced
 
-    replay_counts = {"replay_read": 0, "replay_rejected": 0, "replay_added": 0}
-    if config.replay.fraction > 0:
-        splits.train, replay_counts, replay_warnings = _add_replay(
-            config, splits.train, tokenizer, system, max_tokens, tokens
-        )
-        warnings += replay_warnings
-    if conflicts:
-        warnings.append(
-            f"{len(conflicts)} pair(s) of (near-)identical inputs carry different labels: label noise to resolve "
-            "by hand (see conflicts.json)"
-        )
 
+def _replay(work: _Work, splits: Splits, max_tokens: int) -> dict[str, int]:
+    if work.config.replay.fraction <= 0:
+        return {"replay_read": 0, "replay_rejected": 0, "replay_added": 0}
+    splits.train, counts, warnings = _add_replay(
+        work.config, splits.train, work.tokenizer, work.system, max_tokens, work.tokens
+    )
+    work.warnings += warnings
+    return counts
+
+
+def _validate(work: _Work, kept: list[Example], splits: Splits, max_tokens: int, for_training: bool, out_dir: Path):
+    """The format's Great Expectations suite on the curated rows and on each split, each with its own bounds."""
+    parameters = _split_parameters(work.config, len(kept), max_tokens, for_training)
+    frames = [kept, splits.train, splits.validation, splits.test]
     report = validate_frames(
-        {
-            name: (examples_frame(frame, tokens), params)
-            for (name, params), frame in zip(
-                _split_parameters(config, len(kept_unique), max_tokens, for_training).items(),
-                [kept_unique, splits.train, splits.validation, splits.test],
-                strict=True,
-            )
-        },
-        suite_path(config.format),
+        {name: (examples_frame(frame, work.tokens), params)
+         for (name, params), frame in zip(parameters.items(), frames, strict=True)},
+        suite_path(work.config.format),
         docs_dir=out_dir / "gx_data_docs",
-    )
+    )  # fmt: skip
     (out_dir / "gx_validation.json").write_text(json.dumps(report.results, indent=2, default=str), encoding="utf-8")
+    return report
 
-    rejected_by_kind = dict(sorted(Counter(r.kind for r in rejects).items()))
-    task_train = sum(1 for e in splits.train if e.origin == "task" and "~" not in e.id)
-    counts = {
-        "read": loaded.read,
-        "rejected_invalid": invalid,
-        **(
-            {
-                "test_file_read": test_rows.read,
-                "test_file_rejected": len(test_rows.rejected),
-                "test_file_repeats": len(test_repeats.removed),
-            }
-            if test_file is not None
-            else {}
-        ),  # fmt: skip
-        "exact_duplicates": removed.get("exact", 0),
-        "near_duplicates": removed.get("near", 0),
-        "semantic_duplicates": removed.get("semantic", 0),
-        "label_conflicts": len(conflicts),
-        "kept_unique": len(kept_unique),
-        **{f"split_{k}": v for k, v in split_before.items()},
-        "leakage_removed": leaked,
-        "balancing_dropped": len(balanced.dropped),
-        "oversampled_copies": balanced.added,
-        **replay_counts,
-        "train_from_input": task_train,
-        **splits.sizes(),
-    }
+
+def _write(work: _Work, out_dir: Path, splits: Splits, unique: _Deduplicated, balanced, report, counts, hashed):
+    """The split files, rejects, duplicate clusters and label conflicts, and the record of them."""
+    config = work.config
     paths = {name: write_examples(part, out_dir / f"{name}.jsonl") for name, part in vars(splits).items()}
-    rejects_path = write_jsonl([r.to_json() for r in rejects], out_dir / "rejects.jsonl")
+    rejects_path = write_jsonl([r.to_json() for r in work.rejects], out_dir / "rejects.jsonl")
     clusters_path = out_dir / "dedup_clusters.json"
-    clusters_path.write_text(json.dumps(clusters, indent=2, ensure_ascii=False), encoding="utf-8")
-    (out_dir / "conflicts.json").write_text(
-        json.dumps(
-            [[{"source": e.source, "label": e.label, "text": dedup_text(e)} for e in pair] for pair in conflicts],
-            indent=2,
-            ensure_ascii=False,
-        ),
-        encoding="utf-8",
-    )
-    data = CuratedData(
+    clusters_path.write_text(json.dumps(unique.clusters, indent=2, ensure_ascii=False), encoding="utf-8")
+    conflicts = [[{"source": e.source, "label": e.label, "text": dedup_text(e)} for e in pair]
+                 for pair in unique.conflicts]  # fmt: skip
+    (out_dir / "conflicts.json").write_text(json.dumps(conflicts, indent=2, ensure_ascii=False), encoding="utf-8")
+    return CuratedData(
         task_type="classification" if config.format == "classification" else "generation",
         data_format=config.format,
         labels=config.labels,
@@ -291,9 +353,9 @@ def curate(
         test_path=str(paths["test"]),
         rejects_path=str(rejects_path),
         report_path=str(out_dir / "curation_report.md"),
-        data_hash=data_fingerprint(kept_unique + splits.test if test_file is not None else kept_unique),
+        data_hash=data_fingerprint(hashed),
         counts=counts,
-        rejected_by_kind=rejected_by_kind,
+        rejected_by_kind=dict(sorted(Counter(r.kind for r in work.rejects).items())),
         class_counts={
             name: dict(sorted(Counter(str(e.group) for e in part).items())) for name, part in vars(splits).items()
         },
@@ -302,22 +364,13 @@ def curate(
             "before": balanced.before,
             "after": balanced.after,
             "imbalance_ratio": round(balanced.imbalance_ratio, 3),
-        },
+        },  # fmt: skip
         validation={"success": report.success, "failures": report.failures, "summary": report.summary()},
-        token_stats=_token_stats([tokens[content_id(e.id)] for e in kept_unique]),
-        max_seq_length=max_tokens,
-        max_seq_length_source=length_source,
-        ignored_fields=dict(sorted(loaded.ignored_fields.items())),
+        token_stats=_token_stats([work.tokens[content_id(e.id)] for e in unique.kept]),
         docs_dir=report.docs_dir,
         clusters_path=str(clusters_path),
-        warnings=warnings,
-        problems=_problems(
-            config, counts, report, [r for r in rejects if r.kind in REJECT_KINDS_INVALID], unsplittable
-        ),
+        warnings=work.warnings,
     )
-    Path(data.report_path).write_text(render_curation_report(data), encoding="utf-8")
-    (out_dir / "curation_report.json").write_text(json.dumps(data.to_json(), indent=2), encoding="utf-8")
-    return data
 
 
 def _without_leaks(

@@ -110,9 +110,7 @@ def _activation_elements(method: str, shape: ModelShape, w: Workload, seq: int) 
 def estimate(method: str, shape: ModelShape, w: Workload) -> MemoryEstimate:
     """Peak training memory for one method, with each component and the assumptions behind it."""
     spec = METHODS[method]
-    weight_bytes, act_bytes = BYTES[w.weight_dtype], BYTES[w.activation_dtype]
     trainable = trainable_params(method, shape, w)
-    added = trainable if spec.adds_weights else 0
     assumptions = [
         f"sequence length {w.seq_len}, batch size {w.batch_size}",
         f"weights in {w.weight_dtype}, activations in {w.activation_dtype}",
@@ -123,59 +121,12 @@ def estimate(method: str, shape: ModelShape, w: Workload) -> MemoryEstimate:
         *(["Liger's SwiGLU kernel (the SiLU output recomputed, not kept)"] if w.fused_mlp else []),
         f"runtime overhead {w.overhead_gb:g} GB",
     ]
-    logit_bytes = act_bytes + LOGIT_BYTES_BEYOND_MODEL_DTYPE
-    if spec.quantized_weight_bytes is not None:
-        quantized = shape.layer_linear_params
-        per_weight = spec.quantized_weight_bytes(w.training)
-        # prepare_model_for_kbit_training keeps everything not quantized (embeddings, head, norms) in fp32.
-        weights = quantized * per_weight + (shape.total_params - quantized) * BYTES["float32"]
-        weights += shape.largest_linear * act_bytes  # one matrix dequantized at a time for the matmul
-        weights += added * weight_bytes
-        logit_bytes = BYTES["float32"] + LOGIT_BYTES_BEYOND_MODEL_DTYPE
-        assumptions.append("the rest of the model in float32")
-    else:
-        frozen = w.frozen_dtype if (w.frozen_dtype and spec.frozen_in_compute_dtype) else w.weight_dtype
-        base_bytes = BYTES[frozen]
-        if frozen != w.weight_dtype:
-            assumptions.append(f"the frozen base in {frozen}")
-        weights = shape.total_params * base_bytes + added * weight_bytes
-        if act_bytes < base_bytes:
-            weights += shape.total_params * act_bytes  # autocast keeps a low-precision copy of each weight
-            assumptions.append(f"autocast caches a {w.activation_dtype} copy of the weights during each step")
+    weights, logit_bytes = _weight_bytes(method, shape, w, trainable, assumptions)
     if spec.describe:
         assumptions.append(spec.describe(w.training))
-    gradients = trainable * weight_bytes
-    state_bytes = {"adamw": 2 * BYTES[w.optimizer_state_dtype], "adamw_8bit": 2.0, "sgd": 0.0}[w.optimizer]
-    if w.master_weights and weight_bytes < BYTES["float32"]:
-        state_bytes += BYTES["float32"]
-        assumptions.append("an fp32 master copy of the trainable weights in the optimizer")
-    optimizer = trainable * state_bytes
-    buffers = 0.0
-    shards = max(1, w.devices)
-    sharding = STRATEGIES[w.strategy]
-    if sharding.shards_states and shards > 1:
-        gradients, optimizer = gradients / shards, optimizer / shards
-        if sharding.shards_weights:
-            # Each layer is gathered whole to compute it, and the next one is prefetched.
-            buffers = 2 * (weights / max(1, shape.layers)) * (1 - 1 / shards)
-            weights = weights / shards
-        assumptions.append(f"{w.strategy} over {shards} devices: " + sharding.sharding_note)
-    elif shards > 1:
-        assumptions.append(f"{w.strategy} over {shards} devices: every device holds a full replica")
-
-    seq = w.seq_len + spec.virtual_positions(w.training)
-    tokens = seq * w.batch_size
-    per_layer = _activation_elements(method, shape, w, seq)
-    if w.gradient_checkpointing:
-        saved = tokens * (shape.layers * shape.hidden + per_layer)  # layer inputs + one layer recomputed
-    else:
-        saved = tokens * shape.layers * per_layer
-    logits = min(tokens, LOGIT_TOKEN_CHUNK) * min(shape.vocab, LOGIT_VOCAB_CHUNK) * logit_bytes
-    activations = saved * act_bytes + logits
-    assumptions.append(
-        f"logits and loss: {logit_bytes:g} bytes per vocabulary entry per position, in chunks of at most "
-        f"{LOGIT_TOKEN_CHUNK} positions x {LOGIT_VOCAB_CHUNK} entries (TRL's fused LM head)"
-    )
+    gradients, optimizer = _state_bytes(w, trainable, assumptions)
+    weights, gradients, optimizer, buffers = _sharded(shape, w, weights, gradients, optimizer, assumptions)
+    activations = _activation_bytes(method, shape, w, logit_bytes, assumptions)
     total = weights + gradients + optimizer + activations + buffers + w.overhead_gb * GB
     return MemoryEstimate(
         method=method,
@@ -189,8 +140,78 @@ def estimate(method: str, shape: ModelShape, w: Workload) -> MemoryEstimate:
         assumptions=assumptions,
         sharding_buffers_gb=buffers / GB,
         plan={"batch_size": w.batch_size, "gradient_accumulation_steps": w.gradient_accumulation_steps,
-              "gradient_checkpointing": w.gradient_checkpointing, "strategy": w.strategy, "devices": shards},
+              "gradient_checkpointing": w.gradient_checkpointing, "strategy": w.strategy,
+              "devices": max(1, w.devices)},
     )  # fmt: skip
+
+
+def _weight_bytes(method: str, shape: ModelShape, w: Workload, trainable: int, assumptions: list[str]):
+    """(bytes of the weights, bytes per logit) for the method's storage of the base and its added weights."""
+    spec = METHODS[method]
+    weight_bytes, act_bytes = BYTES[w.weight_dtype], BYTES[w.activation_dtype]
+    added = trainable if spec.adds_weights else 0
+    if spec.quantized_weight_bytes is not None:
+        quantized = shape.layer_linear_params
+        per_weight = spec.quantized_weight_bytes(w.training)
+        # prepare_model_for_kbit_training keeps everything not quantized (embeddings, head, norms) in fp32.
+        weights = quantized * per_weight + (shape.total_params - quantized) * BYTES["float32"]
+        weights += shape.largest_linear * act_bytes  # one matrix dequantized at a time for the matmul
+        weights += added * weight_bytes
+        assumptions.append("the rest of the model in float32")
+        return weights, BYTES["float32"] + LOGIT_BYTES_BEYOND_MODEL_DTYPE
+    frozen = w.frozen_dtype if (w.frozen_dtype and spec.frozen_in_compute_dtype) else w.weight_dtype
+    base_bytes = BYTES[frozen]
+    if frozen != w.weight_dtype:
+        assumptions.append(f"the frozen base in {frozen}")
+    weights = shape.total_params * base_bytes + added * weight_bytes
+    if act_bytes < base_bytes:
+        weights += shape.total_params * act_bytes  # autocast keeps a low-precision copy of each weight
+        assumptions.append(f"autocast caches a {w.activation_dtype} copy of the weights during each step")
+    return weights, act_bytes + LOGIT_BYTES_BEYOND_MODEL_DTYPE
+
+
+def _state_bytes(w: Workload, trainable: int, assumptions: list[str]) -> tuple[float, float]:
+    """(gradient bytes, optimizer-state bytes) of the trainable weights."""
+    weight_bytes = BYTES[w.weight_dtype]
+    state_bytes = {"adamw": 2 * BYTES[w.optimizer_state_dtype], "adamw_8bit": 2.0, "sgd": 0.0}[w.optimizer]
+    if w.master_weights and weight_bytes < BYTES["float32"]:
+        state_bytes += BYTES["float32"]
+        assumptions.append("an fp32 master copy of the trainable weights in the optimizer")
+    return trainable * weight_bytes, trainable * state_bytes
+
+
+def _sharded(shape: ModelShape, w: Workload, weights, gradients, optimizer, assumptions: list[str]):
+    """Per-device (weights, gradients, optimizer, gather buffers) under the strategy."""
+    shards, sharding = max(1, w.devices), STRATEGIES[w.strategy]
+    buffers = 0.0
+    if sharding.shards_states and shards > 1:
+        gradients, optimizer = gradients / shards, optimizer / shards
+        if sharding.shards_weights:
+            # Each layer is gathered whole to compute it, and the next one is prefetched.
+            buffers = 2 * (weights / max(1, shape.layers)) * (1 - 1 / shards)
+            weights = weights / shards
+        assumptions.append(f"{w.strategy} over {shards} devices: " + sharding.sharding_note)
+    elif shards > 1:
+        assumptions.append(f"{w.strategy} over {shards} devices: every device holds a full replica")
+    return weights, gradients, optimizer, buffers
+
+
+def _activation_bytes(method: str, shape: ModelShape, w: Workload, logit_bytes: float, assumptions: list[str]):
+    """Saved activations of every layer (or of the layer inputs and one recomputed layer), plus the logits."""
+    spec = METHODS[method]
+    seq = w.seq_len + spec.virtual_positions(w.training)
+    tokens = seq * w.batch_size
+    per_layer = _activation_elements(method, shape, w, seq)
+    if w.gradient_checkpointing:
+        saved = tokens * (shape.layers * shape.hidden + per_layer)  # layer inputs + one layer recomputed
+    else:
+        saved = tokens * shape.layers * per_layer
+    logits = min(tokens, LOGIT_TOKEN_CHUNK) * min(shape.vocab, LOGIT_VOCAB_CHUNK) * logit_bytes
+    assumptions.append(
+        f"logits and loss: {logit_bytes:g} bytes per vocabulary entry per position, in chunks of at most "
+        f"{LOGIT_TOKEN_CHUNK} positions x {LOGIT_VOCAB_CHUNK} entries (TRL's fused LM head)"
+    )
+    return saved * BYTES[w.activation_dtype] + logits
 
 
 def fit(method: str, shape: ModelShape, w: Workload, budget_gb: float) -> MemoryEstimate:

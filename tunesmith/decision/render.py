@@ -4,6 +4,20 @@ from __future__ import annotations
 
 from tunesmith.records import DecisionRecord
 from tunesmith.search.render import render_search
+from tunesmith.training.plan import TrainingPlan
+
+
+def render_plan(plan: dict, h2: str = "##") -> list[str]:
+    """The training plan as a table: each setting, its value and where the value came from."""
+    memory = plan["memory"]
+    checked = (
+        f"estimated {memory['total_gb']:.2f} GB of {memory['budget_gb']:.2f} GB usable ({memory['budget_source']})"
+        if memory.get("checked")
+        else "memory not checked"
+    )
+    rows = TrainingPlan.from_json(plan).rows()
+    return [f"{h2} Training plan ({checked})", "", "| setting | value | from |", "|---|---|---|",
+            *(f"| {key} | {value} | {source} |" for key, value, source in rows), ""]  # fmt: skip
 
 
 def render_decision(record: DecisionRecord, level: int = 1) -> str:
@@ -45,6 +59,8 @@ def render_decision(record: DecisionRecord, level: int = 1) -> str:
             )
         first = next(iter(record.memory.values()))
         lines += ["", "Assumptions: " + "; ".join(first["assumptions"]), ""]
+    if record.training_plan:
+        lines += render_plan(record.training_plan, h2)
     if record.search:
         lines += render_search(record.search, h2)
     if record.stop and record.winning_template:

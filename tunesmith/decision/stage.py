@@ -7,17 +7,18 @@ from pathlib import Path
 import psutil
 
 from tunesmith.config import RunConfig
-from tunesmith.config.schema import DecisionConfig, DistributedConfig, RagConfig
+from tunesmith.config.schema import DecisionConfig, RagConfig
 from tunesmith.curation.records import read_examples
 from tunesmith.decision.baselines import Baseline, few_shot_examples, measure_baselines
 from tunesmith.decision.memory import estimate_all, workload_for
 from tunesmith.decision.retrieval import BM25Retriever, EmbeddingRetriever, load_corpus
 from tunesmith.decision.rules import decide, require_fit
 from tunesmith.models.load import load_model
-from tunesmith.models.shape import model_shape
+from tunesmith.models.shape import hidden_size, model_shape
 from tunesmith.prompts import PromptTemplate, untrained_prompt
 from tunesmith.records import CuratedData, DecisionRecord, PreparedModel
-from tunesmith.training.distributed.launch_config import resolved_processes, visible_gpus
+from tunesmith.training.distributed.launch_config import training_devices
+from tunesmith.training.plan import PlanContext, plan_training
 
 
 def available_memory(override_gb: float | None) -> tuple[float, str]:
@@ -75,47 +76,48 @@ def fallback_template(data: CuratedData, settings: DecisionConfig, system: str, 
     return PromptTemplate(system, [[m for m in e.messages if m["role"] != "system"] for e in shots]).to_json()
 
 
+def plan_context(config: RunConfig, data: CuratedData, model: PreparedModel) -> PlanContext:
+    """What every training plan of this run is built against: the model, the curated data, the devices and the
+    memory they offer (the configured figure, else GPU memory, else free RAM; CPU ranks share the machine's)."""
+    on_gpu = model.precision.device == "cuda"
+    devices = training_devices(config.training.distributed, on_gpu)
+    memory_gb, source = available_memory(config.decision.memory_gb)
+    if devices > 1 and not on_gpu:
+        memory_gb, source = memory_gb / devices, f"{source}, shared by {devices} processes"
+    return PlanContext(
+        model_path=model.path,
+        n_train=int(data.counts.get("train", 0)),
+        max_seq_length=data.max_seq_length,
+        max_seq_length_source=data.max_seq_length_source,
+        estimate_seq_len=min(data.max_seq_length, int(data.token_stats.get("max") or data.max_seq_length)),
+        hidden=hidden_size(model.path, model.trust_remote_code),
+        dtype=model.precision.dtype,
+        device=model.precision.device,
+        devices=devices,
+        budget_gb=memory_gb * config.decision.memory_headroom,
+        budget_source=source,
+        trust_remote_code=model.trust_remote_code,
+    )
+
+
 def run_decision(
     data: CuratedData, model: PreparedModel, config: RunConfig, baselines: list[Baseline]
 ) -> DecisionRecord:
-    """Memory estimates for every method, then the rules, on the measured baselines."""
-    settings = config.decision
+    """Memory estimates for every method, then the rules, on the measured baselines; with fine-tuning chosen, the
+    training plan of the chosen method."""
+    settings, context = config.decision, plan_context(config, data, model)
     system = untrained_prompt(config)
-    seq_len = min(data.max_seq_length, int(data.token_stats.get("max") or data.max_seq_length))
-    on_gpu = model.precision.device == "cuda"
-    devices = training_devices(config.training.distributed, on_gpu)
-    workload = workload_for(config.training, model.precision.dtype, seq_len, on_gpu, devices)
-    memory_gb, source = available_memory(settings.memory_gb)
-    if devices > 1 and not on_gpu:  # CPU ranks share the machine's memory
-        memory_gb, source = memory_gb / devices, f"{source}, shared by {devices} processes"
+    workload = workload_for(config.training, context.dtype, context.estimate_seq_len, context.on_gpu, context.devices)
     shape = model_shape(model.path, model.trust_remote_code)
-    estimates = estimate_all(shape, workload, budget_gb=memory_gb * settings.memory_headroom)
+    estimates = estimate_all(shape, workload, budget_gb=context.budget_gb)
+    available = context.budget_gb / settings.memory_headroom
     record = decide(
-        data.counts["train_from_input"], settings, baselines, estimates, memory_gb, source,
+        data.counts["train_from_input"], settings, baselines, estimates, available, context.budget_source,
         config.training.method, fallback_template=fallback_template(data, settings, system, config.data.seed),
     )  # fmt: skip
     require_fit(record, settings)
     if record.method in estimates:
         record.plan = estimates[record.method].plan
+    if not record.stop and record.method:
+        record.training_plan = plan_training(config.training, record.method, context).to_json()
     return record
-
-
-def training_devices(distributed: DistributedConfig, on_gpu: bool) -> int:
-    """How many processes train together, on all nodes."""
-    if not distributed.active:
-        return 1
-    gpus = visible_gpus() if on_gpu else 0
-    return resolved_processes(distributed, gpus) * distributed.nnodes
-
-
-def planned(config: RunConfig, record: DecisionRecord) -> RunConfig:
-    """The config with the micro-batch, accumulation and checkpointing the decision found to fit memory."""
-    plan, training = record.plan or {}, config.training
-    if not plan or (plan["batch_size"], plan["gradient_checkpointing"]) == (
-        training.batch_size,
-        training.gradient_checkpointing,
-    ):
-        return config  # what the config asks for fits
-    keys = ("batch_size", "gradient_accumulation_steps", "gradient_checkpointing")
-    update = {key: plan[key] for key in keys} | {"effective_batch_size": None}
-    return config.model_copy(update={"training": training.model_copy(update=update)})

@@ -7,11 +7,11 @@ from typing import Any
 
 from tunesmith.config import RunConfig
 from tunesmith.config.load import ConfigError
-from tunesmith.models.shape import hidden_size
 from tunesmith.records import CuratedData, PreparedModel
 from tunesmith.search.space import Dimension, current_values
 from tunesmith.search.study import default_storage, study_name
 from tunesmith.training.methods import get_method
+from tunesmith.training.plan import TrainingPlan
 
 
 @dataclass(frozen=True)
@@ -21,21 +21,20 @@ class SearchPlan:
     defaults: dict[str, Any]  # the values training would use without a search: the first trial
     study: str
     storage: str
+    plan: TrainingPlan  # the training every trial's plan is derived from
 
 
-def plan_search(config: RunConfig, data: CuratedData, model: PreparedModel, method: str) -> SearchPlan:
-    """The method's declared ranges with the config's changes; each key checked against the training schema."""
-    settings = config.training.search
+def plan_search(config: RunConfig, data: CuratedData, model: PreparedModel, plan: TrainingPlan) -> SearchPlan:
+    """The method's declared ranges with the config's changes, starting from the training plan's values; each key
+    checked against the training schema."""
+    settings, method = config.training.search, plan.method
     declared = get_method(method).search_space
     space = {k: v for k, v in {**declared, **settings.space}.items() if v is not None}
     if settings.max_steps or config.training.max_steps > 0:
         space.pop("epochs", None)  # a step count decides the length: epochs would be sampled without effect
     if not space:
         raise ConfigError(f"training.search: nothing to search for {method} (training.search.space removes every key)")
-    resolved = config.training.model_dump(mode="json", exclude={"search"})
-    defaults = get_method(method).defaults
-    resolved["learning_rate"] = resolved["learning_rate"] or defaults.learning_rate_for(hidden_size(model.path))
-    resolved["epochs"] = resolved["epochs"] or defaults.epochs_for(data.counts.get("train", 0))
+    resolved = plan.training
     starting = current_values(resolved, list(space))
     key = {
         "model": model.path, "data": data.data_hash, "space": {k: v.model_dump() for k, v in space.items()},
@@ -47,4 +46,5 @@ def plan_search(config: RunConfig, data: CuratedData, model: PreparedModel, meth
         starting,
         study_name(config.name, method, key),
         settings.storage or default_storage(config.output_dir),
+        plan,
     )

@@ -27,6 +27,7 @@ class TrialOutcome:
     metrics: dict[str, float] = field(default_factory=dict)
     reason: str = ""
     run_id: str | None = None
+    plan: dict[str, Any] | None = None  # the trial's training plan (TrainingPlan as JSON)
 
 
 @dataclass

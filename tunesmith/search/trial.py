@@ -10,28 +10,22 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.config import RunConfig
-from tunesmith.config.schema import SearchConfig, TrainingConfig
+from tunesmith.config.schema import SearchConfig
+from tunesmith.errors import NotEnoughMemory
 from tunesmith.evaluation.test_set import TestSet, score_test_set
 from tunesmith.records import CuratedData, PreparedModel, TrainedModel
 from tunesmith.search.pruning import TrialPruned, TrialRef
-from tunesmith.search.space import with_settings
 from tunesmith.search.study import TrialOutcome, objective_values
+from tunesmith.training.plan import TrainingPlan, derive
 
 
-def trial_config(config: RunConfig, settings: dict[str, Any], n_train: int, method: str) -> RunConfig:
-    """The run's config with the trial's settings, evaluated `search.evaluations` times for the pruner, its
-    length capped by search.max_steps, and no merged copy written."""
-    from tunesmith.training.sft import hyperparameters
-
-    search = config.training.search
-    training = with_settings(config.training.model_dump(mode="json"), settings)
-    training |= {"merge": False, "search": SearchConfig().model_dump(mode="json")}
-    if search.max_steps:
-        training["max_steps"] = search.max_steps
-    steps = hyperparameters(TrainingConfig.model_validate(training), method, n_train)["total_steps"]
-    every = max(1, math.ceil(steps / search.evaluations))
-    training |= {"eval_steps": every, "save_steps": every}
-    return config.model_copy(update={"training": TrainingConfig.model_validate(training)})
+def trial_plan(plan: TrainingPlan, settings: dict[str, Any], search: SearchConfig) -> TrainingPlan:
+    """The training plan with the trial's settings (memory checked again), evaluated `search.evaluations` times for
+    the pruner, its length capped by search.max_steps, and no merged copy written."""
+    changes = settings | {"merge": False} | ({"max_steps": search.max_steps} if search.max_steps else {})
+    tuned = derive(plan, changes, "search trial")
+    every = max(1, math.ceil(tuned.schedule["total_steps"] / search.evaluations))
+    return derive(tuned, {"eval_steps": every, "save_steps": every}, "search trial (pruner's evaluations)")
 
 
 def score_trial(
@@ -57,8 +51,9 @@ def score_trial(
 
 
 def run_trial(
-    config: RunConfig, data: CuratedData, model: PreparedModel, method: str, number: int, settings: dict[str, Any],
-    ref: TrialRef, validation: TestSet, metric: str, before: dict | None, out_dir: Path, run_id: str,
+    config: RunConfig, plan: TrainingPlan, data: CuratedData, model: PreparedModel, number: int,
+    settings: dict[str, Any], ref: TrialRef, validation: TestSet, metric: str, before: dict | None, out_dir: Path,
+    run_id: str,
 ) -> TrialOutcome:  # fmt: skip
     """Train and score one trial. A pruned or diverged trial ends as `pruned`; any other error as `failed`, with
     its message: one bad corner of the space does not stop the search. The trial's weights are deleted after
@@ -67,19 +62,22 @@ def run_trial(
     from tunesmith.training.stage import checkpoint_dir, run_training
 
     search = config.training.search
-    n_train = int(data.counts.get("train", 0)) or 1
-    tuned = trial_config(config, settings, n_train, method)
-    prunable = search.objective != "pareto"  # Optuna prunes single-objective studies only
     try:
-        trained = run_training(tuned, data, model, method, out_dir, run_id, trial=ref.__dict__ if prunable else None)
+        tuned = trial_plan(plan, settings, search)
+    except NotEnoughMemory as err:
+        return TrialOutcome(number, "failed", settings, reason=err.problem)
+    prunable = search.objective != "pareto"  # Optuna prunes single-objective studies only
+    planned = tuned.to_json()
+    try:
+        trained = run_training(config, tuned, data, model, out_dir, run_id, trial=ref.__dict__ if prunable else None)
     except TrialPruned as stop:
-        return TrialOutcome(number, "pruned", settings, reason=str(stop))
+        return TrialOutcome(number, "pruned", settings, reason=str(stop), plan=planned)
     except TrainingDiverged as err:
-        return TrialOutcome(number, "pruned", settings, reason=str(err))
+        return TrialOutcome(number, "pruned", settings, reason=str(err), plan=planned)
     except Exception as err:  # noqa: BLE001 - recorded as the trial's failure; the search carries on
-        return TrialOutcome(number, "failed", settings, reason=f"{type(err).__name__}: {err}"[:500])
+        return TrialOutcome(number, "failed", settings, reason=f"{type(err).__name__}: {err}"[:500], plan=planned)
     finally:
-        shutil.rmtree(checkpoint_dir(tuned, data, model, method), ignore_errors=True)
+        shutil.rmtree(checkpoint_dir(config, tuned, data, model), ignore_errors=True)
     metrics = {
         "best_eval_loss": trained.metrics["best_eval_loss"],
         "train_wall_s": trained.metrics["wall_s"],
@@ -90,4 +88,4 @@ def run_trial(
     if not trained.reused:
         shutil.rmtree(trained.output_dir, ignore_errors=True)
     values = objective_values(search, metrics[f"validation_{metric}"], metrics.get("forgetting_change_pct"))
-    return TrialOutcome(number, "complete", settings, values, metrics)
+    return TrialOutcome(number, "complete", settings, values, metrics, plan=planned)

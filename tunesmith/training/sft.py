@@ -16,7 +16,6 @@ from tunesmith.console import progress
 from tunesmith.curation.records import read_examples
 from tunesmith.errors import NotEnoughMemory
 from tunesmith.models.manifest import write_manifest
-from tunesmith.models.shape import hidden_size
 from tunesmith.profiling import measure, settled_rss_mb
 from tunesmith.prompts import full_messages
 from tunesmith.records import Precision, TrainedModel
@@ -28,47 +27,9 @@ from tunesmith.training.fast_path import skip_adapter_input_casts
 from tunesmith.training.guards import StopOnNonFinite
 from tunesmith.training.inference import write_merged
 from tunesmith.training.methods import METHODS
+from tunesmith.training.plan import TrainingPlan, with_world_size
 from tunesmith.training.progress_callback import ReportProgress
 from tunesmith.training.tokenize import tokenize_conversation
-
-
-def hyperparameters(
-    config: TrainingConfig, method: str, n_train: int, world_size: int = 1, hidden: int | None = None
-) -> dict[str, Any]:
-    """The method's defaults (the learning rate for a model of `hidden` width, the epochs for n_train examples)
-    overridden by what the config sets, and the step schedule they imply.
-
-    Each of `world_size` processes takes batch_size examples per micro-step: an effective batch set in the config
-    is kept by accumulating fewer micro-steps when more processes train together."""
-    defaults = METHODS[method].defaults
-    accumulation = (
-        math.ceil(config.effective_batch_size / (config.batch_size * world_size))
-        if config.effective_batch_size
-        else config.gradient_accumulation_steps
-    )
-    epochs = config.epochs or defaults.epochs_for(n_train)
-    steps_per_epoch = max(1, math.ceil(n_train / (config.batch_size * accumulation * world_size)))
-    total_steps = config.max_steps if config.max_steps > 0 else math.ceil(epochs * steps_per_epoch)
-    eval_steps = config.eval_steps or max(1, math.ceil(min(steps_per_epoch, total_steps) / 2))
-    return {
-        "method": method,
-        "learning_rate": config.learning_rate or defaults.learning_rate_for(hidden),
-        "epochs": epochs,
-        "weight_decay": defaults.weight_decay if config.weight_decay is None else config.weight_decay,
-        "batch_size": config.batch_size,
-        "gradient_accumulation_steps": accumulation,
-        "effective_batch_size": config.batch_size * accumulation * world_size,
-        "world_size": world_size,
-        "lr_scheduler": config.lr_scheduler,
-        "warmup_ratio": config.warmup_ratio,
-        "max_steps": config.max_steps,
-        "total_steps": total_steps,
-        "steps_per_epoch": steps_per_epoch,
-        "eval_steps": eval_steps,
-        "save_steps": config.save_steps or eval_steps,
-        "max_seq_length": config.max_seq_length,
-        "loss_on": config.loss_on,
-    }
 
 
 def sft_config(config: TrainingConfig, hp: dict[str, Any], precision: Precision, checkpoints: Path, has_eval: bool):
@@ -158,64 +119,95 @@ def _tokenized(path: str, tokenizer, system: str, config: TrainingConfig):
     return Dataset.from_list(rows) if rows else None
 
 
-def train_model(
-    base_model: str,
-    train_path: str,
-    validation_path: str,
-    system: str,
-    config: TrainingConfig,
-    method: str,
-    precision: Precision,
-    out_dir: Path,
-    trust_remote_code: bool = False,
-    checkpoint_dir: Path | None = None,
-    manifest: dict[str, Any] | None = None,
-    ranks_dir: Path | None = None,
-    trial: dict[str, Any] | None = None,
-) -> TrainedModel:
-    """Fine-tune with the given method; resumes from checkpoint_dir when an earlier attempt left checkpoints.
+def train_model(spec: TrainingSpec, ranks_dir: Path | None = None) -> TrainedModel:
+    """Train as the spec's plan says; resumes from the spec's checkpoint folder when an earlier attempt left
+    checkpoints.
 
     Under a distributed launch (tunesmith/training/distributed) every rank runs this; each writes its own report
     to ranks_dir, and rank 0 alone saves the model, its manifest and the loss curve."""
+    from tunesmith.models.load import load_tokenizer
+
+    plan = with_world_size(spec.training_plan(), int(os.environ.get("WORLD_SIZE", "1")))
+    tokenizer = load_tokenizer(spec.base_model, spec.trust_remote_code)
+    train = _tokenized(spec.train_path, tokenizer, spec.system, plan.settings)
+    validation = _tokenized(spec.validation_path, tokenizer, spec.system, plan.settings)
+    checkpoints = Path(spec.checkpoint_dir) if spec.checkpoint_dir else Path(spec.out_dir) / "checkpoints"
+    idle_rss_mb = settled_rss_mb()
+    trainer = _trainer(spec, plan, tokenizer, train, validation, checkpoints)
+    hp = plan.hyperparameters() | {"optimizer": getattr(trainer.args.optim, "value", trainer.args.optim)}
+    hp |= resolve_fast_path(plan.settings, spec.precision_record()).params()
+    output, usage, resumed_step = _run(trainer, plan, hp, spec.precision_record(), checkpoints, train)
+    if ranks_dir is not None:
+        write_rank_report(trainer, ranks_dir, trainer.data_collator.tokens, usage.wall_s)
+    model_dir = _save(trainer, spec, plan, tokenizer, hp)
+    if not trainer.is_world_process_zero():
+        return TrainedModel(spec.base_model, str(model_dir), plan.method, spec.precision["dtype"], hp, {}, [], None,
+                            METHODS[plan.method].can_merge)  # fmt: skip
+    history = _history(trainer)
+    metrics = _metrics(trainer, output, usage, history, hp, resumed_step, train, idle_rss_mb)
+    if ranks_dir is not None:
+        metrics |= rank_metrics(ranks_dir)
+    if spec.checkpoint_dir is not None:
+        shutil.rmtree(spec.checkpoint_dir, ignore_errors=True)  # finished: nothing left to resume
+    module = METHODS[plan.method]
+    merged_dir = None
+    if plan.settings.merge and module.can_merge:
+        merged_dir = write_merged(spec.base_model, plan.method, str(model_dir), Path(spec.out_dir) / "merged",
+                                  spec.trust_remote_code)  # fmt: skip
+    return TrainedModel(
+        base_model=spec.base_model,
+        output_dir=str(model_dir),
+        method=plan.method,
+        precision=spec.precision["dtype"],
+        hyperparameters=hp,
+        metrics=metrics,
+        history=history,
+        loss_curve_path=str(plot_loss_curve(history, Path(spec.out_dir) / "loss_curve.png")),
+        can_merge=module.can_merge,
+        merged_dir=merged_dir,
+    )
+
+
+def train_files(
+    base_model: str, train_path: str, validation_path: str, system: str, training: TrainingConfig, method: str,
+    precision: Precision, out_dir: str | Path, **job: Any,
+) -> TrainedModel:  # fmt: skip
+    """train_model on two files outside a pipeline run (benchmarks, notebooks): see TrainingSpec.for_files."""
+    spec = TrainingSpec.for_files(
+        base_model, train_path, validation_path, system, training, method, precision, out_dir, **job
+    )
+    return train_model(spec)
+
+
+def _trainer(spec: TrainingSpec, plan: TrainingPlan, tokenizer, train, validation, checkpoints: Path):
+    """TRL's SFTTrainer on the plan's method and settings, counting the tokens it trains on."""
     from transformers import EarlyStoppingCallback, set_seed
     from trl import SFTTrainer
 
-    from tunesmith.models.load import load_tokenizer
-
-    module = METHODS[method]
-    tokenizer = load_tokenizer(base_model, trust_remote_code)
-    train = _tokenized(train_path, tokenizer, system, config)
-    validation = _tokenized(validation_path, tokenizer, system, config)
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))  # set by the distributed launcher for every rank
-    hp = hyperparameters(config, method, len(train), world_size, hidden_size(base_model, trust_remote_code))
-    checkpoints = checkpoint_dir or out_dir / "checkpoints"
+    config, hp, precision = plan.settings, plan.hyperparameters(), spec.precision_record()
     args = sft_config(config, hp, precision, checkpoints, validation is not None)
     callbacks = [StopOnNonFinite(hp["learning_rate"])]
     if args.load_best_model_at_end and config.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
-    if trial and world_size == 1:  # a search trial in one process: its pruner sees every validation loss
-        callbacks.append(ReportToTrial(trial))
-    idle_rss_mb = settled_rss_mb()
+    if spec.trial and plan.schedule["world_size"] == 1:  # a search trial in one process: its pruner sees every loss
+        callbacks.append(ReportToTrial(spec.trial))
     # The trainer seeds itself only after the model exists; adapters (LoRA's A matrices, bottlenecks, prompts)
     # are initialised while it is built, so seed here too: the same config gives the same run, whatever ran
     # before in this process (another method of a comparison, an earlier retrain).
     set_seed(config.seed)
-    model = module.build(base_model, config, precision, trust_remote_code)
+    model = METHODS[plan.method].build(spec.base_model, config, precision, spec.trust_remote_code)
     skip_adapter_input_casts(model, precision)
     trainer = SFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=train,
-        eval_dataset=validation,
-        processing_class=tokenizer,
+        model=model, args=args, train_dataset=train, eval_dataset=validation, processing_class=tokenizer,
         callbacks=callbacks,
-    )
-    counter = count_training_tokens(trainer)
-    main = trainer.is_world_process_zero()
-    trainable, total = parameter_counts(trainer.model)
-    hp["optimizer"] = getattr(args.optim, "value", args.optim)
-    hp |= resolve_fast_path(config, precision).params()
-    resume = last_checkpoint(checkpoints) if config.resume else None
+    )  # fmt: skip
+    count_training_tokens(trainer)
+    return trainer
+
+
+def _run(trainer, plan: TrainingPlan, hp: dict[str, Any], precision: Precision, checkpoints: Path, train):
+    """Train (from the last checkpoint when one is left); (output, resource usage, the step resumed from)."""
+    resume = last_checkpoint(checkpoints) if plan.settings.resume else None
     resumed_step = int(resume.rsplit("-", 1)[1]) if resume else 0
     tokens_per_step = sum(len(ids) for ids in train["input_ids"]) / hp["steps_per_epoch"]
     with progress.bar("step", hp["total_steps"]) as bar:
@@ -227,75 +219,62 @@ def train_model(
             if not is_out_of_memory(err):
                 raise
             raise out_of_memory(err, trainer.state.global_step, hp, precision) from err
+    return output, usage, resumed_step
 
-    model_dir = out_dir / "model"
-    if ranks_dir is not None:
-        write_rank_report(trainer, ranks_dir, counter.tokens, usage.wall_s)
-    if config.distributed.strategy in SHARDED:
+
+def _save(trainer, spec: TrainingSpec, plan: TrainingPlan, tokenizer, hp: dict[str, Any]) -> Path:
+    """The trained weights (gathered from every rank when sharded), the tokenizer and the manifest."""
+    model_dir = Path(spec.out_dir) / "model"
+    main = trainer.is_world_process_zero()
+    if plan.settings.distributed.strategy in SHARDED:
         trainer.save_model(str(model_dir))  # every rank takes part: the shards are gathered into one model
     elif main:
-        module.save(trainer.model, model_dir)
+        METHODS[plan.method].save(trainer.model, model_dir)
     trainer.accelerator.wait_for_everyone()
-    if not main:
-        return TrainedModel(base_model, str(model_dir), method, precision.dtype, hp, {}, [], None, module.can_merge)
-    tokenizer.save_pretrained(str(model_dir))
-    details = {
-        "method": method,
-        "base_model": base_model,
-        "system": system,
-        "hyperparameters": hp,
-        "training": config.model_dump(mode="json"),
-        **(manifest or {}),
-    }
-    write_manifest(model_dir, details)
-    merged_dir = None
-    if config.merge and module.can_merge:
-        merged_dir = write_merged(base_model, method, str(model_dir), out_dir / "merged", trust_remote_code)
+    if main:
+        tokenizer.save_pretrained(str(model_dir))
+        details = {"method": plan.method, "base_model": spec.base_model, "system": spec.system,
+                   "hyperparameters": hp, "training": plan.training, "plan_sources": plan.sources}  # fmt: skip
+        write_manifest(model_dir, details | spec.manifest)
+    return model_dir
 
-    history = [
+
+def _history(trainer) -> list[dict[str, float]]:
+    return [
         {k: float(v) for k, v in row.items() if k in ("step", "epoch", "loss", "eval_loss", "learning_rate")}
         for row in trainer.state.log_history
         if "loss" in row or "eval_loss" in row
     ]
-    eval_time = sum(row.get("eval_runtime", 0.0) for row in trainer.state.log_history)
-    steps_run = trainer.state.global_step - resumed_step
+
+
+def _metrics(trainer, output, usage, history, hp, resumed_step: int, train, idle_rss_mb: float) -> dict[str, float]:
+    """What the training cost and reached: losses, steps, time, memory, throughput, parameters."""
+    state = trainer.state
+    eval_time = sum(row.get("eval_runtime", 0.0) for row in state.log_history)
     train_time = max(usage.wall_s - eval_time, 1e-9)
+    tokens_per_step = sum(len(ids) for ids in train["input_ids"]) / hp["steps_per_epoch"]
+    trainable, total = parameter_counts(trainer.model)
     metrics = {
         "train_loss": float(output.training_loss),
         "final_eval_loss": next((h["eval_loss"] for h in reversed(history) if "eval_loss" in h), math.nan),
-        "best_eval_loss": float(trainer.state.best_metric) if trainer.state.best_metric is not None else math.nan,
-        "steps": float(trainer.state.global_step),
+        "best_eval_loss": float(state.best_metric) if state.best_metric is not None else math.nan,
+        "steps": float(state.global_step),
         "resumed_from_step": float(resumed_step),
-        "epochs": float(trainer.state.epoch or 0.0),
+        "epochs": float(state.epoch or 0.0),
         "wall_s": usage.wall_s,
         "eval_s": eval_time,
         "peak_rss_mb": usage.peak_rss_mb,
         # the model, gradients, optimizer and activations: what this training added to the process
         "peak_rss_above_idle_mb": usage.peak_rss_mb - idle_rss_mb,
-        "tokens_per_s": steps_run * tokens_per_step / train_time,
+        "tokens_per_s": (state.global_step - resumed_step) * tokens_per_step / train_time,
         "trainable_params": float(trainable),
         "total_params": float(total),
         "trainable_pct": 100.0 * trainable / total,
-        "early_stopped": float(trainer.state.global_step < hp["total_steps"]),
+        "early_stopped": float(state.global_step < hp["total_steps"]),
     }
     if usage.peak_gpu_mb is not None:
         metrics["peak_gpu_mb"] = usage.peak_gpu_mb
-    if ranks_dir is not None:
-        metrics |= rank_metrics(ranks_dir)
-    if checkpoint_dir is not None:
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)  # finished: nothing left to resume
-    return TrainedModel(
-        base_model=base_model,
-        output_dir=str(model_dir),
-        method=method,
-        precision=precision.dtype,
-        hyperparameters=hp,
-        metrics=metrics,
-        history=history,
-        loss_curve_path=str(plot_loss_curve(history, out_dir / "loss_curve.png")),
-        can_merge=module.can_merge,
-        merged_dir=merged_dir,
-    )
+    return metrics
 
 
 class TokenCounter:
@@ -374,25 +353,6 @@ def rank_metrics(ranks_dir: Path) -> dict[str, float]:
     metrics = {f"rank{r['rank']}_tokens_per_s": float(r["tokens_per_s"]) for r in reports}
     world = max((r["world_size"] for r in reports), default=1)
     return metrics | {"ranks": float(len(reports)), "world_size": float(world)}
-
-
-def train_from_spec(spec: TrainingSpec, ranks_dir: Path | None = None) -> TrainedModel:
-    """train_model on what a training spec records (in the pipeline's process, or in each rank of a job)."""
-    return train_model(
-        spec.base_model,
-        spec.train_path,
-        spec.validation_path,
-        spec.system,
-        spec.training_config(),
-        spec.method,
-        spec.precision_record(),
-        Path(spec.out_dir),
-        spec.trust_remote_code,
-        checkpoint_dir=Path(spec.checkpoint_dir) if spec.checkpoint_dir else None,
-        manifest=spec.manifest,
-        ranks_dir=ranks_dir,
-        trial=spec.trial,
-    )
 
 
 def is_out_of_memory(error: BaseException) -> bool:

@@ -1,7 +1,8 @@
-"""The training stage as a plain function: one method trained on the curated splits, resumable, and cached.
+"""The training stage as a plain function: one training plan carried out on the curated splits, resumable, and
+cached.
 
-A training is identified by its inputs: the curated training and validation files, the method and its
-settings, the prompt, the base model and Tunesmith's code version. Its record (metrics, history, where the model
+A training is identified by its inputs: the curated training and validation files, the plan (method and every
+setting), the prompt, the base model and Tunesmith's code version. Its record (metrics, history, where the model
 is, the registered version) is kept under output_dir/cache/training and the model in the folder of the run
 that trained it, so a run that failed after training (evaluation, forgetting, promotion, report) reruns from
 there instead of training again, and its model version is not registered twice.
@@ -15,33 +16,27 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from tunesmith.config import RunConfig
-from tunesmith.config.schema import TrainingConfig
 from tunesmith.prompts import training_prompt
 from tunesmith.records import CuratedData, PreparedModel, TrainedModel
 from tunesmith.training.distributed.launch_config import resolved_processes, visible_gpus
 from tunesmith.training.distributed.launcher import launch_training
 from tunesmith.training.distributed.spec import TrainingSpec
-from tunesmith.training.sft import train_from_spec
+from tunesmith.training.plan import TrainingPlan
+from tunesmith.training.sft import train_model
 from tunesmith.versioning import code_version
 
 RECORD = "trained.json"
-
-
-def training_settings(config: RunConfig, data: CuratedData) -> TrainingConfig:
-    """config.training with max_seq_length as curation settled it (set, or derived from the data)."""
-    return config.training.model_copy(update={"max_seq_length": data.max_seq_length})
 
 
 def _file_hash(path: str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest() if Path(path).is_file() else ""
 
 
-def training_key(config: RunConfig, data: CuratedData, model: PreparedModel, method: str) -> str:
+def training_key(config: RunConfig, plan: TrainingPlan, data: CuratedData, model: PreparedModel) -> str:
     """A hash of everything a training's result depends on."""
     key = json.dumps(
-        {"model": model.path, "model_spec": config.model, "method": method,
-         # the search settings only say how the settings were found, not what was trained
-         "training": training_settings(config, data).model_dump(mode="json", exclude={"search"}),
+        {"model": model.path, "model_spec": config.model, "method": plan.method, "training": plan.training,
+         "schedule": plan.schedule,
          "prompt": training_prompt(config),
          "train": _file_hash(data.train_path), "validation": _file_hash(data.validation_path),
          "code": code_version()},
@@ -50,14 +45,14 @@ def training_key(config: RunConfig, data: CuratedData, model: PreparedModel, met
     return f"{config.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
-def checkpoint_dir(config: RunConfig, data: CuratedData, model: PreparedModel, method: str) -> Path:
-    """Where an interrupted run of the same config, data and model leaves checkpoints for the next one."""
-    return Path(config.output_dir).resolve() / "checkpoints" / training_key(config, data, model, method)
+def checkpoint_dir(config: RunConfig, plan: TrainingPlan, data: CuratedData, model: PreparedModel) -> Path:
+    """Where an interrupted run of the same plan, data and model leaves checkpoints for the next one."""
+    return Path(config.output_dir).resolve() / "checkpoints" / training_key(config, plan, data, model)
 
 
-def result_dir(config: RunConfig, data: CuratedData, model: PreparedModel, method: str) -> Path:
+def result_dir(config: RunConfig, plan: TrainingPlan, data: CuratedData, model: PreparedModel) -> Path:
     """Where the record of the finished training of these inputs is kept (the model stays in its run's folder)."""
-    return Path(config.output_dir).resolve() / "cache" / "training" / training_key(config, data, model, method)
+    return Path(config.output_dir).resolve() / "cache" / "training" / training_key(config, plan, data, model)
 
 
 def cached_training(folder: Path) -> TrainedModel | None:
@@ -82,17 +77,17 @@ def train(spec: TrainingSpec) -> TrainedModel:
     if distributed.active:
         gpus = visible_gpus() if spec.precision["device"] == "cuda" else 0
         return launch_training(spec, distributed, resolved_processes(distributed, gpus))
-    return train_from_spec(spec)
+    return train_model(spec)
 
 
 def run_training(
-    config: RunConfig, data: CuratedData, model: PreparedModel, method: str, out_dir: Path, run_id: str,
+    config: RunConfig, plan: TrainingPlan, data: CuratedData, model: PreparedModel, out_dir: Path, run_id: str,
     trial: dict | None = None,
 ) -> TrainedModel:  # fmt: skip
-    """Train `method` on the curated splits; the same inputs trained before are reused (unless
+    """Carry out `plan` on the curated splits; the same inputs trained before are reused (unless
     orchestration.cache is off), and an interrupted attempt with the same inputs is resumed. `trial`: the
     search trial (tunesmith/search/pruning.py TrialRef) the validation losses are reported to."""
-    folder = result_dir(config, data, model, method)
+    folder = result_dir(config, plan, data, model)
     done = cached_training(folder) if config.orchestration.cache else None
     if done is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -106,12 +101,11 @@ def run_training(
         train_path=data.train_path,
         validation_path=data.validation_path,
         system=training_prompt(config),
-        training=training_settings(config, data).model_dump(mode="json"),
-        method=method,
+        plan=plan.to_json(),
         precision=asdict(model.precision),
         out_dir=str(out_dir),
         trust_remote_code=model.trust_remote_code,
-        checkpoint_dir=str(checkpoint_dir(config, data, model, method)),
+        checkpoint_dir=str(checkpoint_dir(config, plan, data, model)),
         manifest={"labels": data.labels, "data_hash": data.data_hash, "run_id": run_id, "model_spec": config.model},
         trial=trial,
     )

@@ -63,6 +63,14 @@ def resolved_processes(distributed: DistributedConfig, gpus: int) -> int:
     return gpus
 
 
+def training_devices(distributed: DistributedConfig, on_gpu: bool) -> int:
+    """How many processes train together, on all nodes."""
+    if not distributed.active:
+        return 1
+    gpus = visible_gpus() if on_gpu else 0
+    return resolved_processes(distributed, gpus) * distributed.nnodes
+
+
 def accelerate_config(
     distributed: DistributedConfig,
     precision: Precision,

@@ -1,4 +1,5 @@
-"""The training spec: everything one training needs, written to the run folder for the processes that run it."""
+"""The training spec: the plan of one training and where it reads and writes, written to the run folder for the
+processes that run it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.config.schema import TrainingConfig
+from tunesmith.curation.records import read_examples
+from tunesmith.models.shape import hidden_size
 from tunesmith.records import Precision
+from tunesmith.training.distributed.launch_config import training_devices
+from tunesmith.training.plan import PlanContext, TrainingPlan, plan_training
 
 
 @dataclass
@@ -17,14 +22,39 @@ class TrainingSpec:
     train_path: str
     validation_path: str
     system: str
-    training: dict[str, Any]  # TrainingConfig as JSON
-    method: str
+    plan: dict[str, Any]  # TrainingPlan as JSON: the method and every setting the training uses
     precision: dict[str, str]
     out_dir: str
     trust_remote_code: bool = False
     checkpoint_dir: str | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
     trial: dict[str, Any] | None = None  # a search trial's TrialRef: validation losses are reported to it
+
+    @classmethod
+    def for_files(
+        cls, base_model: str, train_path: str, validation_path: str, system: str, training: TrainingConfig,
+        method: str, precision: Precision, out_dir: str | Path, **job: Any,
+    ) -> TrainingSpec:  # fmt: skip
+        """A training of two files outside a pipeline run (benchmarks, notebooks): planned from the settings
+        alone, the sequence length as training.max_seq_length says and memory not checked."""
+        context = PlanContext(
+            model_path=base_model,
+            n_train=len(read_examples(Path(train_path))),
+            max_seq_length=training.max_seq_length,
+            hidden=hidden_size(base_model, job.get("trust_remote_code", False)),
+            dtype=precision.dtype,
+            device=precision.device,
+            devices=training_devices(training.distributed, precision.device == "cuda"),
+        )
+        plan = plan_training(training, method, context)
+        if job.get("checkpoint_dir") is not None:
+            job["checkpoint_dir"] = str(job["checkpoint_dir"])
+        return cls(base_model, train_path, validation_path, system, plan.to_json(), asdict(precision), str(out_dir),
+                   **job)  # fmt: skip
+
+    @property
+    def method(self) -> str:
+        return self.plan["method"]
 
     @property
     def folder(self) -> Path:
@@ -39,8 +69,11 @@ class TrainingSpec:
     def result_path(self) -> Path:
         return self.folder / "result.json"
 
+    def training_plan(self) -> TrainingPlan:
+        return TrainingPlan.from_json(self.plan)
+
     def training_config(self) -> TrainingConfig:
-        return TrainingConfig.model_validate(self.training)
+        return self.training_plan().settings
 
     def precision_record(self) -> Precision:
         return Precision(**self.precision)

@@ -26,9 +26,9 @@ def main(argv: list[str] | None = None) -> None:
     rank = int(os.environ.get("RANK", "0"))
     progress.use(EventReporter() if rank == 0 else Silent())
 
-    from tunesmith.training.sft import train_from_spec
+    from tunesmith.training.sft import train_model
 
-    trained = train_from_spec(spec, ranks_dir=spec.ranks_dir)
+    trained = train_model(spec, ranks_dir=spec.ranks_dir)
     if rank == 0:
         spec.result_path.write_text(json.dumps(asdict(trained), indent=2), encoding="utf-8")
 

@@ -1,0 +1,213 @@
+"""The training plan: everything one training will use, and where each value came from, decided in one place.
+
+`plan_training` builds it from the config's training section, what curation and the decision settled (the plan's
+context) and any changes (a search trial's settings, a retraining's new rate), in named steps:
+
+1. the config's settings with the changes applied,
+2. the method's defaults where the config leaves a value unset (rate fitted to the model's width, epochs sized to
+   the data),
+3. the sequence length curation settled,
+4. the memory check: the micro-batch, accumulation and checkpointing that fit the budget (the estimate's plan),
+5. the step schedule those imply.
+
+A plan derived from another (`derive`) goes through the same steps, so its memory is checked again: a search trial
+under a decision that had to shrink the batch trains at the shrunk batch, and a trial whose settings cannot fit
+fails before it loads anything.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from tunesmith.config.schema import TrainingConfig
+from tunesmith.decision.memory import fit, workload_for
+from tunesmith.errors import NotEnoughMemory
+from tunesmith.models.shape import model_shape
+from tunesmith.search.space import with_settings
+from tunesmith.training.methods import METHODS
+
+MEMORY_KEYS = ("batch_size", "gradient_accumulation_steps", "gradient_checkpointing")
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    """What a plan is built against: the model, the curated data and the memory the decision found."""
+
+    model_path: str
+    n_train: int  # rows of the curated training split (replay and oversampled copies included)
+    max_seq_length: int  # as curation settled it
+    max_seq_length_source: str = "set in the config"
+    estimate_seq_len: int | None = None  # the longest example the memory check assumes; None: max_seq_length
+    hidden: int | None = None  # the model's width, for the width-fitted learning rates
+    dtype: str = "float32"
+    device: str = "cpu"
+    devices: int = 1  # processes training together, on all nodes
+    budget_gb: float | None = None  # memory the training may use per device; None: not checked
+    budget_source: str = ""
+    trust_remote_code: bool = False
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.device == "cuda"
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    method: str
+    training: dict[str, Any]  # the resolved TrainingConfig (as JSON): what the run trains with
+    schedule: dict[str, Any]  # world size, effective batch, steps per epoch, total steps, evaluation and saving
+    sources: dict[str, str]  # setting -> default | width fit | data size | config | curation | memory plan | <change>
+    memory: dict[str, Any]  # the estimate the plan was checked against (total_gb, budget_gb, fits, ...)
+    context: PlanContext
+    requested: dict[str, Any] = field(default_factory=dict)  # the config's training section, as written
+    changes: list[tuple[dict[str, Any], str]] = field(default_factory=list)  # (settings, why), in order
+
+    @property
+    def settings(self) -> TrainingConfig:
+        return TrainingConfig.model_validate(self.training)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The values the run is logged with (MLflow params, the model's manifest)."""
+        t = self.training
+        keys = ("learning_rate", "epochs", "weight_decay", "batch_size", "gradient_accumulation_steps",
+                "lr_scheduler", "warmup_ratio", "max_steps", "max_seq_length", "loss_on")  # fmt: skip
+        return {"method": self.method, **{k: t[k] for k in keys}, **self.schedule}
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TrainingPlan:
+        fields = dict(data)
+        fields["context"] = PlanContext(**fields["context"])
+        fields["changes"] = [(dict(settings), why) for settings, why in fields.get("changes", [])]
+        return cls(**fields)
+
+    def rows(self) -> list[tuple[str, str, str]]:
+        """(setting, value, source) for the table `tunesmith decide` and the run's plan.md show."""
+        shown = ("method", "learning_rate", "epochs", "weight_decay", "max_seq_length", "batch_size",
+                 "gradient_accumulation_steps", "gradient_checkpointing")  # fmt: skip
+        values = {"method": self.method, **self.training}
+        rows = [(key, _show(values[key]), self.sources.get(key, "default")) for key in shown]
+        rows += [(k, _show(v), "schedule (the settings over the data)") for k, v in self.schedule.items()]
+        rows += [(key, _show(_dotted(values, key)), why) for key, why in self.sources.items() if key not in shown]
+        return rows
+
+
+def _show(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _dotted(values: dict[str, Any], key: str) -> Any:
+    for part in key.split("."):
+        values = values.get(part) if isinstance(values, dict) else None
+    return values
+
+
+def plan_training(
+    training: TrainingConfig, method: str, context: PlanContext, changes: list[tuple[dict[str, Any], str]] = ()
+) -> TrainingPlan:
+    """The plan for `method` under `training` (the config's section) with `changes` applied in order."""
+    requested = training.model_dump(mode="json", exclude={"search"})
+    settings, sources = _with_changes(training, changes)
+    settings, sources = _method_defaults(settings, method, context, sources)
+    settings = settings.model_copy(update={"max_seq_length": context.max_seq_length})
+    sources["max_seq_length"] = f"curation ({context.max_seq_length_source})"
+    settings, sources, memory = _fit_memory(settings, method, context, sources)
+    resolved = settings.model_dump(mode="json", exclude={"search"})
+    schedule = _schedule(settings, context)
+    return TrainingPlan(method, resolved, schedule, sources, memory, context, requested, list(changes))
+
+
+def derive(plan: TrainingPlan, settings: dict[str, Any], why: str) -> TrainingPlan:
+    """The plan with `settings` changed (dotted keys as under training:, "method" included), built again from the
+    config's section so that defaults follow a new method and memory is checked again."""
+    changes = [*plan.changes, (dict(settings), why)]
+    method = settings.get("method", plan.method)
+    return plan_training(TrainingConfig.model_validate(plan.requested), method, plan.context, changes)
+
+
+def _with_changes(training: TrainingConfig, changes) -> tuple[TrainingConfig, dict[str, str]]:
+    sources = {key: "config" for key in training.model_fields_set if key in TrainingConfig.model_fields}
+    values = training.model_dump(mode="json")
+    for settings, why in changes:
+        plain = {k: v for k, v in settings.items() if k != "method"}
+        values = with_settings(values, plain)
+        sources |= {key: why for key in plain}
+        if "method" in settings:
+            sources["method"] = why
+    return TrainingConfig.model_validate(values), sources
+
+
+def _method_defaults(settings: TrainingConfig, method: str, context: PlanContext, sources: dict[str, str]):
+    defaults = METHODS[method].defaults
+    update: dict[str, Any] = {}
+    if settings.learning_rate is None:
+        update["learning_rate"] = defaults.learning_rate_for(context.hidden)
+        fitted = context.hidden is not None and update["learning_rate"] != defaults.learning_rate
+        sources["learning_rate"] = f"width fit (hidden {context.hidden})" if fitted else "method default"
+    if settings.epochs is None:
+        update["epochs"] = defaults.epochs_for(context.n_train)
+        sources["epochs"] = f"data size ({context.n_train} examples)"
+    if settings.weight_decay is None:
+        update["weight_decay"] = defaults.weight_decay
+        sources["weight_decay"] = "method default"
+    return settings.model_copy(update=update), sources
+
+
+def _fit_memory(settings: TrainingConfig, method: str, context: PlanContext, sources: dict[str, str]):
+    """The micro-batch, accumulation and checkpointing that fit the budget; the estimate they were checked with."""
+    devices = context.devices
+    accumulation = (
+        math.ceil(settings.effective_batch_size / (settings.batch_size * devices))
+        if settings.effective_batch_size
+        else settings.gradient_accumulation_steps
+    )
+    settings = settings.model_copy(update={"gradient_accumulation_steps": accumulation, "effective_batch_size": None})
+    if context.budget_gb is None:
+        return settings, sources, {"checked": False}
+    seq_len = context.estimate_seq_len or context.max_seq_length
+    workload = workload_for(settings, context.dtype, seq_len, context.on_gpu, devices)
+    shape = model_shape(context.model_path, context.trust_remote_code)
+    found = fit(method, shape, workload, context.budget_gb)
+    memory = {"checked": True, "total_gb": round(found.total_gb, 3), "budget_gb": round(context.budget_gb, 3),
+              "budget_source": context.budget_source, "fits": found.total_gb <= context.budget_gb,
+              "seq_len": seq_len}  # fmt: skip
+    if not memory["fits"]:
+        raise NotEnoughMemory(
+            f"{method} does not fit the {context.budget_gb:.1f} GB usable ({context.budget_source}) even at "
+            f"micro-batch 1 with gradient checkpointing (about {found.total_gb:.1f} GB at the configured settings)",
+            "training.method, training.max_seq_length, decision.memory_gb",
+            "choose a method that trains fewer weights (lora, qlora), shorten training.max_seq_length, or train "
+            "on a device with more memory",
+        )
+    update = {key: found.plan[key] for key in MEMORY_KEYS if found.plan[key] != getattr(settings, key)}
+    sources |= {key: "memory plan" for key in update}
+    return settings.model_copy(update=update), sources, memory
+
+
+def _schedule(settings: TrainingConfig, context: PlanContext) -> dict[str, Any]:
+    """Steps implied by the settings: each of the world's processes takes batch_size examples per micro-step."""
+    world = context.devices
+    batch, accumulation = settings.batch_size, settings.gradient_accumulation_steps
+    steps_per_epoch = max(1, math.ceil(context.n_train / (batch * accumulation * world)))
+    total_steps = settings.max_steps if settings.max_steps > 0 else math.ceil(settings.epochs * steps_per_epoch)
+    eval_steps = settings.eval_steps or max(1, math.ceil(min(steps_per_epoch, total_steps) / 2))
+    return {
+        "effective_batch_size": batch * accumulation * world,
+        "world_size": world,
+        "steps_per_epoch": steps_per_epoch,
+        "total_steps": total_steps,
+        "eval_steps": eval_steps,
+        "save_steps": settings.save_steps or eval_steps,
+    }
+
+
+def with_world_size(plan: TrainingPlan, world: int) -> TrainingPlan:
+    """The plan as a process of a `world`-process job sees it (the launcher may start a different count)."""
+    if world == plan.context.devices:
+        return plan
+    context = replace(plan.context, devices=world)
+    return replace(plan, context=context, schedule=_schedule(plan.settings, context))
