@@ -318,6 +318,7 @@ def test_a_derived_plan_is_checked_against_memory_again(tiny_model):
     plan = plan_training(TrainingConfig(), "lora", _context(tiny_model, 100.0))
     faster = derive(plan, {"learning_rate": 5e-3}, "search trial")
     assert faster.training["learning_rate"] == 5e-3 and faster.sources["learning_rate"] == "search trial"
+    assert "batch_size" not in faster.sources  # still the default, not taken for a value the config set
     assert derive(plan, {"method": "ia3"}, "comparison").training["learning_rate"] == 1e-2  # IA3's own default
     smallest = replace(workload_for(TrainingConfig(), "float32", 256, False), batch_size=1, gradient_checkpointing=True)
     shape = model_shape(str(tiny_model))

@@ -16,12 +16,15 @@ from tunesmith.training.plan import TrainingPlan
 
 @dataclass(frozen=True)
 class SearchPlan:
-    method: str
     space: dict[str, Dimension]
     defaults: dict[str, Any]  # the values training would use without a search: the first trial
     study: str
     storage: str
     plan: TrainingPlan  # the training every trial's plan is derived from
+
+    @property
+    def method(self) -> str:
+        return self.plan.method
 
 
 def plan_search(config: RunConfig, data: CuratedData, model: PreparedModel, plan: TrainingPlan) -> SearchPlan:
@@ -41,7 +44,6 @@ def plan_search(config: RunConfig, data: CuratedData, model: PreparedModel, plan
         "training": resolved, "search": settings.model_dump(mode="json", exclude={"trials", "storage"}),
     }  # fmt: skip
     return SearchPlan(
-        method,
         space,
         starting,
         study_name(config.name, method, key),

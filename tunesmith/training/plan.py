@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 from tunesmith.config.schema import TrainingConfig
 from tunesmith.decision.memory import fit, workload_for
 from tunesmith.errors import NotEnoughMemory
 from tunesmith.models.shape import model_shape
-from tunesmith.search.space import with_settings
+from tunesmith.search.space import current_values, show_value, with_settings
 from tunesmith.training.methods import METHODS
 
 MEMORY_KEYS = ("batch_size", "gradient_accumulation_steps", "gradient_checkpointing")
@@ -37,7 +38,7 @@ class PlanContext:
 
     model_path: str
     n_train: int  # rows of the curated training split (replay and oversampled copies included)
-    max_seq_length: int  # as curation settled it
+    max_seq_length: int | None  # as curation settled it (None: as long as the examples are)
     max_seq_length_source: str = "set in the config"
     estimate_seq_len: int | None = None  # the longest example the memory check assumes; None: max_seq_length
     hidden: int | None = None  # the model's width, for the width-fitted learning rates
@@ -61,10 +62,10 @@ class TrainingPlan:
     sources: dict[str, str]  # setting -> default | width fit | data size | config | curation | memory plan | <change>
     memory: dict[str, Any]  # the estimate the plan was checked against (total_gb, budget_gb, fits, ...)
     context: PlanContext
-    requested: dict[str, Any] = field(default_factory=dict)  # the config's training section, as written
+    requested: dict[str, Any] = field(default_factory=dict)  # the settings the config's training section sets
     changes: list[tuple[dict[str, Any], str]] = field(default_factory=list)  # (settings, why), in order
 
-    @property
+    @cached_property
     def settings(self) -> TrainingConfig:
         return TrainingConfig.model_validate(self.training)
 
@@ -90,27 +91,19 @@ class TrainingPlan:
         shown = ("method", "learning_rate", "epochs", "weight_decay", "max_seq_length", "batch_size",
                  "gradient_accumulation_steps", "gradient_checkpointing")  # fmt: skip
         values = {"method": self.method, **self.training}
-        rows = [(key, _show(values[key]), self.sources.get(key, "default")) for key in shown]
-        rows += [(k, _show(v), "schedule (the settings over the data)") for k, v in self.schedule.items()]
-        rows += [(key, _show(_dotted(values, key)), why) for key, why in self.sources.items() if key not in shown]
+        rows = [(key, show_value(values[key]), self.sources.get(key, "default")) for key in shown]
+        rows += [(k, show_value(v), "schedule (the settings over the data)") for k, v in self.schedule.items()]
+        changed = [key for key in self.sources if key not in shown]
+        rows += [(key, show_value(v), self.sources[key]) for key, v in current_values(values, changed).items()]
         return rows
-
-
-def _show(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
-def _dotted(values: dict[str, Any], key: str) -> Any:
-    for part in key.split("."):
-        values = values.get(part) if isinstance(values, dict) else None
-    return values
 
 
 def plan_training(
     training: TrainingConfig, method: str, context: PlanContext, changes: list[tuple[dict[str, Any], str]] = ()
 ) -> TrainingPlan:
     """The plan for `method` under `training` (the config's section) with `changes` applied in order."""
-    requested = training.model_dump(mode="json", exclude={"search"})
+    # Only what the config sets: a derived plan rebuilt from it still tells the config's values from the defaults.
+    requested = training.model_dump(mode="json", exclude_unset=True, exclude={"search"})
     settings, sources = _with_changes(training, changes)
     settings, sources = _method_defaults(settings, method, context, sources)
     settings = settings.model_copy(update={"max_seq_length": context.max_seq_length})
@@ -159,17 +152,13 @@ def _method_defaults(settings: TrainingConfig, method: str, context: PlanContext
 
 def _fit_memory(settings: TrainingConfig, method: str, context: PlanContext, sources: dict[str, str]):
     """The micro-batch, accumulation and checkpointing that fit the budget; the estimate they were checked with."""
-    devices = context.devices
-    accumulation = (
-        math.ceil(settings.effective_batch_size / (settings.batch_size * devices))
-        if settings.effective_batch_size
-        else settings.gradient_accumulation_steps
-    )
-    settings = settings.model_copy(update={"gradient_accumulation_steps": accumulation, "effective_batch_size": None})
+    seq_len = context.estimate_seq_len or context.max_seq_length or 0
+    workload = workload_for(settings, context.dtype, seq_len, context.on_gpu, context.devices)
+    # the accumulation an effective batch asks for, fixed from here on
+    update = {"gradient_accumulation_steps": workload.gradient_accumulation_steps, "effective_batch_size": None}
+    settings = settings.model_copy(update=update)
     if context.budget_gb is None:
         return settings, sources, {"checked": False}
-    seq_len = context.estimate_seq_len or context.max_seq_length
-    workload = workload_for(settings, context.dtype, seq_len, context.on_gpu, devices)
     shape = model_shape(context.model_path, context.trust_remote_code)
     found = fit(method, shape, workload, context.budget_gb)
     memory = {"checked": True, "total_gb": round(found.total_gb, 3), "budget_gb": round(context.budget_gb, 3),

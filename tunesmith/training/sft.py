@@ -136,7 +136,8 @@ def train_model(spec: TrainingSpec, ranks_dir: Path | None = None) -> TrainedMod
     trainer = _trainer(spec, plan, tokenizer, train, validation, checkpoints)
     hp = plan.hyperparameters() | {"optimizer": getattr(trainer.args.optim, "value", trainer.args.optim)}
     hp |= resolve_fast_path(plan.settings, spec.precision_record()).params()
-    output, usage, resumed_step = _run(trainer, plan, hp, spec.precision_record(), checkpoints, train)
+    tokens_per_step = sum(len(ids) for ids in train["input_ids"]) / hp["steps_per_epoch"]
+    output, usage, resumed_step = _run(trainer, plan, hp, spec.precision_record(), checkpoints, tokens_per_step)
     if ranks_dir is not None:
         write_rank_report(trainer, ranks_dir, trainer.data_collator.tokens, usage.wall_s)
     model_dir = _save(trainer, spec, plan, tokenizer, hp)
@@ -144,7 +145,7 @@ def train_model(spec: TrainingSpec, ranks_dir: Path | None = None) -> TrainedMod
         return TrainedModel(spec.base_model, str(model_dir), plan.method, spec.precision["dtype"], hp, {}, [], None,
                             METHODS[plan.method].can_merge)  # fmt: skip
     history = _history(trainer)
-    metrics = _metrics(trainer, output, usage, history, hp, resumed_step, train, idle_rss_mb)
+    metrics = _metrics(trainer, output, usage, history, hp, resumed_step, tokens_per_step, idle_rss_mb)
     if ranks_dir is not None:
         metrics |= rank_metrics(ranks_dir)
     if spec.checkpoint_dir is not None:
@@ -205,11 +206,11 @@ def _trainer(spec: TrainingSpec, plan: TrainingPlan, tokenizer, train, validatio
     return trainer
 
 
-def _run(trainer, plan: TrainingPlan, hp: dict[str, Any], precision: Precision, checkpoints: Path, train):
+def _run(trainer, plan: TrainingPlan, hp: dict[str, Any], precision: Precision, checkpoints: Path,
+         tokens_per_step: float):  # fmt: skip
     """Train (from the last checkpoint when one is left); (output, resource usage, the step resumed from)."""
     resume = last_checkpoint(checkpoints) if plan.settings.resume else None
     resumed_step = int(resume.rsplit("-", 1)[1]) if resume else 0
-    tokens_per_step = sum(len(ids) for ids in train["input_ids"]) / hp["steps_per_epoch"]
     with progress.bar("step", hp["total_steps"]) as bar:
         trainer.add_callback(ReportProgress(bar, tokens_per_step))
         try:
@@ -247,12 +248,13 @@ def _history(trainer) -> list[dict[str, float]]:
     ]
 
 
-def _metrics(trainer, output, usage, history, hp, resumed_step: int, train, idle_rss_mb: float) -> dict[str, float]:
+def _metrics(
+    trainer, output, usage, history, hp, resumed_step: int, tokens_per_step: float, idle_rss_mb: float
+) -> dict[str, float]:
     """What the training cost and reached: losses, steps, time, memory, throughput, parameters."""
     state = trainer.state
     eval_time = sum(row.get("eval_runtime", 0.0) for row in state.log_history)
     train_time = max(usage.wall_s - eval_time, 1e-9)
-    tokens_per_step = sum(len(ids) for ids in train["input_ids"]) / hp["steps_per_epoch"]
     trainable, total = parameter_counts(trainer.model)
     metrics = {
         "train_loss": float(output.training_loss),
