@@ -13,6 +13,7 @@ from prefect.tasks import exponential_backoff
 
 from tunesmith.console import progress
 from tunesmith.errors import TunesmithError
+from tunesmith.training.distributed import lifetime
 
 
 def retry_unless_user_error(task, task_run, state) -> bool:
@@ -133,14 +134,6 @@ def record_failure(flow, flow_run, state) -> None:
         Block.load(config.orchestration.notify_block).notify(body=message, subject=f"Tunesmith: {flow.name} failed")
 
 
-def _stop_with_parent() -> None:  # pragma: no cover - runs in the forked child
-    import ctypes
-    import signal
-
-    with suppress(OSError, AttributeError):  # Linux only; elsewhere the atexit handler is all there is
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 def start_temporary_server() -> str:
     """Start Prefect's temporary local server, as a flow run without PREFECT_API_URL would, but out of the
     terminal's reach; returns its API URL.
@@ -168,7 +161,9 @@ def start_temporary_server() -> str:
             settings = get_current_settings().to_environment_variables(exclude_unset=True)
             env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
                    "PREFECT__SERVER_FINAL": "1", **settings}  # fmt: skip
-            return subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=_stop_with_parent)
+            # The parent-death signal (Linux; elsewhere the atexit handler is all there is), with libc loaded before
+            # the fork, as lifetime.py explains.
+            return subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=lifetime.end_with_parent)
 
     server = DetachedServer()  # Prefect's get_client() finds it: the instance for the default port is shared
     # A first start migrates a new SQLite database: Prefect's 20 s default ran out on a busy 2-core machine.

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.records import MethodResult
+from tunesmith.report.markdown import markdown_table
 
 # (column title, metric name, decimals); the metric names are those logged on every method's MLflow run.
 COLUMNS = [
@@ -82,10 +83,7 @@ def to_markdown(table: list[dict[str, Any]]) -> str:
     if not table:
         return ""
     headers = list(table[0])
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    for row in table:
-        lines.append("| " + " | ".join(_cell(row[h]) for h in headers) + " |")
-    return "\n".join(lines) + "\n"
+    return markdown_table(headers, [[_cell(row[h]) for h in headers] for row in table]) + "\n"
 
 
 def _cell(value: Any) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from tunesmith.report.markdown import markdown_table
+
 if TYPE_CHECKING:
     from tunesmith.records import CuratedData
 
@@ -34,7 +36,7 @@ def render_curation_report(data: CuratedData) -> str:
     c = data.counts
     lines = ["# Curation report", "", f"Format: {data.data_format}; data hash `{data.data_hash}`.", ""]
     steps = [(key, label) for key, label in STEPS if key in c or not key.startswith("test_file")]
-    lines += ["| step | rows |", "|---|---|"] + [f"| {label} | {c.get(key, 0)} |" for key, label in steps]
+    lines += [markdown_table(["step", "rows"], [(label, c.get(key, 0)) for key, label in steps])]
     accounted = c["rejected_invalid"] + c["exact_duplicates"] + c["near_duplicates"] + c["semantic_duplicates"]
     accounted += c["leakage_removed"] + c["balancing_dropped"] + c["train_from_input"] + c["validation"] + c["test"]
     accounted += c.get("test_file_rejected", 0) + c.get("test_file_repeats", 0)
@@ -50,16 +52,13 @@ def render_curation_report(data: CuratedData) -> str:
     if data.max_seq_length_source:
         lines += [f"training.max_seq_length: {data.max_seq_length} tokens, {data.max_seq_length_source}.", ""]
     if data.rejected_by_kind:
-        lines += ["## Rejected and removed rows by reason", "", "| reason | rows |", "|---|---|"]
-        lines += [f"| {kind} | {n} |" for kind, n in data.rejected_by_kind.items()]
+        lines += ["## Rejected and removed rows by reason", ""]
+        lines += [markdown_table(["reason", "rows"], data.rejected_by_kind.items())]
         lines += ["", "Each one is in `rejects.jsonl` with its file, line and reason.", ""]
     groups = sorted({g for split in data.class_counts.values() for g in split})
     if groups and groups != ["None"]:
-        lines += ["## Classes per split", "", "| split | " + " | ".join(groups) + " |", "|---|" + "---|" * len(groups)]
-        lines += [
-            f"| {s} | " + " | ".join(str(counts.get(g, 0)) for g in groups) + " |"
-            for s, counts in data.class_counts.items()
-        ]
+        rows = [[s, *(counts.get(g, 0) for g in groups)] for s, counts in data.class_counts.items()]
+        lines += ["## Classes per split", "", markdown_table(["split", *groups], rows)]
         b = data.balance
         lines += ["", f"Balancing: strategy `{b['strategy']}`, imbalance ratio before {b['imbalance_ratio']}:1.", ""]
     lines += ["## Great Expectations", "", "```", data.validation["summary"], "```", ""]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tunesmith.records import DecisionRecord
+from tunesmith.report.markdown import markdown_table
 from tunesmith.search.render import render_search
 from tunesmith.training.plan import TrainingPlan
 
@@ -16,8 +17,7 @@ def render_plan(plan: dict, h2: str = "##") -> list[str]:
         else "memory not checked"
     )
     rows = TrainingPlan.from_json(plan).rows()
-    return [f"{h2} Training plan ({checked})", "", "| setting | value | from |", "|---|---|---|",
-            *(f"| {key} | {value} | {source} |" for key, value, source in rows), ""]  # fmt: skip
+    return [f"{h2} Training plan ({checked})", "", markdown_table(["setting", "value", "from"], rows), ""]
 
 
 def render_decision(record: DecisionRecord, level: int = 1) -> str:
@@ -29,34 +29,24 @@ def render_decision(record: DecisionRecord, level: int = 1) -> str:
         would = chosen.get("decision") + (f" with {chosen['method']}" if chosen.get("method") else "")
         lines += [f"Overridden by the config: the stage would have chosen {would}.", ""]
     if record.baselines:
-        lines += [
-            f"{h2} Baselines (base model, validation split)",
-            "",
-            "| baseline | metric | score | prompt tokens / request | latency / example (s) | n |",
-            "|---|---|---|---|---|---|",
-        ]
-        lines += [
-            f"| {b['name']} | {b['metric']} | {b['score']:.3f} | {b['prompt_tokens']:.0f} | "
-            f"{b['latency_s']:.3f} | {b['n']} |"
-            for b in record.baselines
-        ]
-        lines.append("")
+        header = ["baseline", "metric", "score", "prompt tokens / request", "latency / example (s)", "n"]
+        rows = [[b["name"], b["metric"], f"{b['score']:.3f}", f"{b['prompt_tokens']:.0f}", f"{b['latency_s']:.3f}",
+                 b["n"]] for b in record.baselines]  # fmt: skip
+        lines += [f"{h2} Baselines (base model, validation split)", "", markdown_table(header, rows), ""]
     lines += [f"{h2} Rules", ""]
     lines += [f"- [{'x' if r.fired else ' '}] {r.name}: {r.evidence}" for r in record.rules]
     lines.append("")
     if record.memory:
+        header = ["method", "trainable params", "weights GB", "gradients GB", "optimizer GB", "activations GB",
+                  "overhead GB", "total GB"]  # fmt: skip
+        rows = [[name, f"{e['trainable_params']:,}", f"{e['weights_gb']:.3f}", f"{e['gradients_gb']:.3f}",
+                 f"{e['optimizer_gb']:.3f}", f"{e['activations_gb']:.3f}", f"{e['overhead_gb']:.2f}",
+                 f"{e['total_gb']:.3f}"] for name, e in record.memory.items()]  # fmt: skip
         lines += [
             f"{h2} Training memory by method (available: {record.memory_available_gb:.1f} GB, {record.memory_source})",
             "",
-            "| method | trainable params | weights GB | gradients GB | optimizer GB | activations GB | overhead GB "
-            "| total GB |",
-            "|---|---|---|---|---|---|---|---|",
+            markdown_table(header, rows),
         ]
-        for name, e in record.memory.items():
-            lines.append(
-                f"| {name} | {e['trainable_params']:,} | {e['weights_gb']:.3f} | {e['gradients_gb']:.3f} | "
-                f"{e['optimizer_gb']:.3f} | {e['activations_gb']:.3f} | {e['overhead_gb']:.2f} | {e['total_gb']:.3f} |"
-            )
         first = next(iter(record.memory.values()))
         lines += ["", "Assumptions: " + "; ".join(first["assumptions"]), ""]
     if record.training_plan:

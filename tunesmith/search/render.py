@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tunesmith.report.markdown import markdown_table
 from tunesmith.search.space import show_value
 
 
@@ -17,18 +18,15 @@ def render_search(search: dict[str, Any], h2: str = "##") -> list[str]:
         "",
         f"Chosen: {search['explanation']}.",
         "",
-        "| trial | state | " + " | ".join(keys) + f" | validation {search['metric']} | forgetting % | note |",
-        "|---|---|" + "---|" * len(keys) + "---|---|---|",
     ]
     best = (search.get("best") or {}).get("number")
+    rows = []
     for t in trials:
         m = t["metrics"]
         score = m.get(f"validation_{search['metric']}")
         change = m.get("forgetting_change_pct")
         mark = " (chosen)" if t["number"] == best else ""
-        lines.append(
-            f"| {t['number']}{mark} | {t['state']} | " + " | ".join(show_value(t["settings"].get(k)) for k in keys)
-            + f" | {show_value(score)} | {show_value(change)} | {t['reason'][:120]} |"
-        )  # fmt: skip
-    lines.append("")
-    return lines
+        rows.append([f"{t['number']}{mark}", t["state"], *(show_value(t["settings"].get(k)) for k in keys),
+                     show_value(score), show_value(change), t["reason"][:120]])  # fmt: skip
+    header = ["trial", "state", *keys, f"validation {search['metric']}", "forgetting %", "note"]
+    return [*lines, markdown_table(header, rows), ""]
