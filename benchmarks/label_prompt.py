@@ -128,10 +128,11 @@ def main() -> None:
     from tunesmith.config.schema import TrainingConfig
     from tunesmith.curation.records import write_examples
     from tunesmith.evaluation.evaluate import score_model
+    from tunesmith.formats import get_format
     from tunesmith.models.hardware import choose_precision
     from tunesmith.models.load import load_model
     from tunesmith.models.resolve import resolve_model
-    from tunesmith.prompts import BASELINE_SYSTEM, TRAINED_SYSTEM, prompt_messages, system_prompt
+    from tunesmith.prompts import prompt_messages, system_prompt
     from tunesmith.training.inference import load_trained
     from tunesmith.training.sft import train_files
 
@@ -146,8 +147,8 @@ def main() -> None:
     _, tokenizer = load_model(base, precision)
 
     arms = {
-        "label list in the prompt": system_prompt(BASELINE_SYSTEM["classification"], labels),
-        "no label list (default)": TRAINED_SYSTEM["classification"],
+        "label list in the prompt": system_prompt(get_format("classification").baseline_system, labels),
+        "no label list (default)": get_format("classification").training_system,
     }
     rows, timings = [], {}
     for name, system in arms.items():

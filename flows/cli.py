@@ -14,6 +14,7 @@ import typer
 
 from tunesmith.config import ConfigError, RunConfig, load_config
 from tunesmith.console.session import ConsoleSession, console_session, explain
+from tunesmith.formats import FORMATS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Fine-tune, evaluate and register language models.")
 
@@ -248,12 +249,10 @@ def _check_report(session: ConsoleSession, config: Path, cfg: RunConfig, report)
 @app.command()
 def init(
     folder: Annotated[Path, typer.Argument(help="The new project's folder (created; must be empty if it exists)")],
-    data_format: Annotated[
-        str, typer.Option("--format", help="Your data: classification, instruction, chat or completion")
-    ] = "classification",
+    data_format: Annotated[str, typer.Option("--format", help=f"Your data: {', '.join(FORMATS)}")] = "classification",
 ) -> None:
     """Start a project: config.yaml with every key and its default, prefect.yaml for the installed flows, a README."""
-    from tunesmith.starter.project import FORMATS, init_project
+    from tunesmith.starter.project import init_project
 
     if data_format not in FORMATS:
         _fail(f"unknown --format {data_format!r}: use one of {', '.join(FORMATS)}", 2)

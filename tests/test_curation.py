@@ -47,7 +47,8 @@ def test_reject_messages_name_the_field():
     rows = [BAD_ROWS["unknown label"][0], BAD_ROWS["wrong type"][0], BAD_ROWS["missing field"][0]]
     messages = []
     for i, row in enumerate(rows, 1):
-        from tunesmith.curation.formats import RowError, parse_classification
+        from tunesmith.formats.base import RowError
+        from tunesmith.formats.classification import parse as parse_classification
 
         with pytest.raises(RowError) as err:
             parse_classification(row, LABELS)

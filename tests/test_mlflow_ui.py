@@ -20,7 +20,7 @@ from tests.test_compare import COMPARE_FAST
 from tests.test_pipeline import TRAIN_TO_BEAT_BASE
 from tunesmith.flows.compare import compare_methods
 from tunesmith.flows.pipeline import finetune_pipeline
-from tunesmith.prompts import TRAINED_SYSTEM
+from tunesmith.formats import get_format
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # As root in a closed network: no sandbox, and no background calls to Google's services that would hang.
@@ -70,7 +70,8 @@ def test_the_champion_loads_in_mlflow_and_answers_as_tunesmith_predict(tracked, 
     examples = memorised(tracked)
     model = mlflow.pyfunc.load_model(CHAMPION)
     assert model.metadata.signature.inputs.input_names() == ["prompt"]
-    assert model.metadata.metadata["system_prompt"] == TRAINED_SYSTEM["classification"]  # the run's system prompt
+    # the run's system prompt
+    assert model.metadata.metadata["system_prompt"] == get_format("classification").training_system
     assert model.metadata.metadata["method"] == "lora"
     answers = model.predict(pd.DataFrame({"prompt": [e["prompt"] for e in examples]}))
 

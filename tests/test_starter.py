@@ -17,7 +17,8 @@ from tests.services import BIN
 from tunesmith.config import load_config
 from tunesmith.config.schema import RunConfig
 from tunesmith.flows.cli import app
-from tunesmith.starter.project import FORMATS, starter_config
+from tunesmith.formats import FORMATS
+from tunesmith.starter.project import starter_config
 
 
 def schema_keys(model: type[BaseModel]) -> set[str]:

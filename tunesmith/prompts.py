@@ -5,27 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from tunesmith.formats import get_format
 from tunesmith.records import Example
 
 if TYPE_CHECKING:
     from tunesmith.config import RunConfig
-
-# What an untrained model is asked with: it has to be told the labels.
-BASELINE_SYSTEM = {
-    "classification": (
-        "You are a support assistant. Classify the customer message into exactly one of these labels: "
-        "{labels}. Answer with the label only."
-    ),
-    "instruction": "You are a helpful assistant. Follow the instruction.",
-    "chat": "You are a helpful assistant.",
-    "completion": "",
-}
-# What fine-tuning trains with. A classifier learns its labels from the answers, and its replies are scored
-# against the label set anyway, so the list stays out: the prompt (and the cost of every training and
-# inference step) does not grow with the number of labels. Other formats train on their baseline prompt.
-TRAINED_SYSTEM = BASELINE_SYSTEM | {
-    "classification": "You are a support assistant. Classify the customer message. Answer with the label only."
-}
 
 
 def system_prompt(template: str, labels: list[str] | None) -> str:
@@ -35,7 +19,7 @@ def system_prompt(template: str, labels: list[str] | None) -> str:
 
 def baseline_system(system: str | None, data_format: str, labels: list[str] | None) -> str:
     """The prompt an untrained model (baselines, the base model in evaluation) is asked with."""
-    return system_prompt(BASELINE_SYSTEM[data_format] if system is None else system, labels)
+    return system_prompt(get_format(data_format).baseline_system if system is None else system, labels)
 
 
 def trained_system(system: str | None, trained: str | None, data_format: str, labels: list[str] | None) -> str:
@@ -43,7 +27,7 @@ def trained_system(system: str | None, trained: str | None, data_format: str, la
     wrote is kept for training too (label list included) unless prompt.trained_system says otherwise."""
     if trained is not None:
         return system_prompt(trained, labels)
-    return system_prompt(TRAINED_SYSTEM[data_format] if system is None else system, labels)
+    return system_prompt(get_format(data_format).training_system if system is None else system, labels)
 
 
 def untrained_prompt(config: RunConfig) -> str:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails
 
+from tunesmith.formats import field_names, get_format
 from tunesmith.models.embedded import EMBEDDED_MODELS
 from tunesmith.models.resolve import default_model_cache
 from tunesmith.resources import bundled_data
@@ -34,9 +35,15 @@ def _existing_path(path: Path) -> Path:
 
 ExistingFile = Annotated[Path, AfterValidator(_existing_file)]
 ExistingPath = Annotated[Path, AfterValidator(_existing_path)]  # a file, or a saved `datasets` folder
-DataFormat = Literal["classification", "instruction", "chat", "completion"]
+
+
+def _known_format(name: str) -> str:
+    get_format(name)  # raises, listing the registered formats
+    return name
+
+
+DataFormat = Annotated[str, AfterValidator(_known_format)]  # a name in the format registry (tunesmith/formats)
 FileFormat = Literal["auto", "jsonl", "json", "csv", "parquet", "datasets"]
-FIELDS = {"text", "label", "instruction", "input", "output", "prompt", "completion", "messages", "category"}
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
@@ -132,8 +139,8 @@ class DataConfig(Section):
 
     @model_validator(mode="after")
     def _labels_for_classification(self) -> DataConfig:
-        if self.format == "classification" and not self.labels:
-            raise ValueError("classification data needs data.labels (the allowed label set)")
+        if get_format(self.format).has_labels and not self.labels:
+            raise ValueError(f"{self.format} data needs data.labels (the allowed label set)")
         return self
 
     @model_validator(mode="after")
@@ -152,9 +159,10 @@ class DataConfig(Section):
     @field_validator("columns")
     @classmethod
     def _known_fields(cls, columns: dict[str, str]) -> dict[str, str]:
-        unknown = sorted(set(columns) - FIELDS)
+        fields = field_names()
+        unknown = sorted(set(columns) - fields)
         if unknown:
-            raise ValueError(f"keys must be our field names ({', '.join(sorted(FIELDS))}), not: {', '.join(unknown)}")
+            raise ValueError(f"keys must be our field names ({', '.join(sorted(fields))}), not: {', '.join(unknown)}")
         return columns
 
 

@@ -25,6 +25,7 @@ from tunesmith.curation.report import render_curation_report
 from tunesmith.curation.split import Splits, split_problems, stratified_split
 from tunesmith.curation.validate import examples_frame, suite_path, validate_frames
 from tunesmith.errors import DataError
+from tunesmith.formats import get_format
 from tunesmith.prompts import full_messages
 from tunesmith.records import CuratedData, Example
 
@@ -345,7 +346,7 @@ def _write(work: _Work, out_dir: Path, splits: Splits, unique: _Deduplicated, ba
                  for pair in unique.conflicts]  # fmt: skip
     (out_dir / "conflicts.json").write_text(json.dumps(conflicts, indent=2, ensure_ascii=False), encoding="utf-8")
     return CuratedData(
-        task_type="classification" if config.format == "classification" else "generation",
+        task_type=get_format(config.format).task_type,
         data_format=config.format,
         labels=config.labels,
         train_path=str(paths["train"]),

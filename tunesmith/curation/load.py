@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 from pathlib import Path
 
-from tunesmith.curation.formats import (
-    PARSERS,
-    RowError,
-    extra_fields,
-    refuse_unsupported_shape,
-    reject_extra_fields,
-)
 from tunesmith.curation.readers import read_rows
 from tunesmith.curation.records import LoadResult, Rejected, make_example
+from tunesmith.formats import RowError, TaskFormat, get_format
 
 
 def load_records(
@@ -29,7 +21,7 @@ def load_records(
 ) -> LoadResult:
     """Read and parse a file; `columns` maps our field names to the file's (e.g. {"text": "body"}). Fields the
     format does not read are skipped and counted (unknown_fields="ignore") or make the row a reject ("reject")."""
-    parse = PARSERS[data_format]
+    task_format = get_format(data_format)
     result = LoadResult()
     for raw in read_rows(Path(path), file_format):
         result.read += 1
@@ -38,15 +30,16 @@ def load_records(
                 raise raw.error
             if not isinstance(raw.row, dict):
                 raise RowError("not_object", None, f"expected an object with fields, got {type(raw.row).__name__}")
-            row = _remap(raw.row, columns or {}, ignore_fields or [], data_format)
-            refuse_unsupported_shape(row, data_format)
+            row = _remap(raw.row, columns or {}, ignore_fields or [])
+            if task_format.check_shape:
+                task_format.check_shape(row)
             if unknown_fields == "reject":
-                reject_extra_fields(row, data_format)
+                reject_extra_fields(row, task_format)
             else:
-                for name in extra_fields(row, data_format):
+                for name in extra_fields(row, task_format):
                     result.ignored_fields[name] = result.ignored_fields.get(name, 0) + 1
                     del row[name]
-            parsed = parse(row, labels)
+            parsed = task_format.parse(row, labels)
         except RowError as err:
             result.rejected.append(Rejected(raw.source, err.kind, err.reason, err.field, raw.raw))
             continue
@@ -54,16 +47,30 @@ def load_records(
     return result
 
 
-def _remap(row: dict, columns: dict[str, str], ignore: list[str], data_format: str) -> dict:
+def _remap(row: dict, columns: dict[str, str], ignore: list[str]) -> dict:
     row = {k: v for k, v in row.items() if k not in ignore}
     for ours, theirs in columns.items():
         if theirs in row:
             row[ours] = row.pop(theirs)
-    if data_format == "chat" and isinstance(row.get("messages"), str):
-        # CSV and some exports carry the message list as a JSON string; anything else stays a wrong type.
-        with contextlib.suppress(json.JSONDecodeError):
-            row["messages"] = json.loads(row["messages"])
     return row
+
+
+def extra_fields(row: dict, task_format: TaskFormat) -> list[str]:
+    """The row's fields that its format does not read."""
+    return sorted(set(row) - task_format.fields)
+
+
+def reject_extra_fields(row: dict, task_format: TaskFormat) -> None:
+    """data.unknown_fields: reject: a row with a field its format does not read is an error."""
+    extra = extra_fields(row, task_format)
+    if extra:
+        raise RowError(
+            "unexpected_field",
+            extra[0],
+            f"unexpected field(s): {', '.join(extra)} (expected only: {', '.join(sorted(task_format.fields))}; "
+            "map other names with data.columns, drop them with data.ignore_fields, or let data.unknown_fields: "
+            "ignore skip them)",
+        )
 
 
 INPUT_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet", ".pq")

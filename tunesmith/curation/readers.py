@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tunesmith.curation.formats import RowError
 from tunesmith.errors import DataError
+from tunesmith.formats.base import RowError
 
 FILE_FORMATS = ("jsonl", "json", "csv", "parquet", "datasets")
 _SUFFIXES = {

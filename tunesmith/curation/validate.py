@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from tunesmith.formats import get_format
 from tunesmith.records import Example
 from tunesmith.resources import expectations_dir
 
@@ -43,7 +44,10 @@ class ValidationReport:
 
 
 def suite_path(data_format: str) -> Path:
-    return expectations_dir() / f"{data_format}.json"
+    """The format's Great Expectations suite: its own path, or a file in expectations/ (<format>.json unless it names
+    another)."""
+    suite = get_format(data_format).suite or f"{data_format}.json"
+    return Path(suite) if Path(suite).is_absolute() else expectations_dir() / suite
 
 
 def examples_frame(examples: list[Example], token_counts: dict[str, int]) -> pd.DataFrame:

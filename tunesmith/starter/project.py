@@ -11,7 +11,6 @@ import inspect
 import io
 import json
 import tokenize
-import typing
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -19,16 +18,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from tunesmith.config import schema
-from tunesmith.config.schema import DataFormat, RunConfig, TrainingConfig
+from tunesmith.config.schema import RunConfig, TrainingConfig
+from tunesmith.formats import get_format
 from tunesmith.resources import bundled_data, package_file
-
-FORMATS: tuple[str, ...] = typing.get_args(DataFormat)
-EXAMPLE_ROWS = {
-    "classification": {"text": "My card was charged twice", "label": "billing"},
-    "instruction": {"instruction": "Summarise the ticket", "input": "My card was charged twice ...", "output": "..."},
-    "chat": {"messages": [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}]},
-    "completion": {"prompt": "Ticket: My card was charged twice\nCategory:", "completion": " billing"},
-}
 
 
 def schema_comments() -> dict[tuple[str, str], str]:
@@ -127,19 +119,18 @@ def _comment_out(line: str, pad: str) -> str:
 
 def starter_config(name: str, data_format: str, data_path: str = "data/train.jsonl") -> str:
     """The YAML text of a starter config: the keys a new project must set live, every other key commented."""
-    if data_format not in FORMATS:
-        raise ValueError(f"unknown data format {data_format!r}: use one of {', '.join(FORMATS)}")
+    task_format = get_format(data_format)
     data: dict[str, Any] = {"path": data_path, "format": data_format}
-    if data_format == "classification":
-        data["labels"] = ["billing", "technical", "general"]
+    if task_format.has_labels:
+        data["labels"] = list(task_format.starter_labels)
     chosen: dict[str, Any] = {"name": name, "model": RunConfig.model_fields["model"].default, "data": data}
-    example = json.dumps(EXAMPLE_ROWS[data_format], ensure_ascii=False)
+    example = json.dumps(task_format.starter_row, ensure_ascii=False)
     header = [
         f"# Tunesmith run config for {name} ({data_format} data). Every key is listed: the live ones are what",
         "# this project sets; uncomment any other to change its default. Validate with: tunesmith check config.yaml",
         f"# One row of {data_path} looks like: {example}",
     ]
-    if data_format == "classification":
+    if task_format.has_labels:
         header.append("# data.labels: replace with your label set (every label in the data must be listed).")
     return "\n".join(header + _section_lines(RunConfig, chosen, 0, schema_comments())) + "\n"
 
