@@ -11,6 +11,7 @@ from tunesmith.config import RunConfig, load_config
 from tunesmith.console import progress
 from tunesmith.quiet import quiet_libraries
 from tunesmith.records import MethodResult
+from tunesmith.stages import Stage, in_order
 from tunesmith.tasks.comparison import assess_base_task, compare_method_task, comparison_table_task, plan_methods_task
 from tunesmith.tasks.curation import curate_task
 from tunesmith.tasks.engine import run_all, task_runner
@@ -56,9 +57,11 @@ def compare_methods(config_path: str, methods: list[str] | None = None, override
 
 
 def comparison_stages(config: RunConfig, methods: list[str]) -> list[str]:
-    """The stages of a comparison in order: what the console's [i/n] counts."""
-    baseline = ["forgetting-baseline"] if config.forgetting.active else []
-    return ["fingerprint", "model", "curation", *baseline, "base", *methods, "comparison"]
+    """The stages of a comparison in order, each method's training and measuring one of them: what the console's
+    [i/n] counts."""
+    baseline = [Stage.FORGETTING_BASELINE] if config.forgetting.active else []
+    shared = in_order([Stage.FINGERPRINT, Stage.MODEL, Stage.CURATION, *baseline, Stage.BASE])
+    return [*shared, *methods, Stage.COMPARISON]
 
 
 def outcome(method: str, state) -> MethodResult:

@@ -11,6 +11,7 @@ from tunesmith.config import RunConfig, load_config
 from tunesmith.console import progress
 from tunesmith.quiet import quiet_libraries
 from tunesmith.records import DecisionRecord, EvaluationResult, ForgettingReport, PromotionDecision, TrainedModel
+from tunesmith.stages import Stage, in_order
 from tunesmith.tasks.curation import curate_task
 from tunesmith.tasks.decision import decide_task
 from tunesmith.tasks.evaluation import evaluate_task
@@ -65,15 +66,16 @@ class PipelineResult:
         )  # fmt: skip
 
 
-def pipeline_stages(config: RunConfig) -> list[str]:
+def pipeline_stages(config: RunConfig) -> list[Stage]:
     """The stages of a run in order: what the console's [i/n] counts."""
-    forgetting = config.forgetting.active
-    return [
-        "fingerprint", "model", "curation", "decision", *(["forgetting-baseline"] if forgetting else []),
-        *(["search"] if config.training.search.trials else []), "training", "evaluation",
-        *(["forgetting"] if forgetting else []),
-        *(["promotion"] if config.promotion.enabled else []), "report",
-    ]  # fmt: skip
+    left_out = {Stage.BASE, Stage.COMPARISON}
+    if not config.forgetting.active:
+        left_out |= {Stage.FORGETTING_BASELINE, Stage.FORGETTING}
+    if not config.training.search.trials:
+        left_out.add(Stage.SEARCH)
+    if not config.promotion.enabled:
+        left_out.add(Stage.PROMOTION)
+    return in_order(set(Stage) - left_out)
 
 
 @flow(name="finetune-pipeline", on_failure=[record_failure], on_crashed=[record_failure])

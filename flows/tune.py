@@ -10,6 +10,7 @@ from tunesmith.console import progress
 from tunesmith.errors import UsageError
 from tunesmith.quiet import quiet_libraries
 from tunesmith.search.study import SearchResult
+from tunesmith.stages import Stage, in_order
 from tunesmith.tasks.curation import curate_task
 from tunesmith.tasks.decision import decide_task, plan_task
 from tunesmith.tasks.forgetting import benchmark_base_task
@@ -23,10 +24,10 @@ from tunesmith.training.plan import TrainingPlan
 DEFAULT_TRIALS = 12  # what `tunesmith tune` runs when training.search.trials is not set
 
 
-def tune_stages(config: RunConfig) -> list[str]:
-    decide = ["decision"] if config.training.method == "auto" else []
-    baseline = ["forgetting-baseline"] if weighs_forgetting(config) else []
-    return ["fingerprint", "model", "curation", *decide, *baseline, "search"]
+def tune_stages(config: RunConfig) -> list[Stage]:
+    decide = [Stage.DECISION] if config.training.method == "auto" else []
+    baseline = [Stage.FORGETTING_BASELINE] if weighs_forgetting(config) else []
+    return in_order([Stage.FINGERPRINT, Stage.MODEL, Stage.CURATION, *decide, *baseline, Stage.SEARCH])
 
 
 def weighs_forgetting(config: RunConfig) -> bool:

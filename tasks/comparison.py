@@ -12,6 +12,7 @@ from tunesmith.config import RunConfig
 from tunesmith.console import progress
 from tunesmith.evaluation.test_set import load_test_set
 from tunesmith.records import CuratedData, MethodResult, PreparedModel
+from tunesmith.stages import Stage
 from tunesmith.tasks.engine import worker_threads
 from tunesmith.tasks.orchestration import HOUR, SERVICE_RETRIES, training_slot
 from tunesmith.tracking.mlflow_runs import (
@@ -46,7 +47,7 @@ def plan_methods_task(
 def assess_base_task(
     run: RunRef, config: RunConfig, data: CuratedData, model: PreparedModel, before: dict | None
 ) -> MethodResult:
-    with stage_run(run, "base") as child:
+    with stage_run(run, Stage.BASE) as child:
         set_tags(child, {"tunesmith.method": "base", "tunesmith.kind": "comparison-method"})
         tests = load_test_set(config, data)
         with training_slot(model.precision.device, config.orchestration.training_slot):  # a quiet machine to time on
@@ -95,7 +96,7 @@ def compare_method_task(
 @task(name="comparison-table", **SERVICE_RETRIES)
 def comparison_table_task(run: RunRef, config: RunConfig, results: list[MethodResult]) -> str:
     """Quality relative to full fine-tuning, then the table as markdown, CSV and PNG, in MLflow and Prefect."""
-    with progress.stage("comparison"):
+    with progress.stage(Stage.COMPARISON):
         document = _comparison_table(run, config, results)
         progress.done(str(Path(run.out_dir) / "comparison" / "comparison.md"))
     return document

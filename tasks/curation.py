@@ -13,6 +13,7 @@ from tunesmith.curation.curate import gate
 from tunesmith.curation.stage import run_curation, training_threshold
 from tunesmith.prompts import training_prompt
 from tunesmith.records import CuratedData, PreparedModel
+from tunesmith.stages import Stage
 from tunesmith.tasks.orchestration import HOUR, SERVICE_RETRIES
 from tunesmith.tracking.datasets import log_datasets, split_datasets
 from tunesmith.tracking.mlflow_runs import RunRef, log_artifact, log_json, log_metrics, log_params, set_tags, stage_run
@@ -45,7 +46,7 @@ def curate_data(
 
 @task(name="curate", timeout_seconds=HOUR)
 def curate_task(run: RunRef, config: RunConfig, model: PreparedModel, fingerprint: str) -> CuratedData:
-    with stage_run(run, "curation") as stage:
+    with stage_run(run, Stage.CURATION) as stage:
         system = training_prompt(config)
         compute = curate_data if config.orchestration.cache else curate_data.with_options(refresh_cache=True)
         cache_root = str((Path(config.output_dir) / "cache").resolve())

@@ -13,6 +13,7 @@ from tunesmith.decision.render import render_decision
 from tunesmith.decision.stage import measure, plan_context, run_decision
 from tunesmith.prompts import untrained_prompt
 from tunesmith.records import CuratedData, DecisionRecord, PreparedModel
+from tunesmith.stages import Stage
 from tunesmith.tasks.orchestration import HOUR
 from tunesmith.tracking.mlflow_runs import RunRef, log_artifact, log_metrics, log_params, set_tags, stage_run
 from tunesmith.tracking.plan import log_plan
@@ -37,7 +38,7 @@ def plan_task(config: RunConfig, data: CuratedData, model: PreparedModel, method
 
 @task(name="decide", timeout_seconds=2 * HOUR)
 def decide_task(run: RunRef, config: RunConfig, data: CuratedData, model: PreparedModel) -> DecisionRecord:
-    with stage_run(run, "decision") as stage:
+    with stage_run(run, Stage.DECISION) as stage:
         baselines_for = (
             measure_baselines_task
             if config.orchestration.cache

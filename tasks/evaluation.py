@@ -8,6 +8,7 @@ from tunesmith.console import progress
 from tunesmith.evaluation.metrics import per_class_rows
 from tunesmith.evaluation.stage import run_evaluation
 from tunesmith.records import CuratedData, DecisionRecord, EvaluationResult, PreparedModel, TrainedModel
+from tunesmith.stages import Stage
 from tunesmith.tasks.orchestration import HOUR
 from tunesmith.tracking.datasets import log_datasets, split_datasets
 from tunesmith.tracking.mlflow_runs import RunRef, log_artifact, log_json, log_metrics, log_params, log_table, stage_run
@@ -25,7 +26,7 @@ def evaluate_task(
     run: RunRef, config: RunConfig, data: CuratedData, model: PreparedModel, trained: TrainedModel,
     decision: DecisionRecord,
 ) -> EvaluationResult:  # fmt: skip
-    with stage_run(run, "evaluation") as stage:
+    with stage_run(run, Stage.EVALUATION) as stage:
         result = run_evaluation(config, data, model, trained, decision, Path(stage.out_dir))
         log_params(
             stage, {"task_type": result.task_type, "base_prompt": result.base_prompt, "n_examples": result.n_examples}

@@ -8,6 +8,7 @@ from tunesmith.config import RunConfig
 from tunesmith.console import progress
 from tunesmith.forgetting.stage import base_scorable, run_forgetting, run_forgetting_baseline, trained_scorable
 from tunesmith.records import ForgettingReport, PreparedModel, TrainedModel
+from tunesmith.stages import Stage
 from tunesmith.tasks.orchestration import HOUR
 from tunesmith.tracking.datasets import benchmark_datasets, log_datasets
 from tunesmith.tracking.mlflow_runs import RunRef, log_json, log_metrics, log_params, set_tags, stage_run
@@ -17,7 +18,7 @@ from tunesmith.tracking.mlflow_runs import RunRef, log_json, log_metrics, log_pa
 def benchmark_base_task(run: RunRef, config: RunConfig, model: PreparedModel, methods: list[str]) -> dict[str, Any]:
     """General-capability scores of the base model, taken before training; the suite and the backend are fixed
     here for the after-training runs of `methods`."""
-    with stage_run(run, "forgetting-baseline") as stage:
+    with stage_run(run, Stage.FORGETTING_BASELINE) as stage:
         work_dir = Path(stage.out_dir) / "benchmarks"
         before = run_forgetting_baseline(config, model, base_scorable(model), work_dir, run.run_id, methods)
         suite, scores = before["suite"], before["scores"]
@@ -43,7 +44,7 @@ def forgetting_task(
     run: RunRef, config: RunConfig, model: PreparedModel, trained: TrainedModel, before: dict[str, Any]
 ) -> ForgettingReport:
     """The same benchmarks, limit and seed on the fine-tuned model, compared with the baseline."""
-    with stage_run(run, "forgetting") as stage:
+    with stage_run(run, Stage.FORGETTING) as stage:
         work_dir = Path(stage.out_dir) / "benchmarks"
         result = run_forgetting(
             config, trained_scorable(model, trained, work_dir, config.forgetting.vllm.lora), before, work_dir

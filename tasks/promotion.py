@@ -12,6 +12,7 @@ from tunesmith.records import (
     PromotionDecision,
     TrainedModel,
 )
+from tunesmith.stages import Stage
 from tunesmith.tasks.orchestration import HOUR, SERVICE_RETRIES
 from tunesmith.tracking.mlflow_runs import RunRef, log_json, log_metrics, set_tags, stage_run
 
@@ -21,7 +22,7 @@ def promote_task(
     run: RunRef, config: RunConfig, data: CuratedData, model: PreparedModel, trained: TrainedModel,
     evaluation: EvaluationResult, forgetting: ForgettingReport | None,
 ) -> PromotionDecision:  # fmt: skip
-    with stage_run(run, "promotion") as stage:
+    with stage_run(run, Stage.PROMOTION) as stage:
         decision = run_promotion(config, data, model, trained, evaluation, forgetting, stage.client, stage.uri)
         name, version = decision.model, decision.version
         log_metrics(stage, {"promoted": float(decision.promoted), "new_score": decision.new_score,

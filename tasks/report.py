@@ -14,6 +14,7 @@ from tunesmith.records import (
     TrainedModel,
 )
 from tunesmith.report.stage import run_report
+from tunesmith.stages import Stage
 from tunesmith.tasks.orchestration import HOUR, SERVICE_RETRIES
 from tunesmith.tracking.mlflow_runs import RunRef, log_artifact, log_metrics, set_tags, stage_run
 
@@ -30,7 +31,7 @@ def report_task(
     promotion: PromotionDecision | None = None,
 ) -> str:
     """Write the markdown summary; put the headline figures on the parent run for side-by-side comparison."""
-    with stage_run(run, "report") as stage:
+    with stage_run(run, Stage.REPORT) as stage:
         report = run_report(config, data, decision, Path(run.out_dir), trained, evaluation, forgetting, promotion)
         log_artifact(stage, report.path)
         log_artifact(run, report.path)

@@ -4,6 +4,7 @@ from prefect.artifacts import create_markdown_artifact
 from tunesmith.config import RunConfig
 from tunesmith.console import progress
 from tunesmith.retraining.fingerprint import FingerprintCheck, check_inputs
+from tunesmith.stages import Stage
 from tunesmith.tasks.orchestration import HOUR, SERVICE_RETRIES
 from tunesmith.tracking.mlflow_runs import RunRef, log_json, log_params, set_tags, stage_run
 
@@ -11,7 +12,7 @@ from tunesmith.tracking.mlflow_runs import RunRef, log_json, log_params, set_tag
 @task(name="check-inputs", timeout_seconds=HOUR, **SERVICE_RETRIES)
 def check_inputs_task(run: RunRef, config: RunConfig) -> FingerprintCheck:
     """Fingerprint the inputs and compare them with the last run that trained a model from this config."""
-    with stage_run(run, "fingerprint") as stage:
+    with stage_run(run, Stage.FINGERPRINT) as stage:
         check = check_inputs(config, stage.client)
         summary = check.to_json()
         log_params(stage, {k: summary[k] for k in ("data", "config", "rows", "previous_run", "unchanged")})

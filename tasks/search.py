@@ -23,6 +23,7 @@ from tunesmith.search.render import render_search
 from tunesmith.search.space import show_value, suggest
 from tunesmith.search.study import SearchResult, TrialOutcome, choose, open_study, outcomes, prepare, tell
 from tunesmith.search.trial import run_trial
+from tunesmith.stages import Stage
 from tunesmith.tasks.engine import pin_worker_gpu, run_all, task_runner, worker_threads
 from tunesmith.tasks.orchestration import HOUR, training_slot
 from tunesmith.tracking.mlflow_runs import RunRef, log_artifact, log_metrics, log_params, set_tags, stage_run
@@ -75,7 +76,7 @@ def search_hyperparameters(
     """Run the study to training.search.trials finished trials (a stopped one resumes) and choose a trial; each
     trial's plan is derived from `training`."""
     settings, method = config.training.search, training.method
-    with stage_run(run, "search", method) as stage:
+    with stage_run(run, Stage.SEARCH, method) as stage:
         plan = plan_search(config, data, model, training)
         validation = load_validation_set(config, data, settings.validation_examples)
         metric = primary_metric(validation.kind)

@@ -8,6 +8,7 @@ from tunesmith.console import progress
 from tunesmith.curation.records import read_examples
 from tunesmith.records import CuratedData, PreparedModel, TrainedModel
 from tunesmith.serving.package import log_model
+from tunesmith.stages import Stage
 from tunesmith.tasks.orchestration import HOUR, training_slot
 from tunesmith.tracking.datasets import log_datasets, split_datasets
 from tunesmith.tracking.mlflow_runs import (
@@ -31,7 +32,7 @@ def train_task(
     run: RunRef, config: RunConfig, plan: TrainingPlan, data: CuratedData, model: PreparedModel
 ) -> TrainedModel:
     with (
-        stage_run(run, "training", plan.method) as stage,
+        stage_run(run, Stage.TRAINING, plan.method) as stage,
         training_slot(model.precision.device, config.orchestration.training_slot) as waited,
     ):
         log_metrics(stage, {"waited_for_training_slot_s": waited})

@@ -118,3 +118,30 @@ def function_lengths() -> list[tuple[int, str]]:
 def test_no_function_is_longer_than_a_screen():
     long = sorted(f"{where} ({n} lines)" for n, where in function_lengths() if n > MAX_FUNCTION_LINES)
     assert long == []
+
+
+def _stage_arguments(node: ast.Call) -> list[ast.expr]:
+    """The stage names a call passes: stage_run(parent, NAME, ...), progress.stage(NAME, ...), progress.plan([...])."""
+    name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+    if name == "stage_run" and len(node.args) > 1:
+        return [node.args[1]]
+    owner = getattr(node.func, "value", None)
+    if isinstance(owner, ast.Name) and owner.id == "progress" and node.args:
+        if name == "stage":
+            return [node.args[0]]
+        if name == "plan" and isinstance(node.args[0], ast.List):
+            return list(node.args[0].elts)
+    return []
+
+
+def test_stages_are_named_by_their_one_declaration():
+    """A stage spelt as a string beside its declaration (tunesmith/stages.py) could drift from it, and the console's
+    [i/n] would silently leave that stage out."""
+    spelt = []
+    for folder in PACKAGES:
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Call):
+                    spelt += [f"{path.relative_to(ROOT)}:{node.lineno} {a.value!r}" for a in _stage_arguments(node)
+                              if isinstance(a, ast.Constant) and isinstance(a.value, str)]  # fmt: skip
+    assert spelt == []

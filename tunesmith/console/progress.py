@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-# Stage names as the code and MLflow know them -> what a person reads.
-LABELS = {"fingerprint": "inputs", "forgetting-baseline": "forgetting baseline", "base": "base model"}
+from tunesmith.stages import label
 
 
 @dataclass
@@ -169,7 +168,7 @@ def stage(name: str, detail: str = "") -> Iterator[Stage]:
     """Report the stage's start, then its end with the summary given to done() (or that it failed)."""
     with _state.lock:
         index = _state.plan.index(name) + 1 if name in _state.plan else None
-        current = Stage(name, " ".join(p for p in (LABELS.get(name, name), detail) if p), index,
+        current = Stage(name, " ".join(p for p in (label(name), detail) if p), index,
                         len(_state.plan) if index else None)  # fmt: skip
         _state.stages.append(current)
         _state.reporter.stage_started(current)
