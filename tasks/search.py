@@ -14,14 +14,13 @@ from prefect import task
 from tunesmith.config import RunConfig
 from tunesmith.console import progress
 from tunesmith.decision.render import render_decision
-from tunesmith.errors import TunesmithError
 from tunesmith.evaluation.test_set import load_validation_set
 from tunesmith.records import CuratedData, DecisionRecord, PreparedModel, primary_metric
+from tunesmith.search.loop import TrialCall, require_best, run_study, search_result, write_search
 from tunesmith.search.plan import SearchPlan, plan_search
 from tunesmith.search.pruning import TrialRef
-from tunesmith.search.render import render_search
-from tunesmith.search.space import show_value, suggest
-from tunesmith.search.study import SearchResult, TrialOutcome, choose, open_study, outcomes, prepare, tell
+from tunesmith.search.space import show_value
+from tunesmith.search.study import SearchResult, TrialOutcome
 from tunesmith.search.trial import run_trial
 from tunesmith.stages import Stage
 from tunesmith.tasks.engine import pin_worker_gpu, run_all, task_runner, worker_threads
@@ -29,10 +28,6 @@ from tunesmith.tasks.orchestration import HOUR, training_slot
 from tunesmith.tracking.mlflow_runs import RunRef, log_artifact, log_metrics, log_params, set_tags, stage_run
 from tunesmith.tracking.plan import log_plan
 from tunesmith.training.plan import TrainingPlan, derive
-
-
-class SearchFailed(TunesmithError):
-    """No trial of a hyperparameter search could be scored."""
 
 
 @task(name="search-trial", timeout_seconds=24 * HOUR)
@@ -80,48 +75,26 @@ def search_hyperparameters(
         plan = plan_search(config, data, model, training)
         validation = load_validation_set(config, data, settings.validation_examples)
         metric = primary_metric(validation.kind)
-        study = open_study(plan.study, plan.storage, settings)
-        remaining = prepare(study, settings, plan.space, plan.defaults)
         log_params(stage, {"search.study": plan.study, "search.storage": plan.storage, "search.trials": settings.trials,
                            "search.objective": settings.objective,
                            **{f"search.space.{k}": d.describe() for k, d in plan.space.items()}})  # fmt: skip
         runner = task_runner(config.comparison)
-        batch = 1 if runner is None else config.comparison.workers
-        while remaining > 0:
-            asked = [study.ask() for _ in range(min(batch, remaining))]
-            calls = [
-                dict(search_run=stage, config=config, data=data, model=model, plan=plan, metric=metric,
-                     number=t.number, trial_id=t._trial_id, settings=suggest(t, plan.space), before=before)
-                for t in asked
-            ]  # fmt: skip
-            for trial, call, state in zip(asked, calls, run_all(search_trial_task, runner, calls), strict=True):
-                outcome = (
-                    state.result()
-                    if state.is_completed()
-                    else TrialOutcome(trial.number, "failed", call["settings"], reason=f"{state.name}: {state.message}")
-                )
-                tell(study, trial.number, outcome)
-            remaining = prepare(study, settings, plan.space, plan.defaults)
-        trials = outcomes(study, plan.space)
-        threshold = 100 * config.forgetting.threshold
-        best, why, front = choose(study, settings, trials, threshold, metric)
-        result = SearchResult(
-            method, settings.objective, metric, {k: d.describe() for k, d in plan.space.items()}, trials, best, why,
-            plan.study, plan.storage, front,
-        )  # fmt: skip
-        out_dir = Path(stage.out_dir)
-        (out_dir / "search.json").write_text(json.dumps(result.to_json(), indent=2, default=str), encoding="utf-8")
-        (out_dir / "search.md").write_text("\n".join(render_search(result.to_json(), "#")), encoding="utf-8")
-        log_artifact(stage, out_dir / "search.json")
-        log_artifact(stage, out_dir / "search.md")
-        counts = result.counts()
-        log_metrics(stage, {f"trials_{k}": v for k, v in counts.items()})
-        if best is None:
-            reasons = "; ".join(f"trial {t.number}: {t.reason}" for t in trials[-3:])
-            raise SearchFailed(
-                f"the hyperparameter search scored no trial ({reasons})", "training.search",
-                "narrow training.search.space (e.g. a lower learning_rate range) or run more trials",
-            )  # fmt: skip
+
+        def run_trials(calls: list[TrialCall]) -> list[TrialOutcome]:
+            kwargs = [dict(search_run=stage, config=config, data=data, model=model, plan=plan, metric=metric,
+                           number=c.number, trial_id=c.trial_id, settings=c.settings, before=before)
+                      for c in calls]  # fmt: skip
+            states = run_all(search_trial_task, runner, kwargs)
+            return [state.result() if state.is_completed()
+                    else TrialOutcome(c.number, "failed", c.settings, reason=f"{state.name}: {state.message}")
+                    for c, state in zip(calls, states, strict=True)]  # fmt: skip
+
+        study = run_study(plan, settings, 1 if runner is None else config.comparison.workers, run_trials)
+        result = search_result(study, plan, settings, metric, 100 * config.forgetting.threshold)
+        for path in write_search(result, Path(stage.out_dir)):
+            log_artifact(stage, path)
+        log_metrics(stage, {f"trials_{k}": v for k, v in result.counts().items()})
+        best = require_best(result)
         log_params(stage, {f"best.{k}": v for k, v in best.settings.items()})
         log_metrics(stage, {f"best_{k}": v for k, v in best.metrics.items()} | {"best_trial": best.number})
         set_tags(run, {"tunesmith.search_best": json.dumps(best.settings, default=str)[:5000]})

@@ -5,9 +5,7 @@ from prefect.artifacts import create_table_artifact
 
 from tunesmith.config import RunConfig
 from tunesmith.console import progress
-from tunesmith.curation.records import read_examples
 from tunesmith.records import CuratedData, PreparedModel, TrainedModel
-from tunesmith.serving.package import log_model
 from tunesmith.stages import Stage
 from tunesmith.tasks.orchestration import HOUR, training_slot
 from tunesmith.tracking.datasets import log_datasets, split_datasets
@@ -22,9 +20,9 @@ from tunesmith.tracking.mlflow_runs import (
     stage_run,
 )
 from tunesmith.tracking.plan import log_plan
-from tunesmith.tracking.registry import existing_version, register_model
+from tunesmith.tracking.registration import register_training
 from tunesmith.training.plan import TrainingPlan
-from tunesmith.training.stage import run_training, save_record
+from tunesmith.training.stage import run_training
 
 
 @task(name="train", timeout_seconds=24 * HOUR)
@@ -59,17 +57,7 @@ def train_task(
         launched = Path(stage.out_dir) / "distributed"
         if launched.is_dir():  # the job's spec, accelerate config, per-rank reports, node commands and log
             log_artifact(stage, str(launched), "distributed")
-        version = existing_version(stage, trained.registered)
-        if version is None:  # a new training, or one whose registration did not happen or was deleted
-            if trained.merged_dir:
-                log_artifact(stage, trained.merged_dir, "merged")
-            tags = {"method": trained.method, "data_hash": data.data_hash, "base_model": config.model,
-                    "precision": trained.precision,
-                    "pipeline_run_id": trained.trained_in_run or run.run_id}  # fmt: skip
-            logged = log_model(stage, trained.output_dir, example_prompt(data), tags)
-            version = register_model(stage, config.tracking.registered_model or config.name, logged, tags)
-            trained.registered = {"name": version.name, "version": version.version, "model_id": version.model_id}
-            save_record(trained)
+        version = register_training(stage, config, data, trained, run.run_id)
         set_tags(stage, {"tunesmith.registered_model": f"{version.name}/{version.version}"})
         set_tags(run, {"tunesmith.trained": "true", "tunesmith.model_version": f"{version.name}/{version.version}"})
         m = trained.metrics
@@ -83,9 +71,3 @@ def train_task(
         )  # fmt: skip
         progress.done(trained.headline())
     return trained
-
-
-def example_prompt(data: CuratedData) -> str:
-    """The first test example's question: the input example MLflow shows with the model and checks it answers."""
-    (first, *_) = read_examples(Path(data.test_path)) or read_examples(Path(data.train_path))
-    return next(m["content"] for m in first.messages if m["role"] == "user")
