@@ -6,6 +6,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -134,9 +135,10 @@ def record_failure(flow, flow_run, state) -> None:
         Block.load(config.orchestration.notify_block).notify(body=message, subject=f"Tunesmith: {flow.name} failed")
 
 
-def start_temporary_server() -> str:
+def start_temporary_server() -> Future[str]:
     """Start Prefect's temporary local server, as a flow run without PREFECT_API_URL would, but out of the
-    terminal's reach; returns its API URL.
+    terminal's reach. Returns once its process is started; the future holds its API URL once it answers, so the
+    caller can import its flow (seconds of torch and transformers) while the server boots.
 
     Prefect starts it in the terminal's process group, so Ctrl-C stops the server before the interrupted flow
     can record its end, and the flow then retries against a dead server for a minute. Here it runs in a session
@@ -145,10 +147,13 @@ def start_temporary_server() -> str:
     import os
     import subprocess
     import sys
+    import threading
 
     import prefect
     from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import get_current_settings
+
+    forked = threading.Event()
 
     class DetachedServer(SubprocessASGIServer):
         def _run_uvicorn_command(self) -> subprocess.Popen:
@@ -163,10 +168,29 @@ def start_temporary_server() -> str:
                    "PREFECT__SERVER_FINAL": "1", **settings}  # fmt: skip
             # The parent-death signal (Linux; elsewhere the atexit handler is all there is), with libc loaded before
             # the fork, as lifetime.py explains.
-            return subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=lifetime.end_with_parent)
+            process = subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=lifetime.end_with_parent)
+            forked.set()
+            return process
 
     server = DetachedServer()  # Prefect's get_client() finds it: the instance for the default port is shared
-    # A first start migrates a new SQLite database: Prefect's 20 s default ran out on a busy 2-core machine.
-    # PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, when set, still decides.
-    server.start(timeout=None if "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" in os.environ else 120)
-    return server.api_url
+    started: Future[str] = Future()
+
+    def wait_until_it_answers() -> None:
+        try:
+            # A first start migrates a new SQLite database: Prefect's 20 s default ran out on a busy 2-core machine.
+            # PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, when set, still decides.
+            server.start(timeout=None if "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" in os.environ else 120)
+        except BaseException as err:  # noqa: BLE001 - handed to whoever waits on the future
+            started.set_exception(err)
+            return
+        finally:
+            forked.set()
+        started.set_result(server.api_url)
+        # Linux sends the parent-death signal when the forking *thread* ends: this one lives as long as the server.
+        server.server_process.wait()
+
+    threading.Thread(target=wait_until_it_answers, name="prefect-temporary-server", daemon=True).start()
+    # The fork happens before the caller's imports start: forking while another thread holds import locks is what
+    # the subprocess documentation warns about for preexec_fn.
+    forked.wait()
+    return started

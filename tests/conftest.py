@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -135,8 +137,86 @@ def prefect_server():
         yield
 
 
+@pytest.fixture(scope="session")
+def empty_mlflow_store(tmp_path_factory) -> Path:
+    """An MLflow SQLite store whose tables MLflow's own migrations created, once: they take about 3 s a store,
+    which every test paid when each created its own. Tests get copies (`copy_store`)."""
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-store") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+def copy_store(empty_store: Path, folder: Path) -> str:
+    """A fresh store of the test's own, as the migrations would create it; its tracking URI."""
+    shutil.copyfile(empty_store, folder / "mlflow.db")
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
 @pytest.fixture
-def mlflow_uri(tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def mlflow_uri(tmp_path, monkeypatch, empty_mlflow_store):
+    uri = copy_store(empty_mlflow_store, tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri
+
+
+TRAIN_FAST = """training:
+  max_steps: 12
+  learning_rate: 0.01
+  batch_size: 8
+forgetting:
+  limit: 20
+  # 20 questions on a random tiny model move by chance; only a significant drop may block promotion here.
+  require_significance: true
+tracking:
+  experiment: e2e
+"""
+
+# Enough training for the fine-tuned model to beat the base model on the learnable tickets (see that fixture);
+# early stopping usually ends it after 100 to 130 steps.
+TRAIN_TO_BEAT_BASE = TRAIN_FAST.replace("max_steps: 12", "max_steps: 150")
+
+COMPARE_FAST = """training:
+  max_steps: 8
+  batch_size: 8
+forgetting:
+  limit: 10
+evaluation:
+  max_examples: 16
+comparison:
+  latency_examples: 3
+tracking:
+  experiment: cmp
+"""
+DEFAULT_METHODS = ["full", "lora", "qlora", "adapter", "prefix", "prompt", "ia3"]
+
+
+@pytest.fixture(scope="session")
+def shared_runs(prefect_server, tmp_path_factory, tiny_model):
+    """What a team's tracking server holds after a pipeline run and a method comparison, made once for the tests
+    that only read them: a real `mlflow server` (SQLite store, served artifacts) with a promoted pipeline run
+    (registered model test-run, version 1, alias champion; judge on, loss logged every 3 steps) and a comparison
+    of every default method, trained as parallel tasks on a local Dask cluster of two workers."""
+    from tests.services import mlflow_server
+    from tunesmith.flows.compare import compare_methods
+    from tunesmith.flows.pipeline import finetune_pipeline
+
+    root = tmp_path_factory.mktemp("shared-runs")
+    rows = learnable_rows()
+    data = write_jsonl(root / "learnable.jsonl", rows)
+    judge = ["evaluation.judge.enabled=true", f"evaluation.judge.model={tiny_model}", "evaluation.judge.max_examples=4"]
+    with mlflow_server(root / "mlflow") as uri:
+        with pytest.MonkeyPatch.context() as patch:  # only while the runs are made: other tests keep their stores
+            patch.setenv("MLFLOW_TRACKING_URI", uri)
+            pipeline = finetune_pipeline(
+                str(write_config(root / "run.yaml", data, tiny_model, TRAIN_TO_BEAT_BASE)),
+                ["training.logging_steps=3", *judge],
+            )
+            assert pipeline.outcome == "Promoted", pipeline
+            comparison = compare_methods(
+                str(write_config(root / "compare.yaml", data, tiny_model, COMPARE_FAST)),
+                DEFAULT_METHODS,
+                ["comparison.engine=dask", "comparison.workers=2"],
+            )
+        yield SimpleNamespace(uri=uri, pipeline=pipeline, comparison=comparison, rows=rows, data=data, root=root)

@@ -1,29 +1,19 @@
-"""The method comparison: table arithmetic, the flow with every default method on the tiny model, and the
-same comparison as parallel tasks on a local Dask cluster of two workers. Real MLflow store, real Prefect."""
+"""The method comparison: table arithmetic, and the flow with every default method on the tiny model as parallel
+tasks on a local Dask cluster of two workers (the shared comparison), one method over two processes. Real MLflow
+server and store, real Prefect."""
 
 import csv
+import itertools
 import os
 
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import write_config
+from tests.conftest import COMPARE_FAST, DEFAULT_METHODS, write_config
 from tunesmith.comparison.table import add_quality_vs_full, rows, to_markdown, write_csv
 from tunesmith.flows.compare import compare_methods
 from tunesmith.records import MethodResult
 
-COMPARE_FAST = """training:
-  max_steps: 8
-  batch_size: 8
-forgetting:
-  limit: 10
-evaluation:
-  max_examples: 16
-comparison:
-  latency_examples: 3
-tracking:
-  experiment: cmp
-"""
 SAME_METRICS = {"trainable_pct", "peak_memory_mb", "train_wall_s", "tokens_per_s", "test_accuracy",
                 "quality_vs_full_pct", "forgetting_change_pct", "adapter_size_mb", "latency_ms_unmerged"}  # fmt: skip
 
@@ -60,19 +50,14 @@ def _children(client: MlflowClient, parent_id: str):
         [client.get_run(parent_id).info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent_id}'")}  # fmt: skip
 
 
-@pytest.mark.slow
-def test_every_default_method_is_trained_measured_and_tabled(
-    prefect_server, mlflow_uri, tmp_path, tiny_model, small_tickets
-):
+def test_every_default_method_is_trained_measured_and_tabled(shared_runs, prefect_server):
     from prefect.client.orchestration import get_client
 
-    config = write_config(tmp_path / "run.yaml", small_tickets, tiny_model, COMPARE_FAST)
-    out = compare_methods(str(config))
-
-    methods = ["full", "lora", "qlora", "adapter", "prefix", "prompt", "ia3"]
+    out = shared_runs.comparison
+    methods = DEFAULT_METHODS
     assert [r.method for r in out.results] == ["base", *methods]
     assert all(r.status == "trained" for r in out.results[1:]), [(r.method, r.reason) for r in out.results]
-    client = MlflowClient(mlflow_uri)
+    client = MlflowClient(shared_runs.uri)
     parent = client.get_run(out.run_id)
     assert parent.data.tags["tunesmith.kind"] == "comparison"
     assert client.get_experiment(parent.info.experiment_id).name == "cmp-methods"
@@ -102,20 +87,14 @@ def test_every_default_method_is_trained_measured_and_tabled(
     assert any(a.key == "method-comparison" for a in artifact)
 
 
-@pytest.mark.slow
-def test_methods_run_as_parallel_tasks_on_a_local_dask_cluster(
-    prefect_server, mlflow_uri, tmp_path, tiny_model, small_tickets
-):
-    config = write_config(tmp_path / "run.yaml", small_tickets, tiny_model, COMPARE_FAST)
-    out = compare_methods(str(config), ["lora", "ia3"], ["comparison.engine=dask", "comparison.workers=2",
-                                                         "forgetting.enabled=false"])  # fmt: skip
-
-    assert [(r.method, r.status) for r in out.results] == [("base", "base"), ("lora", "trained"), ("ia3", "trained")]
-    children = _children(MlflowClient(mlflow_uri), out.run_id)
-    workers = {children[m].data.tags["tunesmith.worker"] for m in ("lora", "ia3")}
+def test_methods_run_as_parallel_tasks_on_a_local_dask_cluster(shared_runs):
+    """The shared comparison ran on a local Dask cluster of two workers."""
+    out = shared_runs.comparison
+    children = _children(MlflowClient(shared_runs.uri), out.run_id)
+    workers = {children[m].data.tags["tunesmith.worker"] for m in DEFAULT_METHODS}
     assert len(workers) == 2 and f"pid {os.getpid()}" not in " ".join(workers)  # two worker processes, not ours
-    spans = sorted((children[m].info.start_time, children[m].info.end_time) for m in ("lora", "ia3"))
-    assert spans[1][0] < spans[0][1]  # the two methods' runs overlapped in time
+    spans = sorted((children[m].info.start_time, children[m].info.end_time) for m in DEFAULT_METHODS)
+    assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans))  # methods' runs overlapped
 
 
 def test_compare_refuses_an_unknown_method_before_starting(tmp_path, tiny_model, small_tickets):

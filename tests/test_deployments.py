@@ -8,9 +8,8 @@ import subprocess
 import httpx
 from mlflow import MlflowClient
 
-from tests.conftest import REPO, write_config
+from tests.conftest import REPO, TRAIN_FAST, write_config
 from tests.services import BIN, background, mlflow_server, prefect_server
-from tests.test_pipeline import TRAIN_FAST
 
 
 def prefect(env: dict, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:

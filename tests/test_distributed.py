@@ -14,7 +14,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from tests.conftest import LABELS, write_config
+from tests.conftest import LABELS, copy_store, write_config
 from tunesmith.config.schema import DistributedConfig, TrainingConfig
 from tunesmith.records import Precision
 from tunesmith.training.distributed.launch_config import accelerate_config, write_accelerate_config
@@ -53,10 +53,10 @@ def _run(config: Path, env: dict) -> subprocess.Popen:
 
 
 def test_ddp_on_two_cpu_processes_trains_one_model_and_resumes_after_the_job_is_killed(
-    tmp_path, tiny_model, learnable_tickets
+    tmp_path, tiny_model, learnable_tickets, empty_mlflow_store
 ):
     config = write_config(tmp_path / "run.yaml", learnable_tickets, tiny_model, DDP)
-    env = os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "PYTHONUNBUFFERED": "1"}
+    env = os.environ | {"MLFLOW_TRACKING_URI": copy_store(empty_mlflow_store, tmp_path), "PYTHONUNBUFFERED": "1"}
     runs = tmp_path / "runs"
 
     first = _run(config, env)

@@ -8,9 +8,8 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import REPO, write_config, write_jsonl
+from tests.conftest import REPO, TRAIN_FAST, write_config, write_jsonl
 from tests.services import free_port
-from tests.test_pipeline import TRAIN_FAST
 from tunesmith.flows.cli import app
 
 runner = CliRunner()

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import write_config
-from tests.test_compare import COMPARE_FAST
+from tests.conftest import COMPARE_FAST, write_config
 from tunesmith.config import ConfigError, load_config
 from tunesmith.config.schema import TrainingConfig
 from tunesmith.decision.memory import estimate_all, workload_for

@@ -8,25 +8,19 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from types import SimpleNamespace
 
 import httpx
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import REPO, learnable_rows, write_config, write_jsonl
-from tests.services import BIN, background, free_port, mlflow_server, wait_until_up
-from tests.test_compare import COMPARE_FAST
-from tests.test_pipeline import TRAIN_TO_BEAT_BASE
-from tunesmith.flows.compare import compare_methods
-from tunesmith.flows.pipeline import finetune_pipeline
+from tests.conftest import DEFAULT_METHODS, REPO
+from tests.services import BIN, background, free_port, wait_until_up
 from tunesmith.formats import get_format
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # As root in a closed network: no sandbox, and no background calls to Google's services that would hang.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
-METHODS = ["full", "lora", "ia3"]
 RESULTS = REPO / "benchmarks" / "results"
 SCREENSHOTS = RESULTS / "screenshots"
 CHAMPION = "models:/test-run@champion"
@@ -34,20 +28,17 @@ CHAMPION = "models:/test-run@champion"
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def tracked(prefect_server, tmp_path_factory, tiny_model):
-    """One MLflow server holding a promoted pipeline run (registered model test-run, alias champion) and a method
-    comparison, shared by this module's tests."""
-    root = tmp_path_factory.mktemp("mlflow-native")
-    rows = learnable_rows()
-    data = write_jsonl(root / "learnable.jsonl", rows)
-    with mlflow_server(root / "mlflow") as uri, pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        pipeline = finetune_pipeline(str(write_config(root / "run.yaml", data, tiny_model, TRAIN_TO_BEAT_BASE)))
-        assert pipeline.outcome == "Promoted", pipeline
-        compare_config = write_config(root / "compare.yaml", data, tiny_model, COMPARE_FAST)
-        comparison = compare_methods(str(compare_config), METHODS, ["forgetting.enabled=false"])
-        yield SimpleNamespace(uri=uri, pipeline=pipeline, comparison=comparison, rows=rows, root=root)
+@pytest.fixture
+def tracked(shared_runs, monkeypatch):
+    """The promoted pipeline run (registered model test-run, alias champion) and the method comparison on one
+    MLflow server, shared with the other tests that read them; MLflow's client pointed at it, as a user's is."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", shared_runs.uri)
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(shared_runs.uri)  # what an earlier run in this process set would win over the variable
+    yield shared_runs
+    mlflow.set_tracking_uri(previous)
 
 
 def memorised(tracked, n: int = 24) -> list[dict]:
@@ -60,6 +51,34 @@ def memorised(tracked, n: int = 24) -> list[dict]:
     train = Path(curation.data.params["curated_dir"]) / "train.jsonl"
     examples = [json.loads(line) for line in train.read_text().splitlines()][:n]
     return [{"prompt": e["messages"][0]["content"], "label": e["label"]} for e in examples]
+
+
+# The box that scrolls the table holding `el`: MLflow's compare view draws a long table as react-virtualized grids,
+# a fixed column of names beside a scrolling grid of values that carries the names along.
+SCROLLING_BOX = """el => {
+  for (let up = el; up; up = up.parentElement) {
+    const box = [...up.querySelectorAll('.ReactVirtualized__Grid')].find(g => getComputedStyle(g).overflowY === 'auto'
+      && g.scrollHeight > g.clientHeight);
+    if (box) { const r = box.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }
+  }
+  return null;
+}"""
+
+
+def table_text(page, row, steps: int = 10) -> str:
+    """The text of the table that holds `row`, all of it, as a reader scrolling through it sees it: the compare
+    view shows a long table in a box of 300 pixels and renders only the rows in view (about seven metrics)."""
+    row.scroll_into_view_if_needed()
+    seen = [page.inner_text("body")]
+    centre = row.evaluate(SCROLLING_BOX)
+    if centre is None:  # short enough to show whole
+        return seen[0]
+    page.mouse.move(*centre)
+    for _ in range(steps):
+        page.mouse.wheel(0, 150)
+        page.wait_for_timeout(250)
+        seen.append(page.inner_text("body"))
+    return "\n".join(seen)
 
 
 def test_the_champion_loads_in_mlflow_and_answers_as_tunesmith_predict(tracked, tmp_path, monkeypatch):
@@ -148,20 +167,21 @@ def test_models_datasets_and_the_comparison_show_in_the_mlflow_ui(tracked):
         page.goto(f"{uri}/#/experiments/{comparison.experiment_id}/runs")
         expect(page.get_by_text("test-run", exact=True).first).to_be_visible(timeout=30_000)  # the parent run
         page.locator('button[data-component-id*="runnamecellrenderer"]').first.click()  # expand its children
-        for name in ["base", *METHODS]:
+        for name in ["base", *DEFAULT_METHODS]:
             expect(page.get_by_role("link", name=name, exact=True)).to_be_visible(timeout=10_000)
         page.screenshot(path=str(SCREENSHOTS / "mlflow_experiment.png"))
 
         page.goto(f'{uri}/#/compare-runs?runs={run_ids}&experiments=["{comparison.experiment_id}"]')
         expect(page.get_by_text(f"Comparing {len(compared)} Runs")).to_be_visible(timeout=30_000)
-        for name in ["base", *METHODS]:  # one run per method, plus the untrained base model
+        for name in ["base", *DEFAULT_METHODS]:  # one run per method, plus the untrained base model
             expect(page.get_by_text(name, exact=True).first).to_be_visible()
-        body = page.inner_text("body")
+        body = table_text(page, page.get_by_text("adapter_size_mb", exact=True).last)
         for metric in ("quality_vs_full_pct", "test_accuracy", "trainable_pct", "peak_memory_mb",
                        "latency_ms_unmerged", "latency_ms_merged", "adapter_size_mb", "tokens_per_s"):  # fmt: skip
             assert metric in body, metric
         for run in compared:  # each method's test metric, as the compare view prints it
             assert f"{run.data.metrics['test_accuracy']:.3g}"[:4] in body, run.info.run_name
+        page.get_by_text(f"Comparing {len(compared)} Runs").scroll_into_view_if_needed()
         page.screenshot(path=str(SCREENSHOTS / "mlflow_compare_methods.png"))
 
         chart = "charts/0_test_accuracy.png"  # the comparison's own chart of the task metric, on its parent run
@@ -170,5 +190,5 @@ def test_models_datasets_and_the_comparison_show_in_the_mlflow_ui(tracked):
         page.screenshot(path=str(SCREENSHOTS / "mlflow_comparison_chart.png"))
         browser.close()
 
-    assert len(compared) == 1 + len(METHODS)
+    assert len(compared) == 1 + len(DEFAULT_METHODS)
     assert (SCREENSHOTS / "mlflow_compare_methods.png").stat().st_size > 20_000

@@ -14,8 +14,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import REPO, ticket_rows, write_config, write_jsonl
-from tests.test_pipeline import TRAIN_FAST
+from tests.conftest import REPO, TRAIN_FAST, ticket_rows, write_config, write_jsonl
 from tunesmith.curation.records import normalize_text
 from tunesmith.flows.pipeline import SKIPPED, finetune_pipeline
 from tunesmith.tasks.orchestration import training_slot

@@ -1,4 +1,5 @@
-"""The whole flow, for real: Prefect flow run, MLflow SQLite store, GX, TRL training and lm-eval, on a tiny model."""
+"""The whole flow, for real: Prefect flow runs, MLflow (a server for the shared promoted run, SQLite stores for the
+others), GX, TRL training and lm-eval, on a tiny model."""
 
 import json
 from pathlib import Path
@@ -6,27 +7,10 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import LABELS, ticket_rows, write_config, write_jsonl
+from tests.conftest import LABELS, TRAIN_FAST, TRAIN_TO_BEAT_BASE, ticket_rows, write_config, write_jsonl
 from tunesmith.curation.curate import CurationFailed
 from tunesmith.flows.pipeline import finetune_pipeline
 from tunesmith.serving.predict import Predictor, read_requests
-
-TRAIN_FAST = """training:
-  max_steps: 12
-  learning_rate: 0.01
-  batch_size: 8
-forgetting:
-  limit: 20
-  # 20 questions on a random tiny model move by chance; only a significant drop may block promotion here.
-  require_significance: true
-tracking:
-  experiment: e2e
-"""
-
-
-# Enough training for the fine-tuned model to beat the base model on the learnable tickets (see that fixture);
-# early stopping usually ends it after 100 to 130 steps.
-TRAIN_TO_BEAT_BASE = TRAIN_FAST.replace("max_steps: 12", "max_steps: 150")
 
 
 def _runs(uri: str):
@@ -37,17 +21,20 @@ def _runs(uri: str):
     return client, parents, {r.info.run_name: r for r in runs if "mlflow.parentRunId" in r.data.tags}
 
 
-def test_pipeline_runs_every_stage_and_logs_them_nested_in_mlflow(
-    prefect_server, mlflow_uri, tmp_path, tiny_model, learnable_tickets
-):
-    config = write_config(tmp_path / "run.yaml", learnable_tickets, tiny_model, TRAIN_TO_BEAT_BASE)
-    judge = ["evaluation.judge.enabled=true", f"evaluation.judge.model={tiny_model}", "evaluation.judge.max_examples=4"]
-    result = finetune_pipeline(str(config), ["training.logging_steps=3", *judge])
+def _children(client: MlflowClient, parent_id: str) -> dict:
+    parent = client.get_run(parent_id)
+    runs = client.search_runs([parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent_id}'")
+    return {r.info.run_name: r for r in runs}
 
+
+def test_pipeline_runs_every_stage_and_logs_them_nested_in_mlflow(shared_runs, tmp_path):
+    """The shared run: the learnable tickets, TRAIN_TO_BEAT_BASE, judge on, loss logged every 3 steps."""
+    result = shared_runs.pipeline
     assert result.decision == "finetune"
-    client, parents, children = _runs(mlflow_uri)
-    assert len(parents) == 1 and parents[0].info.run_id == result.run_id
-    parent = parents[0]
+    client = MlflowClient(shared_runs.uri)
+    parent = client.get_run(result.run_id)
+    children = _children(client, result.run_id)
+    assert "mlflow.parentRunId" not in parent.data.tags
     assert parent.info.status == "FINISHED"
     assert parent.data.params["training.logging_steps"] == "3"  # the resolved config, override included
     assert set(children) == {
@@ -61,7 +48,6 @@ def test_pipeline_runs_every_stage_and_logs_them_nested_in_mlflow(
         "promotion",
         "report",
     }
-    assert all(c.data.tags["mlflow.parentRunId"] == result.run_id for c in children.values())
 
     def artifacts(run):
         return {a.path for a in client.list_artifacts(run.info.run_id)}
@@ -93,7 +79,7 @@ def test_pipeline_runs_every_stage_and_logs_them_nested_in_mlflow(
     summary = Path(result.summary_path).read_text()
     for heading in ("## Curation", "## Decision", "## Training", "## Held-out evaluation", "## Forgetting"):
         assert heading in summary
-    (version,) = client.search_model_versions("name='test-run'")
+    version = client.get_model_version("test-run", result.model_version["version"])
     assert version.tags["method"] == "lora" and version.tags["data_hash"] == parent.data.tags["tunesmith.data_hash"]
     assert version.source.startswith("models:/m-")  # an MLflow model, output of the training run
     logged = client.get_logged_model(version.source.removeprefix("models:/"))
@@ -103,9 +89,11 @@ def test_pipeline_runs_every_stage_and_logs_them_nested_in_mlflow(
     contexts = {i.dataset.name: [t.value for t in i.tags] for i in children["training"].inputs.dataset_inputs}
     assert contexts == {"test-run-train": ["training"], "test-run-validation": ["validation"]}
     assert {i.dataset.name for i in parent.inputs.dataset_inputs} >= {"test-run-curated", "test-run-test"}
-    (reply,) = Predictor(f"models:/test-run/{version.version}").predict(
-        list(read_requests(["my card was charged twice"]))
-    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", shared_runs.uri)
+        (reply,) = Predictor(f"models:/test-run/{version.version}").predict(
+            list(read_requests(["my card was charged twice"]))
+        )
     assert reply["adapter"] == "base" and isinstance(reply["output"], str)
 
     assert (
@@ -128,18 +116,19 @@ def test_pipeline_runs_every_stage_and_logs_them_nested_in_mlflow(
 
 
 def test_a_second_model_that_does_not_beat_the_champion_is_registered_but_not_promoted(
-    prefect_server, mlflow_uri, tmp_path, tiny_model, learnable_tickets
+    shared_runs, prefect_server, tmp_path, tiny_model, monkeypatch
 ):
-    config = write_config(tmp_path / "run.yaml", learnable_tickets, tiny_model, TRAIN_TO_BEAT_BASE)
-    first = finetune_pipeline(str(config), return_state=True)
-    assert first.name == "Promoted"
-    # Same data, same seed, no training at all: it cannot beat the champion, so the gate keeps the champion.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", shared_runs.uri)
+    champion = shared_runs.pipeline.model_version["version"]
+    config = write_config(tmp_path / "run.yaml", shared_runs.data, tiny_model, TRAIN_TO_BEAT_BASE)
+    # Same data and seed as the promoted shared run, no training at all: it cannot beat the champion, so the gate
+    # keeps the champion.
     second = finetune_pipeline(str(config), ["training.learning_rate=1e-12"], return_state=True)
     assert second.name == "Not promoted" and second.is_completed()
-    assert "does not beat the champion (version 1)" in second.message
-    client = MlflowClient(mlflow_uri)
-    assert str(client.get_model_version_by_alias("test-run", "champion").version) == "1"
-    rejected = client.get_model_version("test-run", "2")
+    assert f"does not beat the champion (version {champion})" in second.message
+    client = MlflowClient(shared_runs.uri)
+    assert str(client.get_model_version_by_alias("test-run", "champion").version) == champion
+    rejected = client.get_model_version("test-run", second.result().model_version["version"])
     assert rejected.tags["promotion"] == "Not promoted" and "champion" in rejected.tags["promotion_reason"]
 
 

@@ -8,7 +8,7 @@ import time
 
 from mlflow import MlflowClient
 
-from tests.conftest import write_config
+from tests.conftest import copy_store, write_config
 
 RESUMABLE = """decision:
   force: finetune
@@ -31,9 +31,11 @@ def _run(config, env):
     return subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def test_a_killed_training_run_resumes_from_its_last_checkpoint(tmp_path, tiny_model, small_tickets):
+def test_a_killed_training_run_resumes_from_its_last_checkpoint(
+    tmp_path, tiny_model, small_tickets, empty_mlflow_store
+):
     config = write_config(tmp_path / "run.yaml", small_tickets, tiny_model, RESUMABLE)
-    env = os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "PYTHONUNBUFFERED": "1"}
+    env = os.environ | {"MLFLOW_TRACKING_URI": copy_store(empty_mlflow_store, tmp_path), "PYTHONUNBUFFERED": "1"}
     first = _run(config, env)
     deadline = time.time() + 300
     checkpoints = tmp_path / "runs" / "checkpoints"
