@@ -86,7 +86,9 @@ def mlflow_server(root: Path) -> Iterator[str]:
         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
         "--artifacts-destination", str(root / "artifacts"), "--serve-artifacts",
     ]  # fmt: skip
-    with background(command, root / "server.log", dict(os.environ)) as process:
+    # Without MLflow's job runner (eight worker processes for its GenAI jobs, which Tunesmith does not use).
+    env = os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with background(command, root / "server.log", env) as process:
         uri = f"http://127.0.0.1:{port}"
         wait_until_up(f"{uri}/health", process, root / "server.log")
         yield uri

@@ -50,6 +50,7 @@ def _children(client: MlflowClient, parent_id: str):
         [client.get_run(parent_id).info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent_id}'")}  # fmt: skip
 
 
+@pytest.mark.e2e
 def test_every_default_method_is_trained_measured_and_tabled(shared_runs, prefect_server):
     from prefect.client.orchestration import get_client
 
@@ -87,6 +88,7 @@ def test_every_default_method_is_trained_measured_and_tabled(shared_runs, prefec
     assert any(a.key == "method-comparison" for a in artifact)
 
 
+@pytest.mark.e2e
 def test_methods_run_as_parallel_tasks_on_a_local_dask_cluster(shared_runs):
     """The shared comparison ran on a local Dask cluster of two workers."""
     out = shared_runs.comparison

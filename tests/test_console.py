@@ -88,6 +88,7 @@ def test_errors_are_one_paragraph_with_where_fix_and_exit_code():
     assert code == 1 and text.startswith("error in curation: RuntimeError: boom") and "traceback is in the log" in text
 
 
+@pytest.mark.e2e
 def test_a_run_shows_each_stage_once_in_order_and_keeps_library_output_in_run_log(tmp_path, tiny_model, small_tickets):
     config = write_config(tmp_path / "run.yaml", small_tickets, tiny_model, TRAIN_FAST)
     done = tunesmith("run", str(config), env=user_env(tmp_path), cwd=tmp_path)
@@ -127,6 +128,7 @@ def test_verbose_shows_the_library_logs_too(prefect_server, mlflow_uri, tmp_path
     assert "[5/7] training lora" in verbose.output
 
 
+@pytest.mark.e2e
 def test_a_run_on_an_empty_file_ends_in_one_paragraph_without_a_traceback(prefect_server, tmp_path, tiny_model):
     from prefect.settings import PREFECT_API_URL
 

@@ -6,10 +6,13 @@ import os
 import subprocess
 
 import httpx
+import pytest
 from mlflow import MlflowClient
 
 from tests.conftest import REPO, TRAIN_FAST, write_config
 from tests.services import BIN, background, mlflow_server, prefect_server
+
+pytestmark = pytest.mark.e2e
 
 
 def prefect(env: dict, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -37,8 +40,28 @@ def test_on_demand_deployment_trains_then_skips_unchanged_data(tmp_path, tiny_mo
         prefect(env, "deploy", "--all", "--prefect-file", "deployments/prefect.yaml")
         worker = [str(BIN / "prefect"), "worker", "start", "--pool", "tunesmith-process", "--limit", "1"]
         with background(worker, tmp_path / "worker.log", env, cwd=tmp_path):
-            first = prefect(env, "deployment", "run", "finetune-pipeline/on-demand", "--params", parameters, "--watch")
-            second = prefect(env, "deployment", "run", "finetune-pipeline/on-demand", "--params", parameters, "--watch")
+            first = prefect(
+                env,
+                "deployment",
+                "run",
+                "finetune-pipeline/on-demand",
+                "--params",
+                parameters,
+                "--watch",
+                "--watch-interval",
+                "1",
+            )
+            second = prefect(
+                env,
+                "deployment",
+                "run",
+                "finetune-pipeline/on-demand",
+                "--params",
+                parameters,
+                "--watch",
+                "--watch-interval",
+                "1",
+            )
 
         api = env["PREFECT_API_URL"]
         nightly = httpx.get(f"{api}/deployments/name/finetune-pipeline/nightly-retrain", timeout=10).json()

@@ -52,6 +52,7 @@ def _run(config: Path, env: dict) -> subprocess.Popen:
     return subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
+@pytest.mark.e2e
 def test_ddp_on_two_cpu_processes_trains_one_model_and_resumes_after_the_job_is_killed(
     tmp_path, tiny_model, learnable_tickets, empty_mlflow_store
 ):

@@ -96,6 +96,7 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
                           text=True, timeout=300)  # fmt: skip
 
 
+@pytest.mark.e2e
 def test_an_unreachable_mlflow_server_stops_the_run_before_any_work(tmp_path, tiny_model, small_tickets):
     config = write_config(tmp_path / "run.yaml", small_tickets, tiny_model, TRAIN_FAST)
     url = _dead_url()
@@ -106,6 +107,7 @@ def test_an_unreachable_mlflow_server_stops_the_run_before_any_work(tmp_path, ti
     assert "[1/" not in done.stdout and "Retrying" not in done.stdout + done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.e2e
 def test_an_unreachable_prefect_api_stops_the_run_before_any_work(tmp_path, tiny_model, small_tickets):
     config = write_config(tmp_path / "run.yaml", small_tickets, tiny_model, TRAIN_FAST)
     url = f"{_dead_url()}/api"

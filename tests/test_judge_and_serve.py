@@ -55,6 +55,7 @@ def served(tiny_model):
     server.wait(timeout=30)
 
 
+@pytest.mark.e2e
 def test_endpoint_judge_talks_to_an_openai_compatible_server(served, tiny_model):
     assert httpx.get(f"{served}/models").json()["data"][0]["id"] == "tunesmith"
     verdicts = EndpointJudge(served, "tunesmith").judge("Check the city.", ITEMS)

@@ -25,7 +25,7 @@ RESULTS = REPO / "benchmarks" / "results"
 SCREENSHOTS = RESULTS / "screenshots"
 CHAMPION = "models:/test-run@champion"
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
 @pytest.fixture
@@ -171,6 +171,7 @@ def test_models_datasets_and_the_comparison_show_in_the_mlflow_ui(tracked):
             expect(page.get_by_role("link", name=name, exact=True)).to_be_visible(timeout=10_000)
         page.screenshot(path=str(SCREENSHOTS / "mlflow_experiment.png"))
 
+        page.set_viewport_size({"width": 2600, "height": 1000})  # eight runs side by side, as on a wide screen
         page.goto(f'{uri}/#/compare-runs?runs={run_ids}&experiments=["{comparison.experiment_id}"]')
         expect(page.get_by_text(f"Comparing {len(compared)} Runs")).to_be_visible(timeout=30_000)
         for name in ["base", *DEFAULT_METHODS]:  # one run per method, plus the untrained base model

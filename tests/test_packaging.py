@@ -137,6 +137,7 @@ def test_the_wheel_holds_one_package_and_its_data(wheel_env, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_the_installed_command_checks_and_runs_a_user_config(wheel_env, prefect_server, tmp_path, tiny_model,
                                                              small_tickets):  # fmt: skip
     from prefect.settings import PREFECT_API_URL

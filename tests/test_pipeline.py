@@ -27,6 +27,7 @@ def _children(client: MlflowClient, parent_id: str) -> dict:
     return {r.info.run_name: r for r in runs}
 
 
+@pytest.mark.e2e
 def test_pipeline_runs_every_stage_and_logs_them_nested_in_mlflow(shared_runs, tmp_path):
     """The shared run: the learnable tickets, TRAIN_TO_BEAT_BASE, judge on, loss logged every 3 steps."""
     result = shared_runs.pipeline
@@ -115,6 +116,7 @@ def test_pipeline_runs_every_stage_and_logs_them_nested_in_mlflow(shared_runs, t
     assert decision["decision"] == "finetune" and decision["stop"] is False
 
 
+@pytest.mark.e2e
 def test_a_second_model_that_does_not_beat_the_champion_is_registered_but_not_promoted(
     shared_runs, prefect_server, tmp_path, tiny_model, monkeypatch
 ):

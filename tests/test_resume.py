@@ -6,9 +6,12 @@ import subprocess
 import sys
 import time
 
+import pytest
 from mlflow import MlflowClient
 
 from tests.conftest import copy_store, write_config
+
+pytestmark = pytest.mark.e2e
 
 RESUMABLE = """decision:
   force: finetune

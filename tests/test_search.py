@@ -200,6 +200,7 @@ def test_tune_with_forgetting_returns_a_pareto_front(prefect_server, mlflow_uri,
     assert "front:" in result.explanation
 
 
+@pytest.mark.e2e
 def test_a_killed_search_resumes_where_it_stopped(prefect_server, mlflow_uri, tmp_path, tiny_model, small_tickets):
     from prefect.settings import PREFECT_API_URL
 

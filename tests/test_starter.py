@@ -68,6 +68,7 @@ def test_an_initialised_project_passes_check_once_pointed_at_data(tmp_path, smal
     assert unknown.exit_code == 2 and "unknown --format 'images'" in unknown.output
 
 
+@pytest.mark.e2e
 def test_prefect_deploy_accepts_the_generated_prefect_yaml(prefect_server, tmp_path):
     from prefect.settings import PREFECT_API_URL
 

@@ -1,0 +1,1 @@
+"""Statistics the gates decide from."""
