@@ -40,7 +40,7 @@ def test_a_killed_training_run_resumes_from_its_last_checkpoint(
     config = write_config(tmp_path / "run.yaml", small_tickets, tiny_model, RESUMABLE)
     env = os.environ | {"MLFLOW_TRACKING_URI": copy_store(empty_mlflow_store, tmp_path), "PYTHONUNBUFFERED": "1"}
     first = _run(config, env)
-    deadline = time.time() + 300
+    deadline = time.time() + 600  # curation and baselines come first; a shared machine is slower
     checkpoints = tmp_path / "runs" / "checkpoints"
     while not list(checkpoints.glob("*/checkpoint-20/trainer_state.json")):
         assert first.poll() is None, first.stdout.read().decode()[-3000:]
