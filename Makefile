@@ -35,12 +35,12 @@ browser:
 demo: install
 	$(VENV)/bin/tunesmith run configs/quickstart.yaml --set retraining.skip_unchanged=false
 
-# Two pytest workers: most of the suite waits on process starts and servers, so two share two cores well; the
-# tests that read the one shared pipeline run stay on one worker (--dist loadgroup). TEST_WORKERS=0 runs serially.
+# Two pytest workers: most of the suite waits on process starts and servers, so two share two cores well.
+# TEST_WORKERS=0 runs serially.
 TEST_WORKERS ?= 2
 
 test: install browser
-	$(PY) -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup)
+	$(PY) -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS))
 
 lint: install
 	$(VENV)/bin/ruff check flows tasks tunesmith tests benchmarks

@@ -201,8 +201,8 @@ def shared_runs(prefect_server, tmp_path_factory, tiny_model):
     """What a team's tracking server holds after a pipeline run and a method comparison, made once for the tests
     that only read them: a real `mlflow server` (SQLite store, served artifacts) with a promoted pipeline run
     (registered model test-run, version 1, alias champion; judge on, loss logged every 3 steps) and a comparison
-    of every default method, trained as parallel tasks on a local Dask cluster of two workers. Its readers are marked
-    xdist_group("shared_runs") so that `make test`'s workers make it once."""
+    of every default method, trained as parallel tasks on a local Dask cluster of two workers. Each pytest worker
+    that runs one of its readers makes its own (pytest-xdist's grouping marks have no effect under pytest 9)."""
     from tests.services import mlflow_server
     from tunesmith.flows.compare import compare_methods
     from tunesmith.flows.pipeline import finetune_pipeline

@@ -51,7 +51,6 @@ def _children(client: MlflowClient, parent_id: str):
 
 
 @pytest.mark.e2e
-@pytest.mark.xdist_group("shared_runs")
 def test_every_default_method_is_trained_measured_and_tabled(shared_runs, prefect_server):
     from prefect.client.orchestration import get_client
 
@@ -90,7 +89,6 @@ def test_every_default_method_is_trained_measured_and_tabled(shared_runs, prefec
 
 
 @pytest.mark.e2e
-@pytest.mark.xdist_group("shared_runs")
 def test_methods_run_as_parallel_tasks_on_a_local_dask_cluster(shared_runs):
     """The shared comparison ran on a local Dask cluster of two workers."""
     out = shared_runs.comparison

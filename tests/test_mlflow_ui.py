@@ -25,7 +25,7 @@ RESULTS = REPO / "benchmarks" / "results"
 SCREENSHOTS = RESULTS / "screenshots"
 CHAMPION = "models:/test-run@champion"
 
-pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.xdist_group("shared_runs")]
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
 @pytest.fixture

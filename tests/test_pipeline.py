@@ -28,7 +28,6 @@ def _children(client: MlflowClient, parent_id: str) -> dict:
 
 
 @pytest.mark.e2e
-@pytest.mark.xdist_group("shared_runs")
 def test_pipeline_runs_every_stage_and_logs_them_nested_in_mlflow(shared_runs, tmp_path):
     """The shared run: the learnable tickets, TRAIN_TO_BEAT_BASE, judge on, loss logged every 3 steps."""
     result = shared_runs.pipeline
@@ -118,7 +117,6 @@ def test_pipeline_runs_every_stage_and_logs_them_nested_in_mlflow(shared_runs, t
 
 
 @pytest.mark.e2e
-@pytest.mark.xdist_group("shared_runs")
 def test_a_second_model_that_does_not_beat_the_champion_is_registered_but_not_promoted(
     shared_runs, prefect_server, tmp_path, tiny_model, monkeypatch
 ):
