@@ -40,28 +40,10 @@ def test_on_demand_deployment_trains_then_skips_unchanged_data(tmp_path, tiny_mo
         prefect(env, "deploy", "--all", "--prefect-file", "deployments/prefect.yaml")
         worker = [str(BIN / "prefect"), "worker", "start", "--pool", "tunesmith-process", "--limit", "1"]
         with background(worker, tmp_path / "worker.log", env, cwd=tmp_path):
-            first = prefect(
-                env,
-                "deployment",
-                "run",
-                "finetune-pipeline/on-demand",
-                "--params",
-                parameters,
-                "--watch",
-                "--watch-interval",
-                "1",
-            )
-            second = prefect(
-                env,
-                "deployment",
-                "run",
-                "finetune-pipeline/on-demand",
-                "--params",
-                parameters,
-                "--watch",
-                "--watch-interval",
-                "1",
-            )
+            on_demand_run = ["deployment", "run", "finetune-pipeline/on-demand", "--params", parameters, "--watch",
+                             "--watch-interval", "1"]  # fmt: skip
+            first = prefect(env, *on_demand_run)
+            second = prefect(env, *on_demand_run)
 
         api = env["PREFECT_API_URL"]
         nightly = httpx.get(f"{api}/deployments/name/finetune-pipeline/nightly-retrain", timeout=10).json()

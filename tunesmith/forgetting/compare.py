@@ -5,21 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from tunesmith.records import ForgettingReport
+from tunesmith.statistics.paired import mcnemar_p
 
 MITIGATIONS = [
     "mix 5-10% general-domain replay data into training (data.replay.fraction: 0.05 to 0.1)",
     "lower the learning rate (for example halve training.learning_rate)",
     "train fewer epochs (training.epochs) or stop earlier",
 ]
-
-
-def mcnemar_p(before: list[bool], after: list[bool]) -> float:
-    """Exact two-sided McNemar test on the same questions: did the share answered correctly change?"""
-    from scipy.stats import binomtest
-
-    lost = sum(1 for b, a in zip(before, after, strict=True) if b and not a)
-    gained = sum(1 for b, a in zip(before, after, strict=True) if a and not b)
-    return float(binomtest(min(lost, gained), lost + gained, 0.5).pvalue) if lost + gained else 1.0
 
 
 def compare_scores(

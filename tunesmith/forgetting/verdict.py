@@ -19,7 +19,6 @@ from typing import Any
 from tunesmith.statistics.paired import PairedDifference, paired_proportions, smallest_detectable_difference
 
 FORGETTING, NO_FORGETTING, INCONCLUSIVE = "forgetting", "no forgetting", "inconclusive"
-VERDICTS = (FORGETTING, NO_FORGETTING, INCONCLUSIVE)
 
 
 @dataclass(frozen=True)
@@ -29,11 +28,6 @@ class BenchmarkVerdict:
     margin: float  # the threshold in points at this benchmark's baseline
     detectable: float  # the smallest drop these questions detect (80% power) at the observed share of changed answers
     verdict: str
-
-    def line(self) -> str:
-        d = self.difference
-        return (f"{self.name} {100 * d.difference:+.1f} pts [{100 * d.low:+.1f}, {100 * d.high:+.1f}] on {d.n}: "
-                f"{self.verdict}")  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
         return {"verdict": self.verdict, "margin": self.margin, "detectable_drop": self.detectable,
@@ -78,11 +72,3 @@ def pooled_difference(
     before = [c for name in correct_before for c in correct_before[name]]
     after = [c for name in correct_before for c in correct_after[name]]
     return paired_proportions(before, after)
-
-
-def planned_detectable_drop(
-    questions: int, benchmarks: int, planning_changed: float, confidence: float = 0.95
-) -> float:
-    """Before any training: the smallest drop a benchmark of `questions` detects at the corrected level, assuming a
-    share `planning_changed` of its answers change."""
-    return smallest_detectable_difference(questions, planning_changed, 1 - (1 - confidence) / max(benchmarks, 1))

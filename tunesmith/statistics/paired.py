@@ -38,9 +38,6 @@ class PairedDifference:
         """The interval excludes no difference."""
         return self.low > 0 or self.high < 0
 
-    def interval(self, scale: float = 100, unit: str = " pts") -> str:
-        return f"{scale * self.difference:+.1f}{unit} [{scale * self.low:+.1f}, {scale * self.high:+.1f}]"
-
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -62,13 +59,22 @@ def _tango_z(gained: int, lost: int, n: int, delta: float) -> float:
     return (gained - lost - n * delta) / math.sqrt(variance)
 
 
-def mcnemar_p(before: Sequence[bool], after: Sequence[bool]) -> float:
-    """Exact two-sided McNemar test on the same items: did the share answered correctly change?"""
-    from scipy.stats import binomtest
-
+def _changes(before: Sequence[bool], after: Sequence[bool]) -> tuple[int, int]:
+    """Items lost (right before, wrong after) and gained."""
     lost = sum(1 for b, a in zip(before, after, strict=True) if b and not a)
     gained = sum(1 for b, a in zip(before, after, strict=True) if a and not b)
+    return lost, gained
+
+
+def _mcnemar(lost: int, gained: int) -> float:
+    from scipy.stats import binomtest
+
     return float(binomtest(min(lost, gained), lost + gained, 0.5).pvalue) if lost + gained else 1.0
+
+
+def mcnemar_p(before: Sequence[bool], after: Sequence[bool]) -> float:
+    """Exact two-sided McNemar test on the same items: did the share answered correctly change?"""
+    return _mcnemar(*_changes(before, after))
 
 
 def paired_proportions(before: Sequence[bool], after: Sequence[bool], confidence: float = 0.95) -> PairedDifference:
@@ -79,10 +85,9 @@ def paired_proportions(before: Sequence[bool], after: Sequence[bool], confidence
     n = len(before)
     if n == 0 or len(after) != n:
         raise ValueError(f"paired outcomes need the same items on both sides ({len(before)} and {len(after)})")
-    both = sum(1 for b, a in zip(before, after, strict=True) if b and a)
-    lost = sum(1 for b, a in zip(before, after, strict=True) if b and not a)
-    gained = sum(1 for b, a in zip(before, after, strict=True) if a and not b)
-    p_before, p_after = (both + lost) / n, (both + gained) / n
+    lost, gained = _changes(before, after)
+    right_before = sum(map(bool, before))
+    p_before, p_after = right_before / n, (right_before - lost + gained) / n
     difference, z = p_after - p_before, _z(confidence)
     # The interval is where |Z| < z: Z falls from +inf at -1 through 0 at the estimate to -inf at +1.
     low = -1.0 if _tango_z(gained, lost, n, -1 + 1e-12) <= z else brentq(
@@ -90,7 +95,7 @@ def paired_proportions(before: Sequence[bool], after: Sequence[bool], confidence
     high = 1.0 if _tango_z(gained, lost, n, 1 - 1e-12) >= -z else brentq(
         lambda d: _tango_z(gained, lost, n, d) + z, difference, 1 - 1e-12)  # fmt: skip
     return PairedDifference(n, p_before, p_after, difference, low, high, confidence, BINARY,
-                            mcnemar_p(before, after), (lost + gained) / n)  # fmt: skip
+                            _mcnemar(lost, gained), (lost + gained) / n)  # fmt: skip
 
 
 def paired_scores(
