@@ -112,14 +112,12 @@ def result_rows(result, log_path: Path) -> list[tuple[str, str]]:
         base, tuned = result.metrics[f"base_{result.metric}"], result.metrics[f"finetuned_{result.metric}"]
         prompt = (result.base_prompt or "zero_shot").replace("_", "-")
         rows.append((result.metric, f"base {base:.3f} ({prompt} prompt) -> fine-tuned {tuned:.3f}"))
+    if result.task_gate:
+        rows.append(("task gate", result.task_gate))
     if result.forgetting:
-        changes = ", ".join(f"{name} {change:+.1%}" for name, change in result.forgetting.items())
-        flagged = f"flagged: {', '.join(result.forgetting_flagged)}" if result.forgetting_flagged else "nothing flagged"
-        rows.append(("forgetting", f"{changes}; {flagged}"))
+        rows.append(("forgetting gate", result.forgetting))
     if result.model_version:
         rows.append(("model", f"models:/{result.model_version['name']}/{result.model_version['version']}"))
-    if result.promotion_reason:
-        rows.append(("promotion", f"{result.outcome}: {result.promotion_reason}"))
     rows.append(("outputs", result.output_dir))
     if result.summary_path:
         rows.append(("summary", result.summary_path))

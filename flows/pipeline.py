@@ -9,6 +9,7 @@ from prefect.states import Completed
 
 from tunesmith.config import RunConfig, load_config
 from tunesmith.console import progress
+from tunesmith.promotion.gate import task_gate_text
 from tunesmith.quiet import quiet_libraries
 from tunesmith.records import DecisionRecord, EvaluationResult, ForgettingReport, PromotionDecision, TrainedModel
 from tunesmith.stages import Stage, in_order
@@ -42,8 +43,9 @@ class PipelineResult:
     method: str | None = None
     metric: str | None = None  # the task metric the run is judged by (accuracy, rougeL, ...)
     base_prompt: str | None = None  # the base model's best prompt, which the fine-tuned model was compared with
-    forgetting: dict[str, float] = field(default_factory=dict)  # relative change per benchmark
-    forgetting_flagged: list[str] = field(default_factory=list)
+    forgetting: str = ""  # the forgetting verdict and its pooled change, one line
+    forgetting_verdict: str = ""  # forgetting | no forgetting | inconclusive
+    task_gate: str = ""  # does the fine-tuned model beat its reference, with the paired change, one line
     promotion_reason: str = ""
     tracking_uri: str = ""
     experiment_id: str = ""
@@ -61,9 +63,16 @@ class PipelineResult:
             run.run_id, run.out_dir, decision.decision, summary, outcome, metrics,
             trained.registered if trained else None, decision.method, scores.metric if scores else None,
             scores.base_prompt if scores else None,
-            {name: row["relative_change"] for name, row in drift.per_benchmark.items()} if drift else {},
-            drift.flagged if drift else [], promotion.reason if promotion else "", run.uri, run.experiment_id,
+            promotion.forgetting_gate if promotion else drift.headline() if drift else "",
+            drift.verdict if drift else "", promotion.task_gate if promotion else _task_gate(scores),
+            promotion.reason if promotion else "", run.uri, run.experiment_id,
         )  # fmt: skip
+
+
+def _task_gate(scores: EvaluationResult | None) -> str:
+    if not scores or not scores.change:
+        return ""
+    return task_gate_text(scores.metric, scores.change, f"the base model's best prompt ({scores.base_prompt})", 0.0)
 
 
 def pipeline_stages(config: RunConfig) -> list[Stage]:

@@ -7,7 +7,8 @@ from prefect.artifacts import create_table_artifact
 from tunesmith.config import RunConfig
 from tunesmith.console import progress
 from tunesmith.forgetting.stage import base_scorable, run_forgetting, run_forgetting_baseline, trained_scorable
-from tunesmith.records import ForgettingReport, PreparedModel, TrainedModel
+from tunesmith.forgetting.verdict import plan_suite
+from tunesmith.records import ForgettingReport, PreparedModel, TrainedModel, change_text
 from tunesmith.stages import Stage
 from tunesmith.tasks.orchestration import HOUR
 from tunesmith.tracking.datasets import benchmark_datasets, log_datasets
@@ -33,9 +34,10 @@ def benchmark_base_task(run: RunRef, config: RunConfig, model: PreparedModel, me
         log_json(stage, scores, "before.json")
         reused = f" (reused from run {before['cached_from'][:8]})" if before["cached_from"] else ""
         reused += " (scored by vLLM)" if suite["backend"] == "vllm" and not before["cached_from"] else ""
-        progress.done(
-            ", ".join(f"{name} accuracy {s['acc']:.3f} on {s['n']} questions" for name, s in scores.items()) + reused
-        )
+        plan = plan_suite(scores, config.forgetting.threshold)
+        log_metrics(stage, {"questions": plan.n, "planned_detectable_drop": plan.detectable,
+                            "threshold_points": plan.margin, "resolves_threshold": float(plan.resolves)})  # fmt: skip
+        progress.done(f"accuracy {plan.accuracy:.3f}{reused}; {plan.text()}")
     return before
 
 
@@ -51,17 +53,19 @@ def forgetting_task(
         )
         report, after = result.report, result.after
         log_datasets(stage, benchmark_datasets(before["suite"]))
-        for name, row in report.per_benchmark.items():
+        for name, row in {**report.per_benchmark, "pooled": report.pooled}.items():
             log_metrics(stage, {f"{name}_{k}": v for k, v in row.items()})
         log_metrics(stage, {"forgetting_flag": float(report.forgetting)})
-        set_tags(
-            stage, {"tunesmith.forgetting": report.forgetting, "tunesmith.forgetting_flagged": ",".join(report.flagged)}
-        )
+        tags = {"tunesmith.forgetting": report.verdict, "tunesmith.forgetting_change": change_text(report.pooled),
+                "tunesmith.forgetting_flagged": ",".join(report.flagged)}  # fmt: skip
+        set_tags(stage, tags)
+        set_tags(run, tags)
         log_json(stage, {"before": before["scores"], "after": after, **report.to_json()}, "forgetting.json")
         create_table_artifact(
             key="forgetting",
-            table=[{"benchmark": name, **{k: round(v, 4) for k, v in row.items()}, "flagged": name in report.flagged}
-                   for name, row in report.per_benchmark.items()],
+            table=[{"benchmark": name, **{k: round(v, 4) for k, v in row.items()},
+                    "verdict": report.verdicts.get(name, report.pooled_verdict)}
+                   for name, row in {**report.per_benchmark, "all (pooled)": report.pooled}.items()],
             description=f"General benchmarks before and after training ({before['suite']['why']})",
         )  # fmt: skip
         progress.done(report.headline())

@@ -11,6 +11,7 @@ from tunesmith.records import (
     PreparedModel,
     PromotionDecision,
     TrainedModel,
+    change_text,
 )
 from tunesmith.stages import Stage
 from tunesmith.tasks.orchestration import HOUR, SERVICE_RETRIES
@@ -25,11 +26,15 @@ def promote_task(
     with stage_run(run, Stage.PROMOTION) as stage:
         decision = run_promotion(config, data, model, trained, evaluation, forgetting, stage.client, stage.uri)
         name, version = decision.model, decision.version
+        change = decision.change
         log_metrics(stage, {"promoted": float(decision.promoted), "new_score": decision.new_score,
-                            "reference_score": decision.reference_score})  # fmt: skip
+                            "reference_score": decision.reference_score, "change": change["difference"],
+                            "change_low": change["low"], "change_high": change["high"],
+                            "change_p_value": change["p_value"], "test_examples": change["n"]})  # fmt: skip
         set_tags(
-            run, {"tunesmith.promotion": decision.state_name, "tunesmith.promotion_reason": decision.reason[:5000]}
-        )
+            run, {"tunesmith.promotion": decision.state_name, "tunesmith.promotion_reason": decision.reason[:5000],
+                  "tunesmith.task_change": change_text(change)}
+        )  # fmt: skip
         log_json(stage, decision.to_json(), "promotion.json")
         create_markdown_artifact(
             key="promotion",

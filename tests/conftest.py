@@ -171,8 +171,9 @@ TRAIN_FAST = """training:
   batch_size: 8
 forgetting:
   limit: 20
-  # 20 questions on a random tiny model move by chance; only a significant drop may block promotion here.
-  require_significance: true
+  # 20 questions cannot resolve the threshold, so the verdict is mostly `inconclusive`; these runs test the
+  # plumbing (the verdict itself is tested on its own), so an inconclusive verdict does not block promotion here.
+  inconclusive: promote
 tracking:
   experiment: e2e
 """

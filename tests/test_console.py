@@ -105,11 +105,11 @@ def test_a_run_shows_each_stage_once_in_order_and_keeps_library_output_in_run_lo
     assert "{'loss'" not in shown  # the Trainer's own log lines
     assert done.stderr == ""
     table = done.stdout.split("Result: ", 1)[1]
-    for row in ("decision", "accuracy", "forgetting", "model", "outputs", "summary", "log", "MLflow"):
+    for row in ("decision", "accuracy", "task gate", "forgetting gate", "model", "outputs", "summary", "log", "MLflow"):
         assert re.search(rf"^  {row} ", table, re.M), row
 
     log = (run_folder(tmp_path) / "run.log").read_text()
-    assert f"log         {run_folder(tmp_path) / 'run.log'}" in done.stdout
+    assert re.search(rf"^  log +{re.escape(str(run_folder(tmp_path) / 'run.log'))}", done.stdout, re.M)
     assert "Beginning flow run" in log and "{'loss'" in log  # Prefect's and the Trainer's output
     assert all(f"[{i}/10] {label}" in log for i, label in enumerate(labels, start=1))
 

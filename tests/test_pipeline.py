@@ -27,6 +27,9 @@ def _children(client: MlflowClient, parent_id: str) -> dict:
     return {r.info.run_name: r for r in runs}
 
 
+VERDICTS = {"forgetting", "no forgetting", "inconclusive"}
+
+
 @pytest.mark.e2e
 def test_pipeline_runs_every_stage_and_logs_them_nested_in_mlflow(shared_runs, tmp_path):
     """The shared run: the learnable tickets, TRAIN_TO_BEAT_BASE, judge on, loss logged every 3 steps."""
@@ -105,6 +108,12 @@ def test_pipeline_runs_every_stage_and_logs_them_nested_in_mlflow(shared_runs, t
     champion = client.get_model_version_by_alias("test-run", "champion")
     assert str(champion.version) == "1" and champion.tags["promotion"] == "Promoted"
     assert "base model with its best prompt" in champion.tags["promotion_reason"]
+    # Both gates' answers, with their intervals, on the version, the parent run and the console's result rows
+    assert champion.tags["task_change"].endswith("(95%)") and champion.tags["forgetting"] in VERDICTS
+    assert parent.data.tags["tunesmith.forgetting"] == champion.tags["forgetting"] == result.forgetting_verdict
+    assert "pooled_low" in children["forgetting"].data.metrics and "change_low" in children["promotion"].data.metrics
+    assert result.task_gate.startswith("beats the base model with its best prompt")
+    assert " points [" in result.task_gate and " points [" in result.forgetting
     assert {"confusion_base.png", "confusion_finetuned.png"} <= artifacts(children["evaluation"])
     assert "finetuned_perplexity" in children["evaluation"].data.metrics
     assert 1 <= children["evaluation"].data.metrics["finetuned_judge_score"] <= 5
@@ -127,7 +136,8 @@ def test_a_second_model_that_does_not_beat_the_champion_is_registered_but_not_pr
     # keeps the champion.
     second = finetune_pipeline(str(config), ["training.learning_rate=1e-12"], return_state=True)
     assert second.name == "Not promoted" and second.is_completed()
-    assert f"does not beat the champion (version {champion})" in second.message
+    assert second.message.startswith(("cannot be told from", "is below")), second.message
+    assert f"the champion (version {champion}): accuracy" in second.message
     client = MlflowClient(shared_runs.uri)
     assert str(client.get_model_version_by_alias("test-run", "champion").version) == champion
     rejected = client.get_model_version("test-run", second.result().model_version["version"])

@@ -1,27 +1,75 @@
+import pytest
+
+from tunesmith.evaluation.metrics import paired_change
+from tunesmith.forgetting.compare import compare_scores
 from tunesmith.promotion.gate import gate
+
+CHAMPION = "the champion (version 3)"
+BASE = "the base model with its best prompt (few_shot)"
+
+
+def right(n_right: int, n: int) -> list[float]:
+    return [1.0] * n_right + [0.0] * (n - n_right)
+
+
+def change(reference: list[float], new: list[float], kind: str = "classification") -> dict:
+    return paired_change(kind, reference, new).to_json()
+
+
+def forgetting(verdict: str):
+    """A forgetting report with the given verdict, from outcomes that produce it."""
+    before = [True] * 600 + [False] * 400
+    lost = {"forgetting": 80, "no forgetting": 0, "inconclusive": 25}[verdict]
+    after = [i >= lost for i in range(600)] + [False] * 400
+    report = compare_scores({"gk": {"correct": before}}, {"gk": {"correct": after}}, 0.05)
+    assert report.verdict == verdict
+    return report
 
 
 def test_a_better_model_without_forgetting_is_promoted():
-    decision = gate("accuracy", 0.80, "the champion (version 3)", 0.75, [])
+    decision = gate("accuracy", change(right(30, 100), right(80, 100)), CHAMPION, forgetting("no forgetting"))
     assert decision.promoted and decision.state_name == "Promoted"
-    assert "beats the champion (version 3)" in decision.reason and "0.8000 vs 0.7500" in decision.reason
+    assert decision.task_gate.startswith("beats the champion (version 3): accuracy 0.300 -> 0.800, +50.0 points [")
+    assert "McNemar p = " in decision.task_gate and "on 100 test examples" in decision.task_gate
+    assert decision.forgetting_gate.startswith("forgetting: no forgetting: 1000 questions")
 
 
-def test_a_model_that_does_not_beat_the_reference_is_not_promoted():
-    decision = gate("accuracy", 0.75, "the champion (version 3)", 0.75, [])
-    assert not decision.promoted and decision.state_name == "Not promoted"
-    assert decision.reason.startswith("does not beat the champion (version 3)")
+def test_a_model_that_ties_the_reference_on_the_test_items_does_not_beat_it():
+    tie = change(right(70, 100), right(70, 100))
+    decision = gate("accuracy", tie, CHAMPION, forgetting("no forgetting"))
+    assert not decision.promoted and decision.task_gate.startswith("cannot be told from the champion")
+    # Same accuracy, different items: still a tie, however the answers moved.
+    swapped = change(right(70, 100), right(60, 100)[::-1][:30] + [1.0] * 70)
+    assert not gate("accuracy", swapped, CHAMPION, None).promoted
+
+
+def test_a_gain_the_test_items_cannot_resolve_is_not_beats():
+    # 3 more right out of 40: +7.5 points, but McNemar's p is 0.25.
+    decision = gate("accuracy", change(right(20, 40), right(23, 40)), CHAMPION, forgetting("no forgetting"))
+    assert not decision.promoted and decision.change["low"] < 0 < decision.change["high"]
 
 
 def test_forgetting_blocks_promotion_even_for_a_better_model():
-    decision = gate("accuracy", 0.95, "the base model with its best prompt (few_shot)", 0.40, ["arc_easy", "piqa"])
-    assert not decision.promoted
-    assert decision.reason.startswith("forgetting flagged on arc_easy, piqa (beats")
+    decision = gate("accuracy", change(right(40, 100), right(95, 100)), BASE, forgetting("forgetting"))
+    assert not decision.promoted and decision.task_gate.startswith("beats")
+    assert decision.forgetting_verdict == "forgetting" and "dropped: gk" in decision.reason
 
 
-def test_a_required_margin_must_be_cleared():
-    assert not gate("rougeL", 0.51, "the champion (version 1)", 0.50, [], min_improvement=0.02).promoted
-    assert gate("rougeL", 0.53, "the champion (version 1)", 0.50, [], min_improvement=0.02).promoted
+def test_an_inconclusive_verdict_follows_the_configured_policy():
+    better, report = change(right(40, 100), right(95, 100)), forgetting("inconclusive")
+    blocked = gate("accuracy", better, BASE, report, inconclusive="block")
+    assert not blocked.promoted and "(forgetting.inconclusive: block)" in blocked.forgetting_gate
+    assert gate("accuracy", better, BASE, report, inconclusive="promote").promoted
+
+
+def test_a_required_margin_must_be_cleared_beyond_noise():
+    # ROUGE-L: every example up by 1.5 points is significant but below a 2-point margin.
+    before = [0.2, 0.5, 0.4, 0.3, 0.6] * 10
+    small = change(before, [b + 0.015 for b in before], "generation")
+    assert small["low"] > 0
+    assert not gate("rougeL", small, CHAMPION, None, min_improvement=0.02).promoted
+    large = change(before, [b + 0.03 for b in before], "generation")
+    assert gate("rougeL", large, CHAMPION, None, min_improvement=0.02).promoted
 
 
 def test_by_default_a_model_no_better_than_the_reference_beyond_noise_is_not_promoted():
@@ -30,11 +78,25 @@ def test_by_default_a_model_no_better_than_the_reference_beyond_noise_is_not_pro
     from tunesmith.records import DecisionRecord, EvaluationResult
     from tunesmith.report.stage import _outcome
 
+    base = [0.1, 0.3, 0.2, 0.15, 0.12, 0.2] * 5
+    tuned = [b + (0.05 if i % 2 else -0.05) for i, b in enumerate(base)]
     default = PromotionConfig().min_improvement
-    decision = gate("rougeL", 0.17742, "the base model with its best prompt (few_shot)", 0.17739, [], default)
-    assert not decision.promoted and "by more than 0.01" in decision.reason
-    assert gate("rougeL", 0.30, "the base model with its best prompt (few_shot)", 0.17739, [], default).promoted
+    decision = gate("rougeL", change(base, tuned, "generation"), BASE, None, default)
+    assert not decision.promoted and "cannot be told from" in decision.reason
+    assert "paired bootstrap" in decision.task_gate
 
-    evaluation = EvaluationResult("generation", 30, {"rougeL": 0.17739}, {"rougeL": 0.17742}, "few_shot")
-    outcome = _outcome(DecisionRecord("finetune", "lora"), evaluation, None, decision, default)
-    assert "is no better than the base model's best prompt on rougeL (0.177 -> 0.177)" in outcome
+    c = change(base, tuned, "generation")
+    evaluation = EvaluationResult("generation", 30, {"rougeL": c["before"]}, {"rougeL": c["after"]}, "few_shot",
+                                  change=c)  # fmt: skip
+    outcome = _outcome(DecisionRecord("finetune", "lora"), evaluation, None, None, default)
+    assert "cannot be told from the base model's best prompt (few_shot): rougeL 0.178 -> 0.178" in outcome
+
+
+def test_per_example_scores_follow_the_primary_metric():
+    from tunesmith.evaluation.metrics import per_example_scores
+
+    assert per_example_scores("classification", ["a", "b"], ["a", "c"]) == [1.0, 0.0]
+    fields = per_example_scores("json", ['{"x": 1, "y": 2}', '{"x": 1}'], ['{"x": 1, "y": 3}', "not json"])
+    assert fields == [0.5, 0.0]
+    rouge = per_example_scores("generation", ["the cat sat"], ["the cat sat"])
+    assert rouge == [pytest.approx(1.0)]

@@ -13,6 +13,15 @@ if TYPE_CHECKING:
 Decision = Literal["prompting", "few_shot_prompting", "rag", "finetune"]
 
 
+def change_text(change: dict[str, Any]) -> str:
+    """A paired difference (PairedDifference.to_json) in points with its interval, e.g. "+62.5 points [48.1,
+    73.2] (95%)"."""
+    return (
+        f"{100 * change['difference']:+.1f} points [{100 * change['low']:+.1f}, {100 * change['high']:+.1f}] "
+        f"({change['confidence']:.0%})"
+    )
+
+
 def primary_metric(task_type: str) -> str:
     """The number a run is judged by: accuracy for classification, field accuracy for JSON, ROUGE-L otherwise."""
     return {"classification": "accuracy", "json": "field_accuracy"}.get(task_type, "rougeL")
@@ -207,6 +216,7 @@ class TrainedModel:
 class Scored:
     metrics: dict[str, float]
     predictions: list[str]
+    per_example: list[float] = field(default_factory=list)  # the primary metric, example by example
 
 
 @dataclass
@@ -219,6 +229,8 @@ class EvaluationResult:
     predictions_path: str = ""
     artifacts: list[str] = field(default_factory=list)
     judge: dict[str, Any] | None = None
+    per_example: dict[str, list[float]] = field(default_factory=dict)  # "base", "finetuned": the primary metric
+    change: dict[str, Any] = field(default_factory=dict)  # fine-tuned - base on the same examples (PairedDifference)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -230,32 +242,55 @@ class EvaluationResult:
     def headline(self) -> str:
         """One line for the console: the main metric, base (best prompt) against fine-tuned."""
         key = self.metric
-        return (
+        line = (
             f"{key} {self.base[key]:.3f} (base, {self.base_prompt.replace('_', '-')} prompt) -> "
             f"{self.finetuned[key]:.3f} (fine-tuned) on {self.n_examples} test examples"
         )
+        return line + (f", {change_text(self.change)}" if self.change else "")
 
 
 @dataclass
 class ForgettingReport:
-    threshold: float
-    per_benchmark: dict[str, dict[str, float]]
-    flagged: list[str] = field(default_factory=list)
+    """General-benchmark scores before and after training, judged on the same questions (forgetting/verdict.py):
+    per benchmark and pooled, the change with its interval, the margin the threshold sets at that baseline, the
+    smallest drop the questions can detect, and `forgetting`, `no forgetting` or `inconclusive`."""
+
+    threshold: float  # relative: 0.05 is a drop of 5% of the base model's accuracy
+    per_benchmark: dict[str, dict[str, float]]  # before, after, absolute/relative change, low, high, margin, ...
+    verdicts: dict[str, str] = field(default_factory=dict)
+    pooled: dict[str, float] = field(default_factory=dict)  # the same figures over every question of the suite
+    pooled_verdict: str = ""
+    verdict: str = "no forgetting"
     recommendations: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
     def forgetting(self) -> bool:
-        return bool(self.flagged)
+        return self.verdict == "forgetting"
+
+    @property
+    def flagged(self) -> list[str]:
+        """The benchmarks found to have forgotten, or "all benchmarks pooled" when only the pooled suite was."""
+        names = [name for name, verdict in self.verdicts.items() if verdict == "forgetting"]
+        return names or (["all benchmarks pooled"] if self.pooled_verdict == "forgetting" else [])
 
     def headline(self) -> str:
-        """One line for the console: the relative change per benchmark and what was flagged."""
-        changes = ", ".join(f"{name} {row['relative_change']:+.1%}" for name, row in self.per_benchmark.items())
-        verdict = f"FLAGGED: {', '.join(self.flagged)}" if self.flagged else "nothing flagged"
-        return f"{changes} (threshold -{self.threshold:.0%}): {verdict}"
+        """One line: the verdict, the pooled change with its interval against the threshold's margin, and which
+        benchmarks dropped (or, when inconclusive, the smallest drop these questions could have seen)."""
+        p = self.pooled
+        line = (
+            f"{self.verdict}: {int(p['n'])} questions {p['before']:.3f} -> {p['after']:.3f}, "
+            f"{change_text(p)}, threshold -{100 * p['margin']:.1f} points"
+        )
+        flagged = [n for n, v in self.verdicts.items() if v == "forgetting"]
+        if flagged:
+            line += "; dropped: " + ", ".join(f"{n} {change_text(self.per_benchmark[n])}" for n in flagged)
+        if self.verdict == "inconclusive":
+            line += f"; these questions detect drops of {100 * p['detectable_drop']:.1f} points or more"
+        return line
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self) | {"forgetting": self.forgetting}
+        return asdict(self) | {"forgetting": self.forgetting, "flagged": self.flagged}
 
 
 @dataclass
@@ -268,6 +303,10 @@ class PromotionDecision:
     reference_score: float
     model: str = ""
     version: str = ""
+    change: dict[str, Any] = field(default_factory=dict)  # new - reference on the same test examples
+    forgetting_verdict: str = ""
+    task_gate: str = ""  # one line each: what the two gates found
+    forgetting_gate: str = ""
 
     @property
     def state_name(self) -> str:

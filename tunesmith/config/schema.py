@@ -493,9 +493,12 @@ class ForgettingConfig(Section):
     harness_tasks: list[str] = ["arc_easy", "arc_challenge", "hellaswag", "mmlu", "winogrande", "boolq"]
     benchmarks: list[BenchmarkConfig] | None = None  # your own files, instead of the tier's bundled ones
     limit: int | None = Field(None, ge=1)
+    # The largest drop tolerated, relative to the base model's accuracy (0.05: 5% of it, e.g. 2.9 points at 0.57).
     threshold: Fraction = 0.05
-    # Flag only drops that McNemar's test finds significant (p < 0.05) on the same questions before and after.
-    require_significance: bool = False
+    # What an `inconclusive` verdict (the questions cannot tell a drop beyond the threshold from noise) does to
+    # promotion. block: the champion stays until the evidence clears the new model, since promotion moves the
+    # alias that serving follows and a model that forgot costs its users more than one more cycle on the old one.
+    inconclusive: Literal["block", "promote"] = "block"
     # auto: 16 on a CPU; on a GPU, lm-eval's search for the largest batch that fits.
     batch_size: CountOrAuto = "auto"
     seed: int = 1234

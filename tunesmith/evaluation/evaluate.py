@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.curation.records import read_examples
-from tunesmith.evaluation.metrics import classification_metrics, generation_metrics, json_metrics
+from tunesmith.evaluation.metrics import classification_metrics, generation_metrics, json_metrics, per_example_scores
 from tunesmith.evaluation.scoring import generate, label_logprobs, perplexity
 from tunesmith.prompts import PromptTemplate, full_messages, prompt_messages
 from tunesmith.records import Example, Scored
@@ -47,13 +47,14 @@ def score_prompts(
     if kind == "classification":
         scores = label_logprobs(model, tokenizer, prompts, labels, batch_size, candidates=CANDIDATES)
         predictions = [labels[i] for i in scores.argmax(axis=1)]
-        return Scored(classification_metrics(references, predictions, labels), predictions)
+        metrics = classification_metrics(references, predictions, labels)
+        return Scored(metrics, predictions, per_example_scores(kind, references, predictions))
     max_new = max(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in references) + 8
     predictions = generate(model, tokenizer, prompts, max_new_tokens=max_new, batch_size=batch_size)
     metrics = generation_metrics(references, predictions)
     if kind == "json":
         metrics |= json_metrics(references, predictions, schema)
-    return Scored(metrics, predictions)
+    return Scored(metrics, predictions, per_example_scores(kind, references, predictions))
 
 
 def score_model(

@@ -38,17 +38,23 @@ def confusion(references: list[str], predictions: list[str], labels: list[str]) 
 def generation_metrics(references: list[str], predictions: list[str]) -> dict[str, float]:
     """Exact match (whitespace/case-normalized), mean ROUGE-L F1 and corpus BLEU (sacrebleu, 0-100)."""
     import sacrebleu
-    from rouge_score import rouge_scorer
 
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
     pairs = list(zip(references, predictions, strict=True))
-    rouge = [scorer.score(ref, pred)["rougeL"].fmeasure for ref, pred in pairs]
+    rouge = rouge_l(references, predictions)
     exact = [" ".join(ref.lower().split()) == " ".join(pred.lower().split()) for ref, pred in pairs]
     n = max(len(references), 1)
     bleu = sacrebleu.corpus_bleu(predictions, [references]).score if references else 0.0
     low, high = mean_interval(rouge)
     return {"exact_match": sum(exact) / n, "rougeL": sum(rouge) / n, "rougeL_ci_low": low, "rougeL_ci_high": high,
             "bleu": float(bleu)}  # fmt: skip
+
+
+def rouge_l(references: list[str], predictions: list[str]) -> list[float]:
+    """ROUGE-L F1 of each prediction against its reference."""
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    return [scorer.score(ref, pred)["rougeL"].fmeasure for ref, pred in zip(references, predictions, strict=True)]
 
 
 def mean_interval(scores: list[float], confidence: float = 0.95) -> tuple[float, float]:
@@ -72,6 +78,37 @@ def _parse_object(text: str) -> dict[str, Any] | None:
     except (json.JSONDecodeError, TypeError):
         return None
     return value if isinstance(value, dict) else None
+
+
+def field_scores(references: list[str], predictions: list[str]) -> list[float]:
+    """Per example, the share of the reference's top-level fields the prediction reproduces exactly (0 for output
+    that is not a JSON object)."""
+    scores = []
+    for reference, prediction in zip(references, predictions, strict=True):
+        expected, produced = _parse_object(reference) or {}, _parse_object(prediction) or {}
+        right = sum(1 for key, value in expected.items() if key in produced and produced[key] == value)
+        scores.append(right / len(expected) if expected else float(bool(produced)))
+    return scores
+
+
+def per_example_scores(kind: str, references: list[str], predictions: list[str]) -> list[float]:
+    """Each test example's share of the task's primary metric, for paired comparisons of two models on the same
+    examples: right (1) or wrong (0) for classification, ROUGE-L for text, field accuracy for JSON."""
+    if kind == "classification":
+        return [float(ref == pred) for ref, pred in zip(references, predictions, strict=True)]
+    if kind == "json":
+        return field_scores(references, predictions)
+    return rouge_l(references, predictions)
+
+
+def paired_change(kind: str, reference: list[float], new: list[float], confidence: float = 0.95):
+    """new - reference on the same test examples, with its interval: McNemar's test and Tango's interval for
+    right/wrong outcomes (classification), a paired bootstrap for ROUGE-L and field accuracy."""
+    from tunesmith.statistics.paired import paired_proportions, paired_scores
+
+    if kind == "classification":
+        return paired_proportions([r > 0.5 for r in reference], [x > 0.5 for x in new], confidence)
+    return paired_scores(reference, new, confidence)
 
 
 def json_metrics(

@@ -9,7 +9,7 @@ from tunesmith.console import progress
 from tunesmith.curation.records import write_jsonl
 from tunesmith.evaluation.evaluate import prediction_rows
 from tunesmith.evaluation.judge import EndpointJudge, LocalJudge, summarize
-from tunesmith.evaluation.metrics import confusion
+from tunesmith.evaluation.metrics import confusion, paired_change
 from tunesmith.evaluation.plots import confusion_png
 from tunesmith.evaluation.test_set import load_test_set, score_test_set
 from tunesmith.models.load import load_model
@@ -60,8 +60,10 @@ def run_evaluation(
             artifacts.append(
                 str(confusion_png(matrix, data.labels, f"{name} model", out_dir / f"confusion_{name}.png"))
             )
+    change = paired_change(kind, base.per_example, tuned.per_example)
     result = EvaluationResult(kind, len(examples), base.metrics, tuned.metrics, decision.best_baseline or "zero_shot",
-                              artifacts[0], artifacts)  # fmt: skip
+                              artifacts[0], artifacts, None, {"base": base.per_example, "finetuned": tuned.per_example},
+                              change.to_json())  # fmt: skip
     if settings.judge.enabled:
         result.judge = _judge(config, model, examples, base, tuned, out_dir)
         result.artifacts.append(str(out_dir / "judge.jsonl"))

@@ -1,11 +1,11 @@
-"""Before/after comparison of general-capability benchmarks, and the forgetting flag."""
+"""Before/after comparison of general-capability benchmarks: the paired verdict (forgetting/verdict.py) as a report."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from tunesmith.forgetting.verdict import BenchmarkVerdict, judge_benchmarks, judge_pooled, suite_verdict
 from tunesmith.records import ForgettingReport
-from tunesmith.statistics.paired import mcnemar_p
 
 MITIGATIONS = [
     "mix 5-10% general-domain replay data into training (data.replay.fraction: 0.05 to 0.1)",
@@ -14,36 +14,49 @@ MITIGATIONS = [
 ]
 
 
+def _row(judged: BenchmarkVerdict) -> dict[str, float]:
+    d = judged.difference
+    return {
+        "before": d.before,
+        "after": d.after,
+        "absolute_change": d.difference,
+        "relative_change": d.difference / d.before if d.before else 0.0,
+        "difference": d.difference,
+        "low": d.low,
+        "high": d.high,
+        "confidence": d.confidence,
+        "margin": judged.margin,
+        "detectable_drop": judged.detectable,
+        "changed": d.changed or 0.0,
+        "p_value": d.p_value,
+        "n": d.n,
+    }
+
+
 def compare_scores(
-    before: dict[str, dict[str, Any]],
-    after: dict[str, dict[str, Any]],
-    threshold: float,
-    require_significance: bool = False,
+    before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]], threshold: float, confidence: float = 0.95
 ) -> ForgettingReport:
-    """Per benchmark: before, after, absolute and relative change and McNemar's p; flag relative drops above
-    the threshold (and, if required, significant ones)."""
-    rows: dict[str, dict[str, float]] = {}
-    flagged, notes = [], []
-    for name, b in before.items():
-        acc_before, acc_after = b["acc"], after[name]["acc"]
-        relative = (acc_after - acc_before) / acc_before if acc_before else 0.0
-        paired = b.get("correct") and len(b["correct"]) == len(after[name].get("correct") or [])
-        p_value = mcnemar_p(b["correct"], after[name]["correct"]) if paired else float("nan")
-        rows[name] = {
-            "before": acc_before,
-            "after": acc_after,
-            "absolute_change": acc_after - acc_before,
-            "relative_change": relative,
-            "p_value": p_value,
-            "n": b["n"],
-        }
-        if relative < -threshold:
-            significant = paired and p_value < 0.05
-            if significant or not require_significance:
-                flagged.append(name)
-            if not significant:
-                notes.append(
-                    f"{name}: the {-relative:.1%} drop is not significant on {b['n']} questions (McNemar p = "
-                    f"{p_value:.2f}); more questions (forgetting.limit) would tell noise from forgetting"
-                )
-    return ForgettingReport(threshold, rows, flagged, MITIGATIONS if flagged else [], notes)
+    """Per benchmark and pooled: the change on the same questions with its interval, and the verdict."""
+    correct_before = {name: scores["correct"] for name, scores in before.items()}
+    correct_after = {name: after[name]["correct"] for name in before}
+    judged = judge_benchmarks(correct_before, correct_after, threshold, confidence)
+    pooled = judge_pooled(correct_before, correct_after, threshold, confidence)
+    verdict = suite_verdict(pooled.verdict, [j.verdict for j in judged])
+    notes = []
+    if verdict == "inconclusive":
+        notes.append(
+            f"The {pooled.difference.n} questions cannot tell a drop of {100 * pooled.margin:.1f} points (the "
+            f"threshold) from noise: at the {pooled.difference.changed:.0%} of answers that changed they detect "
+            f"drops of {100 * pooled.detectable:.1f} points or more. More questions (forgetting.tier: standard or "
+            "full, or forgetting.limit) would decide it."
+        )
+    return ForgettingReport(
+        threshold,
+        {j.name: _row(j) for j in judged},
+        {j.name: j.verdict for j in judged},
+        _row(pooled),
+        pooled.verdict,
+        verdict,
+        MITIGATIONS if verdict == "forgetting" else [],
+        notes,
+    )

@@ -67,10 +67,15 @@ class ForgettingResult:
         return self.report.headline()
 
     def summary_metrics(self) -> dict[str, float]:
-        """What the comparison tables per method: the mean relative change (%), the flag, each accuracy after."""
+        """What the comparison tables per method: the mean relative change (%), the pooled change in points with its
+        interval, the flag, each accuracy after."""
         changes = [row["relative_change"] for row in self.report.per_benchmark.values()]
+        pooled = self.report.pooled
         return {
             "forgetting_change_pct": 100 * sum(changes) / len(changes) if changes else 0.0,
+            "forgetting_change_points": 100 * pooled["difference"],
+            "forgetting_change_low_points": 100 * pooled["low"],
+            "forgetting_change_high_points": 100 * pooled["high"],
             "forgetting_flag": float(self.report.forgetting),
             **{f"forgetting_{name}_acc": row["after"] for name, row in self.report.per_benchmark.items()},
         }
@@ -85,7 +90,7 @@ def _score(config: RunConfig, target: Scorable, suite: dict[str, Any], work_dir:
             lm = served_lm(url, served.name, target.tokenizer, max_model_len(served.path), f.vllm.concurrent)
             return run_benchmarks(lm, suite["benchmarks"], work_dir, f.limit, f.seed, suite["harness"])
     model, tokenizer = target.load()
-    lm = in_process_lm(model, tokenizer, suite["batch_size"])
+    lm = in_process_lm(model, tokenizer, suite["batch_size"], target.precision.device == "cpu")
     return run_benchmarks(lm, suite["benchmarks"], work_dir, f.limit, f.seed, suite["harness"])
 
 
@@ -121,6 +126,5 @@ def run_forgetting_baseline(
 def run_forgetting(config: RunConfig, tuned: Scorable, before: dict[str, Any], work_dir: Path) -> ForgettingResult:
     """The same benchmarks, limit, seed and backend on a trained model, compared with the baseline."""
     after = _score(config, tuned, before["suite"], work_dir)
-    f = config.forgetting
-    report = compare_scores(before["scores"], after, f.threshold, f.require_significance)
+    report = compare_scores(before["scores"], after, config.forgetting.threshold)
     return ForgettingResult(report, before["scores"], after)

@@ -4,6 +4,7 @@ test set) or, without one, the base model's best prompt, apply the gate, and mov
 from __future__ import annotations
 
 from tunesmith.config import RunConfig
+from tunesmith.evaluation.metrics import paired_change
 from tunesmith.evaluation.test_set import load_test_set
 from tunesmith.promotion.champion import current_champion, score_champion
 from tunesmith.promotion.gate import gate
@@ -14,6 +15,7 @@ from tunesmith.records import (
     PreparedModel,
     PromotionDecision,
     TrainedModel,
+    change_text,
 )
 
 
@@ -27,20 +29,25 @@ def run_promotion(
     champion = current_champion(client, name, config.promotion.alias)
     if champion is not None and str(champion.version) != str(version):
         tests = load_test_set(config, data)
-        scores = score_champion(
+        scored = score_champion(
             champion, tracking_uri, tests, model.precision, model.path, config.evaluation.batch_size
         )
-        reference, reference_score = f"the champion (version {champion.version})", scores[metric]
+        reference, reference_scores = f"the champion (version {champion.version})", scored.per_example
     else:
         reference = f"the base model with its best prompt ({evaluation.base_prompt})"
-        reference_score = evaluation.base[metric]
-    flagged = forgetting.flagged if forgetting else []
+        reference_scores = evaluation.per_example["base"]
+    change = paired_change(evaluation.task_type, reference_scores, evaluation.per_example["finetuned"])
     decision = gate(
-        metric, evaluation.finetuned[metric], reference, reference_score, flagged, config.promotion.min_improvement
-    )
+        metric, change.to_json(), reference, forgetting, config.promotion.min_improvement,
+        config.forgetting.inconclusive,
+    )  # fmt: skip
     decision.model, decision.version = name, version
     if decision.promoted:
         client.set_registered_model_alias(name, config.promotion.alias, version)
     client.set_model_version_tag(name, version, "promotion", decision.state_name)
     client.set_model_version_tag(name, version, "promotion_reason", decision.reason[:5000])
+    client.set_model_version_tag(name, version, "task_change", change_text(decision.change))
+    if forgetting:
+        client.set_model_version_tag(name, version, "forgetting", forgetting.verdict)
+        client.set_model_version_tag(name, version, "forgetting_change", change_text(forgetting.pooled))
     return decision

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tunesmith.config import RunConfig
+from tunesmith.promotion.gate import task_gate_text
 from tunesmith.records import (
     CuratedData,
     DecisionRecord,
@@ -46,6 +47,7 @@ def run_report(
             f"forgetting_{n}_relative_change": r["relative_change"] for n, r in forgetting.per_benchmark.items()
         }
         headline["forgetting_flag"] = float(forgetting.forgetting)
+        headline |= {f"forgetting_pooled_{k}": forgetting.pooled[k] for k in ("difference", "low", "high", "n")}
     return ReportResult(str(path), summary, outcome, headline)
 
 
@@ -59,16 +61,11 @@ def _outcome(
     if decision.stop:
         return f"stopped before training: {decision.decision.replace('_', ' ')} is the recommended approach"
     parts = [f"fine-tuned ({decision.method})"]
-    if evaluation:
-        key = evaluation.metric
-        gain = evaluation.finetuned[key] - evaluation.base[key]
-        verdict = "beats" if gain > min_improvement else "is no better than" if gain > -min_improvement else "is below"
-        parts.append(
-            f"{verdict} the base model's best prompt on {key} "
-            f"({evaluation.base[key]:.3f} -> {evaluation.finetuned[key]:.3f})"
-        )
-    if forgetting and forgetting.forgetting:
-        parts.append(f"forgetting flagged on {', '.join(forgetting.flagged)}")
+    if evaluation and evaluation.change and not promotion:
+        reference = f"the base model's best prompt ({evaluation.base_prompt})"
+        parts.append(task_gate_text(evaluation.metric, evaluation.change, reference, min_improvement))
+    if forgetting and not promotion:
+        parts.append(f"forgetting: {forgetting.headline()}")
     if promotion:
         parts.append(f"{promotion.state_name.lower()}: {promotion.reason}")
     return "; ".join(parts)

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from tunesmith.decision.render import render_decision
-from tunesmith.records import CuratedData, DecisionRecord, EvaluationResult, ForgettingReport, TrainedModel
+from tunesmith.records import (
+    CuratedData,
+    DecisionRecord,
+    EvaluationResult,
+    ForgettingReport,
+    TrainedModel,
+    change_text,
+)
 from tunesmith.report.markdown import markdown_table
 
 
@@ -65,6 +72,13 @@ def _evaluation(evaluation: EvaluationResult) -> list[str]:
         markdown_table(["metric", "base model", "fine-tuned", "change"], rows),
         "",
     ]
+    if evaluation.change:
+        c = evaluation.change
+        parts += [
+            f"On the same {c['n']} test examples, fine-tuned - base on {evaluation.metric}: {change_text(c)} "
+            f"({c['method']}" + (f", McNemar p = {c['p_value']:.2g})." if c["p_value"] == c["p_value"] else ")."),
+            "",
+        ]
     if evaluation.judge:
         judge = evaluation.judge
         parts += [
@@ -76,18 +90,26 @@ def _evaluation(evaluation: EvaluationResult) -> list[str]:
 
 
 def _forgetting(forgetting: ForgettingReport) -> list[str]:
-    rows = [
-        [name, r["before"], r["after"], r["absolute_change"], f"{100 * r['relative_change']:+.1f}%", r["p_value"],
-         int(r["n"])]
-        for name, r in forgetting.per_benchmark.items()
-    ]  # fmt: skip
-    verdict = (
-        f"**Forgetting flagged** on {', '.join(forgetting.flagged)} "
-        f"(relative drop over {forgetting.threshold:.0%}). "
-        "Try: " + "; ".join(forgetting.recommendations)
-        if forgetting.forgetting
-        else f"No benchmark dropped more than {forgetting.threshold:.0%} (relative)."
+    def row(name: str, r: dict[str, float], verdict: str) -> list:
+        return [name, int(r["n"]), r["before"], r["after"], f"{100 * r['difference']:+.1f}",
+                f"[{100 * r['low']:+.1f}, {100 * r['high']:+.1f}] ({r['confidence']:.1%})", f"-{100 * r['margin']:.1f}",
+                f"{100 * r['detectable_drop']:.1f}", f"{r['changed']:.1%}", r["p_value"], verdict]  # fmt: skip
+
+    rows = [row(name, r, forgetting.verdicts[name]) for name, r in forgetting.per_benchmark.items()]
+    rows.append(row("**all, pooled**", forgetting.pooled, forgetting.pooled_verdict))
+    header = ["benchmark", "questions", "before", "after", "change (points)", "interval", "threshold (points)",
+              "detectable drop (points)", "answers changed", "McNemar p", "verdict"]  # fmt: skip
+    k = len(forgetting.per_benchmark)
+    explain = (
+        f"**Verdict: {forgetting.verdict}.** The change is after - before on the same questions, with Tango's "
+        f"interval for paired proportions; the threshold is {forgetting.threshold:.0%} of each baseline. The verdict "
+        "is decided on all questions pooled (95%); each benchmark is also tested, its interval widened for testing "
+        f"{k} benchmarks (Bonferroni), and one that shows forgetting counts. `no forgetting`: the interval excludes a "
+        "drop beyond the threshold; `forgetting`: the drop is beyond it and the interval excludes no change; "
+        "`inconclusive`: neither. The detectable drop is the smallest these questions find with 80% power at the "
+        "share of answers that changed."
     )
-    header = ["benchmark", "before", "after", "change", "relative", "McNemar p", "n"]
-    parts = ["## Forgetting", "", markdown_table(header, rows), "", verdict, ""]
+    parts = ["## Forgetting", "", markdown_table(header, rows), "", explain, ""]
+    if forgetting.recommendations:
+        parts += ["Try: " + "; ".join(forgetting.recommendations), ""]
     return parts + [f"- {note}" for note in forgetting.notes] + ([""] if forgetting.notes else [])

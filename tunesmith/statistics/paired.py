@@ -109,7 +109,7 @@ def paired_scores(
     if b.size == 0 or a.shape != b.shape:
         raise ValueError(f"paired scores need the same items on both sides ({b.size} and {a.size})")
     difference = float(a.mean() - b.mean())
-    if np.allclose(a, b):  # no item moved: the bootstrap has nothing to resample
+    if np.ptp(a - b) < 1e-9:  # every item moved by the same amount: the bootstrap has nothing to resample
         low = high = difference
     else:
         result = bootstrap((a - b,), np.mean, confidence_level=confidence, method="BCa", n_resamples=4000,
