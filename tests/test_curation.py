@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LABELS, SHARED_DATA, ticket_rows, write_jsonl
+from tests.conftest import LABELS, SHARED_DATA, small_ticket_rows, ticket_rows, write_jsonl
 from tunesmith.config.schema import DataConfig
 from tunesmith.curation.curate import curate, data_fingerprint
 from tunesmith.curation.load import load_records
 from tunesmith.curation.readers import InputFileError
-from tunesmith.curation.records import Rejected, by_reason, make_example
+from tunesmith.curation.records import Rejected, by_reason, make_example, read_examples
 from tunesmith.curation.split import stratified_split
 from tunesmith.models.load import load_tokenizer
 
@@ -361,6 +361,39 @@ def test_replay_is_mixed_into_train_only_and_tagged(tmp_path, tiny_model, small_
     assert all(r["label"] is None for r in replayed)
     for split in (data.validation_path, data.test_path):
         assert all(json.loads(line)["origin"] == "task" for line in Path(split).read_text().splitlines())
+    assert _accounted(data.counts) == data.counts["read"]
+
+
+def _task_rows(kind: str) -> list[dict]:
+    """Short task rows of each format (shorter than most bundled replay rows)."""
+    if kind == "classification":
+        return small_ticket_rows()
+    if kind == "instruction":
+        return [{"instruction": f"Add {i} and {i + 1}.", "input": "", "output": str(2 * i + 1)} for i in range(120)]
+    return [{"messages": [{"role": "user", "content": f"Say the number {i}."},
+                          {"role": "assistant", "content": f"{i}"}]} for i in range(120)]  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["classification", "instruction", "chat"])
+def test_replay_trains_as_general_data_in_every_format(tmp_path, tiny_model, kind):
+    from tunesmith.prompts import full_messages
+
+    labels = LABELS if kind == "classification" else None
+    path = write_jsonl(tmp_path / f"{kind}.jsonl", _task_rows(kind))
+    config = DataConfig(path=path, format=kind, labels=labels, replay={"fraction": 0.2})
+    data = curate(config, _tokenizer(tiny_model), "Classify the ticket.", None, tmp_path / "out")
+    # The replay rows are kept out of the task's label checks, and the derived max_seq_length makes room for them.
+    assert data.ok and data.validation["success"], data.validation["summary"]
+    assert data.counts["replay_rejected"] == 0 and data.counts["replay_added"] > 0
+    train = read_examples(Path(data.train_path))
+    replayed = [e for e in train if e.origin == "replay"]
+    assert len(replayed) == data.counts["replay_added"] == round(0.2 * (len(train) - len(replayed)) / 0.8)
+    # Trained as what they are: not under the task's system prompt (a classifier's label list)
+    assert all(full_messages(e, "Classify the ticket.")[0]["role"] != "system" for e in replayed)
+    task = next(e for e in train if e.origin == "task")
+    assert full_messages(task, "Classify the ticket.")[0] == {"role": "system", "content": "Classify the ticket."}
+    if kind == "classification":
+        assert set(data.class_counts["train"]) == set(LABELS)  # replay rows are no class of their own
     assert _accounted(data.counts) == data.counts["read"]
 
 

@@ -39,9 +39,11 @@ def training_prompt(config: RunConfig) -> str:
 
 
 def prompt_messages(example: Example, system: str) -> list[dict[str, str]]:
-    """System prompt plus the conversation up to (not including) the final assistant answer."""
+    """System prompt plus the conversation up to (not including) the final assistant answer. Replay examples are
+    general-domain data trained as what they are: the task's system prompt (a classifier's list of labels, say)
+    is not theirs."""
     has_system = example.messages[0]["role"] == "system"
-    head = [] if has_system or not system else [{"role": "system", "content": system}]
+    head = [] if has_system or not system or example.origin == "replay" else [{"role": "system", "content": system}]
     return head + example.messages[:-1]
 
 

@@ -178,6 +178,7 @@ def curate(
     loaded = load_inputs(config)
     work.rejects += loaded.rejected
     work.tokens = count_tokens(loaded.examples, tokenizer, system)
+    replay = _load_replay(work)
     max_tokens, length_source = _max_length(max_tokens, work.tokens, tokenizer)
     examples = _drop_too_long(loaded.examples, work.tokens, max_tokens, work.rejects)
     invalid = len(work.rejects)
@@ -186,7 +187,7 @@ def curate(
     for_training, unsplittable = _readiness(work, unique.kept, min_train_examples)
     splits, split_before, leaked = _split(work, unique.kept, test_file)
     balanced = _balance(work, splits)
-    replay_counts = _replay(work, splits, max_tokens)
+    replay_counts = _replay(work, splits, replay, max_tokens)
     if unique.conflicts:
         work.warnings.append(
             f"{len(unique.conflicts)} pair(s) of (near-)identical inputs carry different labels: label noise to "
@@ -311,20 +312,37 @@ def _balance(work: _Work, splits: Splits):
     return balanced
 
 
-def _replay(work: _Work, splits: Splits, max_tokens: int) -> dict[str, int]:
-    if work.config.replay.fraction <= 0:
+def _load_replay(work: _Work) -> LoadResult | None:
+    """The replay rows, when replay is on; their lengths join the task's in work.tokens, so that a derived
+    max_seq_length makes room for them."""
+    replay = work.config.replay
+    if replay.fraction <= 0:
+        return None
+    loaded = load_records(replay.path, replay.format, None, replay.file_format, origin="replay")
+    work.tokens.update(count_tokens(loaded.examples, work.tokenizer, work.system))
+    return loaded
+
+
+def _replay(work: _Work, splits: Splits, replay: LoadResult | None, max_tokens: int) -> dict[str, int]:
+    if replay is None:
         return {"replay_read": 0, "replay_rejected": 0, "replay_added": 0}
-    splits.train, counts, warnings = _add_replay(
-        work.config, splits.train, work.tokenizer, work.system, max_tokens, work.tokens
-    )
-    work.warnings += warnings
-    return counts
+    usable = [e for e in replay.examples if work.tokens[content_id(e.id)] <= max_tokens]
+    rejected = replay.read - len(usable)
+    mix = mix_replay(splits.train, usable, work.config.replay.fraction, work.config.seed)
+    splits.train = mix.train
+    work.warnings += mix.warnings
+    if rejected:
+        work.warnings.append(f"{rejected} of {replay.read} replay rows were unusable (invalid or too long)")
+    return {"replay_read": replay.read, "replay_rejected": rejected, "replay_added": mix.added}
 
 
 def _validate(work: _Work, kept: list[Example], splits: Splits, max_tokens: int, for_training: bool, out_dir: Path):
     """The format's Great Expectations suite on the curated rows and on each split, each with its own bounds."""
     parameters = _split_parameters(work.config, len(kept), max_tokens, for_training)
-    frames = [kept, splits.train, splits.validation, splits.test]
+    # Replay rows are general-domain data in their own format (no label, their own lengths): the task's suite
+    # checks the task's rows; load_records checked the replay rows against the replay format.
+    task_train = [e for e in splits.train if e.origin == "task"]
+    frames = [kept, task_train, splits.validation, splits.test]
     report = validate_frames(
         {name: (examples_frame(frame, work.tokens), params)
          for (name, params), frame in zip(parameters.items(), frames, strict=True)},
@@ -358,7 +376,8 @@ def _write(work: _Work, out_dir: Path, splits: Splits, unique: _Deduplicated, ba
         counts=counts,
         rejected_by_kind=dict(sorted(Counter(r.kind for r in work.rejects).items())),
         class_counts={
-            name: dict(sorted(Counter(str(e.group) for e in part).items())) for name, part in vars(splits).items()
+            name: dict(sorted(Counter(str(e.group) for e in part if e.origin == "task").items()))
+            for name, part in vars(splits).items()
         },
         balance={
             "strategy": balanced.strategy,
@@ -399,21 +418,6 @@ def _token_stats(counts: list[int]) -> dict[str, float]:
         return {"max": 0, "mean": 0.0, "p95": 0}
     ordered = sorted(counts)
     return {"max": ordered[-1], "mean": sum(ordered) / len(ordered), "p95": ordered[int(0.95 * (len(ordered) - 1))]}
-
-
-def _add_replay(
-    config: DataConfig, train: list[Example], tokenizer, system: str, max_tokens: int, tokens: dict[str, int]
-):
-    replay_cfg = config.replay
-    loaded = load_records(replay_cfg.path, replay_cfg.format, None, replay_cfg.file_format, origin="replay")
-    tokens.update(count_tokens(loaded.examples, tokenizer, system))
-    usable = [e for e in loaded.examples if tokens[e.id] <= max_tokens]
-    rejected = loaded.read - len(usable)
-    mix = mix_replay(train, usable, replay_cfg.fraction, config.seed)
-    warnings = list(mix.warnings)
-    if rejected:
-        warnings.append(f"{rejected} of {loaded.read} replay rows were unusable (invalid or too long)")
-    return mix.train, {"replay_read": loaded.read, "replay_rejected": rejected, "replay_added": mix.added}, warnings
 
 
 def _problems(
