@@ -9,6 +9,7 @@ from prefect.states import Completed
 
 from tunesmith.config import RunConfig, load_config
 from tunesmith.console import progress
+from tunesmith.forgetting.mitigation import Attempt, choose_attempt, needs_mitigation
 from tunesmith.promotion.gate import task_gate_text
 from tunesmith.quiet import quiet_libraries
 from tunesmith.records import DecisionRecord, EvaluationResult, ForgettingReport, PromotionDecision, TrainedModel
@@ -17,6 +18,7 @@ from tunesmith.tasks.curation import curate_task
 from tunesmith.tasks.decision import decide_task
 from tunesmith.tasks.evaluation import evaluate_task
 from tunesmith.tasks.forgetting import benchmark_base_task, forgetting_task
+from tunesmith.tasks.mitigation import retrain_against_forgetting
 from tunesmith.tasks.models import prepare_model_task
 from tunesmith.tasks.orchestration import record_failure
 from tunesmith.tasks.promotion import promote_task
@@ -77,7 +79,7 @@ def _task_gate(scores: EvaluationResult | None) -> str:
 
 def pipeline_stages(config: RunConfig) -> list[Stage]:
     """The stages of a run in order: what the console's [i/n] counts."""
-    left_out = {Stage.BASE, Stage.COMPARISON}
+    left_out = {Stage.BASE, Stage.COMPARISON, Stage.MITIGATION}
     if not config.forgetting.active:
         left_out |= {Stage.FORGETTING_BASELINE, Stage.FORGETTING}
     if not config.training.search.trials:
@@ -116,8 +118,17 @@ def finetune_pipeline(config_path: str, overrides: list[str] | None = None):
         trained = train_task(run, config, plan, data, model)
         scores = evaluate_task(run, config, data, model, trained, decision)
         drift = forgetting_task(run, config, model, trained, before) if before is not None else None
+        attempts = [Attempt(0, "as configured", trained, scores, drift, run.run_id, (config, data))] if drift else []
+        if needs_mitigation(drift) and config.forgetting.mitigation.enabled:
+            attempts += retrain_against_forgetting(
+                run, config_path, overrides or [], config, model, inputs.data, plan, decision, before, attempts[0]
+            )
+        if len(attempts) > 1:  # the gates judge the best attempt; the report shows them all
+            chosen = choose_attempt(attempts, config.forgetting.inconclusive)
+            (config, data), trained, scores, drift = chosen.state, chosen.trained, chosen.evaluation, chosen.forgetting
         promotion = promote_task(run, config, data, model, trained, scores, drift) if config.promotion.enabled else None
-        summary = report_task(run, config, data, decision, trained, scores, drift, promotion)
+        tradeoffs = [a.row() for a in attempts] if len(attempts) > 1 else None
+        summary = report_task(run, config, data, decision, trained, scores, drift, promotion, tradeoffs)
         outcome = promotion.state_name if promotion else "Trained"
         result = PipelineResult.of(run, decision, summary, outcome, trained, scores, drift, promotion)
         return Completed(name=outcome, message=promotion.reason if promotion else outcome, data=result)

@@ -1,4 +1,5 @@
 from pathlib import Path
+from typing import Any
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
@@ -12,11 +13,12 @@ from tunesmith.records import (
     ForgettingReport,
     PromotionDecision,
     TrainedModel,
+    change_text,
 )
 from tunesmith.report.stage import run_report
 from tunesmith.stages import Stage
 from tunesmith.tasks.orchestration import HOUR, SERVICE_RETRIES
-from tunesmith.tracking.mlflow_runs import RunRef, log_artifact, log_metrics, set_tags, stage_run
+from tunesmith.tracking.mlflow_runs import RunRef, log_artifact, log_json, log_metrics, set_tags, stage_run
 
 
 @task(name="report", timeout_seconds=HOUR, **SERVICE_RETRIES)
@@ -29,10 +31,19 @@ def report_task(
     evaluation: EvaluationResult | None = None,
     forgetting: ForgettingReport | None = None,
     promotion: PromotionDecision | None = None,
+    attempts: list[dict[str, Any]] | None = None,
 ) -> str:
-    """Write the markdown summary; put the headline figures on the parent run for side-by-side comparison."""
+    """Write the markdown summary; put the headline figures on the parent run for side-by-side comparison.
+    `attempts`: the trade-off table's rows when forgetting was mitigated by retraining."""
     with stage_run(run, Stage.REPORT) as stage:
-        report = run_report(config, data, decision, Path(run.out_dir), trained, evaluation, forgetting, promotion)
+        report = run_report(
+            config, data, decision, Path(run.out_dir), trained, evaluation, forgetting, promotion, attempts
+        )
+        if forgetting:  # the verdict of the training the gates judged (an attempt's, after mitigation)
+            set_tags(run, {"tunesmith.forgetting": forgetting.verdict,
+                           "tunesmith.forgetting_change": change_text(forgetting.pooled)})  # fmt: skip
+        if attempts:
+            log_json(stage, attempts, "mitigation_attempts.json")
         log_artifact(stage, report.path)
         log_artifact(run, report.path)
         log_metrics(run, report.headline)

@@ -27,6 +27,7 @@ class Stage(StrEnum):
     TRAINING = "training"
     EVALUATION = "evaluation"
     FORGETTING = "forgetting"
+    MITIGATION = "mitigation", "retraining against forgetting"  # only when forgetting was found
     PROMOTION = "promotion"
     REPORT = "report"
     COMPARISON = "comparison"

@@ -104,7 +104,7 @@ class BalanceConfig(Section):
 class ReplayConfig(Section):
     """General-domain examples mixed into training against forgetting; never evaluated."""
 
-    path: ExistingPath = Field(default_factory=lambda: bundled_data("general_replay.jsonl"))
+    path: ExistingPath = Field(default_factory=lambda: bundled_data("replay/dolly_open_qa.jsonl"))
     format: DataFormat = "instruction"
     file_format: FileFormat = "auto"
     fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
@@ -479,6 +479,24 @@ class VllmConfig(Section):
     lora: bool = False
 
 
+class MitigationConfig(Section):
+    """Retraining when forgetting is found (forgetting/mitigation.py); `forgetting.mitigation: off` turns it off."""
+
+    enabled: bool = True
+    # Retrainings after the first, each adding the next mitigation of `order` to the ones before it.
+    max_attempts: int = Field(2, ge=1, le=3)
+    order: list[Literal["replay", "learning_rate", "fewer_steps"]] = Field(
+        default_factory=lambda: ["replay", "learning_rate", "fewer_steps"], min_length=1
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _off(cls, value: Any) -> Any:
+        if value is False or (isinstance(value, str) and value.lower() == "off"):
+            return {"enabled": False}
+        return value
+
+
 class ForgettingConfig(Section):
     enabled: bool = True
     # Who scores the questions: hf (lm-eval on the model loaded in this process) or vllm (lm-eval against a vLLM
@@ -499,6 +517,7 @@ class ForgettingConfig(Section):
     # promotion. block: the champion stays until the evidence clears the new model, since promotion moves the
     # alias that serving follows and a model that forgot costs its users more than one more cycle on the old one.
     inconclusive: Literal["block", "promote"] = "block"
+    mitigation: MitigationConfig = MitigationConfig()
     # auto: 16 on a CPU; on a GPU, lm-eval's search for the largest batch that fits.
     batch_size: CountOrAuto = "auto"
     seed: int = 1234

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tunesmith.config import RunConfig
 from tunesmith.promotion.gate import task_gate_text
@@ -31,9 +32,12 @@ def run_report(
     config: RunConfig, data: CuratedData, decision: DecisionRecord, out_dir: Path,
     trained: TrainedModel | None = None, evaluation: EvaluationResult | None = None,
     forgetting: ForgettingReport | None = None, promotion: PromotionDecision | None = None,
+    attempts: list[dict[str, Any]] | None = None,
 ) -> ReportResult:  # fmt: skip
     outcome = _outcome(decision, evaluation, forgetting, promotion, config.promotion.min_improvement)
-    summary = render_summary(config.name, config.model, data, decision, trained, evaluation, forgetting, outcome)
+    summary = render_summary(
+        config.name, config.model, data, decision, trained, evaluation, forgetting, outcome, attempts
+    )
     path = Path(out_dir) / "summary.md"
     path.write_text(summary, encoding="utf-8")
     headline = {f"data_{k}": float(v) for k, v in data.counts.items()}

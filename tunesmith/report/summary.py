@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tunesmith.decision.render import render_decision
 from tunesmith.records import (
     CuratedData,
@@ -23,6 +25,7 @@ def render_summary(
     evaluation: EvaluationResult | None = None,
     forgetting: ForgettingReport | None = None,
     outcome: str = "",
+    attempts: list[dict[str, Any]] | None = None,
 ) -> str:
     """Markdown summary of a pipeline run."""
     parts = [f"# Tunesmith run: {name}", "", f"Model: `{model}`", ""]
@@ -35,7 +38,27 @@ def render_summary(
         parts += _evaluation(evaluation)
     if forgetting:
         parts += _forgetting(forgetting)
+    if attempts:
+        parts += _attempts(attempts, evaluation.metric if evaluation else "")
     return "\n".join(parts)
+
+
+def _attempts(attempts: list[dict[str, Any]], metric: str) -> list[str]:
+    """The trade-off table of the retrainings against forgetting; the gates judged the chosen one (above)."""
+    rows = [[a["attempt"], a["changes"], a["steps"], a.get(metric, float("nan")),
+             change_text(a["task_change"]) if a["task_change"] else "", a["forgetting"],
+             change_text(a["forgetting_change"]), a["model_version"]] for a in attempts]  # fmt: skip
+    header = ["attempt", "changes", "steps", metric, f"{metric} vs base (points)", "forgetting",
+              "general change (points)", "model version"]  # fmt: skip
+    return [
+        "## Mitigating forgetting",
+        "",
+        "Forgetting was found, so the pipeline retrained with the reference texts' mitigations, each attempt adding "
+        "one (forgetting.mitigation); the gates judged the best attempt whose forgetting verdict allows promotion.",
+        "",
+        markdown_table(header, rows),
+        "",
+    ]
 
 
 def _curation(data: CuratedData) -> list[str]:

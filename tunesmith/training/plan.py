@@ -114,12 +114,13 @@ def plan_training(
     return TrainingPlan(method, resolved, schedule, sources, memory, context, requested, list(changes))
 
 
-def derive(plan: TrainingPlan, settings: dict[str, Any], why: str) -> TrainingPlan:
+def derive(plan: TrainingPlan, settings: dict[str, Any], why: str, context: PlanContext | None = None) -> TrainingPlan:
     """The plan with `settings` changed (dotted keys as under training:, "method" included), built again from the
-    config's section so that defaults follow a new method and memory is checked again."""
+    config's section so that defaults follow a new method and memory is checked again; `context` replaces the
+    plan's when the data changed (a retraining with replay mixed in)."""
     changes = [*plan.changes, (dict(settings), why)]
     method = settings.get("method", plan.method)
-    return plan_training(TrainingConfig.model_validate(plan.requested), method, plan.context, changes)
+    return plan_training(TrainingConfig.model_validate(plan.requested), method, context or plan.context, changes)
 
 
 def _with_changes(training: TrainingConfig, changes) -> tuple[TrainingConfig, dict[str, str]]:
