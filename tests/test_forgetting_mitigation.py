@@ -13,7 +13,7 @@ from tests.conftest import build_tiny_model, small_ticket_rows, write_config, wr
 from tunesmith.flows.pipeline import finetune_pipeline
 
 SYLLABLES = ("bo", "ka", "mi", "tu", "re", "sa", "lo", "ne")
-OBJECTS = [a + b for a in SYLLABLES for b in ("ran", "mel", "tis", "gud", "pok", "vin", "zel", "dar")]  # 64 things
+OBJECTS = [a + b for a in SYLLABLES for b in ("ran", "mel", "tis", "gud")]  # 32 things
 COLOURS = ["red", "blue", "green", "yellow"]
 
 
@@ -22,22 +22,32 @@ def facts(seed: int = 0) -> list[tuple[str, str]]:
     return [(thing, rng.choice(COLOURS)) for thing in OBJECTS]
 
 
+# Turns rendered in the benchmark's own words ("Question: ...\nAnswer: ..."), so that replay rows are trained as
+# the questions are asked: the test is about the pipeline acting on forgetting, not about a tiny model carrying
+# knowledge from one prompt format to another.
+PLAIN_TEMPLATE = (
+    "{% for m in messages %}{% if m['role'] == 'system' %}{{ m['content'] }}\n"
+    "{% elif m['role'] == 'user' %}Question: {{ m['content'] }}\nAnswer:"
+    "{% else %} {{ m['content'] }}<|im_end|>{% endif %}{% endfor %}"
+)
+
+
 def taught_model(out_dir: Path) -> Path:
-    """A tiny model trained (plain PyTorch, a few seconds) to know each object's colour, in the benchmark's words
-    and in chat turns: the general capability the fine-tuning will damage."""
+    """A tiny model trained (plain PyTorch, a few seconds) to know each object's colour: the general capability
+    the fine-tuning will damage."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    corpus = [f"Question: What colour is the {t}?\nAnswer: {c}" for t, c in facts()]
-    chats = [f"<|im_start|>user\nWhat colour is the {t}?<|im_end|>\n<|im_start|>assistant\n{c}<|im_end|>"
-             for t, c in facts()]  # fmt: skip
+    corpus = [f"Question: What colour is the {t}?\nAnswer: {c}<|im_end|>" for t, c in facts()]
     tickets = [r["text"] for r in small_ticket_rows()]
-    build_tiny_model(out_dir, corpus + chats + tickets + COLOURS + ["urgent billing technical general"])
+    build_tiny_model(out_dir, corpus + tickets + COLOURS + ["urgent billing technical general"])
     tokenizer = AutoTokenizer.from_pretrained(out_dir)
+    tokenizer.chat_template = PLAIN_TEMPLATE
+    tokenizer.save_pretrained(out_dir)
     model = AutoModelForCausalLM.from_pretrained(out_dir)
     torch.manual_seed(0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    texts = corpus + chats
+    texts = corpus
     for step in range(400):
         batch = tokenizer(random.Random(step).sample(texts, 32), return_tensors="pt", padding=True)
         labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
@@ -78,7 +88,9 @@ tracking:
   experiment: planted
 """,
     )
-    state = finetune_pipeline(str(config), [f"data.replay.path={replay}"], return_state=True)
+    # 10% replay rehearses 14 of the 32 facts; the attempt's 20% all of them (32 rows beside 128 tickets).
+    overrides = [f"data.replay.path={replay}", "data.replay.fraction=0.1"]
+    state = finetune_pipeline(str(config), overrides, return_state=True)
     result = state.result()
     summary = Path(result.summary_path).read_text()
     assert "## Mitigating forgetting" in summary, summary
@@ -90,7 +102,7 @@ tracking:
     )
     first, replayed = attempts
     assert first["forgetting"] == "forgetting" and first["changes"] == "as configured"
-    assert replayed["changes"] == "replay 10%"
+    assert replayed["changes"] == "replay 20%"
     assert replayed["forgetting_change"]["difference"] > first["forgetting_change"]["difference"], summary
     attempt = next(r for r in runs if r.info.run_name == "attempt-1")
     assert attempt.data.tags["mlflow.parentRunId"] == result.run_id

@@ -135,7 +135,7 @@ def choose_suite(settings: ForgettingConfig, device: str) -> tuple[list[Benchmar
     """(local benchmarks, lm-eval task names, why) for forgetting.tier on this device."""
     tier, how = settings.tier, "forgetting.tier"
     if tier == "auto":
-        tier, how = ("standard" if device == "cuda" else "smoke"), f"forgetting.tier auto on {device}"
+        tier, how = "standard", f"forgetting.tier auto on {device}"
     if tier == "full":
         if hub_reachable():
             return [], settings.harness_tasks, f"full: lm-eval's own tasks ({how})"

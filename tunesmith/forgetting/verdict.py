@@ -86,12 +86,13 @@ def judge_pooled(
     return BenchmarkVerdict("all", difference, margin, detectable, benchmark_verdict(difference, margin))
 
 
-PLANNING_CHANGED = 0.10  # share of answers that change in training, to plan a suite before any is measured
+PLANNING_CHANGED = 0.15  # share of answers that change in training, to plan a suite before any is measured
 
 
 def planned_detectable(n: int, confidence: float = 0.95) -> float:
-    """The smallest drop n questions can detect (80% power) before training, when a tenth of the answers change:
-    what the forgetting stages of fine-tuned small models measured (4 to 20% of answers changed)."""
+    """The smallest drop n questions can detect (80% power) before training, when 15% of the answers change: the
+    demo's LoRA changed 6 to 30% of the standard tier's answers per benchmark (18% of all), more on benchmarks
+    where the model is close to chance; stronger models change fewer."""
     return smallest_detectable_difference(n, PLANNING_CHANGED, confidence)
 
 
