@@ -161,7 +161,7 @@ def test_vllm_scores_the_same_questions_as_the_hf_backend(tmp_path):
     command = json.dumps(shlex.split(VLLM))
     scores = {}
     for backend in ("hf", "vllm"):
-        extra = (f"forgetting:\n  backend: {backend}\n  limit: 60\n  vllm:\n    command: {command}\n"
+        extra = (f"forgetting:\n  backend: {backend}\n  tier: smoke\n  limit: 60\n  vllm:\n    command: {command}\n"
                  "    args: [--enforce-eager]\n    startup_timeout_s: 600\n")  # fmt: skip
         config = load_config(
             write_config(tmp_path / f"{backend}.yaml", REPO / "data" / "tickets.jsonl", base_path, extra)
