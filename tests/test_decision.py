@@ -354,3 +354,22 @@ def test_tunesmith_decide_shows_the_plan_with_where_each_value_came_from(tiny_mo
     assert "| epochs | 2 | config |" in shown
     assert f"| batch_size | {plan.training['batch_size']} | memory plan |" in shown
     assert "| learning_rate |" in shown and "width fit" in shown
+
+
+def test_baselines_carry_intervals_and_say_when_two_prompts_cannot_be_told_apart():
+    from tunesmith.decision.baselines import Baseline, compare_best_prompts
+    from tunesmith.evaluation.metrics import score_interval
+
+    def baseline(name: str, right: list[int]) -> Baseline:
+        per_example = [float(r) for r in right]
+        low, high = score_interval("classification", per_example)
+        return Baseline(name, "accuracy", sum(per_example) / len(right), 100, 0.1, len(right), {}, low, high,
+                        per_example)  # fmt: skip
+
+    zero = baseline("zero_shot", [1] * 9 + [0] * 31)  # 0.225 on 40 examples
+    few = baseline("few_shot", [1] * 10 + [0] * 30)  # 0.250: one more right
+    assert zero.low < zero.score < zero.high and zero.high - zero.low > 0.2  # 40 examples: a wide interval
+    assert compare_best_prompts([zero, few], "classification").endswith("cannot be told apart")
+    strong = baseline("few_shot", [1] * 9 + [1] * 25 + [0] * 6)  # 25 more right, none lost
+    assert compare_best_prompts([zero, strong], "classification").endswith("a real difference")
+    assert compare_best_prompts([zero], "classification") == ""

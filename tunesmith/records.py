@@ -156,6 +156,7 @@ class DecisionRecord:
     plan: dict[str, Any] | None = None
     # Everything the training will use and where each value came from (tunesmith/training/plan.py TrainingPlan).
     training_plan: dict[str, Any] | None = None
+    prompts_compared: str = ""  # the best baseline against the runner-up, paired, on the validation examples
     search: dict[str, Any] | None = None  # the hyperparameter search before training (search.study.SearchResult)
 
     @property
@@ -173,7 +174,8 @@ class DecisionRecord:
             else f"stop: {self.decision.replace('_', ' ')} recommended{why}"
         )  # fmt: skip
         forced = " (set in the config)" if self.overridden else ""
-        return f"{choice}{forced}" + (f"; base model {self.baselines[0]['metric']}: {scores}" if scores else "")
+        tie = "; the two best prompts cannot be told apart" if self.prompts_compared.endswith("told apart") else ""
+        return f"{choice}{forced}" + (f"; base model {self.baselines[0]['metric']}: {scores}{tie}" if scores else "")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self) | {"stop": self.stop}

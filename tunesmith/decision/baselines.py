@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tunesmith.console import progress
 from tunesmith.evaluation.evaluate import score_prompts
+from tunesmith.evaluation.metrics import paired_change, score_interval
 from tunesmith.prompts import PromptTemplate
 from tunesmith.records import Example, primary_metric
 
@@ -22,6 +23,9 @@ class Baseline:
     latency_s: float  # per example
     n: int
     template: dict[str, Any]
+    low: float = float("nan")  # the score's 95% interval on these n examples
+    high: float = float("nan")
+    per_example: list[float] = field(default_factory=list)  # the score of each example, for paired comparisons
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,6 +74,7 @@ def measure(
         for p in prompts
     ]
     metric = primary_metric(task_type)
+    low, high = score_interval(task_type, scored.per_example)
     return Baseline(
         name=name,
         metric=metric,
@@ -78,6 +83,9 @@ def measure(
         latency_s=elapsed / max(len(examples), 1),
         n=len(examples),
         template=template.to_json(),
+        low=low,
+        high=high,
+        per_example=scored.per_example,
     )
 
 
@@ -106,3 +114,18 @@ def measure_baselines(
         template = PromptTemplate(system, retriever=retriever.name, top_k=top_k)
         results.append(measure(f"rag_{retriever.name}", template, *args, retriever=retriever))
     return results
+
+
+def compare_best_prompts(baselines: list[Baseline], task_type: str) -> str:
+    """Whether the best baseline beats the runner-up on the same validation examples, or the two cannot be told
+    apart (then a cheaper prompt does as well)."""
+    ranked = sorted((b for b in baselines if b.per_example), key=lambda b: -b.score)
+    if len(ranked) < 2:
+        return ""
+    best, second = ranked[:2]
+    change = paired_change(task_type, second.per_example, best.per_example)
+    shown = f"{100 * change.difference:+.1f} points [{100 * change.low:+.1f}, {100 * change.high:+.1f}] (95%)"
+    names = f"{best.name.replace('_', '-')} over {second.name.replace('_', '-')}"
+    if change.low > 0:
+        return f"{names}: {shown} on {best.n} validation examples, a real difference"
+    return f"{names}: {shown} on {best.n} validation examples: the two cannot be told apart"

@@ -20,6 +20,11 @@ def render_plan(plan: dict, h2: str = "##") -> list[str]:
     return [f"{h2} Training plan ({checked})", "", markdown_table(["setting", "value", "from"], rows), ""]
 
 
+def _interval(baseline: dict) -> str:
+    low, high = baseline.get("low", float("nan")), baseline.get("high", float("nan"))
+    return f"[{low:.3f}, {high:.3f}]" if low == low else ""
+
+
 def render_decision(record: DecisionRecord, level: int = 1) -> str:
     h1, h2 = "#" * level, "#" * (level + 1)
     head = f"**{record.decision}**" + (f" with **{record.method}**" if record.method else "")
@@ -29,10 +34,13 @@ def render_decision(record: DecisionRecord, level: int = 1) -> str:
         would = chosen.get("decision") + (f" with {chosen['method']}" if chosen.get("method") else "")
         lines += [f"Overridden by the config: the stage would have chosen {would}.", ""]
     if record.baselines:
-        header = ["baseline", "metric", "score", "prompt tokens / request", "latency / example (s)", "n"]
-        rows = [[b["name"], b["metric"], f"{b['score']:.3f}", f"{b['prompt_tokens']:.0f}", f"{b['latency_s']:.3f}",
-                 b["n"]] for b in record.baselines]  # fmt: skip
+        header = ["baseline", "metric", "score", "95% interval", "prompt tokens / request", "latency / example (s)",
+                  "n"]  # fmt: skip
+        rows = [[b["name"], b["metric"], f"{b['score']:.3f}", _interval(b), f"{b['prompt_tokens']:.0f}",
+                 f"{b['latency_s']:.3f}", b["n"]] for b in record.baselines]  # fmt: skip
         lines += [f"{h2} Baselines (base model, validation split)", "", markdown_table(header, rows), ""]
+        if record.prompts_compared:
+            lines += [f"Paired on the same examples, {record.prompts_compared}.", ""]
     lines += [f"{h2} Rules", ""]
     lines += [f"- [{'x' if r.fired else ' '}] {r.name}: {r.evidence}" for r in record.rules]
     lines.append("")

@@ -9,7 +9,7 @@ import psutil
 from tunesmith.config import RunConfig
 from tunesmith.config.schema import DecisionConfig, RagConfig
 from tunesmith.curation.records import read_examples
-from tunesmith.decision.baselines import Baseline, few_shot_examples, measure_baselines
+from tunesmith.decision.baselines import Baseline, compare_best_prompts, few_shot_examples, measure_baselines
 from tunesmith.decision.memory import estimate_all, workload_for
 from tunesmith.decision.retrieval import BM25Retriever, EmbeddingRetriever, load_corpus
 from tunesmith.decision.rules import decide, require_fit
@@ -116,6 +116,7 @@ def run_decision(
         config.training.method, fallback_template=fallback_template(data, settings, system, config.data.seed),
     )  # fmt: skip
     require_fit(record, settings)
+    record.prompts_compared = compare_best_prompts(baselines, data.task_type)
     if record.method in estimates:
         record.plan = estimates[record.method].plan
     if not record.stop and record.method:

@@ -101,6 +101,19 @@ def per_example_scores(kind: str, references: list[str], predictions: list[str])
     return rouge_l(references, predictions)
 
 
+def score_interval(kind: str, per_example: list[float], confidence: float = 0.95) -> tuple[float, float]:
+    """The interval of one model's score: Wilson's for a share right (classification), the bootstrap of the mean
+    for ROUGE-L and field accuracy."""
+    if not per_example:
+        return float("nan"), float("nan")
+    if kind == "classification":
+        from scipy.stats import binomtest
+
+        interval = binomtest(int(sum(per_example)), len(per_example)).proportion_ci(confidence, method="wilson")
+        return float(interval.low), float(interval.high)
+    return mean_interval(per_example, confidence)
+
+
 def paired_change(kind: str, reference: list[float], new: list[float], confidence: float = 0.95):
     """new - reference on the same test examples, with its interval: McNemar's test and Tango's interval for
     right/wrong outcomes (classification), a paired bootstrap for ROUGE-L and field accuracy."""
