@@ -46,6 +46,10 @@ def evaluate_task(
         if result.judge:
             log_metrics(stage, {f"{who}_{k}": v for who in ("base", "finetuned") for k, v in result.judge[who].items()})
             log_table(stage, result.judge["rows"], "judge.json")
+            if "change" in result.judge:
+                change = result.judge["change"]
+                log_metrics(stage, {"judge_change": change["difference"], "judge_change_low": change["low"],
+                                    "judge_change_high": change["high"]})  # fmt: skip
         log_json(stage, result.to_json() | {"judge": None}, "evaluation.json")
         create_table_artifact(
             key="test-predictions",

@@ -15,6 +15,7 @@ from tunesmith.evaluation.test_set import load_test_set, score_test_set
 from tunesmith.models.load import load_model
 from tunesmith.prompts import PromptTemplate
 from tunesmith.records import CuratedData, DecisionRecord, EvaluationResult, PreparedModel, Scored, TrainedModel
+from tunesmith.statistics.paired import paired_scores
 from tunesmith.training.inference import load_trained
 
 
@@ -91,4 +92,10 @@ def _judge(config: RunConfig, model: PreparedModel, examples, base: Scored, tune
         for k, i in enumerate(chosen)
     ]  # fmt: skip
     write_jsonl(rows, out_dir / "judge.jsonl")
-    return {"base": summarize(verdicts["base"]), "finetuned": summarize(verdicts["finetuned"]), "rows": rows}
+    result = {"base": summarize(verdicts["base"]), "finetuned": summarize(verdicts["finetuned"]), "rows": rows}
+    # The judge's grades of the same examples, paired (a bootstrap: grades are a scale, not right or wrong)
+    graded = [(r["base_score"], r["finetuned_score"]) for r in rows
+              if r["base_score"] is not None and r["finetuned_score"] is not None]  # fmt: skip
+    if len(graded) >= 2:
+        result["change"] = paired_scores([b for b, _ in graded], [t for _, t in graded]).to_json()
+    return result

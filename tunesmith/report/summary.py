@@ -104,9 +104,15 @@ def _evaluation(evaluation: EvaluationResult) -> list[str]:
         ]
     if evaluation.judge:
         judge = evaluation.judge
+        change = judge.get("change")
+        paired = (
+            f" Paired on the same {change['n']} examples: {change['difference']:+.2f} [{change['low']:+.2f}, "
+            f"{change['high']:+.2f}] (95%, {change['method']})."
+            if change else ""
+        )  # fmt: skip
         parts += [
             f"LLM judge (1-5): base {judge['base']['judge_score']:.2f}, "
-            f"fine-tuned {judge['finetuned']['judge_score']:.2f}.",
+            f"fine-tuned {judge['finetuned']['judge_score']:.2f}.{paired}",
             "",
         ]
     return parts
