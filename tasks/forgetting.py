@@ -48,9 +48,8 @@ def forgetting_task(
     """The same benchmarks, limit and seed on the fine-tuned model, compared with the baseline."""
     with stage_run(run, Stage.FORGETTING) as stage:
         work_dir = Path(stage.out_dir) / "benchmarks"
-        result = run_forgetting(
-            config, trained_scorable(model, trained, work_dir, config.forgetting.vllm.lora), before, work_dir
-        )
+        scorable = trained_scorable(model, trained, work_dir, config.forgetting.vllm.lora)
+        result = run_forgetting(config, scorable, before, work_dir, trained.record_dir or None)
         report, after = result.report, result.after
         log_datasets(stage, benchmark_datasets(before["suite"]))
         for name, row in {**report.per_benchmark, "pooled": report.pooled}.items():
@@ -68,5 +67,8 @@ def forgetting_task(
                    for name, row in {**report.per_benchmark, "all (pooled)": report.pooled}.items()],
             description=f"General benchmarks before and after training ({before['suite']['why']})",
         )  # fmt: skip
-        progress.done(report.headline())
+        kept = " (scores kept from the same training's earlier run)" if result.reused else ""
+        if result.reused:
+            set_tags(stage, {"tunesmith.forgetting_scores_reused": "true"})
+        progress.done(report.headline() + kept)
     return report

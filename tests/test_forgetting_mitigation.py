@@ -108,3 +108,12 @@ tracking:
     assert attempt.data.tags["mlflow.parentRunId"] == result.run_id
     nested = {r.info.run_name for r in runs if r.data.tags.get("mlflow.parentRunId") == attempt.info.run_id}
     assert {"curation", "training", "evaluation", "forgetting"} <= nested
+
+    # Run again: each attempt's curation, training and forgetting scores are reused, not computed again.
+    again = finetune_pipeline(str(config), [*overrides, "retraining.skip_unchanged=false"], return_state=True)
+    rerun = again.result().run_id
+    runs = client.search_runs([client.get_experiment_by_name("planted").experiment_id])
+    attempt = next(r for r in runs if r.info.run_name == "attempt-1" and r.data.tags["mlflow.parentRunId"] == rerun)
+    stages = {r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == attempt.info.run_id}
+    assert "tunesmith.reused_training_of_run" in stages["training"].data.tags
+    assert stages["forgetting"].data.tags.get("tunesmith.forgetting_scores_reused") == "true"

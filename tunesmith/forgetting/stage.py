@@ -4,6 +4,7 @@ the comparison's per-method assessment both call run_forgetting)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -62,6 +63,7 @@ class ForgettingResult:
     report: ForgettingReport
     before: dict[str, dict[str, Any]]
     after: dict[str, dict[str, Any]]
+    reused: bool = False  # the trained model's scores were kept from an earlier run of the same training
 
     def headline(self) -> str:
         return self.report.headline()
@@ -123,8 +125,19 @@ def run_forgetting_baseline(
     return {"suite": suite, "scores": scores, "cached_from": None, "key": key}
 
 
-def run_forgetting(config: RunConfig, tuned: Scorable, before: dict[str, Any], work_dir: Path) -> ForgettingResult:
-    """The same benchmarks, limit, seed and backend on a trained model, compared with the baseline."""
-    after = _score(config, tuned, before["suite"], work_dir)
+def run_forgetting(
+    config: RunConfig, tuned: Scorable, before: dict[str, Any], work_dir: Path, keep_in: str | None = None
+) -> ForgettingResult:
+    """The same benchmarks, limit, seed and backend on a trained model, compared with the baseline. `keep_in`: the
+    trained model's own record folder (training/stage.py), where its scores are kept per suite, so that a rerun
+    that reuses the training (a retry, a mitigation attempt run again) reuses them too."""
+    kept = Path(keep_in) / f"forgetting-{before['key'][:16]}.json" if keep_in and config.orchestration.cache else None
+    reused = kept is not None and kept.is_file()
+    if reused:
+        after = json.loads(kept.read_text(encoding="utf-8"))
+    else:
+        after = _score(config, tuned, before["suite"], work_dir)
+        if kept is not None:
+            kept.write_text(json.dumps(after), encoding="utf-8")
     report = compare_scores(before["scores"], after, config.forgetting.threshold)
-    return ForgettingResult(report, before["scores"], after)
+    return ForgettingResult(report, before["scores"], after, reused)
