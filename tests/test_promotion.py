@@ -31,7 +31,8 @@ def test_a_better_model_without_forgetting_is_promoted():
     assert decision.promoted and decision.state_name == "Promoted"
     assert decision.task_gate.startswith("beats the champion (version 3): accuracy 0.300 -> 0.800, +50.0 points [")
     assert "McNemar p = " in decision.task_gate and "on 100 test examples" in decision.task_gate
-    assert decision.forgetting_gate.startswith("forgetting: no forgetting: 1000 questions")
+    assert decision.forgetting_gate.startswith("no forgetting: 1000 questions")
+    assert decision.reason == f"{decision.task_gate}; forgetting: {decision.forgetting_gate}"
 
 
 def test_a_model_that_ties_the_reference_on_the_test_items_does_not_beat_it():

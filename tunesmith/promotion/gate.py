@@ -43,11 +43,11 @@ def gate(
     task = task_gate_text(metric, change, reference, min_improvement)
     verdict = forgetting.verdict if forgetting else "not measured"
     blocked = verdict == "forgetting" or (verdict == "inconclusive" and inconclusive == "block")
-    forgetting_line = f"forgetting: {forgetting.headline()}" if forgetting else "forgetting not measured"
+    forgetting_line = forgetting.headline() if forgetting else "not measured"
     if blocked and verdict == "inconclusive":
         forgetting_line += " (forgetting.inconclusive: block)"
     promoted = beats(change, min_improvement) and not blocked
     return PromotionDecision(
-        promoted, f"{task}; {forgetting_line}", metric, change["after"], reference, change["before"], change=change,
-        forgetting_verdict=verdict, task_gate=task, forgetting_gate=forgetting_line,
+        promoted, f"{task}; forgetting: {forgetting_line}", metric, change["after"], reference, change["before"],
+        change=change, forgetting_verdict=verdict, task_gate=task, forgetting_gate=forgetting_line,
     )  # fmt: skip
