@@ -118,14 +118,15 @@ def finetune_pipeline(config_path: str, overrides: list[str] | None = None):
         trained = train_task(run, config, plan, data, model)
         scores = evaluate_task(run, config, data, model, trained, decision)
         drift = forgetting_task(run, config, model, trained, before) if before is not None else None
-        attempts = [Attempt(0, "as configured", trained, scores, drift, run.run_id, (config, data))] if drift else []
+        attempts = [Attempt(0, "as configured", trained, scores, drift, config, data)] if drift else []
         if needs_mitigation(drift) and config.forgetting.mitigation.enabled:
             attempts += retrain_against_forgetting(
                 run, config_path, overrides or [], config, model, inputs.data, plan, decision, before, attempts[0]
             )
         if len(attempts) > 1:  # the gates judge the best attempt; the report shows them all
             chosen = choose_attempt(attempts, config.forgetting.inconclusive)
-            (config, data), trained, scores, drift = chosen.state, chosen.trained, chosen.evaluation, chosen.forgetting
+            config, data, trained, scores, drift = (chosen.config, chosen.data, chosen.trained, chosen.evaluation,
+                                                    chosen.forgetting)  # fmt: skip
         promotion = promote_task(run, config, data, model, trained, scores, drift) if config.promotion.enabled else None
         tradeoffs = [a.row() for a in attempts] if len(attempts) > 1 else None
         summary = report_task(run, config, data, decision, trained, scores, drift, promotion, tradeoffs)

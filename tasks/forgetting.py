@@ -57,8 +57,7 @@ def forgetting_task(
         log_metrics(stage, {"forgetting_flag": float(report.forgetting)})
         tags = {"tunesmith.forgetting": report.verdict, "tunesmith.forgetting_change": change_text(report.pooled),
                 "tunesmith.forgetting_flagged": ",".join(report.flagged)}  # fmt: skip
-        set_tags(stage, tags)
-        set_tags(run, tags)
+        set_tags(stage, tags)  # the parent run gets the verdict of the training the gates judge, in the report
         log_json(stage, {"before": before["scores"], "after": after, **report.to_json()}, "forgetting.json")
         create_table_artifact(
             key="forgetting",

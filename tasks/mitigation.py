@@ -52,7 +52,7 @@ def retrain_against_forgetting(
     for number, mitigation in enumerate(mitigations, start=1):
         with attempt_run(run, number, mitigation) as attempt:
             changed = load_config(config_path, [*overrides, *mitigation.data]) if mitigation.data else config
-            data = curate_task(attempt, changed, model, fingerprint) if mitigation.data else first.state[1]
+            data = curate_task(attempt, changed, model, fingerprint) if mitigation.data else first.data
             context = plan_context(changed, data, model) if mitigation.data else None
             retrain = derive(plan, mitigation.training, f"mitigation: {mitigation.why}", context)
             log_params(attempt, {"mitigation": mitigation.why, "config_changes": ", ".join(mitigation.data),
@@ -66,7 +66,7 @@ def retrain_against_forgetting(
                                   "forgetting_pooled_high": drift.pooled["high"]})  # fmt: skip
             set_tags(attempt, {"tunesmith.forgetting": drift.verdict})
             progress.done(f"{scores.metric} {scores.finetuned[scores.metric]:.3f}; forgetting: {drift.headline()}")
-        attempts.append(Attempt(number, mitigation.why, trained, scores, drift, attempt.run_id, (changed, data)))
+        attempts.append(Attempt(number, mitigation.why, trained, scores, drift, changed, data))
         if not drift.forgetting:
             break
     return attempts

@@ -7,7 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.curation.records import read_examples
-from tunesmith.evaluation.metrics import classification_metrics, generation_metrics, json_metrics, per_example_scores
+from tunesmith.evaluation.metrics import (
+    classification_metrics,
+    generation_metrics,
+    json_metrics,
+    per_example_scores,
+    rouge_l,
+)
 from tunesmith.evaluation.scoring import generate, label_logprobs, perplexity
 from tunesmith.prompts import PromptTemplate, full_messages, prompt_messages
 from tunesmith.records import Example, Scored
@@ -51,10 +57,12 @@ def score_prompts(
         return Scored(metrics, predictions, per_example_scores(kind, references, predictions))
     max_new = max(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in references) + 8
     predictions = generate(model, tokenizer, prompts, max_new_tokens=max_new, batch_size=batch_size)
-    metrics = generation_metrics(references, predictions)
+    rouge = rouge_l(references, predictions)
+    metrics = generation_metrics(references, predictions, rouge)
     if kind == "json":
         metrics |= json_metrics(references, predictions, schema)
-    return Scored(metrics, predictions, per_example_scores(kind, references, predictions))
+        return Scored(metrics, predictions, per_example_scores(kind, references, predictions))
+    return Scored(metrics, predictions, rouge)
 
 
 def score_model(

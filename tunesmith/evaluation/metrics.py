@@ -35,12 +35,14 @@ def confusion(references: list[str], predictions: list[str], labels: list[str]) 
     return confusion_matrix(references, predictions, labels=labels).tolist()
 
 
-def generation_metrics(references: list[str], predictions: list[str]) -> dict[str, float]:
+def generation_metrics(
+    references: list[str], predictions: list[str], rouge: list[float] | None = None
+) -> dict[str, float]:
     """Exact match (whitespace/case-normalized), mean ROUGE-L F1 and corpus BLEU (sacrebleu, 0-100)."""
     import sacrebleu
 
     pairs = list(zip(references, predictions, strict=True))
-    rouge = rouge_l(references, predictions)
+    rouge = rouge if rouge is not None else rouge_l(references, predictions)  # `rouge`: per example, if computed
     exact = [" ".join(ref.lower().split()) == " ".join(pred.lower().split()) for ref, pred in pairs]
     n = max(len(references), 1)
     bleu = sacrebleu.corpus_bleu(predictions, [references]).score if references else 0.0

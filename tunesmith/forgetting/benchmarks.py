@@ -15,7 +15,6 @@ import yaml
 
 from tunesmith.config.schema import BenchmarkConfig, ForgettingConfig, tier_benchmarks
 from tunesmith.console import progress
-from tunesmith.forgetting.shared_prefix import can_share_prefix, score_requests
 
 BENCHMARK_PREFIX = "tunesmith_"
 CHUNK = 256  # log-likelihood requests scored between two progress updates
@@ -26,13 +25,8 @@ def _reporting(lm_class):
 
     class Reporting(lm_class):
         def loglikelihood(self, requests, disable_tqdm: bool = False):
-            # Longest question first: with batch_size "auto", lm-eval sizes its batches on the first chunk it sees;
-            # a question's choices stay together, so that a chunk can compute the question once for all of them.
-            def key(i: int):
-                context, continuation = requests[i].args
-                return -len(context), context, -len(continuation)
-
-            order = sorted(range(len(requests)), key=key)
+            # Longest first: with batch_size "auto", lm-eval sizes its batches on the first chunk it sees.
+            order = sorted(range(len(requests)), key=lambda i: -sum(len(part) for part in requests[i].args))
             results: list = [None] * len(requests)
             with progress.bar("answer choices", len(requests)):
                 for start in range(0, len(order), CHUNK):
@@ -46,36 +40,12 @@ def _reporting(lm_class):
     return Reporting
 
 
-def _sharing_prefix(lm_class):
-    """`lm_class` computing each question once for all its choices (shared_prefix.py), where the model allows."""
-
-    class SharingPrefix(lm_class):
-        def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs=None):
-            if self.backend != "causal" or not can_share_prefix(self.model):
-                return super()._loglikelihood_tokens(requests, disable_tqdm, override_bs)
-            scored = score_requests(
-                self.model, requests, self.max_length, self.batch_size if isinstance(self.batch_size, int) else 16
-            )
-            rest = [i for i, result in enumerate(scored) if result is None]
-            if rest:
-                more = super()._loglikelihood_tokens([requests[i] for i in rest], disable_tqdm, override_bs)
-                for i, result in zip(rest, more, strict=True):
-                    scored[i] = result
-            return scored
-
-    return SharingPrefix
-
-
-def in_process_lm(model, tokenizer, batch_size: int | str, shared_prefix: bool = True):
+def in_process_lm(model, tokenizer, batch_size: int | str):
     """lm-eval's HF model around a model already loaded here (base, merged, or with its adapter attached), so that
-    every method, our own bottleneck adapters included, is measured the same way without loading weights again.
-
-    `shared_prefix`: score a question once for all its choices (the default on a CPU). On a GPU lm-eval's own
-    batches of whole sequences keep the device busier than one question at a time."""
+    every method, our own bottleneck adapters included, is measured the same way without loading weights again."""
     from lm_eval.models.huggingface import HFLM
 
-    lm_class = _sharing_prefix(HFLM) if shared_prefix else HFLM
-    return _reporting(lm_class)(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+    return _reporting(HFLM)(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
 
 
 def served_lm(base_url: str, model_name: str, tokenizer_path: str, max_length: int, concurrent: int):

@@ -68,8 +68,8 @@ class Attempt:
     trained: TrainedModel
     evaluation: EvaluationResult
     forgetting: ForgettingReport
-    run_id: str = ""
-    state: Any = None  # the curated data and config it was trained with (the flow's objects)
+    config: Any = None  # the RunConfig and CuratedData it was trained with
+    data: Any = None
 
     def passes_forgetting(self, inconclusive: str) -> bool:
         verdict = self.forgetting.verdict

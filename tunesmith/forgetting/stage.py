@@ -92,7 +92,7 @@ def _score(config: RunConfig, target: Scorable, suite: dict[str, Any], work_dir:
             lm = served_lm(url, served.name, target.tokenizer, max_model_len(served.path), f.vllm.concurrent)
             return run_benchmarks(lm, suite["benchmarks"], work_dir, f.limit, f.seed, suite["harness"])
     model, tokenizer = target.load()
-    lm = in_process_lm(model, tokenizer, suite["batch_size"], target.precision.device == "cpu")
+    lm = in_process_lm(model, tokenizer, suite["batch_size"])
     return run_benchmarks(lm, suite["benchmarks"], work_dir, f.limit, f.seed, suite["harness"])
 
 
