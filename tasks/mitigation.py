@@ -19,6 +19,7 @@ from tunesmith.tasks.evaluation import evaluate_task
 from tunesmith.tasks.forgetting import forgetting_task
 from tunesmith.tasks.training import train_task
 from tunesmith.tracking.mlflow_runs import RunRef, end_run, log_metrics, log_params, set_tags, start_run
+from tunesmith.training.anchor import why_not_anchored
 from tunesmith.training.plan import TrainingPlan, derive
 
 
@@ -46,8 +47,9 @@ def retrain_against_forgetting(
     A rerun reuses each attempt's curation and training (their caches), as it does the first's."""
     settings = config.forgetting.mitigation
     steps = int(first.trained.metrics.get("steps", 0))
+    anchored = why_not_anchored(plan.method, plan.settings.distributed.strategy) is None
     mitigations = plan_attempts(settings.order, settings.max_attempts, config.data.replay.fraction,
-                                plan.settings.learning_rate or 0.0, steps)  # fmt: skip
+                                plan.settings.learning_rate or 0.0, steps, anchored)  # fmt: skip
     attempts: list[Attempt] = []
     for number, mitigation in enumerate(mitigations, start=1):
         with attempt_run(run, number, mitigation) as attempt:

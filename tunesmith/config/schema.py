@@ -317,6 +317,12 @@ class TrainingConfig(Section):
     epochs: float | None = Field(None, gt=0)
     learning_rate: float | None = Field(None, gt=0)
     weight_decay: float | None = Field(None, ge=0)
+    # An L2 penalty toward the base model (L2-SP, Li et al. 2018), applied like AdamW's decoupled weight decay but
+    # toward where each trainable weight started: after every optimizer step w -= lr * l2_to_base * (w - w_start).
+    # A weight the gradient pushes one way every step settles at 1 / l2_to_base of its start's distance; noise that
+    # pushes both ways is held closer. 0: off. For methods whose untrained state is the base model (not prefix or
+    # prompt tuning) and strategies that do not shard the weights.
+    l2_to_base: float = Field(0.0, ge=0)
     max_steps: int = -1
     batch_size: int = Field(8, ge=1)
     gradient_accumulation_steps: int = Field(1, ge=1)
@@ -409,6 +415,12 @@ class TrainingConfig(Section):
         problem = unsupported(self.method, self.distributed.strategy)
         if problem:
             raise ValueError(problem)
+        if self.l2_to_base:
+            from tunesmith.training.anchor import why_not_anchored
+
+            problem = why_not_anchored(self.method, self.distributed.strategy)
+            if problem:
+                raise ValueError(f"l2_to_base: {problem}")
         return self
 
     @classmethod
@@ -484,9 +496,9 @@ class MitigationConfig(Section):
 
     enabled: bool = True
     # Retrainings after the first, each adding the next mitigation of `order` to the ones before it.
-    max_attempts: int = Field(2, ge=1, le=3)
-    order: list[Literal["replay", "learning_rate", "fewer_steps"]] = Field(
-        default_factory=lambda: ["replay", "learning_rate", "fewer_steps"], min_length=1
+    max_attempts: int = Field(2, ge=1, le=4)
+    order: list[Literal["replay", "learning_rate", "fewer_steps", "l2_to_base"]] = Field(
+        default_factory=lambda: ["replay", "learning_rate", "fewer_steps", "l2_to_base"], min_length=1
     )
 
     @model_validator(mode="before")

@@ -2,9 +2,10 @@
 
 The reference texts' mitigations, applied one on top of the other (attempt k keeps attempts 1..k-1's changes), so
 that each attempt is at least as cautious as the one before: general-domain replay mixed into training, a lower
-learning rate, fewer steps. Replay comes first: it is the reference texts' first advice, and a lower learning rate
-is not the cure it looks like (the demo at a quarter of the default rate forgot more on 2,199 general questions,
-not less). The order is forgetting.mitigation.order, so that what works on a team's own data can lead.
+learning rate, fewer steps, an L2 penalty toward the base weights. Replay comes first: it is the reference texts'
+first advice, and a lower learning rate is not the cure it looks like (the demo at a quarter of the default rate
+forgot more on 2,199 general questions, not less). The order is forgetting.mitigation.order, so that what works on
+a team's own data can lead.
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from typing import Any
 
 from tunesmith.records import EvaluationResult, ForgettingReport, TrainedModel
 
-REPLAY, LEARNING_RATE, FEWER_STEPS = "replay", "learning_rate", "fewer_steps"
+REPLAY, LEARNING_RATE, FEWER_STEPS, L2_TO_BASE = "replay", "learning_rate", "fewer_steps", "l2_to_base"
+# training.l2_to_base for that step: the pull per step is lr x strength, and over a training whose rates add up to
+# sum(lr) a weight pushed the same way every step travels (1 - exp(-x)) / x of its unpulled distance, x = strength x
+# sum(lr); x = 1.6 halves it, like halving the learning rate, while pushes that cancel out are held closer still.
+# The default cosine schedule (with warm-up) averages about half its peak rate: sum(lr) ~ lr x steps / 2.
+HALVING_PULL = 1.6
+MEAN_RATE_FRACTION = 0.5
 
 
 @dataclass(frozen=True)
@@ -29,11 +36,13 @@ class Mitigation:
 
 
 def plan_attempts(
-    order: list[str], max_attempts: int, replay_fraction: float, learning_rate: float, steps: int
-) -> list[Mitigation]:
+    order: list[str], max_attempts: int, replay_fraction: float, learning_rate: float, steps: int,
+    anchored: bool = True,
+) -> list[Mitigation]:  # fmt: skip
     """Up to `max_attempts` attempts, each adding the next mitigation of `order` to the ones before it.
 
-    `replay_fraction`, `learning_rate` and `steps` are what the first training used."""
+    `replay_fraction`, `learning_rate` and `steps` are what the first training used; `anchored`: whether its
+    method and strategy allow training.l2_to_base (training/anchor.py)."""
     attempts: list[Mitigation] = []
     data: tuple[str, ...] = ()
     training: dict[str, Any] = {}
@@ -55,6 +64,13 @@ def plan_attempts(
                 continue
             training = {**training, "max_steps": max(1, steps // 2)}
             names.append(f"{max(1, steps // 2)} steps")
+        elif name == L2_TO_BASE:
+            if not anchored or steps < 1 or learning_rate <= 0:
+                continue
+            rate, length = training.get("learning_rate", learning_rate), training.get("max_steps", steps)
+            strength = float(f"{HALVING_PULL / (rate * length * MEAN_RATE_FRACTION):.3g}")
+            training = {**training, "l2_to_base": strength}
+            names.append(f"L2 toward the base {strength:g}")
         attempts.append(Mitigation(name, " + ".join(names), data, dict(training)))
     return attempts
 

@@ -74,7 +74,8 @@ class TrainingPlan:
         t = self.training
         keys = ("learning_rate", "epochs", "weight_decay", "batch_size", "gradient_accumulation_steps",
                 "lr_scheduler", "warmup_ratio", "max_steps", "max_seq_length", "loss_on")  # fmt: skip
-        return {"method": self.method, **{k: t[k] for k in keys}, **self.schedule}
+        anchored = {"l2_to_base": t["l2_to_base"]} if t.get("l2_to_base") else {}
+        return {"method": self.method, **{k: t[k] for k in keys}, **anchored, **self.schedule}
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

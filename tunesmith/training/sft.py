@@ -20,6 +20,7 @@ from tunesmith.profiling import measure, settled_rss_mb
 from tunesmith.prompts import full_messages
 from tunesmith.records import Precision, TrainedModel
 from tunesmith.search.pruning import ReportToTrial
+from tunesmith.training.anchor import PullTowardStart
 from tunesmith.training.distributed.spec import TrainingSpec
 from tunesmith.training.distributed.strategies import SHARDED
 from tunesmith.training.fast_path import resolve as resolve_fast_path
@@ -198,6 +199,8 @@ def _trainer(spec: TrainingSpec, plan: TrainingPlan, tokenizer, train, validatio
     set_seed(config.seed)
     model = METHODS[plan.method].build(spec.base_model, config, precision, spec.trust_remote_code)
     skip_adapter_input_casts(model, precision)
+    if config.l2_to_base:
+        callbacks.append(PullTowardStart(model, config.l2_to_base))
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=train, eval_dataset=validation, processing_class=tokenizer,
         callbacks=callbacks,

@@ -111,6 +111,11 @@ class TrainingMethod:
     # Its frozen base may be held in the compute dtype (training.frozen_weights): PEFT's LoRA/IA3 layers cast
     # their input to the adapter's own dtype, so adapters train in fp32 beside bf16 base weights.
     frozen_in_compute_dtype: bool = False
+    # Its untrained state computes the base model's outputs (LoRA's and the bottleneck adapters' zero
+    # up-projections, IA3's ones, full fine-tuning's copy), so pulling its weights toward where they started is a
+    # penalty toward the base (training.l2_to_base). Prefix and prompt tuning start from virtual tokens that
+    # already change the outputs.
+    starts_as_base: bool = True
 
     @property
     def can_merge(self) -> bool:

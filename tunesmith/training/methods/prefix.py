@@ -104,6 +104,7 @@ METHOD = TrainingMethod(
     settings_key="prefix",
     settings=PrefixSettings,
     peft_adapter=True,
+    starts_as_base=False,
     key_positions=lambda training: training.prefix.num_virtual_tokens,
     describe=lambda training: f"prefix of {training.prefix.num_virtual_tokens} virtual tokens",
 )

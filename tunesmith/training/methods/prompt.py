@@ -76,6 +76,7 @@ METHOD = TrainingMethod(
     settings_key="prompt_tuning",
     settings=PromptTuningSettings,
     peft_adapter=True,
+    starts_as_base=False,
     virtual_positions=lambda training: training.prompt_tuning.num_virtual_tokens,
     after_load=drop_virtual_positions_on_load,
     describe=lambda training: f"soft prompt of {training.prompt_tuning.num_virtual_tokens} virtual tokens",
