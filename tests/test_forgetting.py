@@ -185,3 +185,41 @@ def test_a_model_identical_to_the_base_is_never_forgetting(tmp_path, tiny_model)
         # With no answer changed the interval is narrowest, yet 109 questions may still not exclude a drop the size
         # of the margin: then the verdict is inconclusive, never a guess.
         assert report.verdict in ("no forgetting", "inconclusive") and report.pooled["changed"] == 0
+
+
+def test_auto_moves_to_the_large_tier_when_the_standard_one_cannot_resolve_the_threshold():
+    from tunesmith.config.schema import ForgettingConfig
+    from tunesmith.forgetting.stage import why_larger
+
+    def scores(accuracy: float, n: int = 1016) -> dict:
+        right = round(accuracy * n)
+        return {"standard": {"correct": [True] * right + [False] * (n - right)}}
+
+    # Near chance (0.36, the default model's standard-tier accuracy) 5% is 1.8 points; 1,016 questions detect
+    # 3.4 points when 15% of the answers change. At 0.75 the threshold is 3.75 points: they resolve it.
+    why = why_larger(ForgettingConfig(), [], scores(0.36))
+    assert why == (
+        "large: bundled benchmarks (forgetting.tier auto: the standard tier's 1016 questions detect drops of 3.4 "
+        "points, more than the threshold of 1.8 points at the base model's accuracy 0.360)"
+    )
+    assert why_larger(ForgettingConfig(), [], scores(0.75)) is None
+    assert why_larger(ForgettingConfig(threshold=0.2), [], scores(0.36)) is None
+    # Not the auto suite, or its size set by the user: it stays as asked.
+    for settings in (ForgettingConfig(tier="standard"), ForgettingConfig(limit=50)):
+        assert why_larger(settings, [], scores(0.36)) is None
+    assert why_larger(ForgettingConfig(tier="full"), ["arc_easy"], scores(0.36)) is None
+
+
+def test_the_large_tier_holds_the_standard_questions_and_runs_through_lm_eval(tmp_path, tiny_model):
+    from tunesmith.config.schema import LARGE_TIER, tier_benchmarks
+
+    def questions(tier):
+        rows = {b.name: [json.loads(line) for line in b.path.read_text().splitlines()] for b in tier_benchmarks(tier)}
+        return {name: [(r["question"], tuple(r["choices"])) for r in found] for name, found in rows.items()}
+
+    large, standard = questions("large"), questions("standard")
+    assert sum(map(len, large.values())) == 4081 and list(large) == list(LARGE_TIER)
+    assert all(set(standard[name]) <= set(large[name]) for name in standard)
+    assert all(len(set(q)) == len(q) for q in large.values())  # no item twice
+    scores = run_benchmarks(hf_lm(tiny_model), tier_benchmarks("large"), tmp_path, limit=2)
+    assert {name: s["n"] for name, s in scores.items()} == dict.fromkeys(LARGE_TIER, 2)

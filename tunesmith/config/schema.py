@@ -469,13 +469,15 @@ class BenchmarkConfig(Section):
 
 
 STANDARD_TIER = ("arc", "hellaswag", "mmlu", "winogrande", "boolq")
+LARGE_TIER = STANDARD_TIER + ("commonsenseqa", "piqa", "openbookqa")
 
 
-def tier_benchmarks(tier: Literal["smoke", "standard"]) -> list[BenchmarkConfig]:
+def tier_benchmarks(tier: Literal["smoke", "standard", "large"]) -> list[BenchmarkConfig]:
     """The bundled files of a forgetting tier (data/README.md)."""
     if tier == "smoke":
         return [BenchmarkConfig(name="general_knowledge", path=bundled_data("general_knowledge.jsonl"))]
-    return [BenchmarkConfig(name=name, path=bundled_data(f"standard/{name}.jsonl")) for name in STANDARD_TIER]
+    names = LARGE_TIER if tier == "large" else STANDARD_TIER
+    return [BenchmarkConfig(name=name, path=bundled_data(f"{tier}/{name}.jsonl")) for name in names]
 
 
 class VllmConfig(Section):
@@ -518,9 +520,11 @@ class ForgettingConfig(Section):
     vllm: VllmConfig = VllmConfig()
     # How many general questions: smoke (the bundled 109: too few to resolve the threshold, which the verdict
     # says), standard (1,016: about 200 each of ARC, HellaSwag, MMLU, WinoGrande, BoolQ, bundled; 3 min 20 s per
-    # model for SmolLM2-135M on a 2-core CPU), full (lm-eval's own harness_tasks from the hub; standard when it is
-    # not reachable). auto: standard on every device.
-    tier: Literal["auto", "smoke", "standard", "full"] = "auto"
+    # model for SmolLM2-135M on a 2-core CPU), large (4,081: the standard ones, more of each and CommonsenseQA,
+    # PIQA, OpenBookQA, bundled), full (lm-eval's own harness_tasks from the hub; standard when it is not
+    # reachable). auto, on every device: standard, or large when the standard tier's questions cannot resolve
+    # the threshold at the base model's accuracy (unless `limit` caps the questions).
+    tier: Literal["auto", "smoke", "standard", "large", "full"] = "auto"
     harness_tasks: list[str] = ["arc_easy", "arc_challenge", "hellaswag", "mmlu", "winogrande", "boolq"]
     benchmarks: list[BenchmarkConfig] | None = None  # your own files, instead of the tier's bundled ones
     limit: int | None = Field(None, ge=1)

@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.config import RunConfig
+from tunesmith.config.schema import ForgettingConfig, tier_benchmarks
 from tunesmith.forgetting.base_scores import cached_scores, model_content_hash, save_scores, scores_key
 from tunesmith.forgetting.benchmarks import choose_suite, in_process_lm, lm_eval_batch_size, run_benchmarks, served_lm
 from tunesmith.forgetting.compare import compare_scores
+from tunesmith.forgetting.verdict import plan_suite
 from tunesmith.forgetting.vllm_server import ServedModel, choose_backend, max_model_len, served_trained, vllm_server
 from tunesmith.models.load import load_model
 from tunesmith.records import ForgettingReport, Precision, PreparedModel, TrainedModel
@@ -105,13 +107,43 @@ def run_forgetting_baseline(
 ) -> dict[str, Any]:
     """The base model's scores, fixing the suite and the backend for the after-training runs of `methods`. Scores
     computed before for the same model content, benchmark files, lm-eval version, backend and settings are reused
-    (unless orchestration.cache is off): `cached_from` names the run that computed them."""
+    (unless orchestration.cache is off): `cached_from` names the run that computed them.
+
+    forgetting.tier auto starts with the standard tier and moves to the large one when the standard questions
+    cannot resolve the threshold at the accuracy the base model just showed on them."""
     f, device = config.forgetting, model.precision.device
     local, harness, why = choose_suite(f, device)
     backend = choose_backend(f, device, methods)
     suite = {"local": [b.name for b in local], "harness": harness, "why": why, "benchmarks": local,
              "batch_size": lm_eval_batch_size(f, device), "backend": backend.name, "backend_why": backend.why,
              "command": list(backend.command)}  # fmt: skip
+    before = _base_scores(config, model, base, suite, work_dir, run_id)
+    why = why_larger(f, harness, before["scores"])
+    if why is None:
+        return before
+    large = tier_benchmarks("large")
+    suite = suite | {"local": [b.name for b in large], "benchmarks": large, "why": why}
+    return _base_scores(config, model, base, suite, work_dir, run_id)
+
+
+def why_larger(settings: ForgettingConfig, harness: list[str], scores: dict[str, Any]) -> str | None:
+    """Why forgetting.tier auto moves from the standard tier (scored in `scores`) to the large one, or None when
+    it stays: the standard questions resolve the threshold at the base model's accuracy, or the suite is not the
+    auto one (your benchmarks, lm-eval's tasks, a tier asked for) or `limit` sets its size."""
+    if settings.tier != "auto" or settings.benchmarks is not None or harness or settings.limit is not None:
+        return None
+    plan = plan_suite(scores, settings.threshold)
+    if plan.resolves:
+        return None
+    return (f"large: bundled benchmarks (forgetting.tier auto: the standard tier's {plan.n} questions detect drops "
+            f"of {100 * plan.detectable:.1f} points, more than the threshold of {100 * plan.margin:.1f} points at the "
+            f"base model's accuracy {plan.accuracy:.3f})")  # fmt: skip
+
+
+def _base_scores(
+    config: RunConfig, model: PreparedModel, base: Scorable, suite: dict[str, Any], work_dir: Path, run_id: str
+) -> dict[str, Any]:
+    f, local = config.forgetting, suite["benchmarks"]
     cache = base_scores_cache(config)
     key = scores_key(
         model_content_hash(model.path, cache), asdict(model.precision), suite, {b.name: str(b.path) for b in local},
