@@ -4,8 +4,9 @@ Usage: python benchmarks/real_data_matrix.py [--datasets banking77,snips] [--row
        [--batch-size N] [--eval-examples 60] [--baseline-examples 40]
 Each dataset is used as its user would bring it (its own columns, its own label names), sampled to at most
 --rows rows (classification: the same number per label, so every label can be split and learned) and run
-with the default model and the default settings except a short training (training.max_steps), forgetting on,
-and capped evaluation and baseline sizes so that a CPU finishes the matrix. squad_rag's questions carry a
+with the default model and the default settings except a short training (training.max_steps), forgetting on
+(its default suite and verdict, mitigation included), and capped evaluation and baseline sizes so that a CPU
+finishes the matrix. squad_rag's questions carry a
 list of answers; the first answer becomes the reference, and its passages are the RAG corpus.
 Every row must complete (a decision to stop at prompting or RAG counts as complete) and produce its report.
 Writes benchmarks/results/real_data_matrix.json and prints the table.
@@ -108,28 +109,45 @@ def _row(name: str, config: Path, wall_s: float, returncode: int, log: str) -> d
     counts = curation.data.metrics if curation else {}
     main = next((m for m in ("accuracy", "rougeL") if f"finetuned_{m}" in metrics or f"base_{m}" in metrics), None)
     forgetting = children.get("forgetting")
-    suffix = "_relative_change"
-    found = forgetting.data.metrics.items() if forgetting else []
-    change = {k.removesuffix(suffix): v for k, v in found if k.endswith(suffix)}
+    m = forgetting.data.metrics if forgetting else {}
+    pooled = {k: m.get(f"pooled_{k}") for k in ("difference", "low", "high", "margin", "n", "before", "after")}
+    attempts = [
+        {"attempt": r.info.run_name, "changes": r.data.params.get("mitigation"),
+         "forgetting": r.data.tags.get("tunesmith.forgetting"),
+         "change": {k: r.data.metrics.get(f"forgetting_pooled_{k}") for k in ("difference", "low", "high")},
+         "finetuned": r.data.metrics.get(f"finetuned_{main}") if main else None}
+        for r in sorted(children.values(), key=lambda r: r.info.run_name) if r.info.run_name.startswith("attempt-")
+    ]  # fmt: skip
     training = children.get("training")
     decision = children.get("decision")
     found = (decision.data.metrics if decision else {}).items()
     baselines = {k: v for k, v in found if k.startswith("baseline_") and main and k.endswith(f"_{main}")}
-    return row | {
-        "read": int(counts.get("read", 0)),
-        "kept": int(counts.get("kept_unique", 0)),
-        "rejected": int(counts.get("rejected_invalid", 0)),
-        "decision": tags.get("tunesmith.decision"),
-        "method": tags.get("tunesmith.method"),
-        "metric": main,
-        "base": metrics.get(f"base_{main}") if main else None,
-        "finetuned": metrics.get(f"finetuned_{main}") if main else None,
-        "best_baseline": max(baselines.values(), default=None),
-        "forgetting_change": change,
-        "tokens_per_s": training.data.metrics.get("tokens_per_s") if training else None,
-        "outcome": tags.get("tunesmith.outcome", "")[:160],
-        "report": bool(children.get("report")),
-    }
+    return (
+        row
+        | {
+            "read": int(counts.get("read", 0)),
+            "kept": int(counts.get("kept_unique", 0)),
+            "rejected": int(counts.get("rejected_invalid", 0)),
+            "decision": tags.get("tunesmith.decision"),
+            "method": tags.get("tunesmith.method"),
+            "metric": main,
+            "base": metrics.get(f"base_{main}") if main else None,
+            "finetuned": metrics.get(f"finetuned_{main}") if main else None,
+            "best_baseline": max(baselines.values(), default=None),
+            "forgetting": forgetting.data.tags.get("tunesmith.forgetting") if forgetting else None,
+            "forgetting_pooled": pooled if forgetting else None,
+            "suite": (
+                children.get("forgetting-baseline").data.params.get("suite")
+                if children.get("forgetting-baseline")
+                else None
+            ),  # fmt: skip
+            "mitigation": attempts,
+            "verdict": tags.get("tunesmith.forgetting"),
+            "tokens_per_s": training.data.metrics.get("tokens_per_s") if training else None,
+            "outcome": tags.get("tunesmith.outcome", "")[:160],
+            "report": bool(children.get("report")),
+        }
+    )
 
 
 def main() -> None:
@@ -162,14 +180,28 @@ def main() -> None:
         RESULTS.mkdir(parents=True, exist_ok=True)
         rows.sort(key=lambda r: list(DATASETS).index(r["dataset"]))
         output.write_text(json.dumps({"settings": vars(args), "rows": rows}, indent=2))
-    print("| dataset | read | kept | rejected | decision | method | metric | base | fine-tuned | forgetting | wall s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| dataset | read | kept | rejected | decision | method | metric | base | fine-tuned | forgetting (first "
+          "training) | mitigation | gates judged | wall s |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
     for r in rows:
-        change = ", ".join(f"{k} {v:+.1%}" for k, v in (r.get("forgetting_change") or {}).items()) or "-"
-        fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
         print(f"| {r['dataset']} | {r.get('read')} | {r.get('kept')} | {r.get('rejected')} | {r.get('decision')} | "
-              f"{r.get('method')} | {r.get('metric')} | {fmt(r.get('base'))} | {fmt(r.get('finetuned'))} | {change} | "
-              f"{r['wall_s']} |")  # fmt: skip
+              f"{r.get('method')} | {r.get('metric')} | {fmt(r.get('base'))} | {fmt(r.get('finetuned'))} | "
+              f"{_verdict(r.get('forgetting'), r.get('forgetting_pooled'))} | "
+              f"{_attempts(r.get('mitigation'))} | "
+              f"{r.get('verdict') or '-'} | {r['wall_s']} |")  # fmt: skip
+
+
+def _attempts(attempts: list[dict] | None) -> str:
+    return "; ".join(_verdict(f"{a['changes']}: {a['forgetting']}", a["change"]) for a in attempts or []) or "-"
+
+
+def _verdict(verdict: str | None, change: dict | None) -> str:
+    if not verdict or not change or change.get("difference") is None:
+        return verdict or "-"
+    n = f" on {int(change['n'])}" if change.get("n") else ""
+    return (f"{verdict} {100 * change['difference']:+.1f} pts [{100 * change['low']:+.1f}, "
+            f"{100 * change['high']:+.1f}]{n}")  # fmt: skip
 
 
 if __name__ == "__main__":
