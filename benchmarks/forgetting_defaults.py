@@ -77,6 +77,8 @@ def result_block(console: str) -> str:
 def measured(store: str) -> dict:
     from mlflow import MlflowClient
 
+    from tunesmith.records import primary_metric
+
     client = MlflowClient(store)
     experiment = client.get_experiment_by_name(EXPERIMENT)
     runs = client.search_runs([experiment.experiment_id]) if experiment else []
@@ -85,11 +87,13 @@ def measured(store: str) -> dict:
         return {}
     children = {r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
     row: dict = {"outcome": parent.data.tags.get("tunesmith.outcome", "")[:200]}
+    if parent.info.end_time:
+        row["pipeline_s"] = round((parent.info.end_time - parent.info.start_time) / 1000, 1)
     evaluation, forgetting, training = (children.get(n) for n in ("evaluation", "forgetting", "training"))
     if evaluation is not None:
         record = json.loads(Path(client.download_artifacts(evaluation.info.run_id, "evaluation.json",
                                                            tempfile.mkdtemp())).read_text())  # fmt: skip
-        metric = record["metric"]
+        metric = primary_metric(record["task_type"])
         row |= {"metric": metric, "base": record["base"][metric], "finetuned": record["finetuned"][metric],
                 "task_change": record.get("change") or {}}  # fmt: skip
     if forgetting is not None:
@@ -115,6 +119,11 @@ def measured(store: str) -> dict:
 def run_row(name: str, setting: str, seed: int, config: Path, caps: list[str], work: Path,
             default_lr: float | None) -> dict:  # fmt: skip
     folder = work / name / f"{setting}-seed{seed}"
+    if (folder / "console.log").is_file() and "Result:" in (folder / "console.log").read_text(encoding="utf-8"):
+        console = (folder / "console.log").read_text(encoding="utf-8")  # finished before the results were written
+        row = {"dataset": name, "setting": setting, "seed": seed, "completed": True, "wall_s": None,
+               "result": result_block(console)}  # fmt: skip
+        return row | measured(f"sqlite:///{folder / 'mlflow.db'}")
     folder.mkdir(parents=True, exist_ok=True)
     store = f"sqlite:///{folder / 'mlflow.db'}"
     overrides = caps + [
@@ -157,7 +166,8 @@ def table(rows: list[dict]) -> str:
             f"| {r['dataset']} | {r['setting']} | {r['seed']} | {r.get('learning_rate', float('nan')):.2g} | "
             f"{r.get('steps', '-')} | {fmt(r.get('base'))} | {fmt(r.get('finetuned'))} | "
             f"{_points(r.get('task_change'))} | "
-            f"{general} | {_points(r.get('forgetting_change'))} | {r.get('forgetting', 'failed')} | {r['wall_s']} |"
+            f"{general} | {_points(r.get('forgetting_change'))} | {r.get('forgetting', 'failed')} | "
+            f"{r.get('wall_s') or r.get('pipeline_s')} |"
         )  # fmt: skip
     return "\n".join(lines)
 
