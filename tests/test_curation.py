@@ -364,6 +364,28 @@ def test_replay_is_mixed_into_train_only_and_tagged(tmp_path, tiny_model, small_
     assert _accounted(data.counts) == data.counts["read"]
 
 
+def test_replay_leaves_the_task_splits_as_they_were(tmp_path, tiny_model):
+    # A task of short rows beside longer replay rows: the derived length grows for the replay rows only, and the
+    # task keeps the same rows and splits, so runs with and without replay are compared on the same test examples.
+    # One task row far longer than the rest: the task's own rule drops it as an outlier; the replay rows' lengths
+    # must not bring it back in.
+    outlier = {"instruction": "Add these numbers: " + " + ".join(str(i) for i in range(60)), "input": "",
+               "output": "1770"}  # fmt: skip
+    path = write_jsonl(tmp_path / "task.jsonl", _task_rows("instruction") + [outlier])
+    curated = {}
+    for fraction in (0.0, 0.2):
+        config = DataConfig(path=path, format="instruction", replay={"fraction": fraction})
+        curated[fraction] = curate(config, _tokenizer(tiny_model), "Answer.", None, tmp_path / f"out-{fraction}")
+    without, replayed = curated.values()
+    for split in ("validation_path", "test_path"):
+        assert Path(getattr(without, split)).read_text() == Path(getattr(replayed, split)).read_text()
+    task_rows = [e.id for e in read_examples(Path(replayed.train_path)) if e.origin == "task"]
+    assert sorted(task_rows) == sorted(e.id for e in read_examples(Path(without.train_path)))
+    assert replayed.max_seq_length > without.max_seq_length
+    assert without.counts["rejected_invalid"] == replayed.counts["rejected_invalid"] == 1  # the outlier, both times
+    assert "to fit the replay rows" in replayed.max_seq_length_source
+
+
 def _task_rows(kind: str) -> list[dict]:
     """Short task rows of each format (shorter than most bundled replay rows)."""
     if kind == "classification":

@@ -178,9 +178,12 @@ def curate(
     loaded = load_inputs(config)
     work.rejects += loaded.rejected
     work.tokens = count_tokens(loaded.examples, tokenizer, system)
+    # The task's rows are kept by the task's own length limit, so that its splits (and the test examples every
+    # comparison is paired on) are the same with replay on or off; training's limit then makes room for replay.
+    task_limit, length_source = _max_length(max_tokens, work.tokens, tokenizer)
     replay = _load_replay(work)
-    max_tokens, length_source = _max_length(max_tokens, work.tokens, tokenizer)
-    examples = _drop_too_long(loaded.examples, work.tokens, max_tokens, work.rejects)
+    examples = _drop_too_long(loaded.examples, work.tokens, task_limit, work.rejects)
+    max_tokens, length_source = _room_for_replay(max_tokens, task_limit, length_source, replay, work)
     invalid = len(work.rejects)
     test_file = _test_file(work)
     unique = _deduplicate(work, examples)
@@ -228,6 +231,20 @@ def _max_length(max_tokens: int | None, tokens: dict[str, int], tokenizer) -> tu
         return max_tokens, "set in the config"
     derived, why = derived_max_length(list(tokens.values()), model_context(tokenizer))
     return derived, f"derived from the data: {why}"
+
+
+def _room_for_replay(
+    configured: int | None, task_limit: int, source: str, replay: LoadResult | None, work: _Work
+) -> tuple[int, str]:
+    """training.max_seq_length: the task's limit, or, when derived and replay is on, long enough for the replay
+    rows by the same rule (their outliers are dropped from replay, not the task's rows)."""
+    if configured is not None or replay is None or not replay.examples:
+        return task_limit, source
+    lengths = [work.tokens[content_id(e.id)] for e in replay.examples]
+    needed, _ = derived_max_length(lengths, model_context(work.tokenizer))
+    if needed <= task_limit:
+        return task_limit, source
+    return needed, f"{source}; {needed} to fit the replay rows (the task's rows were kept by its own {task_limit})"
 
 
 def _test_file(work: _Work) -> tuple[LoadResult, DedupResult] | None:
