@@ -119,8 +119,9 @@ def measured(store: str) -> dict:
 def run_row(name: str, setting: str, seed: int, config: Path, caps: list[str], work: Path,
             default_lr: float | None) -> dict:  # fmt: skip
     folder = work / name / f"{setting}-seed{seed}"
-    if (folder / "console.log").is_file() and "Result:" in (folder / "console.log").read_text(encoding="utf-8"):
-        console = (folder / "console.log").read_text(encoding="utf-8")  # finished before the results were written
+    earlier = (folder / "console.log").read_text(encoding="utf-8") if (folder / "console.log").is_file() else ""
+    if "Result:" in earlier:  # finished before the results were written
+        console = earlier
         row = {"dataset": name, "setting": setting, "seed": seed, "completed": True, "wall_s": None,
                "result": result_block(console)}  # fmt: skip
         return row | measured(f"sqlite:///{folder / 'mlflow.db'}")

@@ -10,17 +10,10 @@ import json
 import sys
 from pathlib import Path
 
+from bundle_standard_tier import boolq, read  # the standard tier's reader and BoolQ conversion (scripts/ on sys.path)
+
 STANDARD = Path("data/standard")
 OUT = Path("data/large")
-
-
-def read(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def boolq(row: dict) -> dict:
-    # The passage is part of the question, as in the standard tier: benchmark files have no context field.
-    return {"question": f"{row['context']}\n{row['question']}?", "choices": row["choices"], "answer": row["answer"]}
 
 
 def main(shared: Path) -> None:

@@ -46,4 +46,4 @@ class PullTowardStart(TrainerCallback):
             self.start = [s.to(p.device) for s, p in zip(self.start, self.weights, strict=True)]
         with torch.no_grad():
             # lerp: w + min(1, rate) * (w_start - w), for all weights in one fused call
-            torch._foreach_lerp_([p.data for p in self.weights], self.start, min(1.0, rate))
+            torch._foreach_lerp_(self.weights, self.start, min(1.0, rate))
