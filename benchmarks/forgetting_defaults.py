@@ -1,13 +1,15 @@
 """Which training defaults keep a model from forgetting: task score and forgetting verdict per seed and setting.
 
 Usage: python benchmarks/forgetting_defaults.py [--datasets demo,clinc150,alpaca_5k] [--settings defaults,replay,
-       cautious_lr] [--seeds 1,2,3] [--work runs/forgetting_defaults]
+       cautious_lr,l2_to_base] [--seeds 1,2,3] [--work runs/forgetting_defaults]
 
 Every row is `tunesmith run` as a user runs it, in its own MLflow store (no champion from another row), with
 forgetting mitigation off so that each setting is measured alone:
 - defaults: the product's defaults, no replay (data.replay.fraction=0);
 - replay: 10% general-domain replay (the bundled Dolly open-QA rows), the reference texts' first advice;
-- cautious_lr: half the learning rate the defaults derive, what a pipeline that must not forget would try first.
+- cautious_lr: half the learning rate the defaults derive, what a pipeline that must not forget would try first;
+- l2_to_base: no replay, the defaults' rate, and the L2 pull toward the base weights that the mitigation step
+  `l2_to_base` would set for the defaults' rate and steps (tunesmith/forgetting/mitigation.py).
 The demo is configs/quickstart.yaml on the bundled tickets (its own 109 general questions); the shared datasets are
 sampled as a user would bring them and judged on the bundled standard tier (1,016 questions), named so that every
 seed is judged on the same questions (tier auto would move the default model to the large tier).
@@ -33,7 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 DATA = REPO.parent / "shared" / "data"
 CLI = Path(sys.executable).parent / "tunesmith"
-SETTINGS = ("defaults", "replay", "cautious_lr")
+SETTINGS = ("defaults", "replay", "cautious_lr", "l2_to_base")
+FROM_DEFAULTS = ("cautious_lr", "l2_to_base")  # need the defaults row's rate and steps
 EXPERIMENT = "forgetting-defaults"
 
 
@@ -121,7 +124,7 @@ def measured(store: str) -> dict:
 
 
 def run_row(name: str, setting: str, seed: int, config: Path, caps: list[str], work: Path,
-            default_lr: float | None) -> dict:  # fmt: skip
+            defaults: dict | None) -> dict:  # fmt: skip
     folder = work / name / f"{setting}-seed{seed}"
     earlier = (folder / "console.log").read_text(encoding="utf-8") if (folder / "console.log").is_file() else ""
     if "Result:" in earlier:  # finished before the results were written
@@ -142,7 +145,12 @@ def run_row(name: str, setting: str, seed: int, config: Path, caps: list[str], w
         "data.replay.fraction=" + ("0.1" if setting == "replay" else "0"),
     ]
     if setting == "cautious_lr":
-        overrides.append(f"training.learning_rate={default_lr / 2:g}")
+        overrides.append(f"training.learning_rate={defaults['learning_rate'] / 2:g}")
+    if setting == "l2_to_base":
+        from tunesmith.forgetting.mitigation import L2_TO_BASE, plan_attempts
+
+        pull = plan_attempts([L2_TO_BASE], 1, 0.0, defaults["learning_rate"], defaults["steps"])[0]
+        overrides.append(f"training.l2_to_base={pull.training['l2_to_base']:g}")
     command = [str(CLI), "run", str(config)] + [a for o in overrides for a in ("--set", o)]
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     start = time.perf_counter()
@@ -201,11 +209,11 @@ def main() -> None:
             for setting in args.settings.split(","):
                 if (name, setting, seed) in done:
                     continue
-                lr = next((r["learning_rate"] for r in rows if r["dataset"] == name and r["setting"] == "defaults"
-                           and r.get("learning_rate")), None)  # fmt: skip
-                if setting == "cautious_lr" and lr is None:
-                    continue  # needs the defaults row's learning rate first
-                rows.append(run_row(name, setting, seed, config, caps, work, lr))
+                defaults = next((r for r in rows if r["dataset"] == name and r["setting"] == "defaults"
+                                 and r.get("learning_rate") and r.get("steps")), None)  # fmt: skip
+                if setting in FROM_DEFAULTS and defaults is None:
+                    continue  # needs the defaults row's learning rate and steps first
+                rows.append(run_row(name, setting, seed, config, caps, work, defaults))
                 print(json.dumps({k: v for k, v in rows[-1].items() if k != "result"}), flush=True)
                 print(rows[-1]["result"], flush=True)
                 RESULTS.mkdir(parents=True, exist_ok=True)
