@@ -66,7 +66,9 @@ def test_a_registered_format_is_curated_with_its_own_fields_prompt_and_suite(faq
     assert data.task_type == "generation" and data.validation["success"], data.validation["summary"]
     assert data.counts["read"] == 42 and data.counts["kept_unique"] == 40
     assert data.rejected_by_kind == {"missing_field": 1, "unexpected_field": 1}
-    assert data.counts["train"] + data.counts["validation"] + data.counts["test"] == 40
+    counts = data.counts  # train holds the task's rows and the general replay mixed in (on by default)
+    assert counts["train_from_input"] + counts["validation"] + counts["test"] == 40
+    assert counts["train"] == counts["train_from_input"] + counts["replay_added"] and counts["replay_added"] > 0
 
 
 def test_tunesmith_check_accepts_a_registered_format(faq_format, tmp_path, tiny_model):

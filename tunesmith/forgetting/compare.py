@@ -8,9 +8,10 @@ from tunesmith.forgetting.verdict import BenchmarkVerdict, judge_benchmarks, jud
 from tunesmith.records import ForgettingReport
 
 MITIGATIONS = [
-    "mix 5-10% general-domain replay data into training (data.replay.fraction: 0.05 to 0.1)",
+    "mix more general-domain replay data into training (data.replay.fraction: 0.1 by default, up to 0.2)",
     "lower the learning rate (for example halve training.learning_rate)",
     "train fewer epochs (training.epochs) or stop earlier",
+    "pull the trained weights toward the base model's (training.l2_to_base)",
 ]
 
 
