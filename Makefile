@@ -32,8 +32,10 @@ browser:
 	      { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; }; }; } || \
 	  echo "Chromium not installed: the MLflow UI browser test will be skipped"
 
+# SEED=N trains with another seed (training.seed), to see that the verdicts do not hang on one.
 demo: install
-	$(VENV)/bin/tunesmith run configs/quickstart.yaml --set retraining.skip_unchanged=false
+	$(VENV)/bin/tunesmith run configs/quickstart.yaml --set retraining.skip_unchanged=false \
+	  $(if $(SEED),--set training.seed=$(SEED))
 
 # Two pytest workers: most of the suite waits on process starts and servers, so two share two cores well.
 # TEST_WORKERS=0 runs serially.
