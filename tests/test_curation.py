@@ -380,7 +380,8 @@ def test_replay_leaves_the_task_splits_as_they_were(tmp_path, tiny_model):
     for split in ("validation_path", "test_path"):
         assert Path(getattr(without, split)).read_text() == Path(getattr(replayed, split)).read_text()
     task_rows = [e.id for e in read_examples(Path(replayed.train_path)) if e.origin == "task"]
-    assert sorted(task_rows) == sorted(e.id for e in read_examples(Path(without.train_path)))
+    # in the same order too: what reads the task's rows in order (the decision's few-shot examples) is unchanged
+    assert task_rows == [e.id for e in read_examples(Path(without.train_path))]
     assert replayed.max_seq_length > without.max_seq_length
     assert without.counts["rejected_invalid"] == replayed.counts["rejected_invalid"] == 1  # the outlier, both times
     assert "to fit the replay rows" in replayed.max_seq_length_source

@@ -28,6 +28,10 @@ def mix_replay(train: list[Example], replay: list[Example], fraction: float, see
         warnings.append(
             f"replay data has {len(replay)} examples, fewer than the {wanted} needed for a {fraction:.0%} mix; used all"
         )
-    mixed = list(train) + chosen
-    rng.shuffle(mixed)
+    # Replay rows go into random places among the task's rows, which keep their order: what reads the task's rows
+    # in order (the decision's few-shot examples, hence the base model's best prompt) is the same with replay on.
+    total = len(train) + len(chosen)
+    slots = set(rng.sample(range(total), len(chosen)))
+    task, general = iter(train), iter(chosen)
+    mixed = [next(general) if i in slots else next(task) for i in range(total)]
     return ReplayMix(mixed, len(chosen), len(replay), warnings)
