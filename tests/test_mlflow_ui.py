@@ -42,14 +42,16 @@ def tracked(shared_runs, monkeypatch):
 
 
 def memorised(tracked, n: int = 24) -> list[dict]:
-    """Training examples of the champion: the tiny model has seen each of them for over a hundred steps."""
+    """Training examples of the champion (its task's, not the general replay rows mixed in beside them): the tiny
+    model has seen each of them for over a hundred steps."""
     client = MlflowClient(tracked.uri)
     (curation,) = client.search_runs(
         [client.get_run(tracked.pipeline.run_id).info.experiment_id],
         f"tags.`mlflow.parentRunId` = '{tracked.pipeline.run_id}' and tags.`mlflow.runName` = 'curation'",
     )
     train = Path(curation.data.params["curated_dir"]) / "train.jsonl"
-    examples = [json.loads(line) for line in train.read_text().splitlines()][:n]
+    rows = (json.loads(line) for line in train.read_text().splitlines())
+    examples = [e for e in rows if e.get("origin", "task") == "task"][:n]
     return [{"prompt": e["messages"][0]["content"], "label": e["label"]} for e in examples]
 
 
