@@ -480,9 +480,9 @@ def test_a_long_label_set_stays_out_of_the_training_prompt(tmp_path, tiny_model)
     config_path = tmp_path / "run.yaml"
     config_path.write_text(
         # replay off: the derived length compared here is the task's own (replay would widen both to its rows)
-        json.dumps({"name": "t", "model": str(tiny_model),
-                    "data": {"path": str(path), "labels": labels, "replay": {"fraction": 0}}})  # fmt: skip
-    )
+        json.dumps({"name": "t", "model": str(tiny_model), "data": {"path": str(path), "labels": labels,
+                                                                   "replay": {"fraction": 0}}})
+    )  # fmt: skip
     config = load_config(config_path)
     assert all(label in untrained_prompt(config) for label in labels)
     assert not any(label in training_prompt(config) for label in labels)
