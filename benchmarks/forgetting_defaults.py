@@ -5,7 +5,7 @@ Usage: python benchmarks/forgetting_defaults.py [--datasets demo,clinc150,alpaca
 
 Every row is `tunesmith run` as a user runs it, in its own MLflow store (no champion from another row), with
 forgetting mitigation off so that each setting is measured alone:
-- defaults: the product's defaults, no replay (data.replay.fraction=0);
+- defaults: the defaults this table started from, no replay (data.replay.fraction=0; replay is on by default since);
 - replay: 10% general-domain replay (the bundled Dolly open-QA rows), the reference texts' first advice;
 - cautious_lr: half the learning rate the defaults derive, what a pipeline that must not forget would try first;
 - l2_to_base: no replay, the defaults' rate, and the L2 pull toward the base weights that the mitigation step
