@@ -223,3 +223,47 @@ def test_the_large_tier_holds_the_standard_questions_and_runs_through_lm_eval(tm
     assert all(len(set(q)) == len(q) for q in large.values())  # no item twice
     scores = run_benchmarks(hf_lm(tiny_model), tier_benchmarks("large"), tmp_path, limit=2)
     assert {name: s["n"] for name, s in scores.items()} == dict.fromkeys(LARGE_TIER, 2)
+
+
+def test_reading_a_question_once_gives_lm_evals_log_likelihoods(tiny_model):
+    """The shared-prefix scorer (used on CPUs) against lm-eval's own HF model, request by request: multi-token and
+    one-token choices, a question with a single choice, and one too long for the model (left-truncated by
+    lm-eval), two questions of different lengths in one batch (the shorter one's padding masked). fp32 on the tiny
+    model: the two orders of computation agree to float rounding (1e-4 on sums of a
+    few log-probabilities of about -10 each)."""
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    from tunesmith.forgetting.shared_prefix import shared_prefix
+
+    model, tokenizer = load_model(str(tiny_model), CPU32)
+    long_question = "Question: " + " ".join(["urgent billing technical general"] * 200) + "\nAnswer:"
+    pairs = [
+        ("Question: What is the capital of France?\nAnswer:", choice)
+        for choice in (" Paris", " Berlin is a city", " urgent", " general technical billing urgent")
+    ] + [
+        ("Question: Which team takes a refund request for a charge made twice last month?\nAnswer:", choice)
+        for choice in (" billing", " the technical support desk", " general enquiries team")
+    ] + [("Question: Is the invoice late?\nAnswer:", c) for c in (" yes", " no")] + [
+        ("Question: Only one?\nAnswer:", " one choice"), (long_question, " billing"), (long_question, " urgent now"),
+    ]  # fmt: skip
+    requests = [Instance("loglikelihood", {}, pair, i) for i, pair in enumerate(pairs)]
+    stock = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=4, max_length=256).loglikelihood(requests)
+    shared = shared_prefix(HFLM)(pretrained=model, tokenizer=tokenizer, batch_size=4, max_length=256)
+    ours = shared.loglikelihood(requests)
+    assert [greedy for _, greedy in ours] == [greedy for _, greedy in stock]
+    assert [ll for ll, _ in ours] == pytest.approx([ll for ll, _ in stock], abs=1e-4)
+    assert len({ll for ll, _ in ours}) == len(pairs)  # not one number for every choice
+
+
+def test_prefix_and_prompt_tuning_are_scored_as_lm_eval_scores_them(tiny_model):
+    """Their virtual tokens come with every forward call, so a copied cache would add them twice."""
+    from peft import LoraConfig, PrefixTuningConfig, get_peft_model
+
+    from tunesmith.forgetting.shared_prefix import shares_prefixes
+
+    model, _ = load_model(str(tiny_model), CPU32)
+    assert shares_prefixes(model)
+    assert shares_prefixes(get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"])))
+    model, _ = load_model(str(tiny_model), CPU32)
+    assert not shares_prefixes(get_peft_model(model, PrefixTuningConfig(num_virtual_tokens=4, task_type="CAUSAL_LM")))

@@ -525,8 +525,8 @@ class ForgettingConfig(Section):
     backend: Literal["auto", "hf", "vllm"] = "auto"
     vllm: VllmConfig = VllmConfig()
     # How many general questions: smoke (the bundled 109: too few to resolve the threshold, which the verdict
-    # says), standard (1,016: about 200 each of ARC, HellaSwag, MMLU, WinoGrande, BoolQ, bundled; 3 min 20 s per
-    # model for SmolLM2-135M on a 2-core CPU), large (4,081: the standard ones, more of each and CommonsenseQA,
+    # says), standard (1,016: about 200 each of ARC, HellaSwag, MMLU, WinoGrande, BoolQ, bundled; about 2 min
+    # per model for SmolLM2-135M on a 2-core CPU), large (4,081: the standard ones, more of each and CommonsenseQA,
     # PIQA, OpenBookQA, bundled), full (lm-eval's own harness_tasks from the hub; standard when it is not
     # reachable). auto, on every device: standard, or large when the standard tier's questions cannot resolve
     # the threshold at the base model's accuracy (unless `limit` caps the questions).

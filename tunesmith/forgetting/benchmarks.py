@@ -15,6 +15,7 @@ import yaml
 
 from tunesmith.config.schema import BenchmarkConfig, ForgettingConfig, tier_benchmarks
 from tunesmith.console import progress
+from tunesmith.forgetting.shared_prefix import shared_prefix
 
 BENCHMARK_PREFIX = "tunesmith_"
 CHUNK = 256  # log-likelihood requests scored between two progress updates
@@ -25,12 +26,9 @@ def _reporting(lm_class):
 
     class Reporting(lm_class):
         def loglikelihood(self, requests, disable_tqdm: bool = False):
-            # Longest first: with batch_size "auto", lm-eval sizes its batches on the first chunk it sees.
-            order = sorted(range(len(requests)), key=lambda i: -sum(len(part) for part in requests[i].args))
             results: list = [None] * len(requests)
             with progress.bar("answer choices", len(requests)):
-                for start in range(0, len(order), CHUNK):
-                    chunk = order[start : start + CHUNK]
+                for chunk in _chunks(requests):
                     scored = super().loglikelihood([requests[i] for i in chunk], disable_tqdm=True)
                     for i, result in zip(chunk, scored, strict=True):
                         results[i] = result
@@ -40,12 +38,29 @@ def _reporting(lm_class):
     return Reporting
 
 
+def _chunks(requests) -> list[list[int]]:
+    """Request indices in chunks of about CHUNK, each question's choices together (shared_prefix.py reads a question
+    once for all of them), longest questions first: with batch_size "auto", lm-eval sizes its batches on the first
+    chunk it sees."""
+    by_context: dict[str, list[int]] = {}
+    for i, request in enumerate(requests):
+        by_context.setdefault(request.args[0], []).append(i)
+    chunks: list[list[int]] = [[]]
+    for context in sorted(by_context, key=lambda c: -max(len(c) + len(requests[i].args[1]) for i in by_context[c])):
+        if len(chunks[-1]) >= CHUNK:
+            chunks.append([])
+        chunks[-1] += by_context[context]
+    return [chunk for chunk in chunks if chunk]
+
+
 def in_process_lm(model, tokenizer, batch_size: int | str):
     """lm-eval's HF model around a model already loaded here (base, merged, or with its adapter attached), so that
-    every method, our own bottleneck adapters included, is measured the same way without loading weights again."""
+    every method, our own bottleneck adapters included, is measured the same way without loading weights again.
+    On a CPU each question is read once for all its choices (shared_prefix.py)."""
     from lm_eval.models.huggingface import HFLM
 
-    return _reporting(HFLM)(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+    lm_class = shared_prefix(HFLM) if next(model.parameters()).device.type == "cpu" else HFLM
+    return _reporting(lm_class)(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
 
 
 def served_lm(base_url: str, model_name: str, tokenizer_path: str, max_length: int, concurrent: int):
