@@ -49,8 +49,8 @@ def compare_scores(
         notes.append(
             f"The {pooled.difference.n} questions cannot tell a drop of {100 * pooled.margin:.1f} points (the "
             f"threshold) from noise: at the {pooled.difference.changed:.0%} of answers that changed they detect "
-            f"drops of {100 * pooled.detectable:.1f} points or more. More questions (forgetting.tier: standard or "
-            "full, or forgetting.limit) would decide it."
+            f"drops of {100 * pooled.detectable:.1f} points or more. More questions (a larger forgetting.tier, more "
+            "files of your own, or a higher forgetting.limit) would decide it."
         )
     return ForgettingReport(
         threshold,
