@@ -27,7 +27,7 @@ def test_an_unchanged_model_gets_an_interval_around_zero_as_wide_as_its_question
     z2 = 1.959964**2
     assert difference.high == pytest.approx(z2 / (100 + z2), abs=1e-6)
     assert difference.low == pytest.approx(-z2 / (100 + z2), abs=1e-6)
-    assert not difference.significant
+    assert difference.direction == 0
 
 
 def test_with_many_questions_the_interval_meets_the_wald_interval():
@@ -44,7 +44,7 @@ def test_six_lost_answers_and_none_gained_are_a_significant_drop():
     before, after = outcomes(51, 6, 0, 52)
     assert mcnemar_p(before, after) == pytest.approx(2 * 0.5**6)
     difference = paired_proportions(before, after)
-    assert difference.high < 0 and difference.significant
+    assert difference.high < 0 and difference.direction == -1
 
 
 def test_the_interval_covers_the_true_change_at_least_as_often_as_it_says():
@@ -65,7 +65,7 @@ def test_scores_on_a_scale_get_a_paired_bootstrap_interval():
     assert difference.difference == pytest.approx(0.1)
     assert difference.low == pytest.approx(0.1) and difference.high == pytest.approx(0.1)
     same = paired_scores(before, before)
-    assert same.low == same.high == 0 and not same.significant
+    assert same.low == same.high == 0 and same.direction == 0
     noisy = paired_scores(before, [b + (0.1 if i % 2 else -0.1) for i, b in enumerate(before)])
     assert noisy.low < 0 < noisy.high
 

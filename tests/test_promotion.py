@@ -50,6 +50,18 @@ def test_a_gain_the_test_items_cannot_resolve_is_not_beats():
     assert not decision.promoted and decision.change["low"] < 0 < decision.change["high"]
 
 
+def test_the_verdict_never_claims_what_mcnemars_exact_test_beside_it_denies():
+    """The demo's seed 3 against its champion: 4 test answers lost, none gained, on 40. Tango's (asymptotic)
+    interval excludes zero, McNemar's exact p is 0.125: neither "is below" nor, the other way round, "beats"."""
+    worse = change(right(40, 40), right(36, 40))
+    assert worse["high"] < 0 and worse["p_value"] == pytest.approx(0.125)
+    assert gate("accuracy", worse, CHAMPION, None).task_gate.startswith("cannot be told from the champion")
+    better = change(right(36, 40), right(40, 40))
+    assert better["low"] > 0 and not gate("accuracy", better, CHAMPION, forgetting("no forgetting")).promoted
+    # 7 of 7 the same way: p = 0.016, and both agree.
+    assert gate("accuracy", change(right(33, 40), right(40, 40)), CHAMPION, None).task_gate.startswith("beats")
+
+
 def test_forgetting_blocks_promotion_even_for_a_better_model():
     decision = gate("accuracy", change(right(40, 100), right(95, 100)), BASE, forgetting("forgetting"))
     assert not decision.promoted and decision.task_gate.startswith("beats")

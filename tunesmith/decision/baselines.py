@@ -126,6 +126,6 @@ def compare_best_prompts(baselines: list[Baseline], task_type: str) -> str:
     change = paired_change(task_type, second.per_example, best.per_example)
     shown = f"{100 * change.difference:+.1f} points [{100 * change.low:+.1f}, {100 * change.high:+.1f}] (95%)"
     names = f"{best.name.replace('_', '-')} over {second.name.replace('_', '-')}"
-    if change.low > 0:
+    if change.direction > 0:
         return f"{names}: {shown} on {best.n} validation examples, a real difference"
     return f"{names}: {shown} on {best.n} validation examples: the two cannot be told apart"

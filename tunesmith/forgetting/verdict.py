@@ -42,7 +42,7 @@ class BenchmarkVerdict:
 def benchmark_verdict(difference: PairedDifference, margin: float) -> str:
     if difference.low > -margin:
         return NO_FORGETTING
-    if difference.difference < -margin and difference.high < 0:
+    if difference.difference < -margin and difference.direction < 0:  # below zero by the interval and McNemar
         return FORGETTING
     return INCONCLUSIVE
 

@@ -6,20 +6,22 @@ from __future__ import annotations
 from typing import Any
 
 from tunesmith.records import ForgettingReport, PromotionDecision, change_text
+from tunesmith.statistics.paired import direction_of
 
 
 def beats(change: dict[str, Any], min_improvement: float) -> bool:
-    """The new model beats the reference when the paired interval of (new - reference) excludes no change
-    (statistical significance) and the estimate is above `min_improvement` (practical significance)."""
-    return change["low"] > 0 and change["difference"] > min_improvement
+    """The new model beats the reference when the paired change (new - reference) is above zero beyond noise
+    (its interval and, for right/wrong outcomes, McNemar's exact test) and the estimate is above `min_improvement`
+    (practical significance)."""
+    return direction_of(change) > 0 and change["difference"] > min_improvement
 
 
 def task_gate_text(metric: str, change: dict[str, Any], reference: str, min_improvement: float) -> str:
     """One line: does the new model beat the reference, with the paired change and its interval."""
     verdict = (
         "beats" if beats(change, min_improvement)
-        else "is below" if change["high"] < 0
-        else "cannot be told from" if change["low"] <= 0
+        else "is below" if direction_of(change) < 0
+        else "cannot be told from" if direction_of(change) == 0
         else f"beats by no more than {min_improvement:g}"
     )  # fmt: skip
     test = "McNemar" if change["method"].startswith("Tango") else "paired bootstrap"

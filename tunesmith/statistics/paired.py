@@ -34,12 +34,26 @@ class PairedDifference:
     changed: float | None = None  # share of items whose right/wrong outcome changed (right/wrong outcomes only)
 
     @property
-    def significant(self) -> bool:
-        """The interval excludes no difference."""
-        return self.low > 0 or self.high < 0
+    def direction(self) -> int:
+        """+1 / -1 when after is above / below before beyond noise, else 0 (direction_of)."""
+        return direction_of(self.to_json())
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def direction_of(change: dict[str, Any]) -> int:
+    """+1 / -1 when a PairedDifference (as JSON) is above / below zero beyond noise, else 0: its interval excludes
+    no change and, for right/wrong outcomes, so does McNemar's exact test. Tango's interval is a score interval,
+    asymptotic: with 4 changed answers, all one way, it excludes zero where the exact test gives p = 0.125, and a
+    verdict printed beside that p must not claim what it denies."""
+    p = change["p_value"]
+    exact_agrees = p != p or p < 1 - change["confidence"]  # NaN: scaled scores, the bootstrap interval alone
+    if change["low"] > 0 and exact_agrees:
+        return 1
+    if change["high"] < 0 and exact_agrees:
+        return -1
+    return 0
 
 
 def _z(confidence: float) -> float:
