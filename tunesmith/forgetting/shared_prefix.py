@@ -28,33 +28,18 @@ def shares_prefixes(model: Any) -> bool:
 
 def shared_prefix(lm_class):
     """`lm_class` (lm-eval's HFLM) scoring each distinct context once for all the continuations asked of it."""
-    import torch
-    import torch.nn.functional as F
-    from transformers import DynamicCache
 
     class SharedPrefix(lm_class):
         def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs: int | None = None):
             if not shares_prefixes(self.model):
                 return super()._loglikelihood_tokens(requests, disable_tqdm, override_bs)
-            groups: dict[tuple[int, ...], list[int]] = {}
-            for i, (_, context, _) in enumerate(requests):
-                groups.setdefault(tuple(context), []).append(i)
-            shared: list[tuple[list[int], list[int]]] = []
-            alone: list[int] = []
-            for context, members in groups.items():
-                # One choice gains nothing; one-token choices lm-eval already scores from one read of the context;
-                # an over-long one needs lm-eval's left truncation.
-                longest = max(len(requests[i][2]) for i in members)
-                if len(members) < 2 or len(context) + longest > self.max_length + 1:
-                    alone += members
-                else:
-                    shared.append((list(context), members))
-            shared.sort(key=lambda group: -len(group[0]))  # questions of similar length together: little padding
+            shared, alone = _group(requests, self.max_length)
             per_batch = override_bs or (self.batch_size if isinstance(self.batch_size, int) else 16)
             results: list[Any] = [None] * len(requests)
             for start in range(0, len(shared), per_batch):
                 batch = shared[start : start + per_batch]
-                answers = self._score_choices([c for c, _ in batch], [[requests[i][2] for i in m] for _, m in batch])
+                contexts, choices = [c for c, _ in batch], [[requests[i][2] for i in m] for _, m in batch]
+                answers = score_choices(self.model, self.device, contexts, choices)
                 for i, answer in zip([i for _, m in batch for i in m], answers, strict=True):
                     results[i] = answer
                     self.cache_hook.add_partial("loglikelihood", requests[i][0], answer)
@@ -64,49 +49,79 @@ def shared_prefix(lm_class):
                     results[i] = answer
             return results
 
-        @torch.no_grad()
-        def _score_choices(self, contexts: list[list[int]], choices: list[list[list[int]]]) -> list[tuple[float, bool]]:
-            """(sum of log-probabilities, whether greedy decoding yields it) for each choice of each context, in
-            order. The contexts run in one batch (right-padded), keeping the logits of each one's last token only;
-            the choices then run on copies of their context's key/value cache in sub-batches of similar length
-            (padding a 5-token choice to a 60-token one would cost what the shared question saved), with the
-            context's padding masked and positions continuing its own."""
-            device, lengths = self.device, torch.tensor([len(c) for c in contexts])
-            ids = torch.zeros((len(contexts), int(lengths.max())), dtype=torch.long)
-            for row, context in enumerate(contexts):
-                ids[row, : len(context)] = torch.tensor(context)
-            mask = (torch.arange(ids.shape[1])[None] < lengths[:, None]).long()
-            ends = torch.unique(lengths - 1)  # the vocabulary projection only where a choice's first token is read
-            # No mask: a real token never attends to the right padding after it, and without one attention takes
-            # its causal fast path (with one, boolq's long passages read 20% slower than lm-eval's own scorer).
-            read = self.model(ids.to(device), use_cache=True, logits_to_keep=ends.to(device))
-            first = read.logits[torch.arange(len(contexts)), torch.searchsorted(ends, lengths - 1)]
-            rows = [(group, tokens) for group, options in enumerate(choices) for tokens in options]
-            logits: list[Any] = [first[group][None] for group, _ in rows]
-            longer = [row for row, (_, tokens) in enumerate(rows) if len(tokens) > 1]
-            order = sorted(longer, key=lambda row: len(rows[row][1]))
-            layers = [(layer.keys, layer.values) for layer in read.past_key_values.layers]
-            for start in range(0, len(order), len(contexts)):
-                chunk = order[start : start + len(contexts)]
-                of = torch.tensor([rows[r][0] for r in chunk])
-                cache = DynamicCache([(keys[of.to(device)], values[of.to(device)]) for keys, values in layers])
-                longest = max(len(rows[r][1]) for r in chunk) - 1
-                tail = torch.zeros((len(chunk), longest), dtype=torch.long)
-                for i, r in enumerate(chunk):
-                    tail[i, : len(rows[r][1]) - 1] = torch.tensor(rows[r][1][:-1])
-                # the choices' own right padding needs no mask: a real token never attends to what follows it
-                full_mask = torch.cat([mask[of], torch.ones_like(tail)], dim=1)
-                positions = lengths[of][:, None] + torch.arange(longest)[None]
-                rest = self.model(tail.to(device), attention_mask=full_mask.to(device),
-                                  position_ids=positions.to(device), past_key_values=cache).logits  # fmt: skip
-                for i, r in enumerate(chunk):
-                    logits[r] = torch.cat([logits[r], rest[i, : len(rows[r][1]) - 1]])
-            answers = []
-            for (_, tokens), row_logits in zip(rows, logits, strict=True):
-                steps = F.log_softmax(row_logits.float(), dim=-1)
-                target = torch.tensor(tokens, device=device)
-                logprob = steps.gather(1, target[:, None]).sum()
-                answers.append((float(logprob), bool((steps.argmax(dim=-1) == target).all())))
-            return answers
-
     return SharedPrefix
+
+
+def _group(requests, max_length: int) -> tuple[list[tuple[list[int], list[int]]], list[int]]:
+    """lm-eval's (key, context tokens, continuation tokens) requests as (context, request indices) groups to read
+    once, longest context first (similar lengths batch with little padding), and the indices lm-eval scores
+    itself: a context with one continuation gains nothing, an over-long one needs lm-eval's left truncation."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, (_, context, _) in enumerate(requests):
+        groups.setdefault(tuple(context), []).append(i)
+    shared: list[tuple[list[int], list[int]]] = []
+    alone: list[int] = []
+    for context, members in groups.items():
+        longest = max(len(requests[i][2]) for i in members)
+        if len(members) < 2 or len(context) + longest > max_length + 1:
+            alone += members
+        else:
+            shared.append((list(context), members))
+    shared.sort(key=lambda group: -len(group[0]))
+    return shared, alone
+
+
+def score_choices(model, device, contexts: list[list[int]], choices: list[list[list[int]]]) -> list[tuple[float, bool]]:
+    """(sum of log-probabilities, whether greedy decoding yields it) for each choice of each context, in order.
+    The contexts run in one batch (right-padded), keeping the logits of each one's last token only; the choices
+    then run on copies of their context's key/value cache in sub-batches of similar length (padding a 5-token
+    choice to a 60-token one would cost what the shared question saved)."""
+    import torch
+    import torch.nn.functional as F
+
+    with torch.no_grad():
+        lengths = torch.tensor([len(c) for c in contexts])
+        ids = torch.zeros((len(contexts), int(lengths.max())), dtype=torch.long)
+        for row, context in enumerate(contexts):
+            ids[row, : len(context)] = torch.tensor(context)
+        ends = torch.unique(lengths - 1)  # the vocabulary projection only where a choice's first token is read
+        # No mask: a real token never attends to the right padding after it, and without one attention takes
+        # its causal fast path (with one, boolq's long passages read 20% slower than lm-eval's own scorer).
+        read = model(ids.to(device), use_cache=True, logits_to_keep=ends.to(device))
+        first = read.logits[torch.arange(len(contexts)), torch.searchsorted(ends, lengths - 1)]
+        rows = [(group, tokens) for group, options in enumerate(choices) for tokens in options]
+        logits: list[Any] = [first[group][None] for group, _ in rows]
+        longer = sorted((r for r, (_, tokens) in enumerate(rows) if len(tokens) > 1), key=lambda r: len(rows[r][1]))
+        layers = [(layer.keys, layer.values) for layer in read.past_key_values.layers]
+        for start in range(0, len(longer), len(contexts)):
+            chunk = longer[start : start + len(contexts)]
+            rest = _continue(model, device, layers, lengths, [rows[r] for r in chunk])
+            for i, r in enumerate(chunk):
+                logits[r] = torch.cat([logits[r], rest[i, : len(rows[r][1]) - 1]])
+        answers = []
+        for (_, tokens), row_logits in zip(rows, logits, strict=True):
+            steps = F.log_softmax(row_logits.float(), dim=-1)
+            target = torch.tensor(tokens, device=device)
+            logprob = steps.gather(1, target[:, None]).sum()
+            answers.append((float(logprob), bool((steps.argmax(dim=-1) == target).all())))
+        return answers
+
+
+def _continue(model, device, layers, lengths, rows: list[tuple[int, list[int]]]):
+    """Logits after each token but the last of each (context index, choice tokens) row, continuing from a copy of
+    its context's keys and values (`layers`), with the context's padding masked and positions continuing its own."""
+    import torch
+    from transformers import DynamicCache
+
+    of = torch.tensor([group for group, _ in rows])
+    cache = DynamicCache([(keys[of.to(device)], values[of.to(device)]) for keys, values in layers])
+    longest = max(len(tokens) for _, tokens in rows) - 1
+    tail = torch.zeros((len(rows), longest), dtype=torch.long)
+    for i, (_, tokens) in enumerate(rows):
+        tail[i, : len(tokens) - 1] = torch.tensor(tokens[:-1])
+    context_mask = (torch.arange(int(lengths.max()))[None] < lengths[of][:, None]).long()
+    # the choices' own right padding needs no mask: a real token never attends to what follows it
+    mask = torch.cat([context_mask, torch.ones_like(tail)], dim=1)
+    positions = lengths[of][:, None] + torch.arange(longest)[None]
+    return model(tail.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
+                 past_key_values=cache).logits  # fmt: skip
