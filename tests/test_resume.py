@@ -63,3 +63,16 @@ def test_a_killed_training_run_resumes_from_its_last_checkpoint(
     metrics = finished[0].data.metrics
     assert metrics["resumed_from_step"] >= 20 and metrics["steps"] == 60
     assert not any(checkpoints.glob("*/checkpoint-*"))  # cleaned up once the run finished
+
+
+def test_a_checkpoint_cut_short_by_a_kill_is_not_resumed_from(tmp_path):
+    """A run killed while saving leaves the newest checkpoint's trainer_state.json empty (seen in this file's test
+    above): resuming takes the newest one whose state parses."""
+    from tunesmith.training.sft import last_checkpoint
+
+    for step, state in ((10, '{"global_step": 10}'), (20, '{"global_step": 20}'), (30, ""), (40, '{"global_')):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text(state)
+    (tmp_path / "checkpoint-50").mkdir()  # killed before its state was written
+    assert last_checkpoint(tmp_path) == str(tmp_path / "checkpoint-20")
+    assert last_checkpoint(tmp_path / "none") is None

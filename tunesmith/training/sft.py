@@ -106,8 +106,18 @@ def score_labelled_positions_only():
 
 
 def last_checkpoint(checkpoints: Path) -> str | None:
-    found = [p for p in checkpoints.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    """The latest complete checkpoint. The Trainer writes trainer_state.json after the weights and the optimizer,
+    so one that parses marks a finished save; a run killed while saving leaves it empty or cut short."""
+    found = [p for p in checkpoints.glob("checkpoint-*") if _complete(p / "trainer_state.json")]
     return str(max(found, key=lambda p: int(p.name.split("-")[1]))) if found else None
+
+
+def _complete(state: Path) -> bool:
+    try:
+        json.loads(state.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _tokenized(path: str, tokenizer, system: str, config: TrainingConfig):
