@@ -114,7 +114,8 @@ def _continue(model, device, layers, lengths, rows: list[tuple[int, list[int]]])
     from transformers import DynamicCache
 
     of = torch.tensor([group for group, _ in rows])
-    cache = DynamicCache([(keys[of.to(device)], values[of.to(device)]) for keys, values in layers])
+    on_device = of.to(device)
+    cache = DynamicCache([(keys[on_device], values[on_device]) for keys, values in layers])
     longest = max(len(tokens) for _, tokens in rows) - 1
     tail = torch.zeros((len(rows), longest), dtype=torch.long)
     for i, (_, tokens) in enumerate(rows):

@@ -18,10 +18,11 @@ def beats(change: dict[str, Any], min_improvement: float) -> bool:
 
 def task_gate_text(metric: str, change: dict[str, Any], reference: str, min_improvement: float) -> str:
     """One line: does the new model beat the reference, with the paired change and its interval."""
+    direction = direction_of(change)
     verdict = (
         "beats" if beats(change, min_improvement)
-        else "is below" if direction_of(change) < 0
-        else "cannot be told from" if direction_of(change) == 0
+        else "is below" if direction < 0
+        else "cannot be told from" if direction == 0
         else f"beats by no more than {min_improvement:g}"
     )  # fmt: skip
     test = "McNemar" if change["method"].startswith("Tango") else "paired bootstrap"
