@@ -1,6 +1,7 @@
 """Training throughput: every method on the default model, and Tunesmith against a plain TRL script.
 
 Usage: python benchmarks/training_throughput.py [--steps 20] [--methods full,lora,...] [--skip-methods]
+                                                [--set lora.dropout=0.0 ...]
 Each measurement runs in a fresh process on the bundled tickets (chat-formatted with the same system prompt)
 and the default SmolLM2-135M-Instruct. Part 1 trains each method for --steps steps with Tunesmith's trainer.
 Part 2 runs, side by side, Tunesmith's LoRA training and the script a user would otherwise write: TRL's
@@ -43,7 +44,19 @@ def _data(work: Path):
     return base, system, data
 
 
-def tunesmith_worker(method: str, steps: int) -> dict:
+def _settings(pairs: list[str]) -> dict:
+    """training key=value pairs (JSON values, dotted keys for a method's section) as nested TrainingConfig fields."""
+    settings: dict = {}
+    for key, value in (pair.split("=", 1) for pair in pairs):
+        *sections, leaf = key.split(".")
+        node = settings
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[leaf] = json.loads(value)
+    return settings
+
+
+def tunesmith_worker(method: str, steps: int, settings: dict) -> dict:
     from tunesmith.config.schema import TrainingConfig
     from tunesmith.models.hardware import choose_precision
     from tunesmith.training.sft import train_files
@@ -51,13 +64,19 @@ def tunesmith_worker(method: str, steps: int) -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"thr-{method}-"))
     base, system, data = _data(work / "cur")
     config = TrainingConfig(
-        max_steps=steps, logging_steps=5, eval_steps=steps, early_stopping_patience=None, max_seq_length=256
+        max_steps=steps,
+        logging_steps=5,
+        eval_steps=steps,
+        early_stopping_patience=None,
+        max_seq_length=256,
+        **settings,
     )
-    precision = choose_precision()
+    precision = choose_precision(config.precision)
     trained = train_files(base, data.train_path, data.validation_path, system, config, method, precision, work / "out")
     m = trained.metrics
     return {
         "method": method,
+        "settings": settings,
         "precision": precision.dtype,
         "steps": int(m["steps"]),
         "tokens_per_s": round(m["tokens_per_s"], 1),
@@ -117,24 +136,28 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--set", action="append", default=[], help="training key=value for Tunesmith's runs (JSON)")
     parser.add_argument("--skip-methods", action="store_true", help="only the comparison with plain TRL")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         result = (
-            plain_trl_worker(args.steps) if args.worker == "plain-trl" else tunesmith_worker(args.worker, args.steps)
+            plain_trl_worker(args.steps)
+            if args.worker == "plain-trl"
+            else tunesmith_worker(args.worker, args.steps, _settings(args.set))
         )
         Path(args.out).write_text(json.dumps(result))
         return 0
 
+    sets = [arg for pair in args.set for arg in ("--set", pair)]
     methods = (
         []
         if args.skip_methods
-        else [_spawn(["--worker", m, "--steps", str(args.steps)]) for m in args.methods.split(",")]
+        else [_spawn(["--worker", m, "--steps", str(args.steps), *sets]) for m in args.methods.split(",")]
     )
     ours = next((r for r in methods if r["method"] == "lora"), None) or _spawn(
-        ["--worker", "lora", "--steps", str(args.steps)]
+        ["--worker", "lora", "--steps", str(args.steps), *sets]
     )
     plain = _spawn(["--worker", "plain-trl", "--steps", str(args.steps)])
     ratio = ours["tokens_per_s"] / plain["tokens_per_s"]
