@@ -4,8 +4,8 @@
 Usage: python benchmarks/forgetting_scoring.py [--tier standard] [--limit N] [--model smollm2-135m-instruct]
        [--dtype bfloat16]
 Per benchmark: answer choices per second of each scorer, how many questions' right/wrong differ between them
-(float rounding can flip a near-tie) and the accuracy each gives. Writes benchmarks/results/forgetting_scoring.json
-and prints the table.
+(float rounding can flip a near-tie), the accuracy each gives and what guessing would score (chance). Writes
+benchmarks/results/forgetting_scoring.json and prints the table.
 """
 
 from __future__ import annotations
@@ -49,13 +49,14 @@ def main() -> None:
         stock, stock_s = score(HFLM, model, tokenizer, [benchmark], args.limit)
         shared, shared_s = score(shared_prefix(HFLM), model, tokenizer, [benchmark], args.limit)
         a, b = stock[benchmark.name], shared[benchmark.name]
-        choices = sum(len(json.loads(line)["choices"]) for line in benchmark.path.read_text().splitlines()[: a["n"]])
+        counts = [len(json.loads(line)["choices"]) for line in benchmark.path.read_text().splitlines()[: a["n"]]]
+        choices = sum(counts)
         rows.append({
             "benchmark": benchmark.name, "questions": a["n"], "choices": choices,
             "stock_s": round(stock_s, 1), "shared_s": round(shared_s, 1),
             "speedup": round(stock_s / shared_s, 2), "differing_questions": sum(
                 x != y for x, y in zip(a["correct"], b["correct"], strict=True)),
-            "stock_acc": a["acc"], "shared_acc": b["acc"],
+            "stock_acc": a["acc"], "shared_acc": b["acc"], "chance": round(sum(1 / k for k in counts) / len(counts), 3),
         })  # fmt: skip
         print(json.dumps(rows[-1]), flush=True)
     total = {k: sum(r[k] for r in rows) for k in ("questions", "choices", "stock_s", "shared_s", "differing_questions")}
