@@ -45,14 +45,12 @@ def _data(work: Path):
 
 
 def _settings(pairs: list[str]) -> dict:
-    """training key=value pairs (JSON values, dotted keys for a method's section) as nested TrainingConfig fields."""
+    """training key=value pairs, read as `tunesmith run --set training.<key>=<value>` reads them."""
+    from tunesmith.config.load import apply_override
+
     settings: dict = {}
-    for key, value in (pair.split("=", 1) for pair in pairs):
-        *sections, leaf = key.split(".")
-        node = settings
-        for section in sections:
-            node = node.setdefault(section, {})
-        node[leaf] = json.loads(value)
+    for pair in pairs:
+        apply_override(settings, pair)
     return settings
 
 
@@ -136,7 +134,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--methods", default=",".join(METHODS))
-    parser.add_argument("--set", action="append", default=[], help="training key=value for Tunesmith's runs (JSON)")
+    parser.add_argument("--set", action="append", default=[], help="training key=value (as in --set training.key)")
     parser.add_argument("--skip-methods", action="store_true", help="only the comparison with plain TRL")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
