@@ -31,13 +31,19 @@ def benchmark_base_task(run: RunRef, config: RunConfig, model: PreparedModel, me
         if before["cached_from"]:
             set_tags(stage, {"tunesmith.base_scores_from_run": before["cached_from"]})
         log_metrics(stage, {f"{name}_acc": s["acc"] for name, s in scores.items()})
+        at_chance = suite.get("at_chance", [])
+        if at_chance:
+            log_params(stage, {"left_out_at_chance": ", ".join(c["name"] for c in at_chance)})
+            log_metrics(stage, {f"{c['name']}_{k}": c[m] for c in at_chance
+                                for k, m in (("acc", "accuracy"), ("chance", "chance"))})  # fmt: skip
         log_json(stage, scores, "before.json")
         reused = f" (reused from run {before['cached_from'][:8]})" if before["cached_from"] else ""
         reused += " (scored by vLLM)" if suite["backend"] == "vllm" and not before["cached_from"] else ""
         plan = plan_suite(scores, config.forgetting.threshold)
         log_metrics(stage, {"questions": plan.n, "planned_detectable_drop": plan.detectable,
                             "threshold_points": plan.margin, "resolves_threshold": float(plan.resolves)})  # fmt: skip
-        progress.done(f"accuracy {plan.accuracy:.3f}{reused}; {plan.text()}")
+        left_out = f"; left out at chance: {', '.join(c['name'] for c in at_chance)}" if at_chance else ""
+        progress.done(f"accuracy {plan.accuracy:.3f}{reused}; {plan.text()}{left_out}")
     return before
 
 

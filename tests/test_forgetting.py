@@ -147,6 +147,79 @@ def test_a_stable_or_better_model_is_no_forgetting():
     assert report.pooled["low"] > -report.pooled["margin"]
 
 
+def _questions(path, n: int, choices: int):
+    rows = [{"question": f"q{i}", "choices": [f"c{j}" for j in range(choices)], "answer": 0} for i in range(n)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return BenchmarkConfig(name=path.stem, path=path)
+
+
+def test_better_than_chance_is_an_exact_binomial_test_against_the_choices_guessing_rate(tmp_path):
+    from tunesmith.forgetting.chance import check_chance
+
+    four = _questions(tmp_path / "four.jsonl", 10, 4)
+    # P(X >= 6) for X ~ Binomial(10, 1/4): sum over k = 6..10 of C(10, k) 0.25^k 0.75^(10-k) = 0.01973
+    check = check_chance("four", four.path, [True] * 6 + [False] * 4)
+    assert check.chance == 0.25 and check.p_value == pytest.approx(0.01973, abs=1e-4) and check.above
+    # P(X >= 3) = 0.4744: three right of ten is what guessing gives half the time
+    assert not check_chance("four", four.path, [True] * 3 + [False] * 7).above
+    # the guessing rate of the questions scored (lm-eval's limit takes the first ones), mixed choice counts averaged
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text(four.path.read_text() + _two(4))
+    assert check_chance("mixed", mixed, [False] * 10).chance == 0.25
+    assert check_chance("mixed", mixed, [False] * 14).chance == pytest.approx((10 / 4 + 4 / 2) / 14)
+
+
+def _two(n: int) -> str:
+    return "".join(json.dumps({"question": "q", "choices": ["a", "b"], "answer": 0}) + "\n" for _ in range(n))
+
+
+def test_benchmarks_the_base_model_answers_at_chance_are_left_out_of_the_gate(tmp_path):
+    from tunesmith.config.schema import ForgettingConfig
+    from tunesmith.forgetting.stage import leave_out_at_chance
+
+    known, guessed = _questions(tmp_path / "known.jsonl", 200, 4), _questions(tmp_path / "guessed.jsonl", 200, 2)
+    scores = {"known": {"correct": [True] * 80 + [False] * 120}, "guessed": {"correct": [True] * 95 + [False] * 105}}
+    suite = {"benchmarks": [known, guessed], "local": ["known", "guessed"], "harness": [], "why": "yours"}
+    before = {"suite": suite, "scores": scores, "key": "k", "cached_from": None}
+
+    gated = leave_out_at_chance(ForgettingConfig(), before)
+    assert list(gated["scores"]) == ["known"] and gated["suite"]["local"] == ["known"]
+    assert [b.name for b in gated["suite"]["benchmarks"]] == ["known"]  # not scored after training either
+    (left,) = gated["suite"]["at_chance"]
+    assert left["name"] == "guessed" and left["accuracy"] == 0.475 and left["chance"] == 0.5
+    assert "left out, answered at chance by the base model: guessed 0.47" in gated["suite"]["why"]
+    assert gated["key"] != "k"  # the trained model's kept scores are for this gate only
+
+    assert leave_out_at_chance(ForgettingConfig(leave_out_at_chance=False), before)["scores"] == scores
+    # Every benchmark at chance: no subset is better evidence than another, so all stay, and the suite says why.
+    at_chance = {"known": {"correct": [True] * 50 + [False] * 150}, "guessed": scores["guessed"]}
+    kept = leave_out_at_chance(ForgettingConfig(), before | {"scores": at_chance})
+    assert kept["scores"] == at_chance and kept["key"] == "k" and "every benchmark at chance" in kept["suite"]["why"]
+
+
+def test_a_benchmark_left_out_at_chance_is_not_scored_after_training_and_the_report_says_why(tmp_path, tiny_model):
+    from tunesmith.config import load_config
+    from tunesmith.forgetting.stage import Scorable, leave_out_at_chance, run_forgetting
+
+    known, guessed = _questions(tmp_path / "known.jsonl", 8, 4), _questions(tmp_path / "guessed.jsonl", 8, 2)
+    files = f"[{{name: known, path: {known.path}}}, {{name: guessed, path: {guessed.path}}}]"
+    extra = f"forgetting:\n  limit: 8\n  benchmarks: {files}\n"
+    config = load_config(write_config(tmp_path / "run.yaml", REPO / "data" / "tickets.jsonl", tiny_model, extra))
+    # P(X >= 6 of 8 | chance 1/4) = 0.004: above chance; 4 of 8 two-choice questions is a coin's result.
+    scores = {"known": {"correct": [True] * 6 + [False] * 2}, "guessed": {"correct": [True] * 4 + [False] * 4}}
+    suite = {"benchmarks": [known, guessed], "local": ["known", "guessed"], "harness": [], "why": "yours",
+             "backend": "hf", "batch_size": 8}  # fmt: skip
+    before = leave_out_at_chance(config.forgetting, {"suite": suite, "scores": scores, "key": "k", "cached_from": None})
+    tuned = Scorable(lambda: load_model(str(tiny_model), CPU32), lambda: None, str(tiny_model), CPU32)
+
+    result = run_forgetting(config, tuned, before, tmp_path / "after")
+    assert list(result.after) == ["known"] and list(result.report.per_benchmark) == ["known"]
+    assert not (tmp_path / "after" / "tunesmith_guessed.yaml").exists()
+    assert (
+        "answered at chance by the base model" in result.report.notes[-1] and "guessed 0.50" in result.report.notes[-1]
+    )
+
+
 def test_bundled_benchmark_runs_through_lm_eval(tmp_path, tiny_model):
     benchmark = BenchmarkConfig(name="general_knowledge", path=REPO / "data" / "general_knowledge.jsonl")
     scores = run_benchmarks(hf_lm(tiny_model, 8), [benchmark], tmp_path, limit=20)

@@ -540,6 +540,9 @@ class ForgettingConfig(Section):
     # promotion. block: the champion stays until the evidence clears the new model, since promotion moves the
     # alias that serving follows and a model that forgot costs its users more than one more cycle on the old one.
     inconclusive: Literal["block", "promote"] = "block"
+    # Benchmarks the base model answers no better than chance (one-sided exact binomial test at 5%) are reported but
+    # not gated on, nor scored after training: there is no capability there to lose, only guesses that add noise.
+    leave_out_at_chance: bool = True
     mitigation: MitigationConfig = MitigationConfig()
     # auto: 16 on a CPU; on a GPU, lm-eval's search for the largest batch that fits.
     batch_size: CountOrAuto = "auto"

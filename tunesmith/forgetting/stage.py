@@ -4,6 +4,7 @@ the comparison's per-method assessment both call run_forgetting)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -14,6 +15,7 @@ from tunesmith.config import RunConfig
 from tunesmith.config.schema import ForgettingConfig, tier_benchmarks
 from tunesmith.forgetting.base_scores import cached_scores, model_content_hash, save_scores, scores_key
 from tunesmith.forgetting.benchmarks import choose_suite, in_process_lm, lm_eval_batch_size, run_benchmarks, served_lm
+from tunesmith.forgetting.chance import check_chance
 from tunesmith.forgetting.compare import compare_scores
 from tunesmith.forgetting.verdict import plan_suite
 from tunesmith.forgetting.vllm_server import ServedModel, choose_backend, max_model_len, served_trained, vllm_server
@@ -110,20 +112,47 @@ def run_forgetting_baseline(
     (unless orchestration.cache is off): `cached_from` names the run that computed them.
 
     forgetting.tier auto starts with the standard tier and moves to the large one when the standard questions
-    cannot resolve the threshold at the accuracy the base model just showed on them."""
+    cannot resolve the threshold at the accuracy the base model just showed on them. Benchmarks the base model
+    answers at chance are left out of the gate (`leave_out_at_chance`)."""
     f, device = config.forgetting, model.precision.device
     local, harness, why = choose_suite(f, device)
     backend = choose_backend(f, device, methods)
     suite = {"local": [b.name for b in local], "harness": harness, "why": why, "benchmarks": local,
              "batch_size": lm_eval_batch_size(f, device), "backend": backend.name, "backend_why": backend.why,
              "command": list(backend.command)}  # fmt: skip
-    before = _base_scores(config, model, base, suite, work_dir, run_id)
+    before = leave_out_at_chance(f, _base_scores(config, model, base, suite, work_dir, run_id))
     why = why_larger(f, harness, before["scores"])
     if why is None:
         return before
     large = tier_benchmarks("large")
     suite = suite | {"local": [b.name for b in large], "benchmarks": large, "why": why}
-    return _base_scores(config, model, base, suite, work_dir, run_id)
+    return leave_out_at_chance(f, _base_scores(config, model, base, suite, work_dir, run_id))
+
+
+def leave_out_at_chance(settings: ForgettingConfig, before: dict[str, Any]) -> dict[str, Any]:
+    """`before` gating only on the benchmarks its base model answers better than chance (forgetting/chance.py);
+    the others are listed in `suite["at_chance"]` and in `suite["why"]`. lm-eval's own tasks (no file to read
+    the choices from) are always gated on. When every benchmark is at chance none is left out, since no subset is
+    better evidence than another, and `why` says so."""
+    suite, scores = before["suite"], before["scores"]
+    if not settings.leave_out_at_chance:
+        return before | {"suite": suite | {"at_chance": []}}
+    checks = [check_chance(b.name, b.path, scores[b.name]["correct"]) for b in suite["benchmarks"]
+              if scores[b.name]["correct"]]  # fmt: skip
+    out = [c for c in checks if not c.above]
+    if not out:
+        return before | {"suite": suite | {"at_chance": []}}
+    if len(out) == len(suite["benchmarks"]) and not suite["harness"]:
+        why = f"{suite['why']}; the base model answers every benchmark at chance: all are gated on"
+        return before | {"suite": suite | {"at_chance": [], "why": why}}
+    names = {c.name for c in out}
+    kept = [b for b in suite["benchmarks"] if b.name not in names]
+    why = f"{suite['why']}; left out, answered at chance by the base model: " + "; ".join(c.text() for c in out)
+    suite = suite | {"benchmarks": kept, "local": [b.name for b in kept], "why": why,
+                     "at_chance": [c.to_json() for c in out]}  # fmt: skip
+    # The trained model's kept scores (run_forgetting) are named by the key: a gate on other benchmarks needs its own.
+    key = hashlib.sha256(f"{before['key']}-{','.join(sorted(names))}".encode()).hexdigest()[:16]
+    return before | {"suite": suite, "scores": {n: s for n, s in scores.items() if n not in names}, "key": key}
 
 
 def why_larger(settings: ForgettingConfig, harness: list[str], scores: dict[str, Any]) -> str | None:
@@ -172,4 +201,9 @@ def run_forgetting(
         if kept is not None:
             kept.write_text(json.dumps(after), encoding="utf-8")
     report = compare_scores(before["scores"], after, config.forgetting.threshold)
+    if before["suite"].get("at_chance"):
+        report.notes.append(
+            "Left out of the verdict, answered at chance by the base model (nothing there to lose; guesses that "
+            "flip would only widen the interval): " + "; ".join(c["text"] for c in before["suite"]["at_chance"]) + "."
+        )
     return ForgettingResult(report, before["scores"], after, reused)
