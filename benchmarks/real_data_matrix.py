@@ -76,7 +76,9 @@ def prepare(name: str, spec: dict, work: Path, args) -> Path:
     data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     config = {
         "name": f"matrix-{name.replace('_', '-')}",
-        "output_dir": str(folder / "runs"),
+        # One output folder for every dataset: the base model's general scores are the same for all of them, so
+        # they are computed by the first row and reused by the others from its cache.
+        "output_dir": str(work / "runs"),
         "data": {"path": str(data), "format": spec["format"]},
         "training": {"max_steps": args.steps} | ({"batch_size": args.batch_size} if args.batch_size else {}),
         "evaluation": {"max_examples": args.eval_examples},
