@@ -34,8 +34,8 @@ def benchmark_base_task(run: RunRef, config: RunConfig, model: PreparedModel, me
         at_chance = suite.get("at_chance", [])
         if at_chance:
             log_params(stage, {"left_out_at_chance": ", ".join(c["name"] for c in at_chance)})
-            log_metrics(stage, {f"{c['name']}_{k}": c[m] for c in at_chance
-                                for k, m in (("acc", "accuracy"), ("chance", "chance"))})  # fmt: skip
+            log_metrics(stage, {f"{c['name']}_acc": c["accuracy"] for c in at_chance})
+            log_metrics(stage, {f"{c['name']}_chance": c["chance"] for c in at_chance})
         log_json(stage, scores, "before.json")
         reused = f" (reused from run {before['cached_from'][:8]})" if before["cached_from"] else ""
         reused += " (scored by vLLM)" if suite["backend"] == "vllm" and not before["cached_from"] else ""

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from tests.conftest import REPO, SHARED_DATA, write_config
+from tests.conftest import REPO, SHARED_DATA, write_config, write_jsonl
 from tunesmith.config.schema import BenchmarkConfig
 from tunesmith.forgetting.benchmarks import in_process_lm, run_benchmarks
 from tunesmith.forgetting.compare import compare_scores
@@ -147,10 +147,12 @@ def test_a_stable_or_better_model_is_no_forgetting():
     assert report.pooled["low"] > -report.pooled["margin"]
 
 
-def _questions(path, n: int, choices: int):
-    rows = [{"question": f"q{i}", "choices": [f"c{j}" for j in range(choices)], "answer": 0} for i in range(n)]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return BenchmarkConfig(name=path.stem, path=path)
+def _rows(n: int, choices: int) -> list[dict]:
+    return [{"question": f"q{i}", "choices": [f"c{j}" for j in range(choices)], "answer": 0} for i in range(n)]
+
+
+def _questions(path, n: int, choices: int) -> BenchmarkConfig:
+    return BenchmarkConfig(name=path.stem, path=write_jsonl(path, _rows(n, choices)))
 
 
 def test_better_than_chance_is_an_exact_binomial_test_against_the_choices_guessing_rate(tmp_path):
@@ -163,14 +165,9 @@ def test_better_than_chance_is_an_exact_binomial_test_against_the_choices_guessi
     # P(X >= 3) = 0.4744: three right of ten is what guessing gives half the time
     assert not check_chance("four", four.path, [True] * 3 + [False] * 7).above
     # the guessing rate of the questions scored (lm-eval's limit takes the first ones), mixed choice counts averaged
-    mixed = tmp_path / "mixed.jsonl"
-    mixed.write_text(four.path.read_text() + _two(4))
+    mixed = write_jsonl(tmp_path / "mixed.jsonl", _rows(10, 4) + _rows(4, 2))
     assert check_chance("mixed", mixed, [False] * 10).chance == 0.25
     assert check_chance("mixed", mixed, [False] * 14).chance == pytest.approx((10 / 4 + 4 / 2) / 14)
-
-
-def _two(n: int) -> str:
-    return "".join(json.dumps({"question": "q", "choices": ["a", "b"], "answer": 0}) + "\n" for _ in range(n))
 
 
 def test_benchmarks_the_base_model_answers_at_chance_are_left_out_of_the_gate(tmp_path):

@@ -135,16 +135,13 @@ def leave_out_at_chance(settings: ForgettingConfig, before: dict[str, Any]) -> d
     the choices from) are always gated on. When every benchmark is at chance none is left out, since no subset is
     better evidence than another, and `why` says so."""
     suite, scores = before["suite"], before["scores"]
-    if not settings.leave_out_at_chance:
-        return before | {"suite": suite | {"at_chance": []}}
     checks = [check_chance(b.name, b.path, scores[b.name]["correct"]) for b in suite["benchmarks"]
-              if scores[b.name]["correct"]]  # fmt: skip
+              if settings.leave_out_at_chance and scores[b.name]["correct"]]  # fmt: skip
     out = [c for c in checks if not c.above]
-    if not out:
-        return before | {"suite": suite | {"at_chance": []}}
-    if len(out) == len(suite["benchmarks"]) and not suite["harness"]:
-        why = f"{suite['why']}; the base model answers every benchmark at chance: all are gated on"
-        return before | {"suite": suite | {"at_chance": [], "why": why}}
+    everything = bool(out) and len(out) == len(suite["benchmarks"]) and not suite["harness"]
+    if not out or everything:
+        why = "; the base model answers every benchmark at chance: all are gated on" if everything else ""
+        return before | {"suite": suite | {"at_chance": [], "why": suite["why"] + why}}
     names = {c.name for c in out}
     kept = [b for b in suite["benchmarks"] if b.name not in names]
     why = f"{suite['why']}; left out, answered at chance by the base model: " + "; ".join(c.text() for c in out)
