@@ -19,8 +19,13 @@ def _estimates(sizes: dict[str, float]):
     return {m: MemoryEstimate(m, 1, gb, 0, 0, 0, 0, gb, ["test"]) for m, gb in sizes.items()}
 
 
-def _baseline(name: str, score: float) -> Baseline:
-    return Baseline(name, "accuracy", score, 50.0, 0.1, 40, {"system": "s", "shots": [], "retriever": None, "top_k": 0})
+def _baseline(name: str, score: float, n: int = 40) -> Baseline:
+    """Right on the first round(score * n) validation examples, so a better baseline is right wherever a worse
+    one is: every changed answer goes its way."""
+    right = round(score * n)
+    per_example = [1.0] * right + [0.0] * (n - right)
+    template = {"system": "s", "shots": [], "retriever": None, "top_k": 0}
+    return Baseline(name, "accuracy", score, 50.0, 0.1, n, template, per_example=per_example)
 
 
 LOW = [_baseline("zero_shot", 0.30), _baseline("few_shot", 0.40)]
@@ -28,7 +33,15 @@ LOW = [_baseline("zero_shot", 0.30), _baseline("few_shot", 0.40)]
 
 def _decide(n, baselines=LOW, sizes=SMALL_MODEL_GB, memory=16.0, method="auto", **config):
     return decide(
-        n, DecisionConfig(**config), baselines, _estimates(sizes), memory, "test", method, {"system": "fallback"}
+        n,
+        DecisionConfig(**config),
+        baselines,
+        _estimates(sizes),
+        memory,
+        "test",
+        method,
+        {"system": "fallback"},
+        task_type="classification",
     )
 
 
@@ -51,8 +64,17 @@ def test_rag_wins_by_the_margin():
     )
     assert record.decision == "rag" and record.winning_baseline == "rag_embedding"
     rule = next(r for r in record.rules if r.name == "rag_beats_prompting")
-    assert rule.fired and "+0.200" in rule.evidence
+    assert rule.fired and "+20.0 points [" in rule.evidence and "on 40 validation examples" in rule.evidence
     assert _decide(500, baselines=LOW + [_baseline("rag_bm25", 0.45)], rag_margin=0.1).decision == "finetune"
+
+
+def test_a_rag_lead_the_examples_cannot_tell_from_noise_does_not_stop_the_pipeline():
+    # 3 of 10 right against 5 of 10: 20 points, twice the margin, but two changed answers (McNemar p = 0.5)
+    few = [_baseline("zero_shot", 0.2, n=10), _baseline("few_shot", 0.3, n=10), _baseline("rag_bm25", 0.5, n=10)]
+    record = _decide(500, baselines=few, rag_margin=0.1)
+    rule = next(r for r in record.rules if r.name == "rag_beats_prompting")
+    assert record.decision == "finetune" and not rule.fired
+    assert "+20.0 points [" in rule.evidence and "cannot be told apart" in rule.evidence
 
 
 def test_a_prompt_that_meets_the_target_stops_the_pipeline():
@@ -249,7 +271,7 @@ def test_a_small_memory_budget_gets_a_smaller_micro_batch_or_checkpointing_not_p
     configured = estimate_all(SMOLLM2_135M, w)
     assert min(e.total_gb for e in configured.values() if e.method in ("lora", "qlora")) > budget
     fitted = estimate_all(SMOLLM2_135M, w, budget_gb=budget)
-    record = decide(400, DecisionConfig(), LOW, fitted, 2.0, "test")
+    record = decide(400, DecisionConfig(), LOW, fitted, 2.0, "test", task_type="classification")
     assert record.decision == "finetune" and record.method in ("lora", "qlora")
     plan = fitted[record.method].plan
     assert plan["batch_size"] * plan["gradient_accumulation_steps"] == 8  # the same effective batch
@@ -274,7 +296,9 @@ def test_full_fine_tuning_that_fits_only_sharded_is_chosen_for_quality_with_the_
     sharded = workload_for(training, "bfloat16", 512, on_gpu=True, devices=8)
     assert estimate("full", LLAMA_7B, one).total_gb > 80 * 0.9
     estimates = estimate_all(LLAMA_7B, sharded, budget_gb=80 * 0.9)
-    record = decide(20_000, DecisionConfig(priority="quality"), LOW, estimates, 80.0, "test")
+    record = decide(
+        20_000, DecisionConfig(priority="quality"), LOW, estimates, 80.0, "test", task_type="classification"
+    )
     assert record.method == "full"
     evidence = next(r.evidence for r in record.rules if r.name == "quality_priority_with_enough_data_and_memory")
     assert "per device, fsdp2 over 8 devices" in evidence

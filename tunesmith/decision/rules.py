@@ -2,9 +2,10 @@
 
 The rules follow the guidance this product is built on: start with prompting; under 10 examples there is
 nothing to learn from, under 100 use them as few-shot examples; use RAG when retrieval measurably beats
-prompting on knowledge questions; stop when a prompt already meets the target; otherwise fine-tune, with the
-method picked by the memory it needs: full fine-tuning only for quality with about 10k examples or more,
-LoRA when the model fits, QLoRA when only 4-bit fits, adapters when several tasks share one base.
+prompting on knowledge questions (on the same validation examples, beyond noise and by decision.rag_margin);
+stop when a prompt already meets the target; otherwise fine-tune, with the method picked by the memory it needs:
+full fine-tuning only for quality with about 10k examples or more, LoRA when the model fits, QLoRA when only
+4-bit fits, adapters when several tasks share one base.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from tunesmith.config.schema import DecisionConfig
 from tunesmith.decision.baselines import Baseline
 from tunesmith.decision.memory import MemoryEstimate
 from tunesmith.errors import NotEnoughMemory
-from tunesmith.records import Decision, DecisionRecord, Rule
+from tunesmith.evaluation.metrics import paired_change
+from tunesmith.records import Decision, DecisionRecord, Rule, change_text
 from tunesmith.training.distributed.strategies import unsupported
 
 STOP_TEMPLATE = {"prompting": "zero_shot", "few_shot_prompting": "few_shot"}
@@ -26,14 +28,32 @@ def _best(baselines: list[Baseline], prefix: tuple[str, ...]) -> Baseline | None
     return max(chosen, key=lambda b: b.score) if chosen else None
 
 
+def rag_over_prompting(rag: Baseline | None, prompting: Baseline | None, task_type: str) -> tuple[bool, str]:
+    """Whether retrieval beats prompting, and the evidence: the paired difference on the same validation examples
+    (McNemar and Tango's interval for right/wrong scores, a paired bootstrap for ROUGE-L) must exclude no change,
+    and its size reach decision.rag_margin (checked by the caller). A lead the examples cannot tell from noise
+    does not stop the pipeline for RAG."""
+    if rag is None or prompting is None:
+        return False, "no knowledge corpus configured: RAG not measured"
+    head = f"best RAG ({rag.name}) {rag.score:.3f} vs best prompting ({prompting.name}) {prompting.score:.3f}"
+    if not rag.per_example or len(rag.per_example) != len(prompting.per_example):
+        return False, f"{head}: no per-example scores on the same examples to compare"
+    change = paired_change(task_type, prompting.per_example, rag.per_example)
+    shown = f"{head}: {change_text(change.to_json())} on {change.n} validation examples, {change.method}"
+    if change.direction > 0:
+        return True, shown
+    return False, f"{shown}: the two cannot be told apart"
+
+
 def choose_approach(
-    n_train: int, config: DecisionConfig, baselines: list[Baseline]
+    n_train: int, config: DecisionConfig, baselines: list[Baseline], task_type: str
 ) -> tuple[Decision, Baseline | None, list[Rule]]:
     """The first rule that fires decides; later rules are still recorded, as not fired."""
     prompting = _best(baselines, ("zero_shot", "few_shot"))
     rag = _best(baselines, ("rag_",))
     best = _best(baselines, ("",))
     gain = rag.score - prompting.score if rag and prompting else None
+    beats, rag_evidence = rag_over_prompting(rag, prompting, task_type)
     rules = [
         Rule(
             "too_few_examples_for_anything_but_prompting",
@@ -49,11 +69,8 @@ def choose_approach(
         ),
         Rule(
             "rag_beats_prompting",
-            gain is not None and gain >= config.rag_margin,
-            f"best RAG ({rag.name}) {rag.score:.3f} vs best prompting ({prompting.name}) {prompting.score:.3f}: "
-            f"{gain:+.3f}, margin {config.rag_margin}"
-            if gain is not None
-            else "no knowledge corpus configured: RAG not measured",
+            beats and gain is not None and gain >= config.rag_margin,
+            rag_evidence + (f"; margin {config.rag_margin}" if gain is not None else ""),
         ),
         Rule(
             "prompting_meets_target",
@@ -138,9 +155,11 @@ def decide(
     memory_source: str,
     requested_method: str = "auto",
     fallback_template: dict[str, Any] | None = None,
+    *,
+    task_type: str,
 ) -> DecisionRecord:
     """The full decision: approach, then method; config overrides win but the record keeps the stage's own choice."""
-    approach, winner, rules = choose_approach(n_train, config, baselines)
+    approach, winner, rules = choose_approach(n_train, config, baselines, task_type)
     method = None
     if approach == "finetune":
         method, method_rules = choose_method(n_train, config, estimates, available_gb)

@@ -114,6 +114,7 @@ def run_decision(
     record = decide(
         data.counts["train_from_input"], settings, baselines, estimates, available, context.budget_source,
         config.training.method, fallback_template=fallback_template(data, settings, system, config.data.seed),
+        task_type=data.task_type,
     )  # fmt: skip
     require_fit(record, settings)
     record.prompts_compared = compare_best_prompts(baselines, data.task_type)
