@@ -11,7 +11,8 @@ from tunesmith.console import progress
 from tunesmith.evaluation.evaluate import score_prompts
 from tunesmith.evaluation.metrics import paired_change, score_interval
 from tunesmith.prompts import PromptTemplate
-from tunesmith.records import Example, primary_metric
+from tunesmith.records import Example, change_text, primary_metric
+from tunesmith.statistics.paired import PairedDifference
 
 
 @dataclass
@@ -116,6 +117,14 @@ def measure_baselines(
     return results
 
 
+def paired_over(new: Baseline, reference: Baseline, task_type: str) -> tuple[PairedDifference, str]:
+    """`new` - `reference` on the same validation examples (McNemar and Tango's interval for right/wrong scores, a
+    paired bootstrap for ROUGE-L), and the difference as text: "+20.0 points [+9.5, +34.8] (95%) on 40 validation
+    examples"."""
+    change = paired_change(task_type, reference.per_example, new.per_example)
+    return change, f"{change_text(change.to_json())} on {change.n} validation examples"
+
+
 def compare_best_prompts(baselines: list[Baseline], task_type: str) -> str:
     """Whether the best baseline beats the runner-up on the same validation examples, or the two cannot be told
     apart (then a cheaper prompt does as well)."""
@@ -123,9 +132,8 @@ def compare_best_prompts(baselines: list[Baseline], task_type: str) -> str:
     if len(ranked) < 2:
         return ""
     best, second = ranked[:2]
-    change = paired_change(task_type, second.per_example, best.per_example)
-    shown = f"{100 * change.difference:+.1f} points [{100 * change.low:+.1f}, {100 * change.high:+.1f}] (95%)"
+    change, shown = paired_over(best, second, task_type)
     names = f"{best.name.replace('_', '-')} over {second.name.replace('_', '-')}"
     if change.direction > 0:
-        return f"{names}: {shown} on {best.n} validation examples, a real difference"
-    return f"{names}: {shown} on {best.n} validation examples: the two cannot be told apart"
+        return f"{names}: {shown}, a real difference"
+    return f"{names}: {shown}: the two cannot be told apart"

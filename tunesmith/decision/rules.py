@@ -13,11 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 from tunesmith.config.schema import DecisionConfig
-from tunesmith.decision.baselines import Baseline
+from tunesmith.decision.baselines import Baseline, paired_over
 from tunesmith.decision.memory import MemoryEstimate
 from tunesmith.errors import NotEnoughMemory
-from tunesmith.evaluation.metrics import paired_change
-from tunesmith.records import Decision, DecisionRecord, Rule, change_text
+from tunesmith.records import Decision, DecisionRecord, Rule
 from tunesmith.training.distributed.strategies import unsupported
 
 STOP_TEMPLATE = {"prompting": "zero_shot", "few_shot_prompting": "few_shot"}
@@ -29,20 +28,16 @@ def _best(baselines: list[Baseline], prefix: tuple[str, ...]) -> Baseline | None
 
 
 def rag_over_prompting(rag: Baseline | None, prompting: Baseline | None, task_type: str) -> tuple[bool, str]:
-    """Whether retrieval beats prompting, and the evidence: the paired difference on the same validation examples
-    (McNemar and Tango's interval for right/wrong scores, a paired bootstrap for ROUGE-L) must exclude no change,
-    and its size reach decision.rag_margin (checked by the caller). A lead the examples cannot tell from noise
-    does not stop the pipeline for RAG."""
+    """Whether retrieval beats prompting beyond noise on the same validation examples, and the evidence; the size
+    of the lead is held against decision.rag_margin by the caller."""
     if rag is None or prompting is None:
         return False, "no knowledge corpus configured: RAG not measured"
-    head = f"best RAG ({rag.name}) {rag.score:.3f} vs best prompting ({prompting.name}) {prompting.score:.3f}"
-    if not rag.per_example or len(rag.per_example) != len(prompting.per_example):
-        return False, f"{head}: no per-example scores on the same examples to compare"
-    change = paired_change(task_type, prompting.per_example, rag.per_example)
-    shown = f"{head}: {change_text(change.to_json())} on {change.n} validation examples, {change.method}"
+    change, shown = paired_over(rag, prompting, task_type)
+    evidence = (f"best RAG ({rag.name}) {rag.score:.3f} vs best prompting ({prompting.name}) {prompting.score:.3f}: "
+                f"{shown}, {change.method}")  # fmt: skip
     if change.direction > 0:
-        return True, shown
-    return False, f"{shown}: the two cannot be told apart"
+        return True, evidence
+    return False, f"{evidence}: the two cannot be told apart"
 
 
 def choose_approach(
