@@ -52,6 +52,11 @@ def full_messages(example: Example, system: str) -> list[dict[str, str]]:
     return prompt_messages(example, system) + example.messages[-1:]
 
 
+def rejected_messages(example: Example, system: str) -> list[dict[str, str]]:
+    """A preference pair's other side: the same prompt answered with the reply people liked less."""
+    return prompt_messages(example, system) + [{"role": "assistant", "content": example.rejected or ""}]
+
+
 @dataclass
 class PromptTemplate:
     """A reusable prompt: the system prompt, worked examples as earlier turns, and retrieval settings."""

@@ -60,6 +60,7 @@ class Example:
     label: str | None = None
     category: str | None = None
     origin: str = "task"  # "replay" marks general-domain data mixed in against forgetting; never scored
+    rejected: str | None = None  # preference pairs: the reply people liked less than `answer`
 
     @property
     def group(self) -> str | None:

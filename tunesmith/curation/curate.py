@@ -26,12 +26,13 @@ from tunesmith.curation.split import Splits, split_problems, stratified_split
 from tunesmith.curation.validate import examples_frame, suite_path, validate_frames
 from tunesmith.errors import DataError
 from tunesmith.formats import get_format
-from tunesmith.prompts import full_messages
+from tunesmith.prompts import full_messages, rejected_messages
 from tunesmith.records import CuratedData, Example
 
 REJECT_KINDS_INVALID = {
     "malformed_json", "malformed_row", "undecodable", "not_object", "missing_field", "unexpected_field",
     "wrong_type", "empty_text", "invalid_role", "invalid_role_order", "unknown_label", "too_long", "unsupported_shape",
+    "no_shared_prompt", "identical_pair",
 }  # fmt: skip
 
 
@@ -40,13 +41,19 @@ class CurationFailed(DataError):
 
 
 def count_tokens(examples: list[Example], tokenizer, system: str) -> dict[str, int]:
-    """Tokens per example in the chat format the model is trained on, keyed by content id."""
+    """Tokens per example in the chat format the model is trained on, keyed by content id; for a preference pair,
+    the longer of its two sides (both are trained on)."""
+
+    def length(messages: list[dict[str, str]]) -> int:
+        return len(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
+
     counts: dict[str, int] = {}
     for e in examples:
         key = content_id(e.id)
         if key not in counts:
-            ids = tokenizer.apply_chat_template(full_messages(e, system), tokenize=True, return_dict=True)["input_ids"]
-            counts[key] = len(ids)
+            counts[key] = length(full_messages(e, system))
+            if e.rejected is not None:
+                counts[key] = max(counts[key], length(rejected_messages(e, system)))
     return counts
 
 
@@ -334,6 +341,12 @@ def _load_replay(work: _Work) -> LoadResult | None:
     max_seq_length makes room for them."""
     replay = work.config.replay
     if replay.fraction <= 0:
+        return None
+    if get_format(work.config.format).task_type == "preference":
+        # Replay rows are demonstrations, not pairs: a preference objective cannot train on them. What keeps a
+        # preference-tuned model near its base is the objective's own pull toward the reference (DPO's beta).
+        work.warnings.append(f"data.replay ({replay.fraction:.0%}) is for supervised training: not mixed into "
+                             "preference pairs")  # fmt: skip
         return None
     loaded = load_records(replay.path, replay.format, None, replay.file_format, origin="replay")
     work.tokens.update(count_tokens(loaded.examples, work.tokenizer, work.system))

@@ -37,8 +37,9 @@ class DedupResult:
 
 
 def dedup_text(example: Example) -> str:
-    """What duplicates are compared on: the input for labelled data, the whole conversation otherwise."""
-    if example.label is not None:
+    """What duplicates are compared on: the input for labelled data and preference pairs (two pairs on one prompt
+    are one prompt twice: they would land in two splits), the whole conversation otherwise."""
+    if example.label is not None or example.rejected is not None:
         return example.prompt_text
     return "\n".join(m["content"] for m in example.messages)
 

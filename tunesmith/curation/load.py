@@ -43,7 +43,9 @@ def load_records(
         except RowError as err:
             result.rejected.append(Rejected(raw.source, err.kind, err.reason, err.field, raw.raw))
             continue
-        result.examples.append(make_example(parsed.messages, raw.source, parsed.label, parsed.category, origin))
+        result.examples.append(
+            make_example(parsed.messages, raw.source, parsed.label, parsed.category, origin, parsed.rejected)
+        )
     return result
 
 

@@ -25,11 +25,14 @@ def make_example(
     label: str | None = None,
     category: str | None = None,
     origin: str = "task",
+    rejected: str | None = None,
 ) -> Example:
     """Build an Example whose id is a hash of its normalized content (stable across files and runs)."""
-    canonical = json.dumps([[m["role"], normalize_text(m["content"])] for m in messages] + [label], ensure_ascii=False)
-    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
-    return Example(id=digest, messages=messages, source=source, label=label, category=category, origin=origin)
+    content = [[m["role"], normalize_text(m["content"])] for m in messages] + [label]
+    if rejected is not None:
+        content.append(normalize_text(rejected))
+    digest = hashlib.sha256(json.dumps(content, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
+    return Example(digest, messages, source, label=label, category=category, origin=origin, rejected=rejected)
 
 
 def copy_of(example: Example, n: int) -> Example:

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from tunesmith.formats import get_format
+from tunesmith.formats.preference import same_reply
 from tunesmith.records import Example
 from tunesmith.resources import expectations_dir
 
@@ -58,6 +59,8 @@ def examples_frame(examples: list[Example], token_counts: dict[str, int]) -> pd.
             "id": [e.id for e in examples],
             "prompt": [e.prompt_text for e in examples],
             "answer": [e.answer for e in examples],
+            "rejected": [e.rejected for e in examples],
+            "replies_differ": [None if e.rejected is None else not same_reply(e.answer, e.rejected) for e in examples],
             "label": [e.label for e in examples],
             "category": [e.category for e in examples],
             "class_count": [groups[e.group] if e.group is not None else None for e in examples],

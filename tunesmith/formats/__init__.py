@@ -3,12 +3,12 @@ config schema, curation, the prompts, `tunesmith init` and the command line)."""
 
 from __future__ import annotations
 
-from tunesmith.formats import chat, classification, completion, instruction
+from tunesmith.formats import chat, classification, completion, instruction, preference
 from tunesmith.formats.base import Parsed, RowError, TaskFormat
 
 # In the order `tunesmith init --help` lists them; the first is the default.
 FORMATS: dict[str, TaskFormat] = {
-    f.name: f for f in (classification.FORMAT, instruction.FORMAT, chat.FORMAT, completion.FORMAT)
+    f.name: f for f in (classification.FORMAT, instruction.FORMAT, chat.FORMAT, completion.FORMAT, preference.FORMAT)
 }
 
 

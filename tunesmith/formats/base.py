@@ -29,6 +29,7 @@ class Parsed:
     messages: list[dict[str, str]]
     label: str | None = None
     category: str | None = None
+    rejected: str | None = None  # preference pairs: the reply people liked less than the last message's
 
 
 Parser = Callable[[dict[str, Any], "list[str] | None"], Parsed]
@@ -41,7 +42,7 @@ class TaskFormat:
     parse: Parser  # a row (our field names) and the label set -> the conversation; RowError when unusable
     baseline_system: str  # what an untrained model is asked with; {labels} becomes the label list
     starter_row: dict[str, Any]  # one row as `tunesmith init` shows it
-    task_type: Literal["classification", "generation"] = "generation"  # how evaluation scores it
+    task_type: Literal["classification", "generation", "preference"] = "generation"  # how evaluation scores it
     has_labels: bool = False  # each row carries one of data.labels, which the config must then list
     # What fine-tuning trains with; None: the baseline prompt.
     trained_system: str | None = None

@@ -1,0 +1,103 @@
+"""Preference pairs: the prompt split off implicit pairs, rows that cannot be a preference rejected with their
+reason, and curation by prompt (duplicates, splits, the GX suite, lengths of both sides)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import SHARED_DATA, small_ticket_rows, write_jsonl
+from tunesmith.config import load_config
+from tunesmith.curation.load import load_records
+from tunesmith.curation.records import read_examples
+from tunesmith.curation.stage import run_curation
+from tunesmith.formats import RowError, get_format
+from tunesmith.prompts import training_prompt
+
+PARSE = get_format("preference").parse
+
+
+def hh(*turns: str) -> str:
+    """A conversation in HH-RLHF's text form, turns alternating from the human."""
+    return "".join(f"\n\n{'Human' if i % 2 == 0 else 'Assistant'}: {t}" for i, t in enumerate(turns))
+
+
+def test_an_implicit_text_pair_is_split_at_the_last_assistant_turn():
+    parsed = PARSE({"chosen": hh("Hi", "Hello!", "Can you help?", "Yes, gladly."),
+                    "rejected": hh("Hi", "Hello!", "Can you help?", "No.")}, None)  # fmt: skip
+    assert [m["role"] for m in parsed.messages] == ["user", "assistant", "user", "assistant"]
+    assert parsed.messages[-1]["content"] == "Yes, gladly." and parsed.rejected == "No."
+    assert parsed.messages[2]["content"] == "Can you help?"
+
+
+def test_an_implicit_message_pair_and_an_explicit_pair_give_the_same_example():
+    prompt = [{"role": "user", "content": "Reset my password"}]
+    implicit = PARSE({"chosen": [*prompt, {"role": "assistant", "content": "Use the link."}],
+                      "rejected": [*prompt, {"role": "assistant", "content": "Figure it out."}]}, None)  # fmt: skip
+    explicit = PARSE({"prompt": "Reset my password", "chosen": "Use the link.", "rejected": "Figure it out."}, None)
+    assert implicit == explicit
+
+
+@pytest.mark.parametrize(
+    ("row", "kind", "field", "says"),
+    [
+        ({"chosen": hh("Hi", "Hello", "Help?", "Sure"), "rejected": hh("Hi", "Go away", "Help?", "No")},
+         "no_shared_prompt", "rejected", "part at turn 2 of 4/4"),
+        ({"chosen": hh("Hi", "Hello", "Help?", "Sure"), "rejected": hh("Hi", "No")},
+         "no_shared_prompt", "rejected", "part at turn 2 of 4/2"),
+        ({"chosen": hh("Hi", "Same  reply"), "rejected": hh("Hi", "same reply ")}, "identical_pair", "rejected",
+         "the same reply"),
+        ({"chosen": hh("Hi", ""), "rejected": hh("Hi", "No")}, "empty_text", "chosen", "is empty"),
+        ({"chosen": "just a reply", "rejected": "another"}, "wrong_type", "chosen", "without \"Human:\""),
+        ({"prompt": "Hi", "chosen": "Hello"}, "missing_field", "rejected", 'missing field "rejected"'),
+        ({"prompt": "Hi", "chosen": 3, "rejected": "No"}, "wrong_type", "chosen", "must be the reply as text"),
+    ],
+)  # fmt: skip
+def test_a_row_that_is_not_a_preference_is_rejected_with_its_reason(row, kind, field, says):
+    with pytest.raises(RowError) as found:
+        PARSE(row, None)
+    assert (found.value.kind, found.value.field) == (kind, field) and says in found.value.reason
+
+
+def ticket_pairs(n: int = 120) -> list[dict]:
+    """Support tickets, each answered by its own team (chosen) and by a refusal (rejected)."""
+    return [{"prompt": r["text"], "chosen": f"The {r['label']} team will answer this today.",
+             "rejected": "I cannot help with that."} for r in small_ticket_rows()[:n]]  # fmt: skip
+
+
+def test_preference_data_is_curated_by_prompt_with_its_suite(tmp_path, tiny_model):
+    rows = ticket_pairs()
+    rows += [dict(rows[0], chosen="Another reply to the same ticket.")]  # the same prompt again: one split only
+    rows += [{"prompt": "Hi", "chosen": "Hello", "rejected": "Hello"}, {"prompt": "Hi", "chosen": "Hello"}]
+    data_path = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    config_path = tmp_path / "run.yaml"
+    config_path.write_text(f"name: pairs\nmodel: {tiny_model}\noutput_dir: {tmp_path}\ndata:\n  path: {data_path}\n"
+                           "  format: preference\n", encoding="utf-8")  # fmt: skip
+    config = load_config(str(config_path))
+    data = run_curation(config.data, str(tiny_model), False, training_prompt(config), None, tmp_path / "curated")
+    assert data.task_type == "preference" and data.validation["success"], data.validation["summary"]
+    c = data.counts
+    assert c["read"] == 123 and c["rejected_invalid"] == 2 and c["exact_duplicates"] == 1
+    assert data.rejected_by_kind["identical_pair"] == 1 and data.rejected_by_kind["missing_field"] == 1
+    assert c["replay_added"] == 0 and any("not mixed into preference pairs" in w for w in data.warnings)
+    splits = {name: read_examples(getattr(data, f"{name}_path")) for name in ("train", "validation", "test")}
+    assert sum(len(s) for s in splits.values()) == c["kept_unique"] == 120
+    prompts = [{e.prompt_text for e in s} for s in splits.values()]
+    assert not (prompts[0] & prompts[1] or prompts[0] & prompts[2] or prompts[1] & prompts[2])
+    assert all(e.rejected == "I cannot help with that." for s in splits.values() for e in s)
+    suite = json.loads((tmp_path / "curated" / "gx_validation.json").read_text())
+    assert "expect_column_values_to_be_unique" in json.dumps(suite["curated"])
+
+
+HH_RLHF = SHARED_DATA / "hh_rlhf_harmless"
+
+
+@pytest.mark.skipif(not HH_RLHF.is_dir(), reason="../shared/data/hh_rlhf_harmless is not present")
+def test_hh_rlhf_rows_are_read_with_their_shared_prompts_split_off():
+    loaded = load_records(HH_RLHF / "train.jsonl", "preference")
+    assert loaded.read == len(loaded.examples) + len(loaded.rejected) == 1400
+    # A few rows differ before their last turn or repeat a speaker: rejected with the reason, never guessed at.
+    assert len(loaded.rejected) < 0.02 * loaded.read
+    assert {r.kind for r in loaded.rejected} <= {"no_shared_prompt", "empty_text", "invalid_role_order"}
+    assert all(e.messages[-1]["role"] == "assistant" and e.rejected for e in loaded.examples)
