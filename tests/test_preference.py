@@ -7,13 +7,21 @@ import json
 
 import pytest
 
-from tests.conftest import SHARED_DATA, small_ticket_rows, write_jsonl
+from tests.conftest import LABELS, SHARED_DATA, small_ticket_rows, write_jsonl
 from tunesmith.config import load_config
+from tunesmith.config.schema import TrainingConfig
 from tunesmith.curation.load import load_records
-from tunesmith.curation.records import read_examples
+from tunesmith.curation.records import make_example, read_examples, write_examples
 from tunesmith.curation.stage import run_curation
+from tunesmith.evaluation.preference import pair_logprobs, preference_accuracy, reward_margins
 from tunesmith.formats import RowError, get_format
+from tunesmith.models.load import load_model
 from tunesmith.prompts import training_prompt
+from tunesmith.records import Precision
+from tunesmith.training.inference import load_trained
+from tunesmith.training.sft import train_files
+
+CPU32 = Precision("cpu", "float32", "tests")
 
 PARSE = get_format("preference").parse
 
@@ -101,3 +109,84 @@ def test_hh_rlhf_rows_are_read_with_their_shared_prompts_split_off():
     assert len(loaded.rejected) < 0.02 * loaded.read
     assert {r.kind for r in loaded.rejected} <= {"no_shared_prompt", "empty_text", "invalid_role_order"}
     assert all(e.messages[-1]["role"] == "assistant" and e.rejected for e in loaded.examples)
+
+
+def _pairs(tmp_path):
+    """Four prompts, each with its own label as the chosen reply and the next label as the rejected one."""
+    texts = ["site down now", "refund my card", "app crashes on login", "office hours?"]
+    examples = [
+        make_example([{"role": "user", "content": t}, {"role": "assistant", "content": LABELS[i]}], f"pair:{i}",
+                     rejected=LABELS[(i + 1) % len(LABELS)])
+        for i, t in enumerate(texts)
+    ]  # fmt: skip
+    return examples, write_examples(examples * 4, tmp_path / "train.jsonl"), write_examples(examples, tmp_path / "v")
+
+
+@pytest.mark.parametrize(("objective", "method"), [("dpo", "lora"), ("orpo", "lora"), ("kto", "lora"), ("dpo", "full")])
+def test_a_preference_objective_learns_to_prefer_the_chosen_replies_saves_and_reloads(
+    objective, method, tmp_path, tiny_model
+):
+    examples, train, val = _pairs(tmp_path)
+    base, tokenizer = load_model(str(tiny_model), CPU32)
+    before = pair_logprobs(base, tokenizer, examples, "Classify.")
+    config = TrainingConfig(objective=objective, max_steps=30, learning_rate=1e-2 if method == "lora" else 2e-3,
+                            batch_size=4, warmup_ratio=0.0, lr_scheduler="constant", eval_steps=30,
+                            early_stopping_patience=None)  # fmt: skip
+    trained = train_files(str(tiny_model), str(train), str(val), "Classify.", config, method, CPU32, tmp_path / "out")
+    assert trained.hyperparameters["objective"] == objective and trained.metrics["steps"] == 30
+    assert trained.metrics["tokens_per_s"] > 0
+    model, tokenizer = load_trained(str(tiny_model), method, trained.output_dir, CPU32, merge=False)
+    after = pair_logprobs(model, tokenizer, examples, "Classify.")
+    # The random tiny model starts with no preference (margins of a few nats either way); a preference objective
+    # must leave every chosen reply ahead of its rejected one, by more than it was before.
+    assert preference_accuracy(after) == [1.0] * 4, after
+    assert all(a[0] - a[1] > b[0] - b[1] for a, b in zip(after, before, strict=True))
+    assert min(reward_margins(after, before, beta=0.1)) > 0
+
+
+def test_preference_data_plans_dpo_at_a_fortieth_of_the_supervised_rate_and_kto_reads_each_side_as_a_row():
+    from tunesmith.training.plan import PlanContext, plan_training
+
+    def plan(data_kind: str, **settings):
+        context = PlanContext("unused", n_train=160, max_seq_length=64, data_kind=data_kind)
+        return plan_training(TrainingConfig(**settings), "lora", context)
+
+    supervised, pairs = plan("generation"), plan("preference")
+    assert supervised.training["objective"] == "sft" and pairs.training["objective"] == "dpo"
+    assert pairs.sources["objective"] == "the data (preference)"
+    assert pairs.training["learning_rate"] == pytest.approx(supervised.training["learning_rate"] / 40, rel=1e-2)
+    assert "x 0.025 (dpo)" in pairs.sources["learning_rate"]
+    assert plan("preference", objective="orpo").training["learning_rate"] == pytest.approx(
+        supervised.training["learning_rate"] / 4, rel=1e-2
+    )
+    kto = plan("preference", objective="kto")
+    assert kto.schedule["steps_per_epoch"] == 2 * pairs.schedule["steps_per_epoch"] == 40
+
+
+def test_the_memory_estimate_counts_both_replies_and_a_reference_copy_only_where_the_method_needs_one(tiny_model):
+    from tunesmith.decision.memory import estimate, workload_for
+    from tunesmith.models.shape import model_shape
+
+    shape = model_shape(str(tiny_model))
+
+    def memory(method: str, objective: str):
+        return estimate(method, shape, workload_for(TrainingConfig(objective=objective), "float32", 128, False))
+
+    sft, dpo = memory("full", "sft"), memory("full", "dpo")
+    assert dpo.activations_gb == pytest.approx(2 * sft.activations_gb, rel=0.05)
+    assert dpo.weights_gb - sft.weights_gb == pytest.approx(shape.total_params * 4 / 1e9)
+    assert any("frozen reference copy" in a for a in dpo.assumptions)
+    lora_sft, lora_dpo = memory("lora", "sft"), memory("lora", "dpo")
+    assert lora_dpo.weights_gb == lora_sft.weights_gb  # the adapter switched off is the reference
+    assert memory("full", "orpo").weights_gb == sft.weights_gb  # ORPO has no reference model
+
+
+def test_a_preference_objective_on_demonstrations_is_refused_at_load(tmp_path, tiny_model):
+    from tunesmith.config import ConfigError
+
+    data = write_jsonl(tmp_path / "tickets.jsonl", small_ticket_rows()[:10])
+    path = tmp_path / "run.yaml"
+    path.write_text(f"name: x\nmodel: {tiny_model}\ndata:\n  path: {data}\n  format: instruction\ntraining:\n"
+                    "  objective: dpo\n", encoding="utf-8")  # fmt: skip
+    with pytest.raises(ConfigError, match="training.objective dpo trains on preference pairs"):
+        load_config(str(path))

@@ -309,6 +309,12 @@ class SearchConfig(Section):
     seed: int = 42
 
 
+class PreferenceConfig(Section):
+    """Preference objectives (training.objective dpo, orpo, kto) on preference pairs."""
+
+    beta: float | None = Field(None, gt=0)  # None: the objective's default (0.1 for each: see training/objectives)
+
+
 class TrainingConfig(Section):
     """Training settings; each method's own section (training.lora, training.qlora, ...) is declared by the method
     itself (tunesmith/training/methods) and validated here by its settings model, defaults included."""
@@ -317,6 +323,11 @@ class TrainingConfig(Section):
 
     # "auto": the decision stage picks the method from the memory estimate, the data and decision.priority.
     method: Annotated[str, AfterValidator(_method_or_auto)] = "auto"
+    # What training optimizes, on top of the method: sft (the answers of demonstrations), or on preference pairs
+    # dpo, orpo (one stage, no reference model) or kto (each reply judged alone). auto: dpo for preference
+    # data, sft otherwise.
+    objective: Literal["auto", "sft", "dpo", "orpo", "kto"] = "auto"
+    preference: PreferenceConfig = PreferenceConfig()
     # None means the chosen method's default (see tunesmith/training/methods).
     epochs: float | None = Field(None, gt=0)
     learning_rate: float | None = Field(None, gt=0)
@@ -614,6 +625,18 @@ class RunConfig(Section):
     orchestration: OrchestrationConfig = OrchestrationConfig()
     comparison: ComparisonConfig = ComparisonConfig()
     tracking: TrackingConfig = TrackingConfig()
+
+    @model_validator(mode="after")
+    def _objective_fits_data(self) -> RunConfig:
+        from tunesmith.formats import get_format
+
+        objective, data_format = self.training.objective, self.data.format
+        if objective in ("dpo", "orpo", "kto") and get_format(data_format).task_type != "preference":
+            raise ValueError(
+                f"training.objective {objective} trains on preference pairs, but data.format is {data_format}: "
+                "use data.format preference (rows of prompt, chosen, rejected), or objective sft"
+            )
+        return self
 
     @model_validator(mode="after")
     def _search_objective_measurable(self) -> RunConfig:

@@ -16,6 +16,7 @@ from tunesmith.models.shape import ModelShape
 from tunesmith.training.distributed.strategies import STRATEGIES
 from tunesmith.training.fast_path import frozen_dtype, liger_on
 from tunesmith.training.methods import METHODS
+from tunesmith.training.objectives import OBJECTIVES
 
 BYTES = {"float32": 4.0, "bfloat16": 2.0, "float16": 2.0, "int8": 1.0}
 GB = 1e9
@@ -122,6 +123,7 @@ def estimate(method: str, shape: ModelShape, w: Workload) -> MemoryEstimate:
         f"runtime overhead {w.overhead_gb:g} GB",
     ]
     weights, logit_bytes = _weight_bytes(method, shape, w, trainable, assumptions)
+    weights += _reference_bytes(method, shape, w, assumptions)
     if spec.describe:
         assumptions.append(spec.describe(w.training))
     gradients, optimizer = _state_bytes(w, trainable, assumptions)
@@ -170,6 +172,23 @@ def _weight_bytes(method: str, shape: ModelShape, w: Workload, trainable: int, a
     return weights, act_bytes + LOGIT_BYTES_BEYOND_MODEL_DTYPE
 
 
+def _objective(w: Workload):
+    return OBJECTIVES.get(w.training.objective, OBJECTIVES["sft"])  # auto before the plan resolves it: supervised
+
+
+def _reference_bytes(method: str, shape: ModelShape, w: Workload, assumptions: list[str]) -> float:
+    """A preference objective's frozen reference model: a second copy of the weights when the method changes the
+    base's own (full, Spectrum); none under an adapter, whose reference is the base with the adapter switched off."""
+    objective = _objective(w)
+    if not objective.needs_reference:
+        return 0.0
+    if METHODS[method].adds_weights:
+        assumptions.append(f"{objective.name}: the reference is the base with the adapter off (no second copy)")
+        return 0.0
+    assumptions.append(f"{objective.name}: a frozen reference copy of the model in {w.weight_dtype}")
+    return shape.total_params * BYTES[w.weight_dtype]
+
+
 def _state_bytes(w: Workload, trainable: int, assumptions: list[str]) -> tuple[float, float]:
     """(gradient bytes, optimizer-state bytes) of the trainable weights."""
     weight_bytes = BYTES[w.weight_dtype]
@@ -200,7 +219,10 @@ def _activation_bytes(method: str, shape: ModelShape, w: Workload, logit_bytes: 
     """Saved activations of every layer (or of the layer inputs and one recomputed layer), plus the logits."""
     spec = METHODS[method]
     seq = w.seq_len + spec.virtual_positions(w.training)
-    tokens = seq * w.batch_size
+    sequences = _objective(w).sequences_per_row
+    tokens = seq * w.batch_size * sequences
+    if sequences > 1:
+        assumptions.append(f"{_objective(w).name}: {sequences} sequences per example in each step")
     per_layer = _activation_elements(method, shape, w, seq)
     if w.gradient_checkpointing:
         saved = tokens * (shape.layers * shape.hidden + per_layer)  # layer inputs + one layer recomputed

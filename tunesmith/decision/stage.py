@@ -97,6 +97,7 @@ def plan_context(config: RunConfig, data: CuratedData, model: PreparedModel) -> 
         budget_gb=memory_gb * config.decision.memory_headroom,
         budget_source=source,
         trust_remote_code=model.trust_remote_code,
+        data_kind=data.task_type,
     )
 
 

@@ -28,6 +28,7 @@ from tunesmith.errors import NotEnoughMemory
 from tunesmith.models.shape import model_shape
 from tunesmith.search.space import current_values, show_value, with_settings
 from tunesmith.training.methods import METHODS
+from tunesmith.training.objectives import OBJECTIVES, objective_for
 
 MEMORY_KEYS = ("batch_size", "gradient_accumulation_steps", "gradient_checkpointing")
 
@@ -48,6 +49,7 @@ class PlanContext:
     budget_gb: float | None = None  # memory the training may use per device; None: not checked
     budget_source: str = ""
     trust_remote_code: bool = False
+    data_kind: str = "classification"  # the curated data's task type (preference pairs train with DPO by default)
 
     @property
     def on_gpu(self) -> bool:
@@ -72,7 +74,7 @@ class TrainingPlan:
     def hyperparameters(self) -> dict[str, Any]:
         """The values the run is logged with (MLflow params, the model's manifest)."""
         t = self.training
-        keys = ("learning_rate", "epochs", "weight_decay", "batch_size", "gradient_accumulation_steps",
+        keys = ("objective", "learning_rate", "epochs", "weight_decay", "batch_size", "gradient_accumulation_steps",
                 "lr_scheduler", "warmup_ratio", "max_steps", "max_seq_length", "loss_on")  # fmt: skip
         anchored = {"l2_to_base": t["l2_to_base"]} if t.get("l2_to_base") else {}
         return {"method": self.method, **{k: t[k] for k in keys}, **anchored, **self.schedule}
@@ -89,7 +91,7 @@ class TrainingPlan:
 
     def rows(self) -> list[tuple[str, str, str]]:
         """(setting, value, source) for the table `tunesmith decide` and the run's plan.md show."""
-        shown = ("method", "learning_rate", "epochs", "weight_decay", "max_seq_length", "batch_size",
+        shown = ("method", "objective", "learning_rate", "epochs", "weight_decay", "max_seq_length", "batch_size",
                  "gradient_accumulation_steps", "gradient_checkpointing")  # fmt: skip
         values = {"method": self.method, **self.training}
         rows = [(key, show_value(values[key]), self.sources.get(key, "default")) for key in shown]
@@ -138,11 +140,18 @@ def _with_changes(training: TrainingConfig, changes) -> tuple[TrainingConfig, di
 
 def _method_defaults(settings: TrainingConfig, method: str, context: PlanContext, sources: dict[str, str]):
     defaults = METHODS[method].defaults
-    update: dict[str, Any] = {}
+    objective = objective_for(settings.objective, context.data_kind)
+    update: dict[str, Any] = {"objective": objective.name}
+    if settings.objective == "auto":
+        sources["objective"] = f"the data ({context.data_kind})"
     if settings.learning_rate is None:
-        update["learning_rate"] = defaults.learning_rate_for(context.hidden)
-        fitted = context.hidden is not None and update["learning_rate"] != defaults.learning_rate
+        rate = defaults.learning_rate_for(context.hidden)
+        fitted = context.hidden is not None and rate != defaults.learning_rate
         sources["learning_rate"] = f"width fit (hidden {context.hidden})" if fitted else "method default"
+        if objective.rate_scale != 1:
+            rate = float(f"{rate * objective.rate_scale:.3g}")
+            sources["learning_rate"] += f" x {objective.rate_scale:.3g} ({objective.name})"
+        update["learning_rate"] = rate
     if settings.epochs is None:
         update["epochs"] = defaults.epochs_for(context.n_train)
         sources["epochs"] = f"data size ({context.n_train} examples)"
@@ -183,7 +192,8 @@ def _schedule(settings: TrainingConfig, context: PlanContext) -> dict[str, Any]:
     """Steps implied by the settings: each of the world's processes takes batch_size examples per micro-step."""
     world = context.devices
     batch, accumulation = settings.batch_size, settings.gradient_accumulation_steps
-    steps_per_epoch = max(1, math.ceil(context.n_train / (batch * accumulation * world)))
+    rows = context.n_train * OBJECTIVES[settings.objective].rows_per_example  # KTO: two rows per pair
+    steps_per_epoch = max(1, math.ceil(rows / (batch * accumulation * world)))
     total_steps = settings.max_steps if settings.max_steps > 0 else math.ceil(settings.epochs * steps_per_epoch)
     eval_steps = settings.eval_steps or max(1, math.ceil(min(steps_per_epoch, total_steps) / 2))
     return {

@@ -1,4 +1,5 @@
-"""The training stage: supervised fine-tuning with TRL's SFTTrainer, for any method in the registry."""
+"""The training stage: any objective (supervised, DPO, ORPO, KTO: tunesmith/training/objectives) with its TRL
+trainer, for any method in the registry."""
 
 from __future__ import annotations
 
@@ -28,21 +29,29 @@ from tunesmith.training.fast_path import skip_adapter_input_casts
 from tunesmith.training.guards import StopOnNonFinite
 from tunesmith.training.inference import write_merged
 from tunesmith.training.methods import METHODS
+from tunesmith.training.objectives import OBJECTIVES
 from tunesmith.training.plan import TrainingPlan, with_world_size
 from tunesmith.training.progress_callback import ReportProgress
 from tunesmith.training.tokenize import tokenize_conversation
 
 
-def sft_config(config: TrainingConfig, hp: dict[str, Any], precision: Precision, checkpoints: Path, has_eval: bool):
-    from trl import SFTConfig
-
+def trainer_arguments(
+    config: TrainingConfig, hp: dict[str, Any], precision: Precision, checkpoints: Path, has_eval: bool
+):
+    """TRL's config for the plan's objective: the same schedule, precision and saving for every objective."""
+    objective = OBJECTIVES[config.objective]
     keep_best = has_eval and hp["save_steps"] % hp["eval_steps"] == 0
     cuda = precision.device == "cuda"
     fast = resolve_fast_path(config, precision)
     optimizer = METHODS[hp["method"]].optimizer(cuda)
     if fast.fused_optimizer and optimizer == "adamw_torch":
         optimizer = "adamw_torch_fused"
-    return SFTConfig(
+    supervised = objective.name == "sft"
+    own: dict[str, Any] = objective.settings(config.preference)
+    if "padding_free" not in objective.unsupported:
+        own["padding_free"] = fast.padding_free
+    return objective.arguments()(
+        **own,
         output_dir=str(checkpoints),
         num_train_epochs=hp["epochs"],
         max_steps=config.max_steps,
@@ -61,9 +70,11 @@ def sft_config(config: TrainingConfig, hp: dict[str, Any], precision: Precision,
         fp16=precision.dtype == "float16",
         use_cpu=not cuda,
         optim=optimizer,
-        use_liger_kernel=fast.liger,
-        padding_free=fast.padding_free,
-        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
+        # Liger's kernels and length-grouped batches are wired for supervised rows (TRL's preference trainers
+        # batch pairs in their own collators).
+        use_liger_kernel=fast.liger and supervised,
+        train_sampling_strategy=objective.sampling
+        or ("group_by_length" if config.group_by_length and supervised else "random"),
         logging_steps=config.logging_steps,
         logging_nan_inf_filter=False,  # a NaN must reach our guard, not be averaged away
         eval_strategy="steps" if has_eval else "no",
@@ -120,13 +131,20 @@ def _complete(state: Path) -> bool:
     return True
 
 
-def _tokenized(path: str, tokenizer, system: str, config: TrainingConfig):
+def training_rows(path: str, tokenizer, system: str, config: TrainingConfig):
+    """The split as the objective's trainer reads it: supervised rows tokenized here (the loss on the assistant's
+    turns), preference rows in TRL's conversational form (its trainers apply the chat template)."""
     from datasets import Dataset
 
-    rows = [
-        tokenize_conversation(tokenizer, full_messages(e, system), config.loss_on, config.max_seq_length)
-        for e in read_examples(Path(path))
-    ]
+    examples = read_examples(Path(path))
+    objective = OBJECTIVES[config.objective]
+    if objective.rows is not None:
+        rows = objective.rows(examples, system)
+    else:
+        rows = [
+            tokenize_conversation(tokenizer, full_messages(e, system), config.loss_on, config.max_seq_length)
+            for e in examples
+        ]
     return Dataset.from_list(rows) if rows else None
 
 
@@ -140,14 +158,14 @@ def train_model(spec: TrainingSpec, ranks_dir: Path | None = None) -> TrainedMod
 
     plan = with_world_size(spec.training_plan(), int(os.environ.get("WORLD_SIZE", "1")))
     tokenizer = load_tokenizer(spec.base_model, spec.trust_remote_code)
-    train = _tokenized(spec.train_path, tokenizer, spec.system, plan.settings)
-    validation = _tokenized(spec.validation_path, tokenizer, spec.system, plan.settings)
+    train = training_rows(spec.train_path, tokenizer, spec.system, plan.settings)
+    validation = training_rows(spec.validation_path, tokenizer, spec.system, plan.settings)
     checkpoints = Path(spec.checkpoint_dir) if spec.checkpoint_dir else Path(spec.out_dir) / "checkpoints"
     idle_rss_mb = settled_rss_mb()
     trainer = _trainer(spec, plan, tokenizer, train, validation, checkpoints)
     hp = plan.hyperparameters() | {"optimizer": getattr(trainer.args.optim, "value", trainer.args.optim)}
     hp |= resolve_fast_path(plan.settings, spec.precision_record()).params()
-    tokens_per_step = sum(len(ids) for ids in train["input_ids"]) / hp["steps_per_epoch"]
+    tokens_per_step = _tokens(train, tokenizer) / hp["steps_per_epoch"]
     output, usage, resumed_step = _run(trainer, plan, hp, spec.precision_record(), checkpoints, tokens_per_step)
     if ranks_dir is not None:
         write_rank_report(trainer, ranks_dir, trainer.data_collator.tokens, usage.wall_s)
@@ -191,13 +209,25 @@ def train_files(
     return train_model(spec)
 
 
+def _tokens(rows, tokenizer) -> int:
+    """Tokens in one pass over the rows: tokenized supervised rows as they are, preference rows as the chat template
+    renders each side (a pair reads its prompt twice, once with each reply)."""
+    if "input_ids" in rows.column_names:
+        return sum(len(ids) for ids in rows["input_ids"])
+
+    def length(messages: list[dict[str, str]]) -> int:
+        return len(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
+
+    replies = ("chosen", "rejected") if "chosen" in rows.column_names else ("completion",)
+    return sum(length(row["prompt"] + row[side]) for row in rows for side in replies)
+
+
 def _trainer(spec: TrainingSpec, plan: TrainingPlan, tokenizer, train, validation, checkpoints: Path):
-    """TRL's SFTTrainer on the plan's method and settings, counting the tokens it trains on."""
+    """The objective's TRL trainer on the plan's method and settings, counting the tokens it trains on."""
     from transformers import EarlyStoppingCallback, set_seed
-    from trl import SFTTrainer
 
     config, hp, precision = plan.settings, plan.hyperparameters(), spec.precision_record()
-    args = sft_config(config, hp, precision, checkpoints, validation is not None)
+    args = trainer_arguments(config, hp, precision, checkpoints, validation is not None)
     callbacks = [StopOnNonFinite(hp["learning_rate"])]
     if args.load_best_model_at_end and config.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
@@ -211,7 +241,7 @@ def _trainer(spec: TrainingSpec, plan: TrainingPlan, tokenizer, train, validatio
     skip_adapter_input_casts(model, precision)
     if config.l2_to_base:
         callbacks.append(PullTowardStart(model, config.l2_to_base))
-    trainer = SFTTrainer(
+    trainer = OBJECTIVES[config.objective].trainer()(
         model=model, args=args, train_dataset=train, eval_dataset=validation, processing_class=tokenizer,
         callbacks=callbacks,
     )  # fmt: skip
@@ -301,8 +331,9 @@ class TokenCounter:
     def __call__(self, features):
         batch = self.collate(features)
         if self.counting:
-            mask = batch.get("attention_mask")
-            self.tokens += int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
+            # Every sequence the step reads: a preference batch holds each side (and KTO's mismatched KL rows).
+            masks = [v for k, v in batch.items() if k.endswith("attention_mask") and not k.startswith("prompt_")]
+            self.tokens += sum(int(m.sum()) for m in masks) if masks else int(batch["input_ids"].numel())
         return batch
 
 

@@ -37,9 +37,11 @@ class TrainingSpec:
     ) -> TrainingSpec:  # fmt: skip
         """A training of two files outside a pipeline run (benchmarks, notebooks): planned from the settings
         alone, the sequence length as training.max_seq_length says and memory not checked."""
+        examples = read_examples(Path(train_path))
         context = PlanContext(
             model_path=base_model,
-            n_train=len(read_examples(Path(train_path))),
+            n_train=len(examples),
+            data_kind="preference" if examples and examples[0].rejected is not None else "generation",
             max_seq_length=training.max_seq_length,
             hidden=hidden_size(base_model, job.get("trust_remote_code", False)),
             dtype=precision.dtype,
