@@ -23,8 +23,11 @@ def change_text(change: dict[str, Any]) -> str:
 
 
 def primary_metric(task_type: str) -> str:
-    """The number a run is judged by: accuracy for classification, field accuracy for JSON, ROUGE-L otherwise."""
-    return {"classification": "accuracy", "json": "field_accuracy"}.get(task_type, "rougeL")
+    """The number a run is judged by: accuracy for classification, field accuracy for JSON, the share of pairs
+    whose chosen reply the model finds more likely for preferences, ROUGE-L otherwise."""
+    return {"classification": "accuracy", "json": "field_accuracy", "preference": "preference_accuracy"}.get(
+        task_type, "rougeL"
+    )
 
 
 @dataclass(frozen=True)
@@ -220,6 +223,8 @@ class Scored:
     metrics: dict[str, float]
     predictions: list[str]
     per_example: list[float] = field(default_factory=list)  # the primary metric, example by example
+    # Preference pairs: "chosen" and "rejected", each reply's log-likelihood per example (for reward margins).
+    log_likelihoods: dict[str, list[float]] = field(default_factory=dict)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from tunesmith.models.shape import hidden_size, model_shape
 from tunesmith.prompts import PromptTemplate, untrained_prompt
 from tunesmith.records import CuratedData, DecisionRecord, PreparedModel
 from tunesmith.training.distributed.launch_config import training_devices
+from tunesmith.training.objectives import objective_for
 from tunesmith.training.plan import PlanContext, plan_training
 
 
@@ -108,7 +109,10 @@ def run_decision(
     training plan of the chosen method."""
     settings, context = config.decision, plan_context(config, data, model)
     system = untrained_prompt(config)
-    workload = workload_for(config.training, context.dtype, context.estimate_seq_len, context.on_gpu, context.devices)
+    # Every method's estimate under the objective the data trains with (DPO reads two replies per pair).
+    objective = objective_for(config.training.objective, data.task_type).name
+    training = config.training.model_copy(update={"objective": objective})
+    workload = workload_for(training, context.dtype, context.estimate_seq_len, context.on_gpu, context.devices)
     shape = model_shape(model.path, model.trust_remote_code)
     estimates = estimate_all(shape, workload, budget_gb=context.budget_gb)
     available = context.budget_gb / settings.memory_headroom

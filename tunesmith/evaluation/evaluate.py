@@ -24,7 +24,10 @@ CANDIDATES = 4
 
 
 def task_type(labels: list[str] | None, examples: list[Example]) -> str:
-    """classification with a label set; json when every reference answer is a JSON object; else generation."""
+    """preference for pairs; classification with a label set; json when every reference answer is a JSON object;
+    else generation."""
+    if examples and examples[0].rejected is not None:
+        return "preference"
     if labels:
         return "classification"
     answers = [e.answer for e in examples]
@@ -50,6 +53,10 @@ def score_prompts(
     """Predict from the given prompts (one per example) and compute the task's metrics."""
     kind = kind or task_type(labels, examples)
     references = [e.answer for e in examples]
+    if kind == "preference":
+        from tunesmith.evaluation.preference import score_preferences
+
+        return score_preferences(model, tokenizer, prompts, examples)
     if kind == "classification":
         scores = label_logprobs(model, tokenizer, prompts, labels, batch_size, candidates=CANDIDATES)
         predictions = [labels[i] for i in scores.argmax(axis=1)]

@@ -93,10 +93,15 @@ def field_scores(references: list[str], predictions: list[str]) -> list[float]:
     return scores
 
 
+# Scored right or wrong per example: a label, or which reply of a preference pair the model finds more likely.
+BINARY_KINDS = ("classification", "preference")
+
+
 def per_example_scores(kind: str, references: list[str], predictions: list[str]) -> list[float]:
     """Each test example's share of the task's primary metric, for paired comparisons of two models on the same
-    examples: right (1) or wrong (0) for classification, ROUGE-L for text, field accuracy for JSON."""
-    if kind == "classification":
+    examples: right (1) or wrong (0) for classification and preferences, ROUGE-L for text, field accuracy for
+    JSON."""
+    if kind in BINARY_KINDS:
         return [float(ref == pred) for ref, pred in zip(references, predictions, strict=True)]
     if kind == "json":
         return field_scores(references, predictions)
@@ -108,7 +113,7 @@ def score_interval(kind: str, per_example: list[float], confidence: float = 0.95
     for ROUGE-L and field accuracy."""
     if not per_example:
         return float("nan"), float("nan")
-    if kind == "classification":
+    if kind in BINARY_KINDS:
         from scipy.stats import binomtest
 
         interval = binomtest(int(sum(per_example)), len(per_example)).proportion_ci(confidence, method="wilson")
@@ -121,7 +126,7 @@ def paired_change(kind: str, reference: list[float], new: list[float], confidenc
     right/wrong outcomes (classification), a paired bootstrap for ROUGE-L and field accuracy."""
     from tunesmith.statistics.paired import paired_proportions, paired_scores
 
-    if kind == "classification":
+    if kind in BINARY_KINDS:
         return paired_proportions([r > 0.5 for r in reference], [x > 0.5 for x in new], confidence)
     return paired_scores(reference, new, confidence)
 

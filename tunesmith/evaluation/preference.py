@@ -10,16 +10,19 @@ from tunesmith.console import progress
 from tunesmith.evaluation.label_tree import reply_tokens
 from tunesmith.evaluation.scoring import _chat_ids, _continuation_logprobs
 from tunesmith.prompts import prompt_messages
-from tunesmith.records import Example
+from tunesmith.records import Example, Scored
 
 
 @torch.no_grad()
-def pair_logprobs(model, tokenizer, examples: list[Example], system: str) -> np.ndarray:
+def pair_logprobs(
+    model, tokenizer, examples: list[Example], system: str = "", prompts: list[list[dict[str, str]]] | None = None
+) -> np.ndarray:
     """(n, 2): the summed log-likelihood of the chosen and of the rejected reply, each as the assistant's whole
-    reply to the pair's prompt (end of turn included), as DPO scores them."""
+    reply (end of turn included) to the pair's prompt, as DPO scores them; `prompts` replaces the zero-shot
+    prompt (system + the pair's conversation) with one per example (a few-shot prompt, say)."""
     scores = np.empty((len(examples), 2))
     for i, example in enumerate(examples):
-        messages = prompt_messages(example, system)
+        messages = prompts[i] if prompts is not None else prompt_messages(example, system)
         prompt_ids = _chat_ids(tokenizer, messages, generation_prompt=True)
         replies = [
             reply_tokens(tokenizer, prompt_ids, _chat_ids(tokenizer, [*messages, {"role": "assistant", "content": r}],
@@ -39,5 +42,52 @@ def preference_accuracy(scores: np.ndarray) -> list[float]:
 def reward_margins(scores: np.ndarray, reference: np.ndarray, beta: float) -> list[float]:
     """DPO's implicit reward margin per pair: beta x ((chosen - reference chosen) - (rejected - reference rejected))
     in log-likelihood; 0 for the reference model itself."""
-    moved = scores - reference
+    moved = np.asarray(scores) - np.asarray(reference)
     return [float(beta * (c - r)) for c, r in moved]
+
+
+def score_preferences(model, tokenizer, prompts: list[list[dict[str, str]]], examples: list[Example]) -> Scored:
+    """Preference accuracy (the primary metric, right or wrong per pair) and the mean log-likelihood margin of the
+    chosen reply over the rejected one; each example's prediction is the reply the model prefers."""
+    scores = pair_logprobs(model, tokenizer, examples, prompts=prompts)
+    right = preference_accuracy(scores)
+    metrics = {
+        "preference_accuracy": float(np.mean(right)) if right else float("nan"),
+        "logp_margin": float(np.mean(scores[:, 0] - scores[:, 1])) if right else float("nan"),
+    }
+    return Scored(metrics, ["chosen" if r else "rejected" for r in right], right,
+                  {"chosen": scores[:, 0].tolist(), "rejected": scores[:, 1].tolist()})  # fmt: skip
+
+
+def margin_summary(margins: list[float]) -> dict[str, float]:
+    """The trained model's implicit reward margins over the reference on the test pairs: their mean with its
+    interval (bootstrap of the mean) and the share above zero (DPO's reward accuracy) with Wilson's interval."""
+    from tunesmith.evaluation.metrics import mean_interval, score_interval
+
+    positive = [float(m > 0) for m in margins]
+    mean_low, mean_high = mean_interval(margins)
+    share_low, share_high = score_interval("preference", positive)
+    return {
+        "reward_margin": float(np.mean(margins)), "reward_margin_low": mean_low, "reward_margin_high": mean_high,
+        "reward_accuracy": float(np.mean(positive)), "reward_accuracy_low": share_low,
+        "reward_accuracy_high": share_high, "n": float(len(margins)),
+    }  # fmt: skip
+
+
+def sample_rows(
+    examples: list[Example], base: Scored, tuned: Scored, margins: list[float], replies: dict[str, list[str]]
+) -> list[dict]:
+    """The test pairs, worst first (the trained model's reward margin, lowest first), with each model's
+    log-likelihood margin and, for the first pairs, the replies each model generates."""
+    rows = []
+    for i, e in enumerate(examples):
+        rows.append({
+            "id": e.id, "input": e.prompt_text, "chosen": e.answer, "rejected": e.rejected,
+            "base_prefers": base.predictions[i], "finetuned_prefers": tuned.predictions[i],
+            "base_logp_margin": base.log_likelihoods["chosen"][i] - base.log_likelihoods["rejected"][i],
+            "finetuned_logp_margin": tuned.log_likelihoods["chosen"][i] - tuned.log_likelihoods["rejected"][i],
+            "reward_margin": margins[i],
+            "base_reply": replies["base"][i] if i < len(replies["base"]) else None,
+            "finetuned_reply": replies["finetuned"][i] if i < len(replies["finetuned"]) else None,
+        })  # fmt: skip
+    return sorted(rows, key=lambda r: r["reward_margin"])

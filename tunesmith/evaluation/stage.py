@@ -11,6 +11,7 @@ from tunesmith.evaluation.evaluate import prediction_rows
 from tunesmith.evaluation.judge import EndpointJudge, LocalJudge, summarize
 from tunesmith.evaluation.metrics import confusion, paired_change
 from tunesmith.evaluation.plots import confusion_png
+from tunesmith.evaluation.preference import margin_summary, reward_margins, sample_rows
 from tunesmith.evaluation.test_set import load_test_set, score_test_set
 from tunesmith.models.load import load_model
 from tunesmith.prompts import PromptTemplate
@@ -41,19 +42,33 @@ def run_evaluation(
     best = PromptTemplate.from_json(decision.best_template) if decision.best_template else None
     batch = settings.batch_size
 
+    pairs = kind == "preference"
+    replies: dict[str, list[str]] = {}
     base_model, tokenizer = load_model(model.path, model.precision, model.trust_remote_code)
     with progress.bar("base model", len(examples), "examples"):
         template = best or PromptTemplate(tests.untrained_system)
         base = score_test_set(base_model, tokenizer, tests, batch, template, _retriever(config, template))
+    if pairs:
+        # DPO's reference is the base model asked as the trained one is (its best prompt may differ).
+        reference = _reference_scores(base_model, tokenizer, tests, base, template)
+        replies["base"] = _replies(base_model, tokenizer, tests, config, template)
     del base_model
     tuned_model, tokenizer = load_trained(
         model.path, trained.method, trained.output_dir, model.precision, model.trust_remote_code
     )
     with progress.bar("fine-tuned model", len(examples), "examples"):
         tuned = score_test_set(tuned_model, tokenizer, tests, batch)
+    if pairs:
+        replies["finetuned"] = _replies(tuned_model, tokenizer, tests, config, PromptTemplate(tests.system))
     del tuned_model
 
-    rows = prediction_rows(examples, base, tuned)
+    if pairs:
+        beta = trained.hyperparameters.get("beta") or config.training.preference.beta or 0.1
+        margins = reward_margins(_pair_scores(tuned), reference, beta)
+        rows = sample_rows(examples, base, tuned, margins, replies)
+        tuned.metrics |= margin_summary(margins)
+    else:
+        rows = prediction_rows(examples, base, tuned)
     artifacts = [str(write_jsonl(rows, out_dir / "test_predictions.jsonl"))]
     if kind == "classification":
         for name, scored in (("base", base), ("finetuned", tuned)):
@@ -65,10 +80,46 @@ def run_evaluation(
     result = EvaluationResult(kind, len(examples), base.metrics, tuned.metrics, decision.best_baseline or "zero_shot",
                               artifacts[0], artifacts, None, {"base": base.per_example, "finetuned": tuned.per_example},
                               change.to_json())  # fmt: skip
-    if settings.judge.enabled:
+    if settings.judge.enabled and pairs:
+        n = len(replies["base"])
+        result.judge = _judge(config, model, examples[:n], Scored({}, replies["base"]),
+                              Scored({}, replies["finetuned"]), out_dir)  # fmt: skip
+        result.artifacts.append(str(out_dir / "judge.jsonl"))
+    elif settings.judge.enabled:
         result.judge = _judge(config, model, examples, base, tuned, out_dir)
         result.artifacts.append(str(out_dir / "judge.jsonl"))
     return result
+
+
+def _pair_scores(scored: Scored):
+    import numpy as np
+
+    return np.column_stack([scored.log_likelihoods["chosen"], scored.log_likelihoods["rejected"]])
+
+
+def _reference_scores(base_model, tokenizer, tests, base: Scored, template: PromptTemplate):
+    """The base model's pair scores under the trained prompt: its best prompt's when that is the same prompt."""
+    from tunesmith.evaluation.preference import pair_logprobs
+
+    if template.shots or template.retriever or template.system != tests.system:
+        with progress.bar("reference model", len(tests.examples), "examples"):
+            return pair_logprobs(base_model, tokenizer, tests.examples, tests.system)
+    return _pair_scores(base)
+
+
+def _replies(model, tokenizer, tests, config: RunConfig, template: PromptTemplate) -> list[str]:
+    """Generated replies to the first test pairs' prompts: the samples the report shows and the judge grades."""
+    from tunesmith.evaluation.scoring import generate
+
+    settings = config.evaluation
+    n = max(settings.samples_in_report, settings.judge.max_examples if settings.judge.enabled else 0)
+    chosen = tests.examples[:n]
+    if not chosen:
+        return []
+    longest = max(len(tokenizer(e.answer, add_special_tokens=False)["input_ids"]) for e in chosen)
+    with progress.bar("sample replies", len(chosen), "examples"):
+        return generate(model, tokenizer, [template.messages(e) for e in chosen], max_new_tokens=min(longest + 8, 256),
+                        batch_size=settings.batch_size)  # fmt: skip
 
 
 def _judge(config: RunConfig, model: PreparedModel, examples, base: Scored, tuned: Scored, out_dir: Path) -> dict:
@@ -98,4 +149,18 @@ def _judge(config: RunConfig, model: PreparedModel, examples, base: Scored, tune
               if r["base_score"] is not None and r["finetuned_score"] is not None]  # fmt: skip
     if len(graded) >= 2:
         result["change"] = paired_scores([b for b, _ in graded], [t for _, t in graded]).to_json()
+        result["win_rate"] = win_rate(graded)
     return result
+
+
+def win_rate(graded: list[tuple[float, float]]) -> dict[str, float]:
+    """How often the judge graded the fine-tuned reply above the base model's (a tie counts half), and the sign
+    test of wins against losses (ties carry no direction)."""
+    from scipy.stats import binomtest
+
+    wins = sum(t > b for b, t in graded)
+    losses = sum(t < b for b, t in graded)
+    ties = len(graded) - wins - losses
+    p = binomtest(wins, wins + losses).pvalue if wins + losses else 1.0
+    return {"win_rate": (wins + ties / 2) / len(graded), "wins": wins, "ties": ties, "losses": losses,
+            "sign_test_p": float(p), "n": len(graded)}  # fmt: skip

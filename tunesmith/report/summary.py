@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from tunesmith.decision.render import render_decision
@@ -115,7 +117,47 @@ def _evaluation(evaluation: EvaluationResult) -> list[str]:
             f"fine-tuned {judge['finetuned']['judge_score']:.2f}.{paired}",
             "",
         ]
+        if "win_rate" in judge:
+            w = judge["win_rate"]
+            parts += [
+                f"Win rate of the fine-tuned replies over the base model's: {w['win_rate']:.0%} ({w['wins']} wins, "
+                f"{w['ties']} ties, {w['losses']} losses on {w['n']}; sign test p = {w['sign_test_p']:.2g}).",
+                "",
+            ]
+    if evaluation.task_type == "preference":
+        parts += _preference(evaluation)
     return parts
+
+
+def _preference(evaluation: EvaluationResult) -> list[str]:
+    """DPO's implicit reward against the base, and sample pairs, worst first."""
+    m = evaluation.finetuned
+    parts = [
+        f"Implicit reward (DPO's, against the base model asked as the trained one is): mean margin "
+        f"{m['reward_margin']:+.3f} [{m['reward_margin_low']:+.3f}, {m['reward_margin_high']:+.3f}]; the chosen "
+        f"reply gains more than the rejected one on {m['reward_accuracy']:.0%} [{m['reward_accuracy_low']:.0%}, "
+        f"{m['reward_accuracy_high']:.0%}] of {int(m['n'])} pairs (95%). Preference accuracy compares each model's "
+        "own log-likelihoods of the two replies, so it is comparable before and after; the reward is the change.",
+        "",
+    ]
+    lines = Path(evaluation.predictions_path).read_text(encoding="utf-8").splitlines()
+    rows = [r for r in map(json.loads, lines) if r.get("finetuned_reply") is not None]
+    if rows:
+        parts += ["Sample replies, worst first (lowest reward margin):", ""]
+        for r in rows:
+            parts += [
+                f"- reward margin {r['reward_margin']:+.3f}, prefers {r['finetuned_prefers']} (base: "
+                f"{r['base_prefers']}); prompt: {_short(r['input'])}",
+                f"  - fine-tuned: {_short(r['finetuned_reply'])}",
+                f"  - base: {_short(r['base_reply'])}",
+            ]
+        parts.append("")
+    return parts
+
+
+def _short(text: str, limit: int = 160) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def _forgetting(forgetting: ForgettingReport) -> list[str]:

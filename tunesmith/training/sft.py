@@ -165,6 +165,7 @@ def train_model(spec: TrainingSpec, ranks_dir: Path | None = None) -> TrainedMod
     trainer = _trainer(spec, plan, tokenizer, train, validation, checkpoints)
     hp = plan.hyperparameters() | {"optimizer": getattr(trainer.args.optim, "value", trainer.args.optim)}
     hp |= resolve_fast_path(plan.settings, spec.precision_record()).params()
+    hp |= OBJECTIVES[plan.settings.objective].settings(plan.settings.preference)  # beta, for the report
     tokens_per_step = _tokens(train, tokenizer) / hp["steps_per_epoch"]
     output, usage, resumed_step = _run(trainer, plan, hp, spec.precision_record(), checkpoints, tokens_per_step)
     if ranks_dir is not None:
