@@ -190,3 +190,21 @@ def test_a_preference_objective_on_demonstrations_is_refused_at_load(tmp_path, t
                     "  objective: dpo\n", encoding="utf-8")  # fmt: skip
     with pytest.raises(ConfigError, match="training.objective dpo trains on preference pairs"):
         load_config(str(path))
+
+
+def test_a_preference_tuned_model_is_served_with_the_chosen_replies(tmp_path, tiny_model):
+    """ORPO keeps the supervised loss on the chosen replies, so after memorising four pairs the chosen reply is the
+    greedy answer (checked by its probability first, as the supervised serving tests do) and `predict` serves it."""
+    from tests.test_training import min_answer_probability
+    from tunesmith.serving.predict import Predictor, read_requests
+
+    examples, train, _ = _pairs(tmp_path)
+    config = TrainingConfig(objective="orpo", max_steps=80, learning_rate=1e-2, batch_size=4, warmup_ratio=0.0,
+                            eval_steps=40, early_stopping_patience=None)  # fmt: skip
+    trained = train_files(str(tiny_model), str(train), str(train), "Answer.", config, "lora", CPU32, tmp_path / "o")
+    model, tokenizer = load_trained(str(tiny_model), "lora", trained.output_dir, CPU32)
+    assert min_answer_probability(model, tokenizer, examples, "Answer.", LABELS) > 0.5
+    rows = Predictor(trained.output_dir, precision="float32").predict(
+        list(read_requests([e.prompt_text for e in examples])), batch_size=2
+    )
+    assert [r["output"] for r in rows] == [e.answer for e in examples]
