@@ -208,3 +208,40 @@ def test_a_preference_tuned_model_is_served_with_the_chosen_replies(tmp_path, ti
         list(read_requests([e.prompt_text for e in examples])), batch_size=2
     )
     assert [r["output"] for r in rows] == [e.answer for e in examples]
+
+
+def test_a_preference_training_stopped_midway_resumes_from_its_checkpoint(tmp_path, tiny_model, monkeypatch):
+    """The same checkpoints and resume as supervised training: a DPO run that dies after its step-10 checkpoint
+    picks up from it when run again, and cleans up once finished."""
+    from transformers import TrainerCallback
+
+    import tunesmith.training.sft as sft
+
+    class Crash(RuntimeError):
+        pass
+
+    class CrashAtStep15(TrainerCallback):
+        def __init__(self, *args):
+            pass
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 15:
+                raise Crash
+
+    _, pairs, val = _pairs(tmp_path)
+    config = TrainingConfig(objective="dpo", max_steps=20, learning_rate=1e-2, batch_size=4, eval_steps=10,
+                            save_steps=10, early_stopping_patience=None)  # fmt: skip
+    checkpoints = tmp_path / "checkpoints"
+
+    def train():
+        return train_files(str(tiny_model), str(pairs), str(val), "Answer.", config, "lora", CPU32, tmp_path / "out",
+                           checkpoint_dir=checkpoints)  # fmt: skip
+
+    with monkeypatch.context() as patched:
+        patched.setattr(sft, "StopOnNonFinite", CrashAtStep15)
+        with pytest.raises(Crash):
+            train()
+    assert (checkpoints / "checkpoint-10" / "trainer_state.json").is_file()
+    trained = train()
+    assert trained.metrics["resumed_from_step"] == 10 and trained.metrics["steps"] == 20
+    assert not checkpoints.exists()
