@@ -25,12 +25,18 @@ from tunesmith.training.plan import TrainingPlan
 from tunesmith.training.stage import run_training
 
 
+def _what(plan: TrainingPlan) -> str:
+    """The method, and the objective when it is not supervised: "lora", "lora, dpo"."""
+    objective = plan.training.get("objective", "sft")
+    return plan.method if objective == "sft" else f"{plan.method}, {objective}"
+
+
 @task(name="train", timeout_seconds=24 * HOUR)
 def train_task(
     run: RunRef, config: RunConfig, plan: TrainingPlan, data: CuratedData, model: PreparedModel
 ) -> TrainedModel:
     with (
-        stage_run(run, Stage.TRAINING, plan.method) as stage,
+        stage_run(run, Stage.TRAINING, _what(plan)) as stage,
         training_slot(model.precision.device, config.orchestration.training_slot) as waited,
     ):
         log_metrics(stage, {"waited_for_training_slot_s": waited})
@@ -41,6 +47,7 @@ def train_task(
             stage,
             {
                 "tunesmith.method": trained.method,
+                "tunesmith.objective": trained.hyperparameters.get("objective", "sft"),
                 "tunesmith.precision": trained.precision,
                 "tunesmith.precision_reason": model.precision.reason,
                 "tunesmith.data_hash": data.data_hash,

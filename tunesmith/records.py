@@ -173,8 +173,10 @@ class DecisionRecord:
         scores = ", ".join(f"{b['name'].replace('_', '-')} {b['score']:.2f}" for b in self.baselines)
         fired = next((r.name for r in reversed(self.rules) if r.fired), "")
         why = f" ({fired.replace('_', ' ')})" if fired and not self.overridden else ""
+        objective = (self.training_plan or {}).get("training", {}).get("objective", "sft")
+        how = self.method if objective == "sft" else f"{self.method} ({objective})"
         choice = (
-            f"fine-tune with {self.method}" if not self.stop
+            f"fine-tune with {how}" if not self.stop
             else f"stop: {self.decision.replace('_', ' ')} recommended{why}"
         )  # fmt: skip
         forced = " (set in the config)" if self.overridden else ""
