@@ -313,6 +313,10 @@ class PreferenceConfig(Section):
     """Preference objectives (training.objective dpo, orpo, kto) on preference pairs."""
 
     beta: float | None = Field(None, gt=0)  # None: the objective's default (0.1 for each: see training/objectives)
+    # DPO and KTO: first supervised fine-tuning on the chosen replies (at the method's supervised rate), then the
+    # preference stage continues from that model and takes it as its reference, as the DPO paper does when no
+    # supervised model of the data exists. Off: the preference stage starts from the model as it is.
+    sft_first: bool = False
 
 
 class TrainingConfig(Section):

@@ -238,7 +238,7 @@ def _trainer(spec: TrainingSpec, plan: TrainingPlan, tokenizer, train, validatio
     # are initialised while it is built, so seed here too: the same config gives the same run, whatever ran
     # before in this process (another method of a comparison, an earlier retrain).
     set_seed(config.seed)
-    model = METHODS[plan.method].build(spec.base_model, config, precision, spec.trust_remote_code)
+    model = _build(spec, plan, config, precision)
     skip_adapter_input_casts(model, precision)
     if config.l2_to_base:
         callbacks.append(PullTowardStart(model, config.l2_to_base))
@@ -248,6 +248,20 @@ def _trainer(spec: TrainingSpec, plan: TrainingPlan, tokenizer, train, validatio
     )  # fmt: skip
     count_training_tokens(trainer)
     return trainer
+
+
+def _build(spec: TrainingSpec, plan: TrainingPlan, config: TrainingConfig, precision: Precision):
+    """The method's trainable model; continuing `spec.start_from` when set: an adapter's trained weights loaded
+    into the new adapter, or a whole trained model as the base to train on."""
+    method = METHODS[plan.method]
+    whole = spec.start_from if spec.start_from and not method.peft_adapter else spec.base_model
+    model = method.build(whole, config, precision, spec.trust_remote_code)
+    if spec.start_from and method.peft_adapter:
+        from peft import set_peft_model_state_dict
+        from peft.utils import load_peft_weights
+
+        set_peft_model_state_dict(model, load_peft_weights(spec.start_from))
+    return model
 
 
 def _run(trainer, plan: TrainingPlan, hp: dict[str, Any], precision: Precision, checkpoints: Path,

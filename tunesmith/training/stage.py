@@ -21,7 +21,7 @@ from tunesmith.records import CuratedData, PreparedModel, TrainedModel
 from tunesmith.training.distributed.launch_config import resolved_processes, visible_gpus
 from tunesmith.training.distributed.launcher import launch_training
 from tunesmith.training.distributed.spec import TrainingSpec
-from tunesmith.training.plan import TrainingPlan
+from tunesmith.training.plan import TrainingPlan, derive
 from tunesmith.training.sft import train_model
 from tunesmith.versioning import code_version
 
@@ -80,6 +80,18 @@ def train(spec: TrainingSpec) -> TrainedModel:
     return train_model(spec)
 
 
+def _supervised_stage(
+    config: RunConfig, plan: TrainingPlan, data: CuratedData, model: PreparedModel, out_dir: Path, run_id: str
+) -> TrainedModel | None:
+    """training.preference.sft_first: supervised fine-tuning on the chosen replies (at the method's supervised rate),
+    which the preference stage then continues from and takes as its reference. Cached like any training."""
+    objective = plan.training["objective"]
+    if objective not in ("dpo", "kto") or not plan.training["preference"]["sft_first"]:
+        return None
+    supervised = derive(plan, {"objective": "sft", "learning_rate": None}, f"the supervised stage before {objective}")
+    return run_training(config, supervised, data, model, out_dir / "supervised", run_id)
+
+
 def run_training(
     config: RunConfig, plan: TrainingPlan, data: CuratedData, model: PreparedModel, out_dir: Path, run_id: str,
     trial: dict | None = None,
@@ -96,6 +108,7 @@ def run_training(
             link.symlink_to(done.output_dir, target_is_directory=True)  # where users look for a run's model
         return replace(done, reused=True)
     folder.mkdir(parents=True, exist_ok=True)
+    first = _supervised_stage(config, plan, data, model, out_dir, run_id)
     spec = TrainingSpec(
         base_model=model.path,
         train_path=data.train_path,
@@ -108,8 +121,11 @@ def run_training(
         checkpoint_dir=str(checkpoint_dir(config, plan, data, model)),
         manifest={"labels": data.labels, "data_hash": data.data_hash, "run_id": run_id, "model_spec": config.model},
         trial=trial,
+        start_from=first.output_dir if first else None,
     )
     trained = train(spec)
+    if first is not None:
+        trained.metrics |= {f"supervised_{k}": first.metrics[k] for k in ("steps", "train_loss", "wall_s")}
     trained = replace(trained, record_dir=str(folder), trained_in_run=run_id)
     save_record(trained)
     return trained

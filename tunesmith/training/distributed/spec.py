@@ -29,6 +29,8 @@ class TrainingSpec:
     checkpoint_dir: str | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
     trial: dict[str, Any] | None = None  # a search trial's TrialRef: validation losses are reported to it
+    # A trained model this training continues from (a supervised stage before DPO): its adapter, or its whole model.
+    start_from: str | None = None
 
     @classmethod
     def for_files(

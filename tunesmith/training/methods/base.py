@@ -140,7 +140,8 @@ def base_for_training(path: str, training, precision: Precision, trust_remote_co
 
 
 def save_peft(model, out_dir: Path) -> None:
-    model.save_pretrained(str(out_dir))
+    # Only the trained adapter: a preference trainer adds a frozen copy named "ref" as its reference model.
+    model.save_pretrained(str(out_dir), selected_adapters=["default"])
 
 
 def load_peft(base: str, trained_dir: str, precision: Precision, trust_remote_code: bool = False):
