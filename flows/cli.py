@@ -222,9 +222,11 @@ def _check_report(session: ConsoleSession, config: Path, cfg: RunConfig, report)
             f" (a run would go on without them: up to data.max_rejected_fraction {cfg.data.max_rejected_fraction:.0%}"
             " may be rejected)"
         )  # fmt: skip
-        session.say(
-            f"{len(invalid)} of {c['read']} rows in {cfg.data.path} would be rejected{tolerated}:\n{shown}{more}"
+        in_test = sum(1 for r in invalid if cfg.data.test_path and r.source.startswith(str(cfg.data.test_path)))
+        where = f"{len(invalid) - in_test} of {c['read']} rows in {cfg.data.path}" + (
+            f" and {in_test} of {c['test_file_read']} in {cfg.data.test_path}" if in_test else ""
         )
+        session.say(f"{where} would be rejected{tolerated}:\n{shown}{more}")
     if problems:
         session.say("curation would stop a run of this config:\n" + "\n".join(f"- {p}" for p in problems))
     if invalid or problems:
