@@ -71,24 +71,26 @@ def run_evaluation(
         rows = prediction_rows(examples, base, tuned)
     artifacts = [str(write_jsonl(rows, out_dir / "test_predictions.jsonl"))]
     if kind == "classification":
-        for name, scored in (("base", base), ("finetuned", tuned)):
-            matrix = confusion([e.answer for e in examples], scored.predictions, data.labels)
-            artifacts.append(
-                str(confusion_png(matrix, data.labels, f"{name} model", out_dir / f"confusion_{name}.png"))
-            )
+        artifacts += _confusion_pngs(examples, base, tuned, data.labels, out_dir)
     change = paired_change(kind, base.per_example, tuned.per_example)
     result = EvaluationResult(kind, len(examples), base.metrics, tuned.metrics, decision.best_baseline or "zero_shot",
                               artifacts[0], artifacts, None, {"base": base.per_example, "finetuned": tuned.per_example},
                               change.to_json())  # fmt: skip
-    if settings.judge.enabled and pairs:
-        n = len(replies["base"])
-        result.judge = _judge(config, model, examples[:n], Scored({}, replies["base"]),
-                              Scored({}, replies["finetuned"]), out_dir)  # fmt: skip
-        result.artifacts.append(str(out_dir / "judge.jsonl"))
-    elif settings.judge.enabled:
+    if settings.judge.enabled:
+        if pairs:  # the judge grades the replies each model generated, not which reply of the pair it prefers
+            n = len(replies["base"])
+            examples, base, tuned = examples[:n], Scored({}, replies["base"]), Scored({}, replies["finetuned"])
         result.judge = _judge(config, model, examples, base, tuned, out_dir)
         result.artifacts.append(str(out_dir / "judge.jsonl"))
     return result
+
+
+def _confusion_pngs(examples, base: Scored, tuned: Scored, labels: list[str], out_dir: Path) -> list[str]:
+    paths = []
+    for name, scored in (("base", base), ("finetuned", tuned)):
+        matrix = confusion([e.answer for e in examples], scored.predictions, labels)
+        paths.append(str(confusion_png(matrix, labels, f"{name} model", out_dir / f"confusion_{name}.png")))
+    return paths
 
 
 def _pair_scores(scored: Scored):
