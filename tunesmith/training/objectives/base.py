@@ -3,6 +3,7 @@ literature gives it, and what it costs beside the method (a reference model, a s
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -14,8 +15,8 @@ from tunesmith.records import Example
 class Objective:
     name: str
     data: Literal["demonstrations", "preferences"]  # what its rows must be
-    trainer: Callable[[], type]  # TRL's trainer class (imported when called: TRL is heavy)
-    arguments: Callable[[], type]  # TRL's config class for it
+    trainer_class: str  # TRL's trainer, "module:Class" (imported when training starts: TRL is heavy to import)
+    config_class: str  # TRL's config class for it
     # The rows TRL's trainer reads, in its conversational form, from curated examples and the system prompt.
     rows: Callable[[list[Example], str], list[dict[str, Any]]] | None = None
     # Its own TRL settings from training.preference (beta and the like).
@@ -33,3 +34,14 @@ class Objective:
     # TRL options this objective's config does not take.
     unsupported: frozenset[str] = field(default_factory=frozenset)
     summary: str = ""
+
+    def trainer(self) -> type:
+        return _load(self.trainer_class)
+
+    def arguments(self) -> type:
+        return _load(self.config_class)
+
+
+def _load(path: str) -> type:
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)

@@ -23,23 +23,11 @@ def pair_rows(examples: list[Example], system: str) -> list[dict[str, Any]]:
     ]
 
 
-def _trainer() -> type:
-    from trl import DPOTrainer
-
-    return DPOTrainer
-
-
-def _arguments() -> type:
-    from trl import DPOConfig
-
-    return DPOConfig
-
-
 OBJECTIVE = Objective(
     name="dpo",
     data="preferences",
-    trainer=_trainer,
-    arguments=_arguments,
+    trainer_class="trl:DPOTrainer",
+    config_class="trl:DPOConfig",
     rows=pair_rows,
     # beta 0.1: the paper's value for dialogue and summarisation, and TRL's default.
     settings=lambda preference: {"beta": preference.beta if preference.beta is not None else 0.1},

@@ -25,23 +25,11 @@ def unpaired_rows(examples: list[Example], system: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _trainer() -> type:
-    from trl import KTOTrainer
-
-    return KTOTrainer
-
-
-def _arguments() -> type:
-    from trl import KTOConfig
-
-    return KTOConfig
-
-
 OBJECTIVE = Objective(
     name="kto",
     data="preferences",
-    trainer=_trainer,
-    arguments=_arguments,
+    trainer_class="trl:KTOTrainer",
+    config_class="trl:KTOConfig",
     rows=unpaired_rows,
     # beta 0.1 and equal weights for desirable and undesirable replies (balanced here: one of each per pair): the
     # paper's defaults and TRL's.

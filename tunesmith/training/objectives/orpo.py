@@ -6,24 +6,11 @@ from __future__ import annotations
 from tunesmith.training.objectives.base import Objective
 from tunesmith.training.objectives.dpo import pair_rows
 
-
-def _trainer() -> type:
-    from trl.experimental.orpo import ORPOTrainer
-
-    return ORPOTrainer
-
-
-def _arguments() -> type:
-    from trl.experimental.orpo import ORPOConfig
-
-    return ORPOConfig
-
-
 OBJECTIVE = Objective(
     name="orpo",
     data="preferences",
-    trainer=_trainer,
-    arguments=_arguments,
+    trainer_class="trl.experimental.orpo:ORPOTrainer",
+    config_class="trl.experimental.orpo:ORPOConfig",
     rows=pair_rows,
     # lambda (TRL's beta) 0.1: the paper's setting for its Mistral and Llama-2 models, and TRL's default.
     settings=lambda preference: {"beta": preference.beta if preference.beta is not None else 0.1},

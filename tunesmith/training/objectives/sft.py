@@ -5,23 +5,10 @@ from __future__ import annotations
 
 from tunesmith.training.objectives.base import Objective
 
-
-def _trainer() -> type:
-    from trl import SFTTrainer
-
-    return SFTTrainer
-
-
-def _arguments() -> type:
-    from trl import SFTConfig
-
-    return SFTConfig
-
-
 OBJECTIVE = Objective(
     name="sft",
     data="demonstrations",
-    trainer=_trainer,
-    arguments=_arguments,
+    trainer_class="trl:SFTTrainer",
+    config_class="trl:SFTConfig",
     summary="supervised fine-tuning on the answers (on preference pairs: the chosen replies)",
 )
