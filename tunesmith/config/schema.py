@@ -633,9 +633,11 @@ class RunConfig(Section):
     @model_validator(mode="after")
     def _objective_fits_data(self) -> RunConfig:
         from tunesmith.formats import get_format
+        from tunesmith.training.objectives import OBJECTIVES
 
         objective, data_format = self.training.objective, self.data.format
-        if objective in ("dpo", "orpo", "kto") and get_format(data_format).task_type != "preference":
+        pairs = objective != "auto" and OBJECTIVES[objective].data == "preferences"
+        if pairs and get_format(data_format).task_type != "preference":
             raise ValueError(
                 f"training.objective {objective} trains on preference pairs, but data.format is {data_format}: "
                 "use data.format preference (rows of prompt, chosen, rejected), or objective sft"

@@ -21,6 +21,7 @@ from tunesmith.records import CuratedData, PreparedModel, TrainedModel
 from tunesmith.training.distributed.launch_config import resolved_processes, visible_gpus
 from tunesmith.training.distributed.launcher import launch_training
 from tunesmith.training.distributed.spec import TrainingSpec
+from tunesmith.training.objectives import OBJECTIVES
 from tunesmith.training.plan import TrainingPlan, derive
 from tunesmith.training.sft import train_model
 from tunesmith.versioning import code_version
@@ -86,7 +87,8 @@ def _supervised_stage(
     """training.preference.sft_first: supervised fine-tuning on the chosen replies (at the method's supervised rate),
     which the preference stage then continues from and takes as its reference. Cached like any training."""
     objective = plan.training["objective"]
-    if objective not in ("dpo", "kto") or not plan.training["preference"]["sft_first"]:
+    # ORPO holds its own supervised term; a reference-free objective has nothing to start a reference from.
+    if not OBJECTIVES[objective].needs_reference or not plan.training["preference"]["sft_first"]:
         return None
     supervised = derive(plan, {"objective": "sft", "learning_rate": None}, f"the supervised stage before {objective}")
     return run_training(config, supervised, data, model, out_dir / "supervised", run_id)
