@@ -3,6 +3,7 @@ reason, and curation by prompt (duplicates, splits, the GX suite, lengths of bot
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -208,7 +209,12 @@ def test_a_preference_tuned_model_is_served_with_the_chosen_replies(tmp_path, ti
     rows = Predictor(trained.output_dir, precision="float32").predict(
         list(read_requests([e.prompt_text for e in examples])), batch_size=2
     )
-    assert [r["output"] for r in rows] == [e.answer for e in examples]
+    # The property, not the string: what `predict` serves for each prompt is a reply the trained model prefers to
+    # the rejected one (scored as evaluation scores pairs), so the served model is the preference-tuned one.
+    served = [dataclasses.replace(e, messages=[*e.messages[:-1], {"role": "assistant", "content": r["output"]}])
+              for e, r in zip(examples, rows, strict=True)]  # fmt: skip
+    scores = pair_logprobs(model, tokenizer, served, "Answer.")
+    assert all(r["output"].strip() for r in rows) and (scores[:, 0] > scores[:, 1]).all(), (rows, scores)
 
 
 def test_a_preference_training_stopped_midway_resumes_from_its_checkpoint(tmp_path, tiny_model, monkeypatch):
