@@ -18,6 +18,7 @@ from tunesmith.prompts import PromptTemplate
 from tunesmith.records import CuratedData, DecisionRecord, EvaluationResult, PreparedModel, Scored, TrainedModel
 from tunesmith.statistics.paired import paired_scores
 from tunesmith.training.inference import load_trained
+from tunesmith.training.objectives import OBJECTIVES
 
 
 def _retriever(config: RunConfig, template: PromptTemplate):
@@ -63,7 +64,8 @@ def run_evaluation(
     del tuned_model
 
     if pairs:
-        beta = trained.hyperparameters.get("beta") or config.training.preference.beta or 0.1
+        # The trained objective's beta; a supervised model of pairs is read with DPO's default.
+        beta = trained.hyperparameters.get("beta") or OBJECTIVES["dpo"].settings(config.training.preference)["beta"]
         margins = reward_margins(_pair_scores(tuned), reference, beta)
         rows = sample_rows(examples, base, tuned, margins, replies)
         tuned.metrics |= margin_summary(margins)
