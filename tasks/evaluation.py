@@ -39,7 +39,7 @@ def evaluate_task(
             log_model_metrics(stage, trained.registered["model_id"], result.finetuned, test)
         rows = _rows(result.predictions_path)
         log_table(stage, rows, "test_predictions.json")
-        if result.task_type == "classification" and data.labels:  # labels by name, whatever MLflow keys they got
+        if result.task_type in ("classification", "multilabel") and data.labels:  # labels by name, not MLflow keys
             log_table(stage, per_class_rows(data.labels, result.base, result.finetuned), "per_class.json")
         for path in result.artifacts:
             log_artifact(stage, path)

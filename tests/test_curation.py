@@ -492,26 +492,3 @@ def test_a_long_label_set_stays_out_of_the_training_prompt(tmp_path, tiny_model)
     assert data.max_seq_length_source.startswith("derived from the data")
     listed = curate(config.data, tokenizer, untrained_prompt(config), None, tmp_path / "listed")
     assert listed.max_seq_length > 4 * data.max_seq_length  # what every example would cost with the list
-
-
-def test_multi_label_rows_are_refused_as_an_unsupported_shape(tmp_path):
-    rows = [{"text": "how long for a new pin?", "labels": ["how_long", "pin"], "domain": "banking"}] * 2
-    result = load_records(write_jsonl(tmp_path / "nlu.jsonl", rows), "classification", LABELS)
-    assert [r.kind for r in result.rejected] == ["unsupported_shape"] * 2
-    assert "multi-label rows" in result.rejected[0].reason and "not supported" in result.rejected[0].reason
-
-
-@pytest.mark.skipif(not (SHARED_DATA / "nlupp").is_dir(), reason="needs ../shared/data")
-def test_check_refuses_nlupp_saying_multi_label_is_not_supported(tmp_path, tiny_model):
-    from typer.testing import CliRunner
-
-    from tunesmith.flows.cli import app
-
-    config = tmp_path / "nlupp.yaml"
-    config.write_text(
-        f"name: nlupp\nmodel: {tiny_model}\noutput_dir: {tmp_path / 'runs'}\n"
-        f"data:\n  path: {SHARED_DATA / 'nlupp' / 'data.jsonl'}\n  labels: [how_long, pin]\n"
-    )
-    result = CliRunner().invoke(app, ["check", str(config)])
-    assert result.exit_code == 1
-    assert "multi-label rows" in result.output and "not supported" in result.output

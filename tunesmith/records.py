@@ -24,10 +24,12 @@ def change_text(change: dict[str, Any]) -> str:
 
 def primary_metric(task_type: str) -> str:
     """The number a run is judged by: accuracy for classification, field accuracy for JSON, the share of pairs
-    whose chosen reply the model finds more likely for preferences, ROUGE-L otherwise."""
-    return {"classification": "accuracy", "json": "field_accuracy", "preference": "preference_accuracy"}.get(
-        task_type, "rougeL"
-    )
+    whose chosen reply the model finds more likely for preferences, the mean per-example F1 of the label sets for
+    multi-label classification (a per-example score, so two models compare paired), ROUGE-L otherwise."""
+    return {
+        "classification": "accuracy", "json": "field_accuracy", "preference": "preference_accuracy",
+        "multilabel": "samples_f1",
+    }.get(task_type, "rougeL")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -64,11 +66,18 @@ class Example:
     category: str | None = None
     origin: str = "task"  # "replay" marks general-domain data mixed in against forgetting; never scored
     rejected: str | None = None  # preference pairs: the reply people liked less than `answer`
+    labels: list[str] | None = None  # multi-label classification: every label that applies ([] when none does)
 
     @property
     def group(self) -> str | None:
         """What splits are stratified and classes balanced by: the label, else the category."""
         return self.label if self.label is not None else self.category
+
+    @property
+    def target(self) -> str | None:
+        """What a labelled example must be answered with: its label, or its label set as the answer spells it;
+        None for unlabelled data."""
+        return self.label if self.labels is None else self.answer
 
     @property
     def prompt_text(self) -> str:

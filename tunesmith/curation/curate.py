@@ -22,7 +22,7 @@ from tunesmith.curation.load import input_files, load_inputs, load_records, load
 from tunesmith.curation.records import LoadResult, Rejected, by_reason, content_id, write_examples, write_jsonl
 from tunesmith.curation.replay import mix_replay
 from tunesmith.curation.report import render_curation_report
-from tunesmith.curation.split import Splits, split_problems, stratified_split
+from tunesmith.curation.split import Splits, label_counts, split_problems, stratified_split
 from tunesmith.curation.validate import examples_frame, suite_path, validate_frames
 from tunesmith.errors import DataError
 from tunesmith.formats import get_format
@@ -128,7 +128,8 @@ def _split_parameters(
 ) -> dict[str, dict[str, Any]]:
     """Suite parameters per frame: what each split may hold. Data too small to train on is checked for what
     prompting needs (valid rows and labels), not for split sizes and per-class counts."""
-    base = {"labels": config.labels or [], "min_tokens": config.min_tokens, "max_tokens": max_tokens}
+    base = {"labels": config.labels or [], "max_labels": len(config.labels or []), "min_tokens": config.min_tokens,
+            "max_tokens": max_tokens}  # fmt: skip
     if not for_training:
         relaxed = base | {"min_rows": 0, "max_rows": None, "min_per_class": 0}
         return {"curated": relaxed | {"min_rows": 1}, "train": relaxed, "validation": relaxed, "test": relaxed}
@@ -390,7 +391,7 @@ def _write(work: _Work, out_dir: Path, splits: Splits, unique: _Deduplicated, ba
     rejects_path = write_jsonl([r.to_json() for r in work.rejects], out_dir / "rejects.jsonl")
     clusters_path = out_dir / "dedup_clusters.json"
     clusters_path.write_text(json.dumps(unique.clusters, indent=2, ensure_ascii=False), encoding="utf-8")
-    conflicts = [[{"source": e.source, "label": e.label, "text": dedup_text(e)} for e in pair]
+    conflicts = [[{"source": e.source, "label": e.target, "text": dedup_text(e)} for e in pair]
                  for pair in unique.conflicts]  # fmt: skip
     (out_dir / "conflicts.json").write_text(json.dumps(conflicts, indent=2, ensure_ascii=False), encoding="utf-8")
     return CuratedData(
@@ -406,7 +407,7 @@ def _write(work: _Work, out_dir: Path, splits: Splits, unique: _Deduplicated, ba
         counts=counts,
         rejected_by_kind=dict(sorted(Counter(r.kind for r in work.rejects).items())),
         class_counts={
-            name: dict(sorted(Counter(str(e.group) for e in part if e.origin == "task").items()))
+            name: dict(sorted(label_counts([e for e in part if e.origin == "task"]).items()))
             for name, part in vars(splits).items()
         },
         balance={

@@ -39,7 +39,7 @@ class DedupResult:
 def dedup_text(example: Example) -> str:
     """What duplicates are compared on: the input for labelled data and preference pairs (two pairs on one prompt
     are one prompt twice: they would land in two splits), the whole conversation otherwise."""
-    if example.label is not None or example.rejected is not None:
+    if example.target is not None or example.rejected is not None:
         return example.prompt_text
     return "\n".join(m["content"] for m in example.messages)
 
@@ -66,7 +66,7 @@ def _collect(kind: str, examples: list[Example], pairs: list[tuple[int, int, flo
     best: dict[int, float] = {}
     conflicts = []
     for i, j, sim in pairs:
-        if examples[i].label != examples[j].label:
+        if examples[i].target != examples[j].target:
             conflicts.append([examples[min(i, j)], examples[max(i, j)]])
             continue
         uf.union(i, j)
@@ -92,7 +92,7 @@ def exact_dedup(examples: list[Example]) -> DedupResult:
     pairs = []
     for i, example in enumerate(examples):
         text = normalize_text(dedup_text(example))
-        key = (example.label, text)
+        key = (example.target, text)
         if key in first:
             pairs.append((first[key], i, 1.0))
             continue

@@ -44,7 +44,9 @@ def load_records(
             result.rejected.append(Rejected(raw.source, err.kind, err.reason, err.field, raw.raw))
             continue
         result.examples.append(
-            make_example(parsed.messages, raw.source, parsed.label, parsed.category, origin, parsed.rejected)
+            make_example(
+                parsed.messages, raw.source, parsed.label, parsed.category, origin, parsed.rejected, parsed.labels
+            )
         )
     return result
 

@@ -26,13 +26,15 @@ def make_example(
     category: str | None = None,
     origin: str = "task",
     rejected: str | None = None,
+    labels: list[str] | None = None,
 ) -> Example:
     """Build an Example whose id is a hash of its normalized content (stable across files and runs)."""
     content = [[m["role"], normalize_text(m["content"])] for m in messages] + [label]
     if rejected is not None:
         content.append(normalize_text(rejected))
     digest = hashlib.sha256(json.dumps(content, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
-    return Example(digest, messages, source, label=label, category=category, origin=origin, rejected=rejected)
+    example = Example(digest, messages, source, label=label, category=category, origin=origin, rejected=rejected)
+    return replace(example, labels=labels) if labels is not None else example
 
 
 def copy_of(example: Example, n: int) -> Example:

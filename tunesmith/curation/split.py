@@ -23,8 +23,10 @@ def stratified_split(examples: list[Example], validation: float, test: float, se
     """Split each label (or category) group by the same fractions, so every split keeps the class proportions.
 
     Written by hand rather than with sklearn's train_test_split, which refuses classes with a single
-    member; here such a class simply stays in train.
+    member; here such a class simply stays in train. Multi-label examples are split by `iterative_split`.
     """
+    if any(e.labels is not None for e in examples):
+        return iterative_split(examples, validation, test, seed)
     groups: dict[str | None, list[Example]] = {}
     for example in examples:
         groups.setdefault(example.group, []).append(example)
@@ -47,6 +49,62 @@ def stratified_split(examples: list[Example], validation: float, test: float, se
     return splits
 
 
+def iterative_split(examples: list[Example], validation: float, test: float, seed: int) -> Splits:
+    """Multi-label splits by iterative stratification (Sechidis, Tsoumakas and Vlahavas, 2011): the rarest label
+    still to place goes first, each of its examples to the split that most lacks that label (then examples, then
+    chance), so a label with a handful of examples still reaches every held-out split and common labels keep
+    their proportions (ties go to the split with more room, then to the one listed first). Examples without
+    labels fill the splits' remaining room.
+
+    Written out here (about 30 lines) rather than taken from scikit-multilearn or iterative-stratification: their
+    splitters take a label matrix and fractions for two parts, and ours needs three and a seed-stable order."""
+    rng = random.Random(seed)
+    fractions = [1 - validation - test, validation, test]
+    pending = sorted(examples, key=lambda e: e.id)
+    rng.shuffle(pending)
+    wanted_rows = [f * len(pending) for f in fractions]
+    totals = Counter(label for e in pending for label in e.labels or [])
+    wanted = {label: _label_shares(n, fractions) for label, n in totals.items()}
+    parts: list[list[Example]] = [[], [], []]
+
+    def place(example: Example, need: list[float]) -> None:
+        best = max(range(3), key=lambda j: (need[j], wanted_rows[j], -j) if fractions[j] > 0 else (-1e9, 0, 0))
+        parts[best].append(example)
+        wanted_rows[best] -= 1
+        for label in example.labels or []:
+            wanted[label][best] -= 1
+
+    while any(e.labels for e in pending):
+        remaining = Counter(label for e in pending for label in e.labels or [])
+        rarest = min(remaining, key=lambda label: (remaining[label], label))
+        for example in [e for e in pending if rarest in (e.labels or [])]:
+            place(example, wanted[rarest])
+        pending = [e for e in pending if rarest not in (e.labels or [])]
+    for example in pending:  # no labels (or single-label rows mixed in): by room alone
+        place(example, wanted_rows)
+    for part in parts:
+        rng.shuffle(part)
+    return Splits(*parts)
+
+
+def _label_shares(n: int, fractions: list[float]) -> list[float]:
+    """How many of a label's n examples each split should get: its share, and at least one in each held-out split
+    when the label can spare them (as stratified_split does for a class), so that every label is measured."""
+    shares = [f * n for f in fractions]
+    held_out = [j for j in (1, 2) if fractions[j] > 0]
+    if n >= 1 + len(held_out):
+        for j in held_out:
+            shares[j] = max(1.0, shares[j])
+        shares[0] = n - sum(shares[1:])
+    return shares
+
+
+def label_counts(examples: list[Example]) -> Counter:
+    """Examples per label: each label of a multi-label example counts, else the example's label (or category,
+    "None" without one)."""
+    return Counter(label for e in examples for label in (e.labels if e.labels is not None else [str(e.group)]))
+
+
 def rows_needed_per_class(validation: float, test: float, min_train: int) -> int:
     """Rows a class needs so that training gets min_train of them and each held-out split at least one."""
     return max(1, min_train) + (validation > 0) + (test > 0)
@@ -63,7 +121,7 @@ def split_problems(
         if len(examples) < needed:
             return [f"{len(examples)} example(s) cannot fill the train, validation and test splits: add examples"]
         return []
-    counts = Counter(e.label for e in examples)
+    counts = label_counts(examples)
     present = [label for label in labels if counts[label]]
     if len(present) < 2:
         only = f"only class '{present[0]}' has" if present else "no class has"

@@ -54,6 +54,7 @@ def suite_path(data_format: str) -> Path:
 def examples_frame(examples: list[Example], token_counts: dict[str, int]) -> pd.DataFrame:
     """One row per example with the columns the suites check."""
     groups = Counter(e.group for e in examples)
+    per_label = Counter(label for e in examples for label in e.labels or [])
     return pd.DataFrame(
         {
             "id": [e.id for e in examples],
@@ -64,6 +65,8 @@ def examples_frame(examples: list[Example], token_counts: dict[str, int]) -> pd.
             "label": [e.label for e in examples],
             "category": [e.category for e in examples],
             "class_count": [groups[e.group] if e.group is not None else None for e in examples],
+            "n_labels": [len(e.labels) if e.labels is not None else None for e in examples],
+            "rarest_label_count": [min(per_label[x] for x in e.labels) if e.labels else None for e in examples],
             "n_turns": [sum(m["role"] == "assistant" for m in e.messages) for e in examples],
             "n_tokens": [token_counts[e.id] for e in examples],
         }

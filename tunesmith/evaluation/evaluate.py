@@ -24,10 +24,12 @@ CANDIDATES = 4
 
 
 def task_type(labels: list[str] | None, examples: list[Example]) -> str:
-    """preference for pairs; classification with a label set; json when every reference answer is a JSON object;
-    else generation."""
+    """preference for pairs; multilabel for label sets; classification with a label set; json when every
+    reference answer is a JSON object; else generation."""
     if examples and examples[0].rejected is not None:
         return "preference"
+    if examples and examples[0].labels is not None:
+        return "multilabel"
     if labels:
         return "classification"
     answers = [e.answer for e in examples]
@@ -57,6 +59,10 @@ def score_prompts(
         from tunesmith.evaluation.preference import score_preferences
 
         return score_preferences(model, tokenizer, prompts, examples)
+    if kind == "multilabel":
+        from tunesmith.evaluation.multilabel import score_label_sets
+
+        return score_label_sets(model, tokenizer, prompts, examples, labels, batch_size)
     if kind == "classification":
         scores = label_logprobs(model, tokenizer, prompts, labels, batch_size, candidates=CANDIDATES)
         predictions = [labels[i] for i in scores.argmax(axis=1)]

@@ -3,13 +3,17 @@ config schema, curation, the prompts, `tunesmith init` and the command line)."""
 
 from __future__ import annotations
 
-from tunesmith.formats import chat, classification, completion, instruction, preference
+from tunesmith.formats import chat, classification, completion, instruction, multilabel, preference
 from tunesmith.formats.base import Parsed, RowError, TaskFormat
 
 # In the order `tunesmith init --help` lists them; the first is the default.
 FORMATS: dict[str, TaskFormat] = {
-    f.name: f for f in (classification.FORMAT, instruction.FORMAT, chat.FORMAT, completion.FORMAT, preference.FORMAT)
-}
+    f.name: f
+    for f in (
+        classification.FORMAT, multilabel.FORMAT, instruction.FORMAT, chat.FORMAT, completion.FORMAT,
+        preference.FORMAT,
+    )
+}  # fmt: skip
 
 
 def register(task_format: TaskFormat) -> TaskFormat:

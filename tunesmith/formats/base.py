@@ -30,6 +30,7 @@ class Parsed:
     label: str | None = None
     category: str | None = None
     rejected: str | None = None  # preference pairs: the reply people liked less than the last message's
+    labels: list[str] | None = None  # multi-label rows: every label that applies, in the label set's order
 
 
 Parser = Callable[[dict[str, Any], "list[str] | None"], Parsed]
@@ -42,7 +43,8 @@ class TaskFormat:
     parse: Parser  # a row (our field names) and the label set -> the conversation; RowError when unusable
     baseline_system: str  # what an untrained model is asked with; {labels} becomes the label list
     starter_row: dict[str, Any]  # one row as `tunesmith init` shows it
-    task_type: Literal["classification", "generation", "preference"] = "generation"  # how evaluation scores it
+    # How evaluation scores it.
+    task_type: Literal["classification", "multilabel", "generation", "preference"] = "generation"
     has_labels: bool = False  # each row carries one of data.labels, which the config must then list
     # What fine-tuning trains with; None: the baseline prompt.
     trained_system: str | None = None

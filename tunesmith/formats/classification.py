@@ -22,8 +22,8 @@ def refuse_multi_label(row: dict[str, Any]) -> None:
         raise RowError(
             "unsupported_shape",
             field,
-            f'multi-label rows (a list in "{field}") are not supported: classification takes exactly one label per '
-            "example. Keep one label per row, or train on each label as its own classification task",
+            f'a list in "{field}": these are multi-label rows, and classification takes exactly one label per '
+            'example. Set data.format: multilabel (rows {"text", "labels": [...]})',
         )
 
 

@@ -9,6 +9,7 @@ base model kept elsewhere (a 70B base is not copied into every version). The pyf
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -37,4 +38,10 @@ class TunesmithModel(mlflow.pyfunc.PythonModel):
         replies = self.predictor.predict(
             requests, int(params.get("max_new_tokens", 64)), int(params.get("batch_size", 8))
         )
-        return pd.DataFrame([{"output": r["output"], "probability": r.get("probability")} for r in replies])
+        return pd.DataFrame([_row(r) for r in replies])
+
+
+def _row(reply: dict[str, Any]) -> dict[str, Any]:
+    """One answer as a table row: a multi-label model's labels as JSON [{"label", "probability"}]."""
+    labels = json.dumps(reply["labels"]) if "labels" in reply else None
+    return {"output": reply["output"], "probability": reply.get("probability"), "labels": labels}

@@ -52,6 +52,7 @@ def create_app(predictor: Predictor, served_name: str = "tunesmith"):
                 {"index": 0, "message": {"role": "assistant", "content": row["output"]}, "finish_reason": "stop"}
                 # a classifier's reply is one of its labels; its probability rides along
                 | ({"probability": row["probability"]} if "probability" in row else {})
+                | ({"labels": row["labels"]} if "labels" in row else {})  # a multi-label one's set
             ],
         }
 

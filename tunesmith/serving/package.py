@@ -19,7 +19,14 @@ ENTRY = Path(__file__).with_name("mlflow_entry.py")  # models-from-code: MLflow 
 PACKAGE = Path(__file__).resolve().parents[1]  # tunesmith/, carried with the model as code
 SIGNATURE = ModelSignature(
     inputs=Schema([ColSpec("string", "prompt")]),
-    outputs=Schema([ColSpec("string", "output"), ColSpec("double", "probability", required=False)]),
+    # a multi-label model's `labels`: its set as JSON [{"label", "probability"}]
+    outputs=Schema(
+        [
+            ColSpec("string", "output"),
+            ColSpec("double", "probability", required=False),
+            ColSpec("string", "labels", required=False),
+        ]
+    ),  # fmt: skip
     params=ParamSchema([ParamSpec("max_new_tokens", "long", 64), ParamSpec("batch_size", "long", 8)]),
 )
 

@@ -93,7 +93,9 @@ class Predictor:
         self.systems: dict[str, str] = {}
         # A model fine-tuned on classification data answers with one of its labels, chosen as evaluation
         # scores them (the most likely label as the whole reply), with that reply's probability.
+        # A multi-label one answers with its label set, each label with its probability.
         self.labels: dict[str, list[str] | None] = {}
+        self.multilabel: dict[str, bool] = {}
         if adapters:
             self.model, self.tokenizer = self._with_adapters(folder, info, adapters)
         elif info.get("method") and info["method"] != "merged":
@@ -101,14 +103,18 @@ class Predictor:
 
             self.model, self.tokenizer = load_trained(info["base_model"], info["method"], str(folder), self.precision)
             self.systems[BASE] = info.get("system", "")
-            self.labels[BASE] = info.get("labels")
+            self._read_labels(BASE, info)
         else:
             from tunesmith.models.load import load_model
 
             self.model, self.tokenizer = load_model(str(folder), self.precision)
             self.systems[BASE] = info.get("system", "")
-            self.labels[BASE] = info.get("labels")
+            self._read_labels(BASE, info)
         self.default = next(iter(adapters)) if adapters else BASE
+
+    def _read_labels(self, name: str, info: dict) -> None:
+        self.labels[name] = info.get("labels")
+        self.multilabel[name] = info.get("task_type") == "multilabel"
 
     def _with_adapters(self, base_folder: Path, base_info: dict, adapters: dict[str, str]):
         from peft import PeftModel
@@ -127,7 +133,7 @@ class Predictor:
                     f"--adapter {name}: method {info.get('method')} is not a PEFT adapter; serve it alone with --model"
                 )
             self.systems[name] = info.get("system", "")
-            self.labels[name] = info.get("labels")
+            self._read_labels(name, info)
             if model is None:
                 model = PeftModel.from_pretrained(base, str(folder), adapter_name=name)
             else:
@@ -169,7 +175,22 @@ class Predictor:
                 with self.model.disable_adapter():
                     return self._answer(prompts, None, max_new_tokens, batch_size)
             self.model.set_adapter(adapter)
-        return self._answer(prompts, self.labels.get(adapter), max_new_tokens, batch_size)
+        labels = self.labels.get(adapter)
+        if labels and self.multilabel.get(adapter):
+            return self._label_sets(prompts, labels, batch_size)
+        return self._answer(prompts, labels, max_new_tokens, batch_size)
+
+    def _label_sets(self, prompts, labels: list[str], batch_size: int) -> list[dict[str, Any]]:
+        """The generated label set (as the model was trained to write it) and each label's probability."""
+        from tunesmith.evaluation.multilabel import label_probabilities
+        from tunesmith.evaluation.scoring import generate
+        from tunesmith.formats.multilabel import answer_for, parse_answer
+
+        width = len(self.tokenizer(answer_for(labels, labels), add_special_tokens=False)["input_ids"])
+        replies = generate(self.model, self.tokenizer, prompts, width + 4, batch_size)
+        sets = [parse_answer(reply, labels)[0] for reply in replies]
+        scored = label_probabilities(self.model, self.tokenizer, prompts, sets, labels)
+        return [{"output": answer_for(s, labels), "labels": row} for s, row in zip(sets, scored, strict=True)]
 
     def _answer(self, prompts, labels: list[str] | None, max_new_tokens: int, batch_size: int) -> list[dict[str, Any]]:
         from tunesmith.evaluation.evaluate import CANDIDATES

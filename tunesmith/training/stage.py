@@ -121,7 +121,13 @@ def run_training(
         out_dir=str(out_dir),
         trust_remote_code=model.trust_remote_code,
         checkpoint_dir=str(checkpoint_dir(config, plan, data, model)),
-        manifest={"labels": data.labels, "data_hash": data.data_hash, "run_id": run_id, "model_spec": config.model},
+        manifest={
+            "labels": data.labels,
+            "task_type": data.task_type,
+            "data_hash": data.data_hash,
+            "run_id": run_id,
+            "model_spec": config.model,
+        },  # fmt: skip
         trial=trial,
         start_from=first.output_dir if first else None,
     )
