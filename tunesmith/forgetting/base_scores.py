@@ -12,7 +12,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from tunesmith.versioning import code_version
+from tunesmith.versioning import source_hash
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 MEMO = "file_hashes.json"
@@ -56,9 +56,17 @@ def model_content_hash(model_path: str, cache_dir: Path) -> str:
     return digest.hexdigest()
 
 
+def scoring_code_version() -> str:
+    from tunesmith.resources import package_file
+
+    return "+".join(source_hash(package_file("tunesmith") / name) for name in ("forgetting", "models"))
+
+
 def scores_key(model_hash: str, precision: dict[str, Any], suite: dict[str, Any], benchmark_paths: dict[str, str],
                limit: int | None, seed: int) -> str:  # fmt: skip
-    """Everything the base model's scores depend on; the library's code version too, as for every cache."""
+    """Everything the base model's scores depend on. Of Tunesmith's code, only what loads the model and asks the
+    questions (the forgetting and models packages): the whole library's version would rescore the base model,
+    10-15 minutes of a CPU's time, after any change anywhere, a new data format as much as a scorer fix."""
     memo: dict[str, str] = {}
     key = {
         "model": model_hash,
@@ -70,7 +78,7 @@ def scores_key(model_hash: str, precision: dict[str, Any], suite: dict[str, Any]
         "lm_eval": version("lm_eval"),
         "limit": limit,
         "seed": seed,
-        "code": code_version(),
+        "code": scoring_code_version(),
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
