@@ -54,7 +54,7 @@ def faq_config(tmp_path, model, rows: list) -> str:
 
 
 def test_an_unregistered_format_is_refused_naming_the_known_ones(tmp_path, tiny_model):
-    with pytest.raises(ConfigError, match="unknown data format 'faq': use one of classification, instruction"):
+    with pytest.raises(ConfigError, match="unknown data format 'faq': use one of classification, multilabel, instruction"):
         load_config(faq_config(tmp_path, tiny_model, faq_rows(3)))
 
 
