@@ -102,6 +102,27 @@ def test_iterative_splits_keep_a_label_with_four_examples_in_every_split_and_the
     assert abs(len(splits.test) - 60) <= 3 and abs(len(splits.validation) - 60) <= 3
 
 
+@pytest.mark.parametrize("strategy", ["oversample", "cap"])
+def test_balancing_label_sets_lifts_rare_labels_or_caps_common_ones_without_losing_a_rare_label(strategy):
+    from tunesmith.curation.balance import balance
+
+    examples = _multilabel_examples(600)
+    result = balance(examples, strategy, cap_ratio=3.0, seed=1)
+    before, after = result.before, result.after
+    assert before["l19"] >= 4 and result.imbalance_ratio > 10
+    if strategy == "oversample":  # ML-ROS: every label brought to the mean imbalance at least, no example lost
+        largest = max(before.values())
+        mean_imbalance = sum(largest / n for n in before.values()) / len(before)
+        assert all(largest / n <= mean_imbalance for n in after.values()) and after["l19"] > before["l19"]
+        assert result.added > 0 and not result.dropped
+        assert len(result.examples) == len(examples) + result.added <= 2 * len(examples)
+        assert after["l0"] / after["l19"] < before["l0"] / before["l19"]
+    else:  # every example of a label at or under 3x the rarest is kept
+        limit = 3 * min(before.values())
+        assert result.dropped and all(after[label] == n for label, n in before.items() if n <= limit)
+        assert max(after.values()) < max(before.values())
+
+
 def test_multilabel_data_is_curated_with_conflicts_by_label_set_and_its_suite(tmp_path, tiny_model):
     examples = _multilabel_examples(200)
     rows = [{"text": e.prompt_text, "labels": e.labels} for e in examples]

@@ -328,9 +328,8 @@ def _balance(work: _Work, splits: Splits):
         splits.train, config.balance.strategy, config.balance.cap_ratio, config.balance.warn_ratio, config.seed
     )
     for example in balanced.dropped:
-        reason = (
-            f"dropped by balancing: class '{example.group}' capped at {config.balance.cap_ratio:g}x the smallest class"
-        )
+        what = f"class '{example.group}'" if example.labels is None else f"labels {', '.join(example.labels)} all"
+        reason = f"dropped by balancing: {what} capped at {config.balance.cap_ratio:g}x the smallest class"
         work.rejects.append(Rejected(example.source, "balancing", reason, None, dedup_text(example)[:500]))
     splits.train = balanced.examples
     work.warnings += balanced.warnings
