@@ -24,7 +24,8 @@ def pair_logprobs(
     prompt (system + the pair's conversation) with one per example (a few-shot prompt, say).
 
     Each prompt is read once for both replies (the forgetting suite's shared-prefix scorer), pairs of similar
-    prompt length in a batch: conversations are most of a pair's tokens (HH-RLHF's test pairs: about 3/4)."""
+    prompt length in a batch: conversations are most of a pair's tokens (HH-RLHF's test pairs: about 3/4).
+    A batch holds at most `batch_size` pairs and TOKENS_PER_BATCH padded tokens (see `_batches`)."""
     pairs = [_pair_tokens(tokenizer, prompts[i] if prompts is not None else prompt_messages(e, system), e)
              for i, e in enumerate(examples)]  # fmt: skip
     scores = np.empty((len(examples), 2))
@@ -33,14 +34,36 @@ def pair_logprobs(
             scores[i] = _continuation_logprobs(model, prompt_ids, replies, tokenizer.pad_token_id)
             progress.advance()
         return scores
-    order = sorted(range(len(pairs)), key=lambda i: -len(pairs[i][0]))
-    for start in range(0, len(order), batch_size):
-        batch = order[start : start + batch_size]
+    for batch in _batches(pairs, batch_size):
         answers = score_choices(model, model.device, [pairs[i][0] for i in batch], [pairs[i][1] for i in batch])
         for j, i in enumerate(batch):
             scores[i] = [answers[2 * j][0], answers[2 * j + 1][0]]
             progress.advance()
     return scores
+
+
+# The scorer keeps every reply's logits over the whole vocabulary until it has read them all: 8 HH-RLHF pairs with
+# 900-token replies held 1.6 GB of them, on top of the forward pass's own, and a run's evaluation went out of
+# memory. A token budget bounds both whatever the lengths (8,192 tokens: at most 0.8 GB of bf16 logits with a
+# 49k vocabulary).
+TOKENS_PER_BATCH = 8192
+
+
+def _batches(pairs: list[tuple[list[int], list[list[int]]]], batch_size: int) -> list[list[int]]:
+    """Pair indices in batches, longest prompt first, each within `batch_size` pairs and TOKENS_PER_BATCH padded
+    tokens (pairs x (longest prompt + both replies at the longest reply's length)); a pair over the budget
+    alone goes in a batch of its own."""
+    order = sorted(range(len(pairs)), key=lambda i: -len(pairs[i][0]))
+    batches: list[list[int]] = []
+    for i in order:
+        batch = batches[-1] if batches else []
+        grown = [*batch, i]
+        width = max(len(pairs[j][0]) for j in grown) + 2 * max(len(r) for j in grown for r in pairs[j][1])
+        if batch and len(grown) <= batch_size and len(grown) * width <= TOKENS_PER_BATCH:
+            batch.append(i)
+        else:
+            batches.append([i])
+    return batches
 
 
 def _pair_tokens(tokenizer, messages: list[dict[str, str]], example: Example) -> tuple[list[int], list[list[int]]]:
