@@ -60,11 +60,16 @@ def settled_rss_mb() -> float:
     glibc keeps freed memory in its arenas; malloc_trim hands it back so that an earlier stage's garbage does
     not count against the next one.
     """
+    release_memory()
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def release_memory() -> None:
+    """Collect garbage and hand glibc's freed arenas back to the system."""
     import ctypes
     import gc
     from contextlib import suppress
 
     gc.collect()
-    with suppress(OSError):  # not glibc (macOS, musl): the baseline is a little higher, nothing breaks
+    with suppress(OSError):  # not glibc (macOS, musl): the memory stays with the process, nothing breaks
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    return psutil.Process().memory_info().rss / 2**20
