@@ -33,8 +33,7 @@ def make_example(
     if rejected is not None:
         content.append(normalize_text(rejected))
     digest = hashlib.sha256(json.dumps(content, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
-    example = Example(digest, messages, source, label=label, category=category, origin=origin, rejected=rejected)
-    return replace(example, labels=labels) if labels is not None else example
+    return Example(digest, messages, source, label, category, origin, rejected, labels)
 
 
 def copy_of(example: Example, n: int) -> Example:

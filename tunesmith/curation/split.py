@@ -51,10 +51,9 @@ def stratified_split(examples: list[Example], validation: float, test: float, se
 
 def iterative_split(examples: list[Example], validation: float, test: float, seed: int) -> Splits:
     """Multi-label splits by iterative stratification (Sechidis, Tsoumakas and Vlahavas, 2011): the rarest label
-    still to place goes first, each of its examples to the split that most lacks that label (then examples, then
-    chance), so a label with a handful of examples still reaches every held-out split and common labels keep
-    their proportions (ties go to the split with more room, then to the one listed first). Examples without
-    labels fill the splits' remaining room.
+    still to place goes first, each of its examples to the split that most lacks that label (ties go to the split
+    with more room, then to the one listed first), so a label with a handful of examples still reaches every
+    held-out split and common labels keep their proportions. Examples without labels fill the remaining room.
 
     Written out here (about 30 lines) rather than taken from scikit-multilearn or iterative-stratification: their
     splitters take a label matrix and fractions for two parts, and ours needs three and a seed-stable order."""

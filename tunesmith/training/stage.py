@@ -127,7 +127,7 @@ def run_training(
             "data_hash": data.data_hash,
             "run_id": run_id,
             "model_spec": config.model,
-        },  # fmt: skip
+        },
         trial=trial,
         start_from=first.output_dir if first else None,
     )
