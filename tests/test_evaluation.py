@@ -17,7 +17,7 @@ from tunesmith.evaluation.metrics import (
     json_metrics,
     mean_interval,
 )
-from tunesmith.evaluation.scoring import generate, label_logprobs, perplexity
+from tunesmith.evaluation.scoring import generate, label_logprobs, perplexity, token_batches
 from tunesmith.models.load import load_model
 from tunesmith.training.inference import load_trained
 from tunesmith.training.sft import train_files
@@ -99,6 +99,34 @@ def test_perplexity_is_exp_of_mean_answer_token_loss(tiny_model):
     assert perplexity(model, tokenizer, [conversation, conversation], batch_size=2) == pytest.approx(
         math.exp(loss), rel=1e-3
     )
+
+
+def test_perplexity_of_padded_conversations_of_mixed_lengths_pools_their_answer_tokens(tiny_model):
+    model, tokenizer = load_model(str(tiny_model), CPU32)
+    from tunesmith.training.tokenize import tokenize_conversation
+
+    conversations = [
+        [{"role": "user", "content": "refund " * n}, {"role": "assistant", "content": "billing " * (4 - n)}]
+        for n in (1, 2, 3)
+    ]
+    nll = tokens = 0.0
+    for conversation in conversations:  # each alone, no padding: the reference
+        row = tokenize_conversation(tokenizer, conversation)
+        with torch.no_grad():
+            loss = model(input_ids=torch.tensor([row["input_ids"]]), labels=torch.tensor([row["labels"]])).loss
+        answer_tokens = sum(label != -100 for label in row["labels"][1:])
+        nll, tokens = nll + loss.item() * answer_tokens, tokens + answer_tokens
+    assert perplexity(model, tokenizer, conversations, batch_size=3) == pytest.approx(math.exp(nll / tokens), rel=1e-3)
+
+
+def test_token_batches_bound_rows_and_padded_tokens_and_keep_every_index():
+    lengths = [900, 10, 4000, 300, 300, 299, 1200, 50]
+    batches = token_batches(lengths, max_rows=3, max_tokens=1000)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for batch in batches:
+        assert len(batch) <= 3
+        assert len(batch) == 1 or len(batch) * max(lengths[i] for i in batch) <= 1000
+    assert [2] in batches and [6] in batches  # over the budget alone: a batch each, not dropped
 
 
 def test_label_scores_equal_the_models_own_log_likelihood(tiny_model):

@@ -145,6 +145,26 @@ def generate(
     return [r.strip() for r in replies]
 
 
+# Whole conversations' logits over the vocabulary are most of a scoring batch's memory: 16 HH-RLHF test
+# conversations of up to 1,500 tokens made 16 x 1,500 x 49k logits plus their fp32 copies, and a run's evaluation
+# went out of memory on a 23 GB machine. A batch holds at most this many padded tokens (0.8 GB of bf16 logits).
+TOKENS_PER_BATCH = 8192
+
+
+def token_batches(lengths: list[int], max_rows: int, max_tokens: int = TOKENS_PER_BATCH) -> list[list[int]]:
+    """Indices in batches, longest first (similar lengths pad little), each within `max_rows` rows and
+    `max_tokens` padded tokens; a row over the token budget alone gets a batch of its own."""
+    batches: list[list[int]] = []
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        batch = batches[-1] if batches else []
+        # longest first: the batch's first row sets its width
+        if batch and len(batch) < max_rows and (len(batch) + 1) * lengths[batch[0]] <= max_tokens:
+            batch.append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
 @torch.no_grad()
 def perplexity(model, tokenizer, conversations: list[list[dict[str, str]]], batch_size: int = 8) -> float:
     """exp(mean negative log-likelihood) of the assistant tokens of whole conversations."""
@@ -152,8 +172,8 @@ def perplexity(model, tokenizer, conversations: list[list[dict[str, str]]], batc
 
     rows = [tokenize_conversation(tokenizer, c) for c in conversations]
     total_nll, total_tokens = 0.0, 0
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start : start + batch_size]
+    for batch in token_batches([len(r["input_ids"]) for r in rows], batch_size):
+        chunk = [rows[i] for i in batch]
         width = max(len(r["input_ids"]) for r in chunk)
         ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
         labels = torch.full((len(chunk), width), -100, dtype=torch.long)
@@ -162,12 +182,11 @@ def perplexity(model, tokenizer, conversations: list[list[dict[str, str]]], batc
             ids[i, : len(r["input_ids"])] = torch.tensor(r["input_ids"])
             labels[i, : len(r["labels"])] = torch.tensor(r["labels"])
             mask[i, : len(r["input_ids"])] = 1
-        logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits.float()
+        logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits
         logits = logits[:, -width:]  # prompt tuning returns its virtual positions first
         targets = labels[:, 1:].to(model.device)
-        nll = torch.nn.functional.cross_entropy(
-            logits[:, :-1].reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100, reduction="sum"
-        )
+        scored = targets != -100  # in fp32 only where an answer token is predicted
+        nll = torch.nn.functional.cross_entropy(logits[:, :-1][scored].float(), targets[scored], reduction="sum")
         total_nll += nll.item()
-        total_tokens += int((targets != -100).sum())
+        total_tokens += int(scored.sum())
     return math.exp(total_nll / max(total_tokens, 1))
