@@ -26,6 +26,7 @@ from tunesmith.training.distributed.spec import TrainingSpec
 from tunesmith.training.distributed.strategies import SHARDED
 from tunesmith.training.fast_path import resolve as resolve_fast_path
 from tunesmith.training.fast_path import skip_adapter_input_casts
+from tunesmith.training.freed_memory import HandBackFreedMemory
 from tunesmith.training.guards import StopOnNonFinite
 from tunesmith.training.inference import write_merged
 from tunesmith.training.methods import METHODS
@@ -235,6 +236,8 @@ def _trainer(spec: TrainingSpec, plan: TrainingPlan, tokenizer, train, validatio
     config, hp, precision = plan.settings, plan.hyperparameters(), spec.precision_record()
     args = trainer_arguments(config, hp, precision, checkpoints, validation is not None)
     callbacks = [StopOnNonFinite(hp["learning_rate"])]
+    if precision.device == "cpu":
+        callbacks.append(HandBackFreedMemory())
     if args.load_best_model_at_end and config.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
     if spec.trial and plan.schedule["world_size"] == 1:  # a search trial in one process: its pruner sees every loss
