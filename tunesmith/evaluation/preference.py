@@ -8,7 +8,7 @@ import torch
 
 from tunesmith.console import progress
 from tunesmith.evaluation.label_tree import reply_tokens
-from tunesmith.evaluation.scoring import _chat_ids, _continuation_logprobs
+from tunesmith.evaluation.scoring import _chat_ids, _continuation_logprobs, token_batches
 from tunesmith.forgetting.shared_prefix import score_choices, shares_prefixes
 from tunesmith.prompts import prompt_messages
 from tunesmith.records import Example, Scored
@@ -25,7 +25,7 @@ def pair_logprobs(
 
     Each prompt is read once for both replies (the forgetting suite's shared-prefix scorer), pairs of similar
     prompt length in a batch: conversations are most of a pair's tokens (HH-RLHF's test pairs: about 3/4).
-    A batch holds at most `batch_size` pairs and TOKENS_PER_BATCH padded tokens (see `_batches`)."""
+    A batch holds at most `batch_size` pairs and the scoring token budget (see `_batches`)."""
     pairs = [_pair_tokens(tokenizer, prompts[i] if prompts is not None else prompt_messages(e, system), e)
              for i, e in enumerate(examples)]  # fmt: skip
     scores = np.empty((len(examples), 2))
@@ -44,26 +44,15 @@ def pair_logprobs(
 
 # The scorer keeps every reply's logits over the whole vocabulary until it has read them all: 8 HH-RLHF pairs with
 # 900-token replies held 1.6 GB of them, on top of the forward pass's own, and a run's evaluation went out of
-# memory. A token budget bounds both whatever the lengths (8,192 tokens: at most 0.8 GB of bf16 logits with a
-# 49k vocabulary).
-TOKENS_PER_BATCH = 8192
-
-
+# memory. The scoring token budget bounds both whatever the lengths.
 def _batches(pairs: list[tuple[list[int], list[list[int]]]], batch_size: int) -> list[list[int]]:
-    """Pair indices in batches, longest prompt first, each within `batch_size` pairs and TOKENS_PER_BATCH padded
-    tokens (pairs x (longest prompt + both replies at the longest reply's length)); a pair over the budget
-    alone goes in a batch of its own."""
-    order = sorted(range(len(pairs)), key=lambda i: -len(pairs[i][0]))
-    batches: list[list[int]] = []
-    for i in order:
-        batch = batches[-1] if batches else []
-        grown = [*batch, i]
-        width = max(len(pairs[j][0]) for j in grown) + 2 * max(len(r) for j in grown for r in pairs[j][1])
-        if batch and len(grown) <= batch_size and len(grown) * width <= TOKENS_PER_BATCH:
-            batch.append(i)
-        else:
-            batches.append([i])
-    return batches
+    """Pair indices in batches, longest prompt first, each within `batch_size` pairs and the scoring token budget
+    (pairs x (longest prompt + both replies at the longest reply's length))."""
+
+    def width(batch: list[int]) -> int:
+        return max(len(pairs[j][0]) for j in batch) + 2 * max(len(r) for j in batch for r in pairs[j][1])
+
+    return token_batches([len(prompt) for prompt, _ in pairs], batch_size, width=width)
 
 
 def _pair_tokens(tokenizer, messages: list[dict[str, str]], example: Example) -> tuple[list[int], list[list[int]]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -151,14 +152,21 @@ def generate(
 TOKENS_PER_BATCH = 8192
 
 
-def token_batches(lengths: list[int], max_rows: int, max_tokens: int = TOKENS_PER_BATCH) -> list[list[int]]:
+def token_batches(
+    lengths: list[int],
+    max_rows: int,
+    max_tokens: int = TOKENS_PER_BATCH,
+    width: Callable[[list[int]], int] | None = None,
+) -> list[list[int]]:
     """Indices in batches, longest first (similar lengths pad little), each within `max_rows` rows and
-    `max_tokens` padded tokens; a row over the token budget alone gets a batch of its own."""
+    `max_tokens` padded tokens (rows x `width(batch)`, by default its longest row); a row over the token budget
+    alone gets a batch of its own."""
+    width = width or (lambda batch: max(lengths[i] for i in batch))
     batches: list[list[int]] = []
     for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
         batch = batches[-1] if batches else []
-        # longest first: the batch's first row sets its width
-        if batch and len(batch) < max_rows and (len(batch) + 1) * lengths[batch[0]] <= max_tokens:
+        grown = [*batch, i]
+        if batch and len(grown) <= max_rows and len(grown) * width(grown) <= max_tokens:
             batch.append(i)
         else:
             batches.append([i])
