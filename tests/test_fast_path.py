@@ -16,16 +16,22 @@ CUDA16 = Precision("cuda", "bfloat16", "tests")
 def test_auto_keeps_the_cpu_path_plain_and_turns_the_gpu_path_on(monkeypatch):
     cpu = fast_path.resolve(TrainingConfig(), CPU32)
     assert cpu.params() == {"attention": "sdpa", "padding_free": False, "fused_optimizer": False, "liger": False,
-                            "frozen_dtype": "float32"}  # fmt: skip
+                            "frozen_dtype": "float32", "compile": False, "tokens_per_batch": None}  # fmt: skip
     monkeypatch.setattr(fast_path, "_installed", lambda module: True)
     gpu = fast_path.resolve(TrainingConfig(), CUDA16)
     assert gpu.params() == {"attention": "flash_attention_2", "padding_free": True, "fused_optimizer": True,
-                            "liger": True, "frozen_dtype": "bfloat16"}  # fmt: skip
+                            "liger": True, "frozen_dtype": "bfloat16", "compile": True,
+                            "tokens_per_batch": None}  # fmt: skip
     monkeypatch.setattr(fast_path, "_installed", lambda module: False)
     bare = fast_path.resolve(TrainingConfig(), CUDA16)
     # Without a varlen kernel, padding-free batches would attend over the whole flattened batch: length grouping.
     assert (bare.attention, bare.padding_free, bare.liger) == ("sdpa", False, False)
     assert "length grouping" in bare.why["padding_free"] and bare.fused_optimizer
+    # Packed (a plan's resolved budget): PyTorch's block-sparse flex attention keeps each example to itself.
+    packed = fast_path.resolve(TrainingConfig(tokens_per_batch=4096), CUDA16)
+    assert (packed.attention, packed.padding_free, packed.tokens_per_batch) == ("flex_attention", True, 4096)
+    assert fast_path.resolve(TrainingConfig(tokens_per_batch=4096), CPU32).attention == "sdpa"
+    assert not fast_path.resolve(TrainingConfig(compile=False), CUDA16).compile
     assert fast_path.resolve(TrainingConfig(frozen_weights="float32"), CUDA16).frozen_dtype == "float32"
 
 

@@ -359,8 +359,16 @@ class TrainingConfig(Section):
     # when the memory estimate says the method only fits with it (the record's plan).
     gradient_checkpointing: bool = False
     # Speed switches (tunesmith/training/fast_path.py); auto: on where they help and are installed (a GPU).
-    attention: Literal["auto", "sdpa", "eager", "flash_attention_2", "flash_attention_3"] = "auto"
+    attention: Literal["auto", "sdpa", "eager", "flex_attention", "flash_attention_2", "flash_attention_3"] = "auto"
     padding_free: bool | Literal["auto"] = "auto"  # one flattened sequence per batch, no padding
+    # Micro-batches sized in tokens: supervised examples packed, without padding, into one sequence of at most this
+    # many tokens, each attending only to itself (tunesmith/training/packing.py); batch_size and accumulation then
+    # only set the effective batch. auto: on a GPU, as much of the effective batch as the memory estimate fits in
+    # one micro-batch; off on a CPU (benchmarks/training_throughput.py measures both). off: batches of examples.
+    tokens_per_batch: Annotated[int, Field(ge=64)] | Literal["auto", "off"] = "auto"
+    # torch.compile of the model. auto: on CUDA GPUs (fewer kernel launches); off on a CPU, where compiling costs
+    # more than the few steps of a CPU training win back.
+    compile: bool | Literal["auto"] = "auto"
     fused_optimizer: bool | Literal["auto"] = "auto"  # torch's fused AdamW kernel
     liger: bool | Literal["auto"] = "auto"  # Liger's RMSNorm, RoPE, SwiGLU and fused linear cross-entropy
     # Base weights an adapter method does not train: in the compute dtype (bf16 on a GPU: half the memory, no

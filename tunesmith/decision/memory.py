@@ -275,10 +275,11 @@ def workload_for(training, precision_dtype: str, seq_len: int, on_gpu: bool, dev
         if training.effective_batch_size
         else training.gradient_accumulation_steps
     )
+    packed = isinstance(training.tokens_per_batch, int)  # a plan's packed micro-batch: one row of that many tokens
     return replace(
         Workload(),
-        seq_len=seq_len,
-        batch_size=training.batch_size,
+        seq_len=training.tokens_per_batch if packed else seq_len,
+        batch_size=1 if packed else training.batch_size,
         gradient_accumulation_steps=accumulation,
         activation_dtype=precision_dtype,
         frozen_dtype=frozen_dtype(training, "cuda" if on_gpu else "cpu", precision_dtype),

@@ -91,6 +91,7 @@ def plan_context(config: RunConfig, data: CuratedData, model: PreparedModel) -> 
         max_seq_length=data.max_seq_length,
         max_seq_length_source=data.max_seq_length_source,
         estimate_seq_len=min(data.max_seq_length, int(data.token_stats.get("max") or data.max_seq_length)),
+        mean_tokens=data.token_stats.get("mean") or None,
         hidden=hidden_size(model.path, model.trust_remote_code),
         dtype=model.precision.dtype,
         device=model.precision.device,

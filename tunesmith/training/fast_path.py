@@ -1,9 +1,10 @@
 """The speed switches of a training, resolved for the device it runs on.
 
 Each is a training.* key whose default, `auto`, turns it on where it is known to help and is available: on a
-GPU, the frozen base in the compute dtype, FlashAttention with padding-free batches, fused AdamW and Liger's
-kernels; on a CPU, none of them (the CPU path is measured by benchmarks/training_throughput.py). A switch set
-to true where it cannot work is a config error, not a silent fall-back.
+GPU, the frozen base in the compute dtype, FlashAttention with padding-free batches (flex attention for packed
+ones without flash-attn), fused AdamW, Liger's kernels and torch.compile; on a CPU, none of them (the CPU path is
+measured by benchmarks/training_throughput.py). A switch set to true where it cannot work is a config error, not
+a silent fall-back.
 """
 
 from __future__ import annotations
@@ -39,13 +40,15 @@ class FastPath:
     fused_optimizer: bool
     liger: bool
     frozen_dtype: str  # dtype of the base weights an adapter method leaves frozen
+    compile: bool = False
+    tokens_per_batch: int | None = None  # packed micro-batches of this many tokens; None: batches of examples
     why: dict[str, str] = field(default_factory=dict)
 
     def params(self) -> dict[str, str | bool]:
         return {k: v for k, v in asdict(self).items() if k != "why"}
 
 
-def _attention(config: TrainingConfig, cuda: bool) -> tuple[str, str]:
+def _attention(config: TrainingConfig, cuda: bool, packed: bool) -> tuple[str, str]:
     if config.attention != "auto":
         if config.attention in VARLEN_ATTENTION and not (cuda and _installed("flash_attn")):
             raise FastPathError(
@@ -56,6 +59,8 @@ def _attention(config: TrainingConfig, cuda: bool) -> tuple[str, str]:
         return config.attention, "training.attention"
     if cuda and _installed("flash_attn"):
         return "flash_attention_2", "auto: CUDA with flash-attn installed"
+    if cuda and packed:  # PyTorch's own block-sparse kernel: a document mask costs only the blocks it keeps
+        return "flex_attention", "auto: packed batches on CUDA without flash-attn"
     return "sdpa", "auto: " + ("flash-attn not installed" if cuda else "CPU")
 
 
@@ -86,12 +91,20 @@ def liger_on(config: TrainingConfig, device: str) -> bool:
 
 def resolve(config: TrainingConfig, precision: Precision) -> FastPath:
     cuda = precision.device == "cuda"
-    attention, attention_why = _attention(config, cuda)
+    packed = isinstance(config.tokens_per_batch, int)  # as the plan resolved it
+    attention, attention_why = _attention(config, cuda, packed)
     varlen = attention in VARLEN_ATTENTION
     padding_free, padding_why = (
         (varlen, "auto: " + ("varlen attention" if varlen else f"{attention} attention: length grouping instead"))
         if config.padding_free == "auto"
         else (bool(config.padding_free), "training.padding_free")
+    )
+    if packed:
+        padding_free, padding_why = True, "packed micro-batches (training.tokens_per_batch)"
+    compiled, compile_why = (
+        (cuda, "auto: " + ("CUDA" if cuda else "CPU"))
+        if config.compile == "auto"
+        else (bool(config.compile), "training.compile")
     )
     fused, fused_why = (  # torch's fused AdamW runs on CPUs too, but it is measured to help on GPUs
         (cuda, "auto: " + ("CUDA" if cuda else "CPU"))
@@ -107,9 +120,9 @@ def resolve(config: TrainingConfig, precision: Precision) -> FastPath:
     frozen = frozen_dtype(config, precision.device, precision.dtype)
     frozen_why = "training.frozen_weights" if config.frozen_weights != "auto" else f"auto on {precision.device}"
     return FastPath(
-        attention, padding_free, fused, liger, frozen,
+        attention, padding_free, fused, liger, frozen, compiled, int(config.tokens_per_batch) if packed else None,
         {"attention": attention_why, "padding_free": padding_why, "fused_optimizer": fused_why,
-         "liger": liger_why, "frozen_dtype": frozen_why},
+         "liger": liger_why, "frozen_dtype": frozen_why, "compile": compile_why},
     )  # fmt: skip
 
 

@@ -23,14 +23,16 @@ from functools import cached_property
 from typing import Any
 
 from tunesmith.config.schema import TrainingConfig
-from tunesmith.decision.memory import fit, workload_for
+from tunesmith.decision.memory import estimate, fit, workload_for
 from tunesmith.errors import NotEnoughMemory
 from tunesmith.models.shape import model_shape
 from tunesmith.search.space import current_values, show_value, with_settings
+from tunesmith.training import packing
 from tunesmith.training.methods import METHODS
 from tunesmith.training.objectives import OBJECTIVES, objective_for
 
 MEMORY_KEYS = ("batch_size", "gradient_accumulation_steps", "gradient_checkpointing")
+PACKED_KEYS = ("tokens_per_batch", "gradient_accumulation_steps", "gradient_checkpointing")
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class PlanContext:
     max_seq_length: int | None  # as curation settled it (None: as long as the examples are)
     max_seq_length_source: str = "set in the config"
     estimate_seq_len: int | None = None  # the longest example the memory check assumes; None: max_seq_length
+    mean_tokens: float | None = None  # the examples' mean length in tokens (packed batches are sized by it)
     hidden: int | None = None  # the model's width, for the width-fitted learning rates
     dtype: str = "float32"
     device: str = "cpu"
@@ -75,7 +78,8 @@ class TrainingPlan:
         """The values the run is logged with (MLflow params, the model's manifest)."""
         t = self.training
         keys = ("objective", "learning_rate", "epochs", "weight_decay", "batch_size", "gradient_accumulation_steps",
-                "lr_scheduler", "warmup_ratio", "max_steps", "max_seq_length", "loss_on")  # fmt: skip
+                "tokens_per_batch", "lr_scheduler", "warmup_ratio", "max_steps", "max_seq_length",
+                "loss_on")  # fmt: skip
         anchored = {"l2_to_base": t["l2_to_base"]} if t.get("l2_to_base") else {}
         return {"method": self.method, **{k: t[k] for k in keys}, **anchored, **self.schedule}
 
@@ -92,7 +96,7 @@ class TrainingPlan:
     def rows(self) -> list[tuple[str, str, str]]:
         """(setting, value, source) for the table `tunesmith decide` and the run's plan.md show."""
         shown = ("method", "objective", "learning_rate", "epochs", "weight_decay", "max_seq_length", "batch_size",
-                 "gradient_accumulation_steps", "gradient_checkpointing")  # fmt: skip
+                 "tokens_per_batch", "gradient_accumulation_steps", "gradient_checkpointing")  # fmt: skip
         values = {"method": self.method, **self.training}
         rows = [(key, show_value(values[key]), self.sources.get(key, "default")) for key in shown]
         rows += [(k, show_value(v), "schedule (the settings over the data)") for k, v in self.schedule.items()]
@@ -168,6 +172,11 @@ def _fit_memory(settings: TrainingConfig, method: str, context: PlanContext, sou
     # the accumulation an effective batch asks for, fixed from here on
     update = {"gradient_accumulation_steps": workload.gradient_accumulation_steps, "effective_batch_size": None}
     settings = settings.model_copy(update=update)
+    request = packing.requested(settings.tokens_per_batch, context.device, settings.objective)
+    if request is None:
+        settings = settings.model_copy(update={"tokens_per_batch": "off"})
+    else:
+        return _fit_packed(settings, method, context, sources, request)
     if context.budget_gb is None:
         return settings, sources, {"checked": False}
     shape = model_shape(context.model_path, context.trust_remote_code)
@@ -188,12 +197,63 @@ def _fit_memory(settings: TrainingConfig, method: str, context: PlanContext, sou
     return settings.model_copy(update=update), sources, memory
 
 
+def _mean_tokens(context: PlanContext) -> float:
+    return context.mean_tokens or context.max_seq_length or 1
+
+
+def _fit_packed(settings: TrainingConfig, method: str, context: PlanContext, sources: dict[str, str],
+                request: int | str):  # fmt: skip
+    """The token budget of a packed micro-batch and the accumulation that keeps the effective batch: the largest
+    budget that fits memory (without checkpointing if any does), as `fit` does for batches of examples."""
+    per_step = packing.tokens_per_step(settings.batch_size, settings.gradient_accumulation_steps, _mean_tokens(context))
+    options = packing.budgets(request, per_step, context.max_seq_length or 0)
+    tried = [
+        settings.model_copy(update={"tokens_per_batch": budget, "gradient_checkpointing": checkpointing,
+                                    "gradient_accumulation_steps": packing.accumulation(per_step, budget)})
+        for checkpointing in dict.fromkeys((settings.gradient_checkpointing, True))
+        for budget in options
+    ]  # fmt: skip
+    why = "config" if request != "auto" else f"memory plan (one step holds about {per_step:.0f} tokens)"
+    memory: dict[str, Any] = {"checked": False}
+    chosen = tried[0]
+    if context.budget_gb is not None:
+        shape = model_shape(context.model_path, context.trust_remote_code)
+        found = []
+        for candidate in tried:
+            workload = workload_for(candidate, context.dtype, 0, context.on_gpu, context.devices)
+            found.append((candidate, estimate(method, shape, workload)))
+            if found[-1][1].total_gb <= context.budget_gb:
+                break
+        chosen, best = found[-1]
+        memory = {"checked": True, "total_gb": round(best.total_gb, 3), "budget_gb": round(context.budget_gb, 3),
+                  "budget_source": context.budget_source, "fits": best.total_gb <= context.budget_gb,
+                  "seq_len": int(chosen.tokens_per_batch), "packed": True}  # fmt: skip
+        if not memory["fits"]:
+            raise NotEnoughMemory(
+                f"{method} does not fit the {context.budget_gb:.1f} GB usable ({context.budget_source}) with "
+                f"micro-batches of {chosen.tokens_per_batch} tokens, even with gradient checkpointing (about "
+                f"{best.total_gb:.1f} GB)",
+                "training.tokens_per_batch, training.max_seq_length, training.method",
+                "lower training.tokens_per_batch (down to the longest example), shorten training.max_seq_length, "
+                "or choose a method that trains fewer weights (lora, qlora)",
+            )
+    changed = {key for key in PACKED_KEYS if getattr(chosen, key) != getattr(settings, key)}
+    sources |= {key: why if key == "tokens_per_batch" else "memory plan" for key in changed}
+    return chosen, sources, memory
+
+
 def _schedule(settings: TrainingConfig, context: PlanContext) -> dict[str, Any]:
     """Steps implied by the settings: each of the world's processes takes batch_size examples per micro-step."""
     world = context.devices
     batch, accumulation = settings.batch_size, settings.gradient_accumulation_steps
     rows = context.n_train * OBJECTIVES[settings.objective].rows_per_example  # KTO: two rows per pair
     steps_per_epoch = max(1, math.ceil(rows / (batch * accumulation * world)))
+    packed = isinstance(settings.tokens_per_batch, int)
+    if packed:  # about: the trainer counts the packed micro-batches exactly once it has packed them
+        budget = int(settings.tokens_per_batch)
+        micro = packing.micro_batches(rows, _mean_tokens(context), budget)
+        steps_per_epoch = max(1, math.ceil(micro / (accumulation * world)))
+        batch = max(1, round(budget / _mean_tokens(context)))  # examples a micro-batch holds, about
     total_steps = settings.max_steps if settings.max_steps > 0 else math.ceil(settings.epochs * steps_per_epoch)
     eval_steps = settings.eval_steps or max(1, math.ceil(min(steps_per_epoch, total_steps) / 2))
     return {
@@ -203,6 +263,7 @@ def _schedule(settings: TrainingConfig, context: PlanContext) -> dict[str, Any]:
         "total_steps": total_steps,
         "eval_steps": eval_steps,
         "save_steps": settings.save_steps or eval_steps,
+        **({"tokens_per_step": budget * accumulation * world} if packed else {}),
     }
 
 

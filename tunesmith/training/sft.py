@@ -51,6 +51,10 @@ def trainer_arguments(
     own: dict[str, Any] = objective.settings(config.preference)
     if "padding_free" not in objective.unsupported:
         own["padding_free"] = fast.padding_free
+    micro_batch = config.batch_size
+    if fast.tokens_per_batch:  # one packed row of at most tokens_per_batch tokens per micro-batch (packing.py)
+        own |= {"packing": True, "packing_strategy": "bfd", "eval_packing": True}
+        micro_batch = 1
     return objective.arguments()(
         **own,
         output_dir=str(checkpoints),
@@ -60,13 +64,13 @@ def trainer_arguments(
         lr_scheduler_type=config.lr_scheduler,
         warmup_steps=config.warmup_ratio,  # a float below 1 is a fraction of all steps in transformers 5
         weight_decay=hp["weight_decay"],
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.batch_size,
+        per_device_train_batch_size=micro_batch,
+        per_device_eval_batch_size=micro_batch,
         gradient_accumulation_steps=hp["gradient_accumulation_steps"],
         # TRL turns checkpointing on by default; it recomputes the forward pass (about a third more compute).
         # transformers 5 names it activation_checkpointing (the old name still works, with a FutureWarning).
         activation_checkpointing=config.gradient_checkpointing,
-        max_length=config.max_seq_length,
+        max_length=fast.tokens_per_batch or config.max_seq_length,  # packed: the length of a packed row
         bf16=precision.dtype == "bfloat16",
         fp16=precision.dtype == "float16",
         use_cpu=not cuda,
@@ -75,7 +79,8 @@ def trainer_arguments(
         # batch pairs in their own collators).
         use_liger_kernel=fast.liger and supervised,
         train_sampling_strategy=objective.sampling
-        or ("group_by_length" if config.group_by_length and supervised else "random"),
+        or ("group_by_length" if config.group_by_length and supervised and not fast.tokens_per_batch else "random"),
+        torch_compile=fast.compile,
         logging_steps=config.logging_steps,
         logging_nan_inf_filter=False,  # a NaN must reach our guard, not be averaged away
         eval_strategy="steps" if has_eval else "no",
@@ -163,10 +168,12 @@ def train_model(spec: TrainingSpec, ranks_dir: Path | None = None) -> TrainedMod
     validation = training_rows(spec.validation_path, tokenizer, spec.system, plan.settings)
     checkpoints = Path(spec.checkpoint_dir) if spec.checkpoint_dir else Path(spec.out_dir) / "checkpoints"
     idle_rss_mb = settled_rss_mb()
-    trainer = _trainer(spec, plan, tokenizer, train, validation, checkpoints)
+    trainer = build_trainer(spec, plan, tokenizer, train, validation, checkpoints)
     hp = plan.hyperparameters() | {"optimizer": getattr(trainer.args.optim, "value", trainer.args.optim)}
     hp |= resolve_fast_path(plan.settings, spec.precision_record()).params()
     hp |= OBJECTIVES[plan.settings.objective].settings(plan.settings.preference)  # beta, for the report
+    if hp["tokens_per_batch"] is not None:  # the fast path's: an int when packed
+        hp |= packed_schedule(len(trainer.train_dataset), plan)
     tokens_per_step = _tokens(train, tokenizer) / hp["steps_per_epoch"]
     output, usage, resumed_step = _run(trainer, plan, hp, spec.precision_record(), checkpoints, tokens_per_step)
     if ranks_dir is not None:
@@ -216,6 +223,15 @@ def train_files(
     return train_model(spec)
 
 
+def packed_schedule(micro_batches: int, plan: TrainingPlan) -> dict[str, int]:
+    """Steps as the trainer counts them over the packed micro-batches (the plan's count is an estimate made
+    before packing): each process reads its share, and an epoch's last step takes what is left."""
+    settings, world = plan.settings, plan.schedule["world_size"]
+    per_epoch = max(1, math.ceil(math.ceil(micro_batches / world) / settings.gradient_accumulation_steps))
+    total = settings.max_steps if settings.max_steps > 0 else math.ceil(settings.epochs * per_epoch)
+    return {"micro_batches": micro_batches, "steps_per_epoch": per_epoch, "total_steps": total}
+
+
 def _tokens(rows, tokenizer) -> int:
     """Tokens in one pass over the rows: tokenized supervised rows as they are, preference rows as the chat template
     renders each side (a pair reads its prompt twice, once with each reply)."""
@@ -229,7 +245,7 @@ def _tokens(rows, tokenizer) -> int:
     return sum(length(row["prompt"] + row[side]) for row in rows for side in replies)
 
 
-def _trainer(spec: TrainingSpec, plan: TrainingPlan, tokenizer, train, validation, checkpoints: Path):
+def build_trainer(spec: TrainingSpec, plan: TrainingPlan, tokenizer, train, validation, checkpoints: Path):
     """The objective's TRL trainer on the plan's method and settings, counting the tokens it trains on."""
     from transformers import EarlyStoppingCallback, set_seed
 

@@ -13,6 +13,7 @@ from tunesmith.curation.records import read_examples
 from tunesmith.models.shape import hidden_size
 from tunesmith.records import Precision
 from tunesmith.training.distributed.launch_config import training_devices
+from tunesmith.training.packing import requested
 from tunesmith.training.plan import PlanContext, TrainingPlan, plan_training
 
 
@@ -40,10 +41,13 @@ class TrainingSpec:
         """A training of two files outside a pipeline run (benchmarks, notebooks): planned from the settings
         alone, the sequence length as training.max_seq_length says and memory not checked."""
         examples = read_examples(Path(train_path))
+        kind = "preference" if examples and examples[0].rejected is not None else "generation"
+        packs = kind != "preference" and requested(training.tokens_per_batch, precision.device, "sft") is not None
         context = PlanContext(
             model_path=base_model,
             n_train=len(examples),
-            data_kind="preference" if examples and examples[0].rejected is not None else "generation",
+            data_kind=kind,
+            mean_tokens=_mean_tokens(base_model, examples, system, training) if packs else None,
             max_seq_length=training.max_seq_length,
             hidden=hidden_size(base_model, job.get("trust_remote_code", False)),
             dtype=precision.dtype,
@@ -91,3 +95,17 @@ class TrainingSpec:
     @classmethod
     def read(cls, path: Path) -> TrainingSpec:
         return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def _mean_tokens(base_model: str, examples, system: str, training: TrainingConfig) -> float | None:
+    """The examples' mean length as the trainer tokenizes them (packed micro-batches are sized by it)."""
+    from tunesmith.models.load import load_tokenizer
+    from tunesmith.prompts import full_messages
+    from tunesmith.training.tokenize import tokenize_conversation
+
+    if not examples:
+        return None
+    tokenizer = load_tokenizer(base_model)
+    lengths = [len(tokenize_conversation(tokenizer, full_messages(e, system), training.loss_on,
+                                         training.max_seq_length)["input_ids"]) for e in examples]  # fmt: skip
+    return sum(lengths) / len(lengths)
