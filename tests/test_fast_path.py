@@ -2,6 +2,7 @@
 plain path for the switches a CPU has (padding-free batches, fused AdamW; Liger and FlashAttention in test_cuda)."""
 
 import pytest
+from transformers import TrainerCallback
 
 from tests.test_training import CPU32, _fast, _memorisable_set
 from tunesmith.config.schema import TrainingConfig
@@ -144,3 +145,69 @@ def test_the_memory_estimate_keeps_one_mlp_activation_less_with_liger(monkeypatc
     saved = estimate("lora", LLAMA_7B, plain).activations_gb - estimate("lora", LLAMA_7B, fused).activations_gb
     per_token_layer = LLAMA_7B.intermediate * 2  # bf16 elements
     assert saved == pytest.approx(512 * fused.batch_size * LLAMA_7B.layers * per_token_layer / GB, rel=1e-6)
+
+
+# Reads that are not waits for a GPU or not Tunesmith's to remove: the optimizer's step counters and the sampler's
+# order live on the host; transformers reads the position ids once per forward pass to tell packed rows (skipped
+# under torch.compile, which `auto` turns on with a GPU).
+HOST_READS = ("torch/optim/", "torch/utils/data/", "transformers/masking_utils.py")
+
+
+class StepNumber(TrainerCallback):
+    def __init__(self, now: dict):
+        self.now = now
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.now["step"] = state.global_step + 1
+
+
+@pytest.mark.parametrize("tokens_per_batch", ["off", 128])
+def test_a_step_reads_the_device_only_when_it_logs(tmp_path, tiny_model, monkeypatch, tokens_per_batch):
+    """Every read of a tensor's value (item, bool, tolist, float, int) during training, by step and caller: the
+    loss, the step metrics and the gradient guard are read at logging steps (every 4th) and at no other step."""
+    import sys
+    from collections import Counter
+
+    import torch
+
+    from tunesmith.training import sft
+
+    reads, now = Counter(), {"step": 0, "collating": False}
+
+    def counted(name):
+        original = getattr(torch.Tensor, name)
+
+        def read(tensor, *args, **kwargs):
+            caller = sys._getframe(1).f_code.co_filename
+            if not now["collating"] and not any(part in caller for part in HOST_READS):
+                reads[now["step"], caller.rsplit("site-packages/", 1)[-1]] += 1
+            return original(tensor, *args, **kwargs)
+
+        return read
+
+    build = sft.build_trainer
+
+    def build_counting(*args, **kwargs):
+        trainer = build(*args, **kwargs)
+        collate = trainer.data_collator  # batches are made on the host from host data
+
+        def collate_uncounted(features):
+            now["collating"] = True
+            try:
+                return collate(features)
+            finally:
+                now["collating"] = False
+
+        trainer.data_collator = collate_uncounted
+        trainer.add_callback(StepNumber(now))
+        for name in ("item", "__bool__", "tolist", "__float__", "__int__"):
+            monkeypatch.setattr(torch.Tensor, name, counted(name))
+        return trainer
+
+    monkeypatch.setattr(sft, "build_trainer", build_counting)
+    train, val = _memorisable_set(tmp_path)
+    config = _fast("lora", steps=12, logging_steps=4, batch_size=2, save_steps=100, tokens_per_batch=tokens_per_batch)
+    sft.train_files(str(tiny_model), str(train), str(val), "Classify.", config, "lora", CPU32, tmp_path / "out")
+    steps_read = {step for step, _ in reads if 1 <= step <= 12}
+    assert steps_read == {4, 8, 12}, sorted(reads.items())
+    assert any("trainer.py" in caller for step, caller in reads if step == 4)  # the counting sees the loss read

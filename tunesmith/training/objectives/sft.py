@@ -8,7 +8,7 @@ from tunesmith.training.objectives.base import Objective
 OBJECTIVE = Objective(
     name="sft",
     data="demonstrations",
-    trainer_class="trl:SFTTrainer",
+    trainer_class="tunesmith.training.step_metrics:SFTTrainerMetricsOnDevice",  # TRL's, without per-step syncs
     config_class="trl:SFTConfig",
     summary="supervised fine-tuning on the answers (on preference pairs: the chosen replies)",
 )
