@@ -1,29 +1,38 @@
-"""GPU training throughput at real model shapes: Tunesmith's training against plain TRL defaults.
+"""GPU training throughput at real model shapes: Tunesmith's training against plain and careful TRL.
 
 Usage: python benchmarks/gpu_throughput.py [--shapes llama-3.2-1b,qwen2.5-7b] [--methods lora,qlora,full]
-                                           [--steps 30] [--warmup 5] [--batch-size 8] [--ablations]
-                                           [--tokenizer DIR] [--mix chats.jsonl]
+                                           [--workloads generation,classification] [--steps 30] [--warmup 5]
+                                           [--ablations] [--tokenizer DIR] [--examples N]
 
 Speed does not depend on the weights, so each shape is a randomly initialised model with the exact config of
-Llama-3.2-1B or Qwen2.5-7B (saved once, with SmolLM2's tokenizer and chat template for the text). The examples
-are a realistic length mix: half short classification queries answered with a label (banking77), half
-instructions with long answers (alpaca_5k), from ../shared/data when present, else the bundled tickets and
-replay instructions. Every measurement runs in a fresh process, one after another on one GPU:
+Llama-3.2-1B or Qwen2.5-7B (saved once, with SmolLM2's tokenizer and chat template for the text). Two workloads,
+from ../shared/data when present (else the bundled tickets and replay instructions):
 
-- Tunesmith's own training (tunesmith.training.sft.train_model, every setting at its default: on a GPU the
-  fast path of training.attention / padding_free / fused_optimizer / liger / frozen_weights);
-- for LoRA, the script a user would otherwise write: TRL's SFTTrainer with SFTConfig defaults (bf16, gradient
-  checkpointing on, padded batches) and the same LoRA adapter (Tunesmith's default: every linear layer, r 16),
-  on the same tokenized examples.
+- generation: alpaca_5k and dolly_open_qa instructions with their answers, packed into 2,048-token rows, four rows
+  (8,192 tokens) a micro-batch;
+- classification: banking77 queries answered with their label (about 40 tokens each), 4,096 tokens a micro-batch.
 
-Tokens/s counts real (non-padding) tokens per second over the steps after --warmup (kernel compilation and
-allocator warm-up excluded), timed identically in both. MFU divides the model FLOPs per token (matmuls:
-forward 2 x the linear weights plus attention; backward twice that for full fine-tuning, once for a frozen
-base, whose weight gradients are never computed) by the GPU's dense bf16 peak. Peak memory is
-torch.cuda.max_memory_allocated, next to Tunesmith's estimate for the same method and workload without its
-CUDA context allowance. --ablations adds Tunesmith LoRA runs with one switch at a time set back to the plain
-setting. Without CUDA it runs a tiny shape on the CPU (the plumbing test).
-Writes benchmarks/results/gpu_throughput.json and prints a table.
+Every measurement runs in a fresh process, one after another on one GPU:
+
+- Tunesmith's own training (tunesmith.training.sft.train_files) at its defaults on a GPU (FlashAttention or flex
+  attention, fused AdamW, Liger where installed, the frozen base in bf16, torch.compile, metrics read at logging
+  steps only), with training.tokens_per_batch the workload's micro-batch and max_seq_length its row length;
+- plain TRL: SFTTrainer with SFTConfig defaults (bf16, gradient checkpointing on, padded batches of 8, max_length
+  1024) and the same LoRA adapter (Tunesmith's default: every linear layer, r 16) on the same tokenized examples;
+- careful TRL, as a user who read TRL's docs would set it: packing (best-fit decreasing) into the workload's rows
+  with padding_free, the attention kernel Tunesmith's fast path picks on that machine, no checkpointing, the same
+  micro-batch in tokens.
+
+Tokens/s counts real (non-padding) tokens per second over the steps after --warmup (compilation and allocator
+warm-up excluded), timed identically in every run. MFU = tokens/s x FLOPs per token / the GPU's dense bf16 peak,
+counted as the public anchors count it: FLOPs per token = (2N + 2 L H d s) x 3 for full fine-tuning (forward,
+input gradients, weight gradients: 6N) and x 2 for a frozen base with adapters (no weight gradients: 4N), where N
+is the linear weights (LM head included), L layers, H heads of width d, and s the token-weighted mean length of
+the example a token attends within (causal attention: half of an s x s score matrix, for scores and values, in
+each pass); the adapters' own few FLOPs are not counted. Peak memory is torch.cuda.max_memory_allocated, next to
+Tunesmith's estimate for the same method and workload without its CUDA context allowance. --ablations adds
+Tunesmith LoRA runs with one switch at a time set back to the plain setting. Without CUDA it runs a tiny shape on
+the CPU (the plumbing test). Writes benchmarks/results/gpu_throughput.json and prints a table.
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,8 +75,17 @@ SHAPES = {
 # Dense bf16 peak, FLOP/s, by a substring of torch.cuda.get_device_name().
 PEAK_BF16 = {"H200": 989e12, "H100 PCIe": 756e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12,
              "A10G": 70e12, "RTX 4090": 165e12}  # fmt: skip
-MAX_LENGTH = 1024
 SYSTEM = "You are a helpful assistant."
+PLAIN_TRL_BATCH, PLAIN_TRL_MAX_LENGTH = 8, 1024  # SFTConfig's defaults
+
+
+@dataclass(frozen=True)
+class Workload:
+    row_length: int  # packed rows (and the longest example) in tokens
+    tokens_per_batch: int  # tokens a micro-batch holds
+
+
+WORKLOADS = {"generation": Workload(2048, 8192), "classification": Workload(256, 4096)}
 
 
 def _read(path: Path, n: int) -> list[dict]:
@@ -74,21 +93,24 @@ def _read(path: Path, n: int) -> list[dict]:
     return random.Random(0).sample(rows, min(n, len(rows)))
 
 
-def length_mix(n: int = 512) -> list[list[dict[str, str]]]:
-    """Conversations: half short queries answered with a label, half instructions with long answers."""
-    if (SHARED / "banking77").is_dir() and (SHARED / "alpaca_5k").is_dir():
-        short, long = (
-            _read(SHARED / "banking77" / "train.jsonl", n // 2),
-            _read(SHARED / "alpaca_5k" / "train.jsonl", n),
-        )
-    else:
-        short, long = _read(REPO / "data" / "tickets.jsonl", n // 2), _read(REPO / "data" / "general_replay.jsonl", n)
-    chats = [[{"role": "user", "content": r["text"]}, {"role": "assistant", "content": r["label"]}] for r in short]
-    long = [r for r in long if len(r["output"]) > 200] or long
-    for r in (long * n)[: n - len(chats)]:
-        prompt = r["instruction"] + (f"\n\n{r['input']}" if r.get("input") else "")
-        chats.append([{"role": "user", "content": prompt}, {"role": "assistant", "content": r["output"]}])
-    return chats
+def _instruction_chat(r: dict) -> list[dict[str, str]]:
+    prompt = r["instruction"] + (f"\n\n{r['input']}" if r.get("input") else "")
+    return [{"role": "user", "content": prompt}, {"role": "assistant", "content": r["output"]}]
+
+
+def workload_chats(workload: str, n: int) -> list[list[dict[str, str]]]:
+    """The workload's conversations: instructions with answers, or short queries answered with a label."""
+    if workload == "generation":
+        if (SHARED / "alpaca_5k").is_dir() and (SHARED / "dolly_open_qa").is_dir():
+            rows = _read(SHARED / "alpaca_5k" / "train.jsonl", n // 2) + _read(
+                SHARED / "dolly_open_qa" / "train.jsonl", n - n // 2
+            )
+        else:
+            rows = _read(REPO / "data" / "general_replay.jsonl", n)
+        return [_instruction_chat(r) for r in rows]
+    source = SHARED / "banking77" / "train.jsonl"
+    rows = _read(source if source.is_file() else REPO / "data" / "tickets.jsonl", n)
+    return [[{"role": "user", "content": r["text"]}, {"role": "assistant", "content": r["label"]}] for r in rows]
 
 
 def build_model(shape: str, work: Path, tokenizer_dir: str | None) -> Path:
@@ -116,11 +138,12 @@ def build_model(shape: str, work: Path, tokenizer_dir: str | None) -> Path:
     return out
 
 
-def write_data(chats: list[list[dict[str, str]]], work: Path) -> tuple[Path, Path]:
+def write_data(chats: list[list[dict[str, str]]], folder: Path) -> tuple[Path, Path]:
     from tunesmith.curation.records import make_example, write_examples
 
+    folder.mkdir(parents=True, exist_ok=True)
     examples = [make_example(c, f"mix:{i}") for i, c in enumerate(chats)]
-    return write_examples(examples, work / "train.jsonl"), write_examples([], work / "empty.jsonl")
+    return write_examples(examples, folder / "train.jsonl"), write_examples([], folder / "empty.jsonl")
 
 
 class StepClock:
@@ -152,7 +175,8 @@ class StepClock:
         return sum(t for _, t in marks[1:]) / max(marks[-1][0] - marks[0][0], 1e-9)
 
 
-def matmul_flops_per_token(model_dir: Path, method: str, seq_len: float) -> float:
+def matmul_flops_per_token(model_dir: Path, method: str, lengths: list[int]) -> float:
+    """(2N + 2 L H d s) x 3 (full) or x 2 (frozen base with adapters): see the module's docstring."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -161,10 +185,10 @@ def matmul_flops_per_token(model_dir: Path, method: str, seq_len: float) -> floa
         model = AutoModelForCausalLM.from_config(config)
     linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    # Causal attention: scores and weighted values, 2 x 2 x (seq/2) x heads x head_dim per token and layer.
+    # A token of an example of length n attends over n/2 positions on average: the token-weighted mean length.
+    seq_len = sum(n * n for n in lengths) / max(sum(lengths), 1)
     attention = 2 * seq_len * config.num_hidden_layers * config.num_attention_heads * head_dim
-    forward = 2 * linear + attention
-    return forward * (3 if method == "full" else 2)
+    return (2 * linear + attention) * (3 if method == "full" else 2)
 
 
 def peak_flops() -> tuple[str, float | None]:
@@ -176,22 +200,24 @@ def peak_flops() -> tuple[str, float | None]:
     return name, next((v for k, v in PEAK_BF16.items() if k in name), None)
 
 
-def estimate_gb(model_dir: Path, result: dict, batch_size: int, seq_len: int, on_gpu: bool) -> float:
-    """Tunesmith's memory estimate for the run as it ran (checkpointing, frozen base dtype), without the CUDA
-    context allowance, which max_memory_allocated does not count."""
+def estimate_gb(model_dir: Path, result: dict, longest: int, on_gpu: bool) -> float:
+    """Tunesmith's memory estimate for the run as it ran (micro-batch, checkpointing, frozen base dtype), without
+    the CUDA context allowance, which max_memory_allocated does not count."""
     from tunesmith.config.schema import TrainingConfig
     from tunesmith.decision.memory import estimate, workload_for
     from tunesmith.models.shape import model_shape
 
+    packed = result.get("tokens_per_batch")
     training = TrainingConfig(
-        batch_size=batch_size, gradient_checkpointing=result["gradient_checkpointing"], liger=result["liger"]
-    )
-    w = workload_for(training, result["precision"], seq_len, on_gpu)
-    e = estimate(result["method"], model_shape(str(model_dir)), w)
+        batch_size=result["micro_batch"], gradient_checkpointing=result["gradient_checkpointing"],
+        liger=result["liger"], tokens_per_batch=packed or "off",
+    )  # fmt: skip
+    e = estimate(result["method"], model_shape(str(model_dir)), workload_for(training, result["precision"], longest,
+                                                                             on_gpu))  # fmt: skip
     return e.total_gb - e.overhead_gb
 
 
-def _train_rows(model_dir: Path, train: Path) -> list[dict]:
+def _train_rows(model_dir: Path, train: Path, max_length: int) -> list[dict]:
     from tunesmith.curation.records import read_examples
     from tunesmith.models.load import load_tokenizer
     from tunesmith.prompts import full_messages
@@ -199,204 +225,259 @@ def _train_rows(model_dir: Path, train: Path) -> list[dict]:
 
     tokenizer = load_tokenizer(str(model_dir))
     rows = read_examples(train)
-    return [tokenize_conversation(tokenizer, full_messages(e, SYSTEM), "assistant", MAX_LENGTH) for e in rows]
+    return [tokenize_conversation(tokenizer, full_messages(e, SYSTEM), "assistant", max_length) for e in rows]
 
 
 # One switch at a time back to the plain setting, to see what each contributes (--ablations).
-ABLATIONS = {"liger off": {"liger": False}, "fused AdamW off": {"fused_optimizer": False},
-             "fp32 frozen base": {"frozen_weights": "float32"}, "checkpointing on": {"gradient_checkpointing": True},
-             "random batches": {"group_by_length": False}}  # fmt: skip
+ABLATIONS = {"packing off": {"tokens_per_batch": "off"}, "compile off": {"compile": False},
+             "liger off": {"liger": False}, "fused AdamW off": {"fused_optimizer": False},
+             "fp32 frozen base": {"frozen_weights": "float32"},
+             "checkpointing on": {"gradient_checkpointing": True}}  # fmt: skip
+SWITCHES = ("attention", "padding_free", "fused_optimizer", "liger", "frozen_dtype", "compile", "tokens_per_batch")
 
 
-def tunesmith_worker(
-    model_dir: Path,
-    train: Path,
-    empty: Path,
-    method: str,
-    steps: int,
-    batch: int,
-    ablation: str | None = None,
-    settings: dict | None = None,
-) -> dict:
-    """Tunesmith's train_model at its defaults, with `settings` (or the named ablation's) changed."""
+def tunesmith_worker(model_dir: Path, folder: Path, method: str, steps: int, workload: Workload,
+                     ablation: str | None = None) -> dict:  # fmt: skip
+    """Tunesmith's train_files at its defaults, micro-batches of the workload's tokens, one micro-batch a step."""
     from tunesmith.config.schema import TrainingConfig
     from tunesmith.models.hardware import choose_precision
     from tunesmith.training.sft import train_files
 
     precision = choose_precision()
-    config = TrainingConfig(max_steps=steps, batch_size=batch, max_seq_length=MAX_LENGTH, logging_steps=10,
-                            save_steps=10 * steps, early_stopping_patience=None,
-                            **(settings or ABLATIONS.get(ablation or "", {})))  # fmt: skip
+    lengths = [len(r["input_ids"]) for r in _train_rows(model_dir, folder / "train.jsonl", workload.row_length)]
+    examples_per_batch = max(1, round(workload.tokens_per_batch * len(lengths) / sum(lengths)))
+    settings = {"batch_size": examples_per_batch, "tokens_per_batch": workload.tokens_per_batch}
+    settings |= ABLATIONS.get(ablation or "", {})
+    if settings["tokens_per_batch"] == "off":
+        settings["batch_size"] = PLAIN_TRL_BATCH
+    config = TrainingConfig(max_steps=steps, max_seq_length=workload.row_length, logging_steps=10,
+                            save_steps=10 * steps, early_stopping_patience=None, **settings)  # fmt: skip
     clock = StepClock()
     clock.install()
     out = Path(tempfile.mkdtemp(prefix=f"gpu-{method}-"))
-    trained = train_files(str(model_dir), str(train), str(empty), SYSTEM, config, method, precision, out)
+    trained = train_files(str(model_dir), str(folder / "train.jsonl"), str(folder / "empty.jsonl"), SYSTEM, config,
+                          method, precision, out)  # fmt: skip
     hp = trained.hyperparameters
-    switches = {k: hp.get(k) for k in ("attention", "padding_free", "fused_optimizer", "liger", "frozen_dtype")}
     name = f"tunesmith {method}" + (f" ({ablation})" if ablation else "")
     return {"run": name, "method": method, "precision": precision.dtype, "clock": clock.marks,
             "peak_gpu_mb": trained.metrics.get("peak_gpu_mb"), "optimizer": hp["optimizer"],
-            "gradient_checkpointing": config.gradient_checkpointing, **switches}  # fmt: skip
+            "micro_batch": config.batch_size, "gradient_accumulation_steps": hp["gradient_accumulation_steps"],
+            "gradient_checkpointing": config.gradient_checkpointing,
+            **{k: hp.get(k) for k in SWITCHES}}  # fmt: skip
 
 
-def plain_trl_worker(model_dir: Path, train: Path, steps: int, batch: int) -> dict:
-    """The script a user would write: SFTTrainer, SFTConfig defaults, the same LoRA adapter and examples."""
+def trl_worker(model_dir: Path, folder: Path, steps: int, workload: Workload, careful: bool) -> dict:
+    """The script a user would write: SFTTrainer with the same LoRA adapter and tokenized examples; SFTConfig's
+    defaults (plain), or packed rows with padding_free, the kernel it needs and no checkpointing (careful)."""
     import torch
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
     from tunesmith.config.schema import TrainingConfig
+    from tunesmith.models.hardware import choose_precision
+    from tunesmith.training.fast_path import resolve
     from tunesmith.training.methods.lora import peft_config
 
     cuda = torch.cuda.is_available()
     clock = StepClock()
     clock.install()
     out = Path(tempfile.mkdtemp(prefix="gpu-trl-"))
-    args = SFTConfig(output_dir=str(out), max_steps=steps, per_device_train_batch_size=batch, report_to="none",
-                     save_strategy="no", use_cpu=not cuda, bf16=cuda)  # fmt: skip
+    common = dict(output_dir=str(out), max_steps=steps, report_to="none", save_strategy="no", use_cpu=not cuda,
+                  bf16=cuda)  # fmt: skip
+    attention = "sdpa"
+    if careful:
+        fast = resolve(TrainingConfig(tokens_per_batch=workload.tokens_per_batch), choose_precision())
+        attention = fast.attention
+        rows = workload.tokens_per_batch // workload.row_length
+        model_init = {"attn_implementation": attention, "dtype": "bfloat16" if cuda else "float32"}
+        args = SFTConfig(**common, packing=True, packing_strategy="bfd", padding_free=True,
+                         max_length=workload.row_length, per_device_train_batch_size=rows,
+                         gradient_checkpointing=False, model_init_kwargs=model_init)  # fmt: skip
+    else:
+        args = SFTConfig(**common)
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    dataset = Dataset.from_list(_train_rows(model_dir, train))
-    trainer = SFTTrainer(
-        model=str(model_dir), args=args, train_dataset=dataset, peft_config=peft_config(TrainingConfig())
-    )
+    dataset = Dataset.from_list(_train_rows(model_dir, folder / "train.jsonl", workload.row_length))
+    trainer = SFTTrainer(model=str(model_dir), args=args, train_dataset=dataset,
+                         peft_config=peft_config(TrainingConfig()))  # fmt: skip
     trainer.train()
     frozen = next(str(p.dtype).removeprefix("torch.") for p in trainer.model.parameters() if not p.requires_grad)
-    return {"run": "plain TRL lora", "method": "lora", "precision": "bfloat16" if args.bf16 else "float32",
-            "clock": clock.marks, "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
-            "optimizer": str(getattr(args.optim, "value", args.optim)),
-            "gradient_checkpointing": args.gradient_checkpointing, "attention": "sdpa", "padding_free": False,
-            "fused_optimizer": False, "liger": False, "frozen_dtype": frozen}  # fmt: skip
+    return {"run": f"{'careful' if careful else 'plain'} TRL lora", "method": "lora",
+            "precision": "bfloat16" if args.bf16 else "float32", "clock": clock.marks,
+            "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
+            "optimizer": str(getattr(args.optim, "value", args.optim)), "micro_batch": args.per_device_train_batch_size,
+            "gradient_accumulation_steps": args.gradient_accumulation_steps,
+            "gradient_checkpointing": args.gradient_checkpointing, "attention": attention, "padding_free": careful,
+            "fused_optimizer": "fused" in str(args.optim), "liger": False, "frozen_dtype": frozen, "compile": False,
+            "tokens_per_batch": workload.tokens_per_batch if careful else None}  # fmt: skip
 
 
-def _spawn(args: list[str]) -> dict:
+def _spawn(args: list[str], timeout_s: float | None = None) -> dict:
     out = Path(tempfile.mkstemp(suffix=".json")[1])
     env = os.environ | {"TOKENIZERS_PARALLELISM": "false"}
-    done = subprocess.run([sys.executable, __file__, *args, "--out", str(out)], env=env)
+    try:
+        done = subprocess.run([sys.executable, __file__, *args, "--out", str(out)], env=env, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return {"error": f"stopped at the time budget ({timeout_s:.0f} s left when it started)"}
     if done.returncode != 0:
         return {"error": f"exit code {done.returncode}"}
     return json.loads(out.read_text())
 
 
-def summarise(result: dict, shape: str, model_dir: Path, batch: int, warmup: int, lengths: list[int]) -> dict:
+def summarise(result: dict, shape: str, workload: str, model_dir: Path, warmup: int, lengths: list[int]) -> dict:
     import torch
 
     clock = StepClock()
     clock.marks = [tuple(m) for m in result.pop("clock")]
     tps = clock.tokens_per_s(warmup)
     gpu, peak = peak_flops()
-    flops = matmul_flops_per_token(model_dir, result["method"], sum(lengths) / len(lengths))
+    flops = matmul_flops_per_token(model_dir, result["method"], lengths)
     on_gpu = torch.cuda.is_available()
-    # Peak memory comes with the longest batch: the estimate at the longest example, as the decision stage sizes it.
-    est = estimate_gb(model_dir, result, batch, max(lengths), on_gpu)
+    # Peak memory comes with the longest micro-batch: the estimate at the longest example, as the plan sizes it.
+    longest = min(max(lengths), PLAIN_TRL_MAX_LENGTH) if "TRL" in result["run"] else max(lengths)
+    est = estimate_gb(model_dir, result, longest, on_gpu)
     measured_gb = result["peak_gpu_mb"] * 2**20 / 1e9 if result.get("peak_gpu_mb") else None
     return {
-        "shape": shape, **result, "gpu": gpu, "batch_size": batch, "steps_timed": max(len(clock.marks) - warmup - 1, 0),
-        "tokens_per_s": round(tps, 1), "mfu": round(tps * flops / peak, 4) if peak else None,
+        "shape": shape, "workload": workload, **result, "gpu": gpu,
+        "steps_timed": max(len(clock.marks) - warmup - 1, 0), "tokens_per_s": round(tps, 1),
+        "flops_per_token": round(flops), "mfu": round(tps * flops / peak, 4) if peak else None,
         "peak_gpu_gb": round(measured_gb, 2) if measured_gb else None, "estimate_gb": round(est, 2),
         "peak_vs_estimate": round(measured_gb / est - 1, 3) if measured_gb else None,
     }  # fmt: skip
 
 
-def save(rows: list[dict], lengths: list[int], args) -> None:
-    for shape in {r["shape"] for r in rows}:
-        ours = next((r for r in rows if r["shape"] == shape and r.get("run") == "tunesmith lora"), None)
-        plain = next((r for r in rows if r["shape"] == shape and r.get("run") == "plain TRL lora"), None)
-        if ours and plain and "tokens_per_s" in ours and "tokens_per_s" in plain:
-            ours["speedup_vs_plain_trl"] = round(ours["tokens_per_s"] / plain["tokens_per_s"], 2)
+def _lengths_summary(lengths: list[int]) -> dict:
     ordered = sorted(lengths)
-    mix = {"mean": round(sum(ordered) / len(ordered), 1), "median": ordered[len(ordered) // 2], "max": ordered[-1]}
-    report = {"examples": len(lengths), "tokens_per_example": mix, "steps": args.steps, "warmup": args.warmup,
-              "batch_size": args.batch_size, "max_length": MAX_LENGTH,
-              "goals": {"lora_1b_speedup_vs_plain_trl": 1.5, "lora_1b_mfu": 0.40, "peak_within_estimate": 0.15},
+    return {"examples": len(ordered), "mean": round(sum(ordered) / len(ordered), 1),
+            "median": ordered[len(ordered) // 2], "max": ordered[-1]}  # fmt: skip
+
+
+def save(rows: list[dict], mixes: dict[str, list[int]], args) -> dict:
+    for r in rows:
+        same = [o for o in rows if (o["shape"], o.get("workload")) == (r["shape"], r.get("workload"))]
+        for name, key in (("plain TRL lora", "speedup_vs_plain_trl"), ("careful TRL lora", "speedup_vs_careful_trl")):
+            other = next((o for o in same if o.get("run") == name and "tokens_per_s" in o), None)
+            if r.get("run") == "tunesmith lora" and other and "tokens_per_s" in r:
+                r[key] = round(r["tokens_per_s"] / other["tokens_per_s"], 2)
+    report = {"workloads": {name: {**asdict(WORKLOADS[name]), "tokens_per_example": _lengths_summary(lengths)}
+                            for name, lengths in mixes.items()},
+              "steps": args.steps, "warmup": args.warmup,
+              "mfu_formula": "tokens/s x (2N + 2 L H d s) x (3 full | 2 frozen base + adapters) / dense bf16 peak",
+              "goals": {"lora_speedup_vs_plain_trl": 1.5, "lora_speedup_vs_careful_trl": 1.2, "lora_1b_mfu": 0.25,
+                        "lora_7b_mfu": 0.40, "peak_within_estimate": 0.15},
               "rows": rows}  # fmt: skip
     Path(args.results).parent.mkdir(parents=True, exist_ok=True)
     Path(args.results).write_text(json.dumps(report, indent=2))
+    return report
+
+
+def print_table(rows: list[dict]) -> None:
+    header = (f"{'shape':<14}{'workload':<16}{'run':<34}{'tokens/s':>10}{'MFU':>7}{'peak GB':>9}{'est. GB':>9}"
+              f"{'vs est.':>9}  speed-ups / switches")  # fmt: skip
+    print("\n" + header)
+    for r in rows:
+        lead = f"{r['shape']:<14}{r.get('workload', '-'):<16}{r['run']:<34}"
+        if "tokens_per_s" not in r:
+            print(f"{lead}  {r.get('skipped') or r.get('error')}")
+            continue
+        mfu = f"{r['mfu']:.1%}" if r["mfu"] is not None else "-"
+        peak = f"{r['peak_gpu_gb']:.2f}" if r["peak_gpu_gb"] else "-"
+        versus = f"{r['peak_vs_estimate']:+.0%}" if r["peak_vs_estimate"] is not None else "-"
+        speedups = " ".join(f"x{r[k]} vs {k.removeprefix('speedup_vs_').replace('_trl', ' TRL')}"
+                            for k in ("speedup_vs_plain_trl", "speedup_vs_careful_trl") if k in r)  # fmt: skip
+        switches = ", ".join(f"{k}={r.get(k)}" for k in (*SWITCHES, "gradient_checkpointing"))
+        print(f"{lead}{r['tokens_per_s']:>10}{mfu:>7}{peak:>9}{r['estimate_gb']:>9}{versus:>9}  {speedups}  {switches}")
+
+
+def _runs(method: str, shape: str, workload: str, args, first: tuple[str, str]) -> list[list[str]]:
+    runs = [[method]]
+    if method == "lora":
+        runs += [["plain-trl"], ["careful-trl"]]
+        if args.ablations and (shape, workload) == first:
+            runs += [[method, "--ablation", name] for name in ABLATIONS]
+    return runs
+
+
+def measure(args, work: Path, cuda: bool) -> list[dict]:
+    import importlib.util
+
+    deadline = time.monotonic() + args.budget_s if args.budget_s else None
+
+    shapes = (args.shapes or ("llama-3.2-1b,qwen2.5-7b" if cuda else "tiny")).split(",")
+    workloads = args.workloads.split(",")
+    rows: list[dict] = []
+    mixes: dict[str, list[int]] = {}
+    for shape in shapes:
+        model_dir = build_model(shape, work, args.tokenizer)
+        for workload in workloads:
+            folder = work / workload
+            write_data(workload_chats(workload, args.examples), folder)
+            lengths = [len(r["input_ids"]) for r in _train_rows(model_dir, folder / "train.jsonl",
+                                                                 WORKLOADS[workload].row_length)]  # fmt: skip
+            mixes[workload] = lengths
+            for method in args.methods.split(","):
+                if method == "full" and shape == "qwen2.5-7b":
+                    continue  # 7B full fine-tuning needs ~110 GB: a sharded run, not one GPU
+                if method == "qlora" and not (cuda and importlib.util.find_spec("bitsandbytes")):
+                    rows.append({"shape": shape, "workload": workload, "run": "tunesmith qlora",
+                                 "skipped": "needs CUDA and bitsandbytes"})  # fmt: skip
+                    continue
+                for worker, *extra in _runs(method, shape, workload, args, (shapes[0], workloads[0])):
+                    common = ["--model", str(model_dir), "--work", str(work), "--workload", workload,
+                              "--steps", str(args.steps), *extra]  # fmt: skip
+                    left = deadline - time.monotonic() if deadline else None
+                    if left is not None and left < 20:
+                        rows.append({"shape": shape, "workload": workload, "run": f"{worker} {method}",
+                                     "skipped": "the time budget (--budget-s) ran out"})  # fmt: skip
+                        continue
+                    result = _spawn(["--worker", worker, *common], left)
+                    if "error" in result:
+                        rows.append({"shape": shape, "workload": workload, "run": f"{worker} {method}", **result})
+                        continue
+                    rows.append(summarise(result, shape, workload, model_dir, args.warmup, lengths))
+                    print(json.dumps(rows[-1]), flush=True)
+                    save(rows, mixes, args)  # a run cut short still leaves what it measured
+    save(rows, mixes, args)
+    return rows
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shapes", default=None, help="default: llama-3.2-1b,qwen2.5-7b on a GPU, tiny on a CPU")
     parser.add_argument("--methods", default="lora,qlora,full")
+    parser.add_argument("--workloads", default="generation,classification")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--examples", type=int, default=512)
+    parser.add_argument("--examples", type=int, default=2000)
+    parser.add_argument("--budget-s", type=float, default=None, help="stop starting runs after this many seconds")
     parser.add_argument("--work", default=None, help="where models and data are kept between runs")
     parser.add_argument("--tokenizer", default=None, help="a tokenizer folder (default: SmolLM2's, embedded)")
-    parser.add_argument("--mix", default=None, help='JSONL of {"messages"} rows instead of the built-in mix')
     parser.add_argument("--results", default=str(RESULTS / "gpu_throughput.json"))
-    parser.add_argument("--ablations", action="store_true", help="LoRA on the first shape with each switch off")
+    parser.add_argument(
+        "--ablations", action="store_true", help="LoRA on the first shape and workload, each switch off"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--workload", help=argparse.SUPPRESS)
     parser.add_argument("--ablation", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="gpu-throughput-"))
     if args.worker:
-        train, empty = work / "train.jsonl", work / "empty.jsonl"
-        model = Path(args.model)
+        model, folder, workload = Path(args.model), work / args.workload, WORKLOADS[args.workload]
         result = (
-            plain_trl_worker(model, train, args.steps, args.batch_size)
-            if args.worker == "plain-trl"
-            else tunesmith_worker(model, train, empty, args.worker, args.steps, args.batch_size, args.ablation)
+            trl_worker(model, folder, args.steps, workload, careful=args.worker == "careful-trl")
+            if args.worker in ("plain-trl", "careful-trl")
+            else tunesmith_worker(model, folder, args.worker, args.steps, workload, args.ablation)
         )
         Path(args.out).write_text(json.dumps(result))
         return 0
 
-    import importlib.util
-
     import torch
 
-    cuda = torch.cuda.is_available()
-    shapes = (args.shapes or ("llama-3.2-1b,qwen2.5-7b" if cuda else "tiny")).split(",")
     work.mkdir(parents=True, exist_ok=True)
-    chats = (
-        [json.loads(line)["messages"] for line in Path(args.mix).read_text().splitlines()]
-        if args.mix
-        else length_mix(args.examples)
-    )
-    train, _ = write_data(chats, work)
-    rows: list[dict] = []
-    lengths: list[int] = []
-    for shape in shapes:
-        model_dir = build_model(shape, work, args.tokenizer)
-        lengths = [len(r["input_ids"]) for r in _train_rows(model_dir, train)]
-        for method in args.methods.split(","):
-            if method == "full" and shape == "qwen2.5-7b":
-                continue  # 7B full fine-tuning needs ~110 GB: a sharded run, not one GPU
-            if method == "qlora" and not (cuda and importlib.util.find_spec("bitsandbytes")):
-                rows.append({"shape": shape, "run": "tunesmith qlora", "skipped": "needs CUDA and bitsandbytes"})
-                continue
-            runs = [[method]] + ([["plain-trl"]] if method == "lora" else [])
-            if args.ablations and method == "lora" and shape == shapes[0]:
-                runs += [[method, "--ablation", name] for name in ABLATIONS]
-            for worker, *extra in runs:
-                common = ["--model", str(model_dir), "--work", str(work), "--steps", str(args.steps),
-                          "--batch-size", str(args.batch_size), *extra]  # fmt: skip
-                result = _spawn(["--worker", worker, *common])
-                if "error" in result:
-                    rows.append({"shape": shape, "run": f"{worker} {method}", **result})
-                    continue
-                rows.append(summarise(result, shape, model_dir, args.batch_size, args.warmup, lengths))
-                print(json.dumps(rows[-1]), flush=True)
-                save(rows, lengths, args)  # a run cut short still leaves what it measured
-    save(rows, lengths, args)
-    header = f"{'shape':<14}{'run':<36}{'tokens/s':>10}{'MFU':>7}{'peak GB':>9}{'est. GB':>9}{'vs est.':>9}  switches"
-    print("\n" + header)
-    for r in rows:
-        if "tokens_per_s" not in r:
-            print(f"{r['shape']:<14}{r['run']:<36}  {r.get('skipped') or r.get('error')}")
-            continue
-        mfu = f"{r['mfu']:.0%}" if r["mfu"] is not None else "-"
-        peak = f"{r['peak_gpu_gb']:.2f}" if r["peak_gpu_gb"] else "-"
-        versus = f"{r['peak_vs_estimate']:+.0%}" if r["peak_vs_estimate"] is not None else "-"
-        switches = ", ".join(f"{k}={r[k]}" for k in ("attention", "padding_free", "fused_optimizer", "liger",
-                                                       "frozen_dtype", "gradient_checkpointing"))  # fmt: skip
-        print(
-            f"{r['shape']:<14}{r['run']:<36}{r['tokens_per_s']:>10}{mfu:>7}{peak:>9}{r['estimate_gb']:>9}{versus:>9}"
-            f"  {switches}" + (f"  x{r['speedup_vs_plain_trl']} vs plain TRL" if "speedup_vs_plain_trl" in r else "")
-        )
+    rows = measure(args, work, torch.cuda.is_available())
+    print_table(rows)
     print(f"\nGPU: {rows[0].get('gpu', 'cpu') if rows else '-'}; written: {args.results}")
     return 0
 

@@ -370,7 +370,9 @@ class TrainingConfig(Section):
     # more than the few steps of a CPU training win back.
     compile: bool | Literal["auto"] = "auto"
     fused_optimizer: bool | Literal["auto"] = "auto"  # torch's fused AdamW kernel
-    liger: bool | Literal["auto"] = "auto"  # Liger's RMSNorm, RoPE, SwiGLU and fused linear cross-entropy
+    # Liger's RMSNorm, RoPE and SwiGLU kernels. Its fused linear cross-entropy is not used: TRL's trainers refuse it
+    # and project through their own fused LM head (labelled positions only, in tiles, never the whole logits).
+    liger: bool | Literal["auto"] = "auto"
     # Base weights an adapter method does not train: in the compute dtype (bf16 on a GPU: half the memory, no
     # per-step casts) or float32. auto: the compute dtype on a GPU.
     frozen_weights: Literal["auto", "float32", "compute"] = "auto"
