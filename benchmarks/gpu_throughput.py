@@ -302,13 +302,14 @@ def trl_worker(model_dir: Path, folder: Path, steps: int, workload: Workload, ca
                          peft_config=peft_config(TrainingConfig()))  # fmt: skip
     trainer.train()
     frozen = next(str(p.dtype).removeprefix("torch.") for p in trainer.model.parameters() if not p.requires_grad)
+    optimizer = str(getattr(args.optim, "value", args.optim))
     return {"run": f"{'careful' if careful else 'plain'} TRL lora", "method": "lora",
             "precision": "bfloat16" if args.bf16 else "float32", "clock": clock.marks,
             "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
-            "optimizer": str(getattr(args.optim, "value", args.optim)), "micro_batch": args.per_device_train_batch_size,
+            "optimizer": optimizer, "micro_batch": args.per_device_train_batch_size,
             "gradient_accumulation_steps": args.gradient_accumulation_steps,
             "gradient_checkpointing": args.gradient_checkpointing, "attention": attention, "padding_free": careful,
-            "fused_optimizer": "fused" in str(args.optim), "liger": False, "frozen_dtype": frozen, "compile": False,
+            "fused_optimizer": "fused" in optimizer, "liger": False, "frozen_dtype": frozen, "compile": False,
             "tokens_per_batch": workload.tokens_per_batch if careful else None}  # fmt: skip
 
 
