@@ -122,6 +122,8 @@ def test_packed_training_counts_its_steps_from_the_packed_rows(tmp_path, tiny_mo
     assert hp["tokens_per_batch"] == 128 and hp["padding_free"] is True and hp["micro_batches"] >= 3
     steps = math.ceil(hp["micro_batches"] / hp["gradient_accumulation_steps"])
     assert hp["steps_per_epoch"] == steps and hp["total_steps"] == 2 * steps == trained.metrics["steps"]
+    per_step = 16 / hp["micro_batches"] * hp["gradient_accumulation_steps"]  # 16 training examples
+    assert hp["effective_batch_size"] == round(per_step)
 
 
 def _context(device: str, **overrides) -> PlanContext:

@@ -173,7 +173,7 @@ def train_model(spec: TrainingSpec, ranks_dir: Path | None = None) -> TrainedMod
     hp |= resolve_fast_path(plan.settings, spec.precision_record()).params()
     hp |= OBJECTIVES[plan.settings.objective].settings(plan.settings.preference)  # beta, for the report
     if hp["tokens_per_batch"] is not None:  # the fast path's: an int when packed
-        hp |= packed_schedule(len(trainer.train_dataset), plan)
+        hp |= packed_schedule(len(trainer.train_dataset), len(train), plan)
     tokens_per_step = _tokens(train, tokenizer) / hp["steps_per_epoch"]
     output, usage, resumed_step = _run(trainer, plan, hp, spec.precision_record(), checkpoints, tokens_per_step)
     if ranks_dir is not None:
@@ -223,13 +223,15 @@ def train_files(
     return train_model(spec)
 
 
-def packed_schedule(micro_batches: int, plan: TrainingPlan) -> dict[str, int]:
-    """Steps as the trainer counts them over the packed micro-batches (the plan's count is an estimate made
-    before packing): each process reads its share, and an epoch's last step takes what is left."""
+def packed_schedule(micro_batches: int, rows: int, plan: TrainingPlan) -> dict[str, int]:
+    """Steps and the effective batch as the trainer counts them over the packed micro-batches (the plan's are
+    estimates made before packing): each process reads its share, and an epoch's last step takes what is left."""
     settings, world = plan.settings, plan.schedule["world_size"]
     per_epoch = max(1, math.ceil(math.ceil(micro_batches / world) / settings.gradient_accumulation_steps))
     total = settings.max_steps if settings.max_steps > 0 else math.ceil(settings.epochs * per_epoch)
-    return {"micro_batches": micro_batches, "steps_per_epoch": per_epoch, "total_steps": total}
+    examples_per_step = rows / micro_batches * settings.gradient_accumulation_steps * world
+    return {"micro_batches": micro_batches, "steps_per_epoch": per_epoch, "total_steps": total,
+            "effective_batch_size": max(1, round(examples_per_step))}  # fmt: skip
 
 
 def _tokens(rows, tokenizer) -> int:
