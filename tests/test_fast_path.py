@@ -33,6 +33,8 @@ def test_auto_keeps_the_cpu_path_plain_and_turns_the_gpu_path_on(monkeypatch):
     assert (packed.attention, packed.padding_free, packed.tokens_per_batch) == ("flex_attention", True, 4096)
     assert fast_path.resolve(TrainingConfig(tokens_per_batch=4096), CPU32).attention == "sdpa"
     assert not fast_path.resolve(TrainingConfig(compile=False), CUDA16).compile
+    sharded = fast_path.resolve(TrainingConfig(distributed={"strategy": "fsdp2"}), CUDA16)
+    assert not sharded.compile and "fsdp2" in sharded.why["compile"]
     assert fast_path.resolve(TrainingConfig(frozen_weights="float32"), CUDA16).frozen_dtype == "float32"
 
 

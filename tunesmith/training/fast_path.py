@@ -89,6 +89,18 @@ def liger_on(config: TrainingConfig, device: str) -> bool:
     return available if config.liger == "auto" else bool(config.liger) and available
 
 
+def _compile(config: TrainingConfig, cuda: bool) -> tuple[bool, str]:
+    """auto: on CUDA, for one process or DDP; sharded strategies wrap the model in ways this project has not yet
+    measured under torch.compile, so they keep eager mode unless training.compile says otherwise."""
+    if config.compile != "auto":
+        return bool(config.compile), "training.compile"
+    if not cuda:
+        return False, "auto: CPU"
+    if config.distributed.strategy not in ("none", "ddp"):
+        return False, f"auto: not under {config.distributed.strategy}"
+    return True, "auto: CUDA"
+
+
 def resolve(config: TrainingConfig, precision: Precision) -> FastPath:
     cuda = precision.device == "cuda"
     packed = isinstance(config.tokens_per_batch, int)  # as the plan resolved it
@@ -101,11 +113,7 @@ def resolve(config: TrainingConfig, precision: Precision) -> FastPath:
     )
     if packed:
         padding_free, padding_why = True, "packed micro-batches (training.tokens_per_batch)"
-    compiled, compile_why = (
-        (cuda, "auto: " + ("CUDA" if cuda else "CPU"))
-        if config.compile == "auto"
-        else (bool(config.compile), "training.compile")
-    )
+    compiled, compile_why = _compile(config, cuda)
     fused, fused_why = (  # torch's fused AdamW runs on CPUs too, but it is measured to help on GPUs
         (cuda, "auto: " + ("CUDA" if cuda else "CPU"))
         if config.fused_optimizer == "auto"
