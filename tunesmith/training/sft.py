@@ -48,13 +48,7 @@ def trainer_arguments(
     if fast.fused_optimizer and optimizer == "adamw_torch":
         optimizer = "adamw_torch_fused"
     supervised = objective.name == "sft"
-    own: dict[str, Any] = objective.settings(config.preference)
-    if "padding_free" not in objective.unsupported:
-        own["padding_free"] = fast.padding_free
-    micro_batch = config.batch_size
-    if fast.tokens_per_batch:  # one packed row of at most tokens_per_batch tokens per micro-batch (packing.py)
-        own |= {"packing": True, "packing_strategy": "bfd", "eval_packing": True}
-        micro_batch = 1
+    own, micro_batch = _batching(config, fast, objective)
     return objective.arguments()(
         **own,
         output_dir=str(checkpoints),
@@ -98,6 +92,17 @@ def trainer_arguments(
         data_seed=config.seed,
         disable_tqdm=True,
     )
+
+
+def _batching(config: TrainingConfig, fast, objective) -> tuple[dict[str, Any], int]:
+    """The objective's own TRL settings with how batches are made, and the micro-batch in rows: one packed row of
+    at most tokens_per_batch tokens (packing.py), or batch_size examples."""
+    own: dict[str, Any] = objective.settings(config.preference)
+    if "padding_free" not in objective.unsupported:
+        own["padding_free"] = fast.padding_free
+    if fast.tokens_per_batch:
+        return own | {"packing": True, "packing_strategy": "bfd", "eval_packing": True}, 1
+    return own, config.batch_size
 
 
 @contextmanager
