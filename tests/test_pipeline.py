@@ -115,6 +115,7 @@ def test_pipeline_runs_every_stage_and_logs_them_nested_in_mlflow(shared_runs, t
     assert result.task_gate.startswith("beats the base model with its best prompt")
     assert " points [" in result.task_gate and " points [" in result.forgetting
     assert {"confusion_base.png", "confusion_finetuned.png"} <= artifacts(children["evaluation"])
+    assert {"next_data.md", "next_data.jsonl"} <= artifacts(children["evaluation"])  # what to collect next
     assert "finetuned_perplexity" in children["evaluation"].data.metrics
     assert 1 <= children["evaluation"].data.metrics["finetuned_judge_score"] <= 5
     assert "judge.json" in artifacts(children["evaluation"])

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from tunesmith.config import RunConfig
 from tunesmith.console import progress
-from tunesmith.curation.records import write_jsonl
+from tunesmith.curation.records import read_examples, write_jsonl
 from tunesmith.evaluation.evaluate import prediction_rows
 from tunesmith.evaluation.judge import EndpointJudge, LocalJudge, summarize
 from tunesmith.evaluation.metrics import confusion, paired_change
+from tunesmith.evaluation.next_data import classification_suggestions, generation_suggestions, write_next_data
 from tunesmith.evaluation.plots import confusion_png
 from tunesmith.evaluation.preference import margin_summary, reward_margins, sample_rows
 from tunesmith.evaluation.test_set import load_test_set, score_test_set
@@ -74,6 +76,7 @@ def run_evaluation(
     artifacts = [str(write_jsonl(rows, out_dir / "test_predictions.jsonl"))]
     if kind == "classification":
         artifacts += _confusion_pngs(examples, base, tuned, data.labels, out_dir)
+    artifacts += _next_data(kind, examples, tuned, data, out_dir)
     change = paired_change(kind, base.per_example, tuned.per_example)
     result = EvaluationResult(kind, len(examples), base.metrics, tuned.metrics, decision.best_baseline or "zero_shot",
                               artifacts[0], artifacts, None, {"base": base.per_example, "finetuned": tuned.per_example},
@@ -85,6 +88,21 @@ def run_evaluation(
         result.judge = _judge(config, model, examples, base, tuned, out_dir)
         result.artifacts.append(str(out_dir / "judge.jsonl"))
     return result
+
+
+def _next_data(kind: str, examples, tuned: Scored, data: CuratedData, out_dir: Path) -> list[str]:
+    """next_data.md and next_data.jsonl: the fine-tuned model's failures ranked into what to collect next (single
+    labels, or generated text grouped by category or prompt cluster)."""
+    if kind not in ("classification", "generation", "json"):
+        return []
+    train = [e for e in read_examples(Path(data.train_path)) if e.origin == "task"]
+    if kind == "classification":
+        counts = Counter(e.label for e in train if e.label is not None)
+        suggestions = classification_suggestions(examples, tuned.predictions, dict(counts))
+    else:
+        counts = Counter(e.category for e in train if e.category)
+        suggestions = generation_suggestions(examples, tuned.per_example, tuned.predictions, dict(counts))
+    return [str(path) for path in write_next_data(suggestions, out_dir, kind)]
 
 
 def _confusion_pngs(examples, base: Scored, tuned: Scored, labels: list[str], out_dir: Path) -> list[str]:

@@ -126,7 +126,20 @@ def _evaluation(evaluation: EvaluationResult) -> list[str]:
             ]
     if evaluation.task_type == "preference":
         parts += _preference(evaluation)
-    return parts
+    return parts + _next_data(evaluation)
+
+
+def _next_data(evaluation: EvaluationResult) -> list[str]:
+    """The first suggestions of next_data.md: what to collect before the next retraining."""
+    path = next((Path(a) for a in evaluation.artifacts if a.endswith("next_data.md")), None)
+    if path is None or not path.is_file():
+        return []
+    heads = [line.removeprefix("## ") for line in path.read_text(encoding="utf-8").splitlines()
+             if line.startswith("## ")][:3]  # fmt: skip
+    if not heads:
+        return []
+    return ["What to add next (the fine-tuned model's failures on the test split, ranked; all of them with the "
+            f"test examples it got wrong in {path.name}):", "", *[f"- {h}" for h in heads], ""]  # fmt: skip
 
 
 def _preference(evaluation: EvaluationResult) -> list[str]:

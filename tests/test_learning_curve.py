@@ -1,0 +1,50 @@
+"""The learning-curve fit: predictions with intervals from nested subsets, plateaus and the data a target needs."""
+
+import math
+
+import numpy as np
+import pytest
+
+from tunesmith.evaluation.learning_curve import fit_learning_curve
+
+
+def _scores(sizes, accuracy, n_test=400, seed=0) -> list[list[float]]:
+    """Each test example right once the model is good enough for it: a fixed difficulty per example, so the points
+    of one curve move together as real nested subsets do."""
+    difficulty = np.random.default_rng(seed).random(n_test)
+    return [list((difficulty < accuracy(n)).astype(float)) for n in sizes]
+
+
+def test_three_points_predict_the_fourth_within_their_interval():
+    def truth(n):
+        return 0.9 - 1.5 * n**-0.5
+
+    sizes = [100, 200, 400, 800]
+    scores = _scores(sizes, truth)
+    curve = fit_learning_curve(sizes[:3], scores[:3], target=0.85)
+    measured = float(np.mean(scores[3]))
+    estimate, low, high = curve.at_2x
+    assert low <= measured <= high and abs(estimate - measured) < 0.03  # 400 test examples: about +-2.4 points
+    assert not curve.plateaued and curve.gain_2x[1] > 0
+    need, need_low, need_high = curve.needed_for_target
+    assert need_low <= (1.5 / 0.05) ** 2 <= need_high  # 900 examples reach 0.85 on the true curve
+    assert curve.resamples > 400
+
+
+def test_a_flat_curve_is_called_a_plateau_and_an_unreachable_target_says_so():
+    sizes = [100, 200, 400, 800]
+    scores = _scores(sizes, lambda n: 0.7)
+    curve = fit_learning_curve(sizes, scores, target=0.95)
+    assert curve.plateaued and curve.gain_2x[2] < 0.01
+    assert math.isinf(curve.needed_for_target[0])
+
+
+def test_too_few_points_give_no_curve():
+    assert fit_learning_curve([100, 200], _scores([100, 200], lambda n: 0.5)) is None
+
+
+@pytest.mark.parametrize("ceiling", [1.0])
+def test_the_curve_never_saturates_above_what_a_proportion_can_reach(ceiling):
+    sizes = [50, 100, 200]
+    curve = fit_learning_curve(sizes, _scores(sizes, lambda n: min(0.99, 0.5 + n / 250)), ceiling=ceiling)
+    assert curve.a <= ceiling and curve.at_4x[2] <= ceiling + 1e-9

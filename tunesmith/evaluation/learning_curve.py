@@ -1,0 +1,111 @@
+"""How the test score grows with training examples: a saturating power law fitted to nested subsets, with
+bootstrap intervals for what it predicts.
+
+score(n) = a - b * n^(-c), the form learning curves of neural models follow over the range where more data still
+helps (Hestness et al. 2017, "Deep learning scaling is predictable, empirically"; Rosenfeld et al. 2020): `a` is
+the score the curve saturates at, `c` how fast it gets there. Every subset is scored on the same test examples,
+so the interval resamples test examples (the same resample for every point: the points move together, as they
+do when the test set changes) and refits: the spread of the refits' predictions is the interval.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+RESAMPLES = 500
+PLATEAU_GAIN = 0.01  # a doubling of the data predicted to add less than this (upper bound): plateaued
+
+
+@dataclass
+class CurveFit:
+    sizes: list[int]  # training examples of each point
+    scores: list[float]  # the mean test score at each
+    a: float  # the score the curve saturates at
+    b: float
+    c: float
+    at_2x: tuple[float, float, float]  # predicted score at twice the largest size: (estimate, low, high)
+    at_4x: tuple[float, float, float]
+    gain_2x: tuple[float, float, float]  # at_2x - the score predicted at the largest size
+    plateaued: bool
+    target: float | None = None
+    needed_for_target: tuple[float, float, float] | None = None  # examples for the target (inf: not reachable)
+    resamples: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def predict(self, n: float) -> float:
+        return power_law(np.asarray([n], dtype=float), self.a, self.b, self.c)[0]
+
+
+def power_law(n: np.ndarray, a: float, b: float, c: float) -> np.ndarray:
+    return a - b * np.power(n, -c)
+
+
+def _fit(sizes: np.ndarray, scores: np.ndarray, ceiling: float) -> tuple[float, float, float] | None:
+    """Least squares with the saturation level between the best score seen and `ceiling` (a proportion cannot
+    pass 1), b >= 0 (the score grows with data) and c in (0, 2]; None when the fit does not converge."""
+    from scipy.optimize import curve_fit
+
+    top = min(float(scores.max()), ceiling - 1e-6)
+    start = (min(ceiling, top + 0.05), max(top - float(scores.min()), 1e-3) * float(sizes.min()) ** 0.5, 0.5)
+    bounds = ([top - 1e-9, 0.0, 1e-3], [ceiling, np.inf, 2.0])
+    try:
+        params, _ = curve_fit(power_law, sizes, scores, p0=start, bounds=bounds, maxfev=20000)
+    except (RuntimeError, ValueError):
+        return None
+    return float(params[0]), float(params[1]), float(params[2])
+
+
+def _examples_for(target: float, a: float, b: float, c: float) -> float:
+    if target >= a:
+        return math.inf
+    if b == 0:
+        return 0.0
+    return (b / (a - target)) ** (1 / c)
+
+
+def _interval(values: list[float], estimate: float) -> tuple[float, float, float]:
+    finite = np.asarray(values, dtype=float)
+    return estimate, float(np.percentile(finite, 2.5)), float(np.percentile(finite, 97.5))
+
+
+def fit_learning_curve(
+    sizes: list[int], per_example: list[list[float]], ceiling: float = 1.0, target: float | None = None,
+    resamples: int = RESAMPLES, seed: int = 0,
+) -> CurveFit | None:  # fmt: skip
+    """The curve through the points (training examples, each test example's score at that size); None when
+    fewer than three points or the fit fails."""
+    if len(sizes) < 3:
+        return None
+    matrix = np.asarray(per_example, dtype=float)  # points x test examples
+    n = np.asarray(sizes, dtype=float)
+    fitted = _fit(n, matrix.mean(axis=1), ceiling)
+    if fitted is None:
+        return None
+    largest = float(n.max())
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float]] = {"2x": [], "4x": [], "gain": [], "need": []}
+    for _ in range(resamples):
+        pick = rng.integers(0, matrix.shape[1], matrix.shape[1])
+        refit = _fit(n, matrix[:, pick].mean(axis=1), ceiling)
+        if refit is None:
+            continue
+        at = power_law(np.asarray([largest, 2 * largest, 4 * largest]), *refit)
+        draws["2x"].append(at[1])
+        draws["4x"].append(at[2])
+        draws["gain"].append(at[1] - at[0])
+        if target is not None:
+            draws["need"].append(min(_examples_for(target, *refit), 1e12))
+    now, twice, four = power_law(np.asarray([largest, 2 * largest, 4 * largest]), *fitted)
+    gain = _interval(draws["gain"], float(twice - now)) if draws["gain"] else (float(twice - now),) * 3
+    curve = CurveFit(
+        sizes=[int(s) for s in sizes], scores=[float(s) for s in matrix.mean(axis=1)], a=fitted[0], b=fitted[1],
+        c=fitted[2], at_2x=_interval(draws["2x"], float(twice)) if draws["2x"] else (float(twice),) * 3,
+        at_4x=_interval(draws["4x"], float(four)) if draws["4x"] else (float(four),) * 3, gain_2x=gain,
+        plateaued=gain[2] < PLATEAU_GAIN, target=target, resamples=len(draws["2x"]),
+    )  # fmt: skip
+    if target is not None:
+        curve.needed_for_target = _interval(draws["need"], _examples_for(target, *fitted)) if draws["need"] else None
+    return curve
