@@ -48,3 +48,21 @@ def test_the_curve_never_saturates_above_what_a_proportion_can_reach(ceiling):
     sizes = [50, 100, 200]
     curve = fit_learning_curve(sizes, _scores(sizes, lambda n: min(0.99, 0.5 + n / 250)), ceiling=ceiling)
     assert curve.a <= ceiling and curve.at_4x[2] <= ceiling + 1e-9
+
+
+def test_nested_subsets_keep_the_mix_and_contain_each_other():
+    from tunesmith.evaluation.learning_curve import nested_subsets
+
+    groups = ["a"] * 80 + ["b"] * 16 + ["c"] * 8
+    subsets = nested_subsets(groups, [0.125, 0.25, 0.5, 1.0])
+    assert [len(s) for s in subsets] == [10 + 2 + 1, 20 + 4 + 2, 40 + 8 + 4, 104]
+    assert all(set(small) <= set(large) for small, large in zip(subsets[:-1], subsets[1:], strict=True))
+    assert {groups[i] for i in subsets[0]} == {"a", "b", "c"}  # every label from the smallest subset on
+
+
+def test_the_curve_plot_is_written(tmp_path):
+    from tunesmith.evaluation.learning_curve import plot_curve
+
+    sizes = [100, 200, 400]
+    curve = fit_learning_curve(sizes, _scores(sizes, lambda n: 0.9 - 1.5 * n**-0.5), target=0.85, resamples=50)
+    assert plot_curve(curve, tmp_path / "curve.png").stat().st_size > 1000

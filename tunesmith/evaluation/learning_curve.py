@@ -109,3 +109,47 @@ def fit_learning_curve(
     if target is not None:
         curve.needed_for_target = _interval(draws["need"], _examples_for(target, *fitted)) if draws["need"] else None
     return curve
+
+
+def nested_subsets(groups: list[str | None], fractions: list[float], seed: int = 0) -> list[list[int]]:
+    """Indices of nested training subsets, one per fraction (smallest first): each group (label, category) in one
+    shuffled order, and a subset takes the first share of every group, so each subset keeps the split's mix and
+    contains the smaller ones."""
+    rng = np.random.default_rng(seed)
+    by_group: dict[str | None, list[int]] = {}
+    for i, group in enumerate(groups):
+        by_group.setdefault(group, []).append(i)
+    orders = {g: list(rng.permutation(members)) for g, members in by_group.items()}
+    subsets = []
+    for fraction in sorted(fractions):
+        chosen = [int(i) for members in orders.values() for i in members[: max(1, round(fraction * len(members)))]]
+        subsets.append(sorted(chosen))
+    return subsets
+
+
+def plot_curve(curve: CurveFit, path, metric: str = "score"):
+    """The measured points, the fitted curve out to 4x the data, and the 2x/4x predictions with their intervals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    largest = max(curve.sizes)
+    xs = np.geomspace(min(curve.sizes) / 2, 4 * largest, 200)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(xs, power_law(xs, curve.a, curve.b, curve.c), "-", label="fitted: a - b n^-c")
+    ax.plot(curve.sizes, curve.scores, "o", label="measured")
+    for times, (estimate, low, high) in ((2, curve.at_2x), (4, curve.at_4x)):
+        ax.errorbar([times * largest], [estimate], yerr=[[estimate - low], [high - estimate]], fmt="s", capsize=4,
+                    label=f"predicted at {times}x (95%)")  # fmt: skip
+    if curve.target is not None:
+        ax.axhline(curve.target, linestyle=":", color="grey", label="target")
+    ax.set_xscale("log")
+    ax.set_xlabel("training examples")
+    ax.set_ylabel(metric)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
