@@ -66,3 +66,29 @@ def test_the_curve_plot_is_written(tmp_path):
     sizes = [100, 200, 400]
     curve = fit_learning_curve(sizes, _scores(sizes, lambda n: 0.9 - 1.5 * n**-0.5), target=0.85, resamples=50)
     assert plot_curve(curve, tmp_path / "curve.png").stat().st_size > 1000
+
+
+def test_a_curve_trains_nested_subsets_scores_them_on_one_test_set_and_reports(tmp_path, tiny_model, learnable_tickets):
+    from tests.conftest import write_config
+    from tests.test_training import CPU32
+    from tunesmith.config import load_config
+    from tunesmith.curation.curate import curate
+    from tunesmith.evaluation.curve_points import fit_points, measure_point, subsets_for, write_curve
+    from tunesmith.models.load import load_tokenizer
+    from tunesmith.prompts import training_prompt
+    from tunesmith.records import PreparedModel
+
+    extra = "training:\n  epochs: 3\n  learning_rate: 0.01\n  batch_size: 8\nevaluation:\n  max_examples: 16\n"
+    config = load_config(write_config(tmp_path / "config.yaml", learnable_tickets, tiny_model, extra))
+    data = curate(config.data, load_tokenizer(str(tiny_model)), training_prompt(config), None, tmp_path / "curated")
+    fractions = (0.25, 0.5, 1.0)
+    subsets = subsets_for(data, fractions)
+    model = PreparedModel(str(tiny_model), CPU32)
+    points = [measure_point(config, data, model, "lora", f, indices, tmp_path / f"point-{f}")
+              for f, indices in zip(fractions, subsets, strict=True)]  # fmt: skip
+    assert [p.examples for p in points] == [len(s) for s in subsets] and points[-1].examples == data.counts["train"]
+    assert len({len(p.per_example) for p in points}) == 1 and all(0 <= p.score <= 1 for p in points)
+    report = write_curve(points, fit_points(points, target=0.9), "accuracy", tmp_path / "curve")
+    text = (tmp_path / "curve" / "curve.md").read_text()
+    assert f"| {points[0].examples} | 25.0% |" in text and len(report["points"]) == 3
+    assert ("at " in text and (tmp_path / "curve" / "curve.png").is_file()) or "no prediction" in text

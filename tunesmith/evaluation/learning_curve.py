@@ -63,7 +63,8 @@ def _examples_for(target: float, a: float, b: float, c: float) -> float:
         return math.inf
     if b == 0:
         return 0.0
-    return (b / (a - target)) ** (1 / c)
+    exponent = math.log(b / (a - target)) / c
+    return math.exp(exponent) if exponent < math.log(1e12) else math.inf  # beyond any data set: not reachable
 
 
 def _interval(values: list[float], estimate: float) -> tuple[float, float, float]:
@@ -97,7 +98,7 @@ def fit_learning_curve(
         draws["4x"].append(at[2])
         draws["gain"].append(at[1] - at[0])
         if target is not None:
-            draws["need"].append(min(_examples_for(target, *refit), 1e12))
+            draws["need"].append(min(_examples_for(target, *refit), 1e12))  # inf cannot take a percentile
     now, twice, four = power_law(np.asarray([largest, 2 * largest, 4 * largest]), *fitted)
     gain = _interval(draws["gain"], float(twice - now)) if draws["gain"] else (float(twice - now),) * 3
     curve = CurveFit(

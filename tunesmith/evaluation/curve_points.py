@@ -1,0 +1,98 @@
+"""The points of a learning curve: the same method trained on nested subsets of the training split, each scored on
+the same test examples, and the curve fitted through them (learning_curve.py)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from tunesmith.config import RunConfig
+from tunesmith.curation.records import read_examples, write_examples
+from tunesmith.decision.stage import plan_context
+from tunesmith.evaluation.learning_curve import CurveFit, fit_learning_curve, nested_subsets, plot_curve
+from tunesmith.evaluation.test_set import load_test_set, score_test_set
+from tunesmith.records import CuratedData, PreparedModel, primary_metric
+from tunesmith.training.inference import load_trained
+from tunesmith.training.plan import plan_training
+from tunesmith.training.stage import run_training
+
+FRACTIONS = (0.125, 0.25, 0.5, 1.0)
+
+
+@dataclass
+class CurvePoint:
+    fraction: float
+    examples: int
+    score: float
+    per_example: list[float]
+    train_s: float
+    model_dir: str
+
+
+def subset_data(data: CuratedData, indices: list[int], out_dir: Path) -> CuratedData:
+    """The curated data with its training split cut to `indices` (validation and test unchanged)."""
+    train = read_examples(Path(data.train_path))
+    path = write_examples([train[i] for i in indices], out_dir / "train.jsonl")
+    return replace(data, train_path=str(path), counts=data.counts | {"train": len(indices)})
+
+
+def measure_point(
+    config: RunConfig, data: CuratedData, model: PreparedModel, method: str, fraction: float, indices: list[int],
+    out_dir: Path,
+) -> CurvePoint:  # fmt: skip
+    """Train `method` on the subset, as the pipeline would plan it for that many examples, and score it."""
+    subset = subset_data(data, indices, out_dir)
+    plan = plan_training(config.training, method, plan_context(config, subset, model))
+    started = time.monotonic()
+    trained = run_training(config, plan, subset, model, out_dir, run_id="")
+    train_s = time.monotonic() - started
+    tests = load_test_set(config, subset)
+    loaded, tokenizer = load_trained(model.path, trained.method, trained.output_dir, model.precision,
+                                     model.trust_remote_code)  # fmt: skip
+    scored = score_test_set(loaded, tokenizer, tests, config.evaluation.batch_size, perplexity=False)
+    score = scored.metrics[primary_metric(tests.kind)]
+    return CurvePoint(fraction, len(indices), float(score), scored.per_example, train_s, trained.output_dir)
+
+
+def subsets_for(data: CuratedData, fractions=FRACTIONS, seed: int = 0) -> list[list[int]]:
+    """Nested subsets of the training split, stratified by label (or category)."""
+    train = read_examples(Path(data.train_path))
+    return nested_subsets([e.group for e in train], list(fractions), seed)
+
+
+def fit_points(points: list[CurvePoint], target: float | None) -> CurveFit | None:
+    return fit_learning_curve([p.examples for p in points], [p.per_example for p in points], target=target)
+
+
+def write_curve(points: list[CurvePoint], curve: CurveFit | None, metric: str, out_dir: Path) -> dict[str, Any]:
+    """curve.json, curve.md and curve.png (when a curve could be fitted) in `out_dir`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = [{k: v for k, v in asdict(p).items() if k != "per_example"} for p in points]
+    report = {"metric": metric, "points": rows, "fit": asdict(curve) if curve else None}
+    (out_dir / "curve.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+    lines = [f"# Learning curve ({metric})", "", "| examples | share | test score | training s |", "|---|---|---|---|"]
+    lines += [f"| {p.examples} | {p.fraction:.1%} | {p.score:.3f} | {p.train_s:.0f} |" for p in points]
+    if curve is None:
+        lines += ["", "Too few points, or the points do not follow a saturating curve: no prediction."]
+    else:
+        plot_curve(curve, out_dir / "curve.png", metric)
+        largest = max(curve.sizes)
+        (e2, l2, h2), (e4, l4, h4) = curve.at_2x, curve.at_4x
+        lines += ["", f"Fitted {metric} = {curve.a:.3f} - {curve.b:.3g} n^-{curve.c:.3f}.",
+                  f"- at {2 * largest} examples (2x): {e2:.3f} [{l2:.3f}, {h2:.3f}] (95%, {curve.resamples} "
+                  "resamples of the test examples)",
+                  f"- at {4 * largest} examples (4x): {e4:.3f} [{l4:.3f}, {h4:.3f}]",
+                  "- " + ("plateaued: doubling the data is predicted to add less than 1 point"
+                          if curve.plateaued else "not plateaued: more data is predicted to help")]  # fmt: skip
+        if curve.needed_for_target is not None:
+            need, low, high = curve.needed_for_target
+            lines.append(
+                f"- the target {curve.target}: not reachable on this curve (it levels off at {curve.a:.3f})"
+                if need == float("inf")
+                else f"- the target {curve.target}: about {need:.0f} examples [{low:.0f}, {high:.0f}]"
+            )
+    (out_dir / "curve.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return report
