@@ -165,6 +165,17 @@ def compare(
 
 
 @app.command()
+def curve(config: ConfigArg, set_: SetOpt = None, verbose: VerboseOpt = False) -> None:
+    """Train the method on 12.5/25/50/100% of the training split and fit a learning curve: what 2x and 4x the data
+    would score, with intervals."""
+    cfg = _load(config, set_)
+    with _command(_run_log(cfg, "curve"), verbose) as session:
+        result = _in_flow(session, cfg, "tunesmith.flows.curve:learning_curve", str(config), set_ or [])
+        session.markdown(result.report)
+        session.say(f"\noutputs: {result.output_dir}\nlog: {session.log_path}\nMLflow run: {result.run_id}")
+
+
+@app.command()
 def tune(
     config: ConfigArg,
     trials: Annotated[int | None, typer.Option("--trials", help="Finished trials the study should hold")] = None,

@@ -92,3 +92,26 @@ def test_a_curve_trains_nested_subsets_scores_them_on_one_test_set_and_reports(t
     text = (tmp_path / "curve" / "curve.md").read_text()
     assert f"| {points[0].examples} | 25.0% |" in text and len(report["points"]) == 3
     assert ("at " in text and (tmp_path / "curve" / "curve.png").is_file()) or "no prediction" in text
+
+
+def test_tunesmith_curve_runs_the_flow_and_logs_the_curve(prefect_server, mlflow_uri, tmp_path, tiny_model,
+                                                         learnable_tickets):  # fmt: skip
+    from mlflow.tracking import MlflowClient
+    from typer.testing import CliRunner
+
+    from tests.conftest import write_config
+    from tunesmith.flows.cli import app
+
+    extra = "training:\n  epochs: 2\n  learning_rate: 0.01\n  batch_size: 8\nevaluation:\n  max_examples: 16\n"
+    config = write_config(tmp_path / "run.yaml", learnable_tickets, tiny_model, extra)
+    result = CliRunner().invoke(app, ["curve", str(config)])
+    assert result.exit_code == 0, result.output
+    for line in ("curve-12.5pct", "curve-100.0pct", "learning curve", "| examples | share | test score |"):
+        assert line in result.output
+    client = MlflowClient(mlflow_uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    (parent,) = client.search_runs(experiments, "tags.`tunesmith.kind` = 'curve'")
+    children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    points = [c for c in children if c.data.tags.get("tunesmith.stage", "").startswith("curve-")]
+    assert len(points) == 4 and all("test_score" in c.data.metrics for c in points)
+    assert "curve.md" in {a.path.rsplit("/", 1)[-1] for a in client.list_artifacts(parent.info.run_id, "curve")}

@@ -31,6 +31,7 @@ class Stage(StrEnum):
     PROMOTION = "promotion"
     REPORT = "report"
     COMPARISON = "comparison"
+    CURVE = "curve", "learning curve"
 
 
 def in_order(stages: Iterable[Stage]) -> list[Stage]:
