@@ -115,3 +115,15 @@ def test_tunesmith_curve_runs_the_flow_and_logs_the_curve(prefect_server, mlflow
     points = [c for c in children if c.data.tags.get("tunesmith.stage", "").startswith("curve-")]
     assert len(points) == 4 and all("test_score" in c.data.metrics for c in points)
     assert "curve.md" in {a.path.rsplit("/", 1)[-1] for a in client.list_artifacts(parent.info.run_id, "curve")}
+
+
+def test_the_report_checks_the_curve_on_its_largest_point(tmp_path):
+    from tunesmith.evaluation.curve_points import CurvePoint, check_prediction, write_curve
+
+    sizes = [125, 250, 500, 1000]
+    scores = _scores(sizes, lambda n: 0.9 - 1.5 * n**-0.5)
+    points = [CurvePoint(n / 1000, n, float(np.mean(s)), s, 1.0, "") for n, s in zip(sizes, scores, strict=True)]
+    check = check_prediction(points)
+    assert check["examples"] == 1000 and check["inside"] == 1.0 and check["low"] < check["predicted"] < check["high"]
+    write_curve(points, None, "accuracy", tmp_path)
+    assert "Check: fitted without the largest point" in (tmp_path / "curve.md").read_text()

@@ -67,11 +67,27 @@ def fit_points(points: list[CurvePoint], target: float | None) -> CurveFit | Non
     return fit_learning_curve([p.examples for p in points], [p.per_example for p in points], target=target)
 
 
+def check_prediction(points: list[CurvePoint]) -> dict[str, float] | None:
+    """How well the curve predicts: fitted without the largest point, its prediction for the largest point's size
+    (twice the next largest, for the default shares) against what that point measured."""
+    if len(points) < 4:
+        return None
+    last = points[-1]
+    earlier = fit_learning_curve([p.examples for p in points[:-1]], [p.per_example for p in points[:-1]],
+                                 at=(last.examples,))  # fmt: skip
+    if earlier is None:
+        return None
+    estimate, low, high = earlier.at[last.examples]
+    return {"examples": last.examples, "predicted": estimate, "low": low, "high": high, "measured": last.score,
+            "inside": float(low <= last.score <= high)}  # fmt: skip
+
+
 def write_curve(points: list[CurvePoint], curve: CurveFit | None, metric: str, out_dir: Path) -> dict[str, Any]:
     """curve.json, curve.md and curve.png (when a curve could be fitted) in `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = [{k: v for k, v in asdict(p).items() if k != "per_example"} for p in points]
-    report = {"metric": metric, "points": rows, "fit": asdict(curve) if curve else None}
+    check = check_prediction(points)
+    report = {"metric": metric, "points": rows, "fit": asdict(curve) if curve else None, "check": check}
     (out_dir / "curve.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
     lines = [f"# Learning curve ({metric})", "", "| examples | share | test score | training s |", "|---|---|---|---|"]
     lines += [f"| {p.examples} | {p.fraction:.1%} | {p.score:.3f} | {p.train_s:.0f} |" for p in points]
@@ -94,5 +110,9 @@ def write_curve(points: list[CurvePoint], curve: CurveFit | None, metric: str, o
                 if need == float("inf")
                 else f"- the target {curve.target}: about {need:.0f} examples [{low:.0f}, {high:.0f}]"
             )
+    if check is not None:
+        lines += ["", f"Check: fitted without the largest point, the curve predicted {check['predicted']:.3f} "
+                  f"[{check['low']:.3f}, {check['high']:.3f}] at {check['examples']} examples; measured "
+                  f"{check['measured']:.3f} ({'inside' if check['inside'] else 'outside'} the interval)."]  # fmt: skip
     (out_dir / "curve.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return report

@@ -33,7 +33,7 @@ class CurveFit:
     target: float | None = None
     needed_for_target: tuple[float, float, float] | None = None  # examples for the target (inf: not reachable)
     resamples: int = 0
-    notes: list[str] = field(default_factory=list)
+    at: dict[int, tuple[float, float, float]] = field(default_factory=dict)  # predictions asked for by size
 
     def predict(self, n: float) -> float:
         return power_law(np.asarray([n], dtype=float), self.a, self.b, self.c)[0]
@@ -74,7 +74,7 @@ def _interval(values: list[float], estimate: float) -> tuple[float, float, float
 
 def fit_learning_curve(
     sizes: list[int], per_example: list[list[float]], ceiling: float = 1.0, target: float | None = None,
-    resamples: int = RESAMPLES, seed: int = 0,
+    resamples: int = RESAMPLES, seed: int = 0, at: tuple[int, ...] = (),
 ) -> CurveFit | None:  # fmt: skip
     """The curve through the points (training examples, each test example's score at that size); None when
     fewer than three points or the fit fails."""
@@ -87,16 +87,18 @@ def fit_learning_curve(
         return None
     largest = float(n.max())
     rng = np.random.default_rng(seed)
-    draws: dict[str, list[float]] = {"2x": [], "4x": [], "gain": [], "need": []}
+    draws: dict[str, list[float]] = {"2x": [], "4x": [], "gain": [], "need": [], **{str(n): [] for n in at}}
     for _ in range(resamples):
         pick = rng.integers(0, matrix.shape[1], matrix.shape[1])
         refit = _fit(n, matrix[:, pick].mean(axis=1), ceiling)
         if refit is None:
             continue
-        at = power_law(np.asarray([largest, 2 * largest, 4 * largest]), *refit)
-        draws["2x"].append(at[1])
-        draws["4x"].append(at[2])
-        draws["gain"].append(at[1] - at[0])
+        ahead = power_law(np.asarray([largest, 2 * largest, 4 * largest]), *refit)
+        draws["2x"].append(ahead[1])
+        draws["4x"].append(ahead[2])
+        draws["gain"].append(ahead[1] - ahead[0])
+        for size in at:
+            draws[str(size)].append(float(power_law(np.asarray([size], dtype=float), *refit)[0]))
         if target is not None:
             draws["need"].append(min(_examples_for(target, *refit), 1e12))  # inf cannot take a percentile
     now, twice, four = power_law(np.asarray([largest, 2 * largest, 4 * largest]), *fitted)
@@ -107,6 +109,9 @@ def fit_learning_curve(
         at_4x=_interval(draws["4x"], float(four)) if draws["4x"] else (float(four),) * 3, gain_2x=gain,
         plateaued=gain[2] < PLATEAU_GAIN, target=target, resamples=len(draws["2x"]),
     )  # fmt: skip
+    for size in at:
+        point = float(power_law(np.asarray([size], dtype=float), *fitted)[0])
+        curve.at[size] = _interval(draws[str(size)], point) if draws[str(size)] else (point,) * 3
     if target is not None:
         curve.needed_for_target = _interval(draws["need"], _examples_for(target, *fitted)) if draws["need"] else None
     return curve
