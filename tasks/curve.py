@@ -24,7 +24,7 @@ def curve_point_task(
     indices: list[int],
 ) -> CurvePoint:  # fmt: skip
     with stage_run(run, point_stage(fraction), f"{method} on {len(indices)} examples") as child:
-        point = measure_point(config, data, model, method, fraction, indices, Path(child.out_dir))
+        point = measure_point(config, data, model, method, fraction, indices, Path(child.out_dir), child.run_id)
         log_params(child, {"method": method, "fraction": fraction, "examples": point.examples})
         log_metrics(child, {"test_score": point.score, "train_s": point.train_s})
         progress.done(f"test score {point.score:.3f} after {point.train_s:.0f} s of training")

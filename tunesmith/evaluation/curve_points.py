@@ -41,13 +41,14 @@ def subset_data(data: CuratedData, indices: list[int], out_dir: Path) -> Curated
 
 def measure_point(
     config: RunConfig, data: CuratedData, model: PreparedModel, method: str, fraction: float, indices: list[int],
-    out_dir: Path,
+    out_dir: Path, run_id: str = "",
 ) -> CurvePoint:  # fmt: skip
-    """Train `method` on the subset, as the pipeline would plan it for that many examples, and score it."""
+    """Train `method` on the subset, as the pipeline would plan it for that many examples, and score it; `run_id`:
+    the MLflow run the training is recorded under."""
     subset = subset_data(data, indices, out_dir)
     plan = plan_training(config.training, method, plan_context(config, subset, model))
     started = time.monotonic()
-    trained = run_training(config, plan, subset, model, out_dir, run_id="")
+    trained = run_training(config, plan, subset, model, out_dir, run_id)
     train_s = time.monotonic() - started
     tests = load_test_set(config, subset)
     loaded, tokenizer = load_trained(model.path, trained.method, trained.output_dir, model.precision,
