@@ -79,7 +79,7 @@ def _task_gate(scores: EvaluationResult | None) -> str:
 
 def pipeline_stages(config: RunConfig) -> list[Stage]:
     """The stages of a run in order: what the console's [i/n] counts."""
-    left_out = {Stage.BASE, Stage.COMPARISON, Stage.MITIGATION}
+    left_out = {Stage.BASE, Stage.COMPARISON, Stage.CURVE, Stage.MITIGATION}
     if not config.forgetting.active:
         left_out |= {Stage.FORGETTING_BASELINE, Stage.FORGETTING}
     if not config.training.search.trials:
