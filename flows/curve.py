@@ -45,9 +45,8 @@ def learning_curve(config_path: str, overrides: list[str] | None = None) -> Curv
             curve_point_task(run, config, data, model, method, fraction, indices)
             for fraction, indices in zip(FRACTIONS, subsets_for(data, FRACTIONS, config.data.seed), strict=True)
         ]
-        curve_report_task(run, config, data, points)
-        report = (run.stage_dir(Stage.CURVE) / "curve.md").read_text(encoding="utf-8")
-        return CurveResult(run.run_id, run.out_dir, report)
+        report = curve_report_task(run, config, data, points)
+        return CurveResult(run.run_id, run.out_dir, report["markdown"])
 
 
 def curve_stages() -> list[str]:

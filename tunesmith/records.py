@@ -250,6 +250,7 @@ class EvaluationResult:
     judge: dict[str, Any] | None = None
     per_example: dict[str, list[float]] = field(default_factory=dict)  # "base", "finetuned": the primary metric
     change: dict[str, Any] = field(default_factory=dict)  # fine-tuned - base on the same examples (PairedDifference)
+    next_data: list[str] = field(default_factory=list)  # what to collect next, ranked (evaluation/next_data.py)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

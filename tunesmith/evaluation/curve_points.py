@@ -15,6 +15,7 @@ from tunesmith.decision.stage import plan_context
 from tunesmith.evaluation.learning_curve import CurveFit, fit_learning_curve, nested_subsets, plot_curve
 from tunesmith.evaluation.test_set import load_test_set, score_test_set
 from tunesmith.records import CuratedData, PreparedModel, primary_metric
+from tunesmith.report.markdown import markdown_table
 from tunesmith.training.inference import load_trained
 from tunesmith.training.plan import plan_training
 from tunesmith.training.stage import run_training
@@ -84,14 +85,15 @@ def check_prediction(points: list[CurvePoint]) -> dict[str, float] | None:
 
 
 def write_curve(points: list[CurvePoint], curve: CurveFit | None, metric: str, out_dir: Path) -> dict[str, Any]:
-    """curve.json, curve.md and curve.png (when a curve could be fitted) in `out_dir`."""
+    """curve.json, curve.md and curve.png (when a curve could be fitted) in `out_dir`; the report, its markdown
+    under "markdown"."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = [{k: v for k, v in asdict(p).items() if k != "per_example"} for p in points]
     check = check_prediction(points)
     report = {"metric": metric, "points": rows, "fit": asdict(curve) if curve else None, "check": check}
-    (out_dir / "curve.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
-    lines = [f"# Learning curve ({metric})", "", "| examples | share | test score | training s |", "|---|---|---|---|"]
-    lines += [f"| {p.examples} | {p.fraction:.1%} | {p.score:.3f} | {p.train_s:.0f} |" for p in points]
+    table = [[p.examples, f"{p.fraction:.1%}", round(p.score, 3), round(p.train_s)] for p in points]
+    lines = [f"# Learning curve ({metric})", "", markdown_table(["examples", "share", "test score", "training s"],
+                                                                 table)]  # fmt: skip
     if curve is None:
         lines += ["", "Too few points, or the points do not follow a saturating curve: no prediction."]
     else:
@@ -115,5 +117,7 @@ def write_curve(points: list[CurvePoint], curve: CurveFit | None, metric: str, o
         lines += ["", f"Check: fitted without the largest point, the curve predicted {check['predicted']:.3f} "
                   f"[{check['low']:.3f}, {check['high']:.3f}] at {check['examples']} examples; measured "
                   f"{check['measured']:.3f} ({'inside' if check['inside'] else 'outside'} the interval)."]  # fmt: skip
-    (out_dir / "curve.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report["markdown"] = "\n".join(lines) + "\n"
+    (out_dir / "curve.md").write_text(report["markdown"], encoding="utf-8")
+    (out_dir / "curve.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
     return report

@@ -35,9 +35,6 @@ class CurveFit:
     resamples: int = 0
     at: dict[int, tuple[float, float, float]] = field(default_factory=dict)  # predictions asked for by size
 
-    def predict(self, n: float) -> float:
-        return power_law(np.asarray([n], dtype=float), self.a, self.b, self.c)[0]
-
 
 def power_law(n: np.ndarray, a: float, b: float, c: float) -> np.ndarray:
     return a - b * np.power(n, -c)

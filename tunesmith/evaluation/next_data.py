@@ -22,8 +22,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunesmith.evaluation.metrics import mean_interval
+from tunesmith.evaluation.metrics import mean_interval, score_interval
 from tunesmith.records import Example
+from tunesmith.report.markdown import shorten
 
 STEP = 20  # examples per round of targeted collection, after the reference texts' loop
 SHOWN = 5  # wrong test examples shown per suggestion
@@ -57,20 +58,14 @@ class Suggestion:
 
 
 def _holm(p_values: list[float]) -> list[float]:
-    """Holm's step-down adjustment: the family-wise error stays at alpha over all the groups tested."""
+    """Holm's step-down adjustment: the family-wise error stays at alpha over all the groups tested. (SciPy has
+    only Benjamini-Hochberg; statsmodels, which has Holm, is not a dependency for eight lines.)"""
     order = sorted(range(len(p_values)), key=lambda i: p_values[i])
     adjusted, running = [1.0] * len(p_values), 0.0
     for rank, i in enumerate(order):
         running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
         adjusted[i] = running
     return adjusted
-
-
-def _wilson(successes: int, n: int) -> tuple[float, float]:
-    from scipy.stats import binomtest
-
-    interval = binomtest(successes, n).proportion_ci(0.95, method="wilson")
-    return float(interval.low), float(interval.high)
 
 
 def _to_add(train_examples: int, median: float) -> int:
@@ -105,9 +100,10 @@ def classification_suggestions(
             if e.label == label and p != label
         ][:SHOWN]
         recall = sum(mine) / len(mine)
+        interval = score_interval("classification", [float(right) for right in mine])  # Wilson's
         found.append(Suggestion(
             label, "label", _to_add(train_counts.get(label, 0), median), len(mine), errors, recall,
-            _wilson(sum(mine), len(mine)), sum(rest) / len(rest) if rest else math.nan, 1.0,
+            interval, sum(rest) / len(rest) if rest else math.nan, 1.0,
             train_counts.get(label, 0), confused, wrong,
         ))  # fmt: skip
     adjusted = dict(zip(p_values, _holm(list(p_values.values())), strict=True))
@@ -146,7 +142,7 @@ def generation_suggestions(
     adjusted = dict(zip(p_values, _holm(list(p_values.values())), strict=True))
     for suggestion in found:
         suggestion.p_value = adjusted[suggestion.group]
-    return _ranked(found, lambda s: s.test_examples * (s.rest_score - s.score if s.rest_score == s.rest_score else 0))
+    return _ranked(found, lambda s: 0.0 if math.isnan(s.rest_score) else s.test_examples * (s.rest_score - s.score))
 
 
 def _groups(tests: list[Example], clusters: int, seed: int) -> tuple[list[str], str]:
@@ -183,7 +179,10 @@ def write_next_data(suggestions: list[Suggestion], out_dir: Path, task: str) -> 
             f"{s.errors} of {s.test_examples} test examples wrong; {what} {s.score:.2f} [{lo:.2f}, {hi:.2f}] "
             f"(95%), {verdict}; {s.train_examples} training examples.",
             "",
-            *[f"- `{_short(w['input'])}` -> {w.get('predicted', _short(w.get('output', '')))}" for w in s.wrong],
+            *[
+                f"- `{shorten(w['input'], 100)}` -> {w.get('predicted', shorten(w.get('output', ''), 100))}"
+                for w in s.wrong
+            ],
             "",
         ]
     md = out_dir / "next_data.md"
@@ -192,11 +191,6 @@ def write_next_data(suggestions: list[Suggestion], out_dir: Path, task: str) -> 
     jsonl = out_dir / "next_data.jsonl"
     jsonl.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return md, jsonl
-
-
-def _short(text: str, width: int = 100) -> str:
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= width else flat[: width - 3] + "..."
 
 
 def summary_rows(suggestions: list[Suggestion]) -> list[dict[str, Any]]:

@@ -11,7 +11,12 @@ from tunesmith.curation.records import read_examples, write_jsonl
 from tunesmith.evaluation.evaluate import prediction_rows
 from tunesmith.evaluation.judge import EndpointJudge, LocalJudge, summarize
 from tunesmith.evaluation.metrics import confusion, paired_change
-from tunesmith.evaluation.next_data import classification_suggestions, generation_suggestions, write_next_data
+from tunesmith.evaluation.next_data import (
+    Suggestion,
+    classification_suggestions,
+    generation_suggestions,
+    write_next_data,
+)
 from tunesmith.evaluation.plots import confusion_png
 from tunesmith.evaluation.preference import margin_summary, reward_margins, sample_rows
 from tunesmith.evaluation.test_set import load_test_set, score_test_set
@@ -76,11 +81,13 @@ def run_evaluation(
     artifacts = [str(write_jsonl(rows, out_dir / "test_predictions.jsonl"))]
     if kind == "classification":
         artifacts += _confusion_pngs(examples, base, tuned, data.labels, out_dir)
-    artifacts += _next_data(kind, examples, tuned, data, out_dir)
+    suggestions = _next_data(kind, examples, tuned, data)
+    if suggestions is not None:
+        artifacts += [str(path) for path in write_next_data(suggestions, out_dir, kind)]
     change = paired_change(kind, base.per_example, tuned.per_example)
     result = EvaluationResult(kind, len(examples), base.metrics, tuned.metrics, decision.best_baseline or "zero_shot",
                               artifacts[0], artifacts, None, {"base": base.per_example, "finetuned": tuned.per_example},
-                              change.to_json())  # fmt: skip
+                              change.to_json(), [s.sentence() for s in suggestions or []])  # fmt: skip
     if settings.judge.enabled:
         if pairs:  # the judge grades the replies each model generated, not which reply of the pair it prefers
             n = len(replies["base"])
@@ -90,11 +97,11 @@ def run_evaluation(
     return result
 
 
-def _next_data(kind: str, examples, tuned: Scored, data: CuratedData, out_dir: Path) -> list[str]:
-    """next_data.md and next_data.jsonl: the fine-tuned model's failures ranked into what to collect next (single
-    labels, or generated text grouped by category or prompt cluster)."""
+def _next_data(kind: str, examples, tuned: Scored, data: CuratedData) -> list[Suggestion] | None:
+    """The fine-tuned model's failures ranked into what to collect next (single labels, or generated text grouped
+    by category or prompt cluster); None for the kinds it does not cover."""
     if kind not in ("classification", "generation", "json"):
-        return []
+        return None
     train = [e for e in read_examples(Path(data.train_path)) if e.origin == "task"]
     if kind == "classification":
         counts = Counter(e.label for e in train if e.label is not None)
@@ -102,7 +109,7 @@ def _next_data(kind: str, examples, tuned: Scored, data: CuratedData, out_dir: P
     else:
         counts = Counter(e.category for e in train if e.category)
         suggestions = generation_suggestions(examples, tuned.per_example, tuned.predictions, dict(counts))
-    return [str(path) for path in write_next_data(suggestions, out_dir, kind)]
+    return suggestions
 
 
 def _confusion_pngs(examples, base: Scored, tuned: Scored, labels: list[str], out_dir: Path) -> list[str]:

@@ -17,6 +17,12 @@ def cell(value: Any) -> str:
     return text.replace("|", "\\|")
 
 
+def shorten(text: str, limit: int = 160) -> str:
+    """Text on one line, cut to `limit` characters with an ellipsis."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]

@@ -15,7 +15,7 @@ from tunesmith.records import (
     TrainedModel,
     change_text,
 )
-from tunesmith.report.markdown import markdown_table
+from tunesmith.report.markdown import markdown_table, shorten
 
 
 def render_summary(
@@ -131,15 +131,11 @@ def _evaluation(evaluation: EvaluationResult) -> list[str]:
 
 def _next_data(evaluation: EvaluationResult) -> list[str]:
     """The first suggestions of next_data.md: what to collect before the next retraining."""
-    path = next((Path(a) for a in evaluation.artifacts if a.endswith("next_data.md")), None)
-    if path is None or not path.is_file():
+    if not evaluation.next_data:
         return []
-    heads = [line.removeprefix("## ") for line in path.read_text(encoding="utf-8").splitlines()
-             if line.startswith("## ")][:3]  # fmt: skip
-    if not heads:
-        return []
+    first = [f"{rank}. {sentence}" for rank, sentence in enumerate(evaluation.next_data[:3], 1)]
     return ["What to add next (the fine-tuned model's failures on the test split, ranked; all of them with the "
-            f"test examples it got wrong in {path.name}):", "", *[f"- {h}" for h in heads], ""]  # fmt: skip
+            "test examples it got wrong in next_data.md):", "", *first, ""]  # fmt: skip
 
 
 def _preference(evaluation: EvaluationResult) -> list[str]:
@@ -160,17 +156,12 @@ def _preference(evaluation: EvaluationResult) -> list[str]:
         for r in rows:
             parts += [
                 f"- reward margin {r['reward_margin']:+.3f}, prefers {r['finetuned_prefers']} (base: "
-                f"{r['base_prefers']}); prompt: {_short(r['input'])}",
-                f"  - fine-tuned: {_short(r['finetuned_reply'])}",
-                f"  - base: {_short(r['base_reply'])}",
+                f"{r['base_prefers']}); prompt: {shorten(r['input'])}",
+                f"  - fine-tuned: {shorten(r['finetuned_reply'])}",
+                f"  - base: {shorten(r['base_reply'])}",
             ]
         parts.append("")
     return parts
-
-
-def _short(text: str, limit: int = 160) -> str:
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def _forgetting(forgetting: ForgettingReport) -> list[str]:
