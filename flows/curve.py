@@ -9,11 +9,11 @@ from prefect import flow
 
 from tunesmith.config import load_config
 from tunesmith.console import progress
-from tunesmith.evaluation.curve_points import FRACTIONS, subsets_for
+from tunesmith.evaluation.curve_points import schedule
 from tunesmith.quiet import quiet_libraries
 from tunesmith.stages import Stage, in_order
 from tunesmith.tasks.curation import curate_task
-from tunesmith.tasks.curve import curve_point_task, curve_report_task, point_stage
+from tunesmith.tasks.curve import curve_report_task, measure_curve, point_stage
 from tunesmith.tasks.models import prepare_model_task
 from tunesmith.tasks.orchestration import record_failure
 from tunesmith.tasks.retraining import check_inputs_task
@@ -36,18 +36,16 @@ def learning_curve(config_path: str, overrides: list[str] | None = None) -> Curv
     quiet_libraries()
     config = load_config(config_path, overrides)
     method = config.training.method if config.training.method != "auto" else DEFAULT_METHOD
-    progress.plan(curve_stages())
+    progress.plan(curve_stages(config.evaluation.learning_curve.fractions))
     with pipeline_run(config, kind="curve", experiment=f"{config.tracking.experiment}-curve") as run:
         inputs = check_inputs_task(run, config)
         model = prepare_model_task(run, config)
         data = curate_task(run, config, model, inputs.data)
-        points = [
-            curve_point_task(run, config, data, model, method, fraction, indices)
-            for fraction, indices in zip(FRACTIONS, subsets_for(data, FRACTIONS, config.data.seed), strict=True)
-        ]
-        report = curve_report_task(run, config, data, points)
+        points, skipped = measure_curve(run, config, data, model, method)
+        report = curve_report_task(run, config, data, points, skipped)
         return CurveResult(run.run_id, run.out_dir, report["markdown"])
 
 
-def curve_stages() -> list[str]:
-    return [*in_order([Stage.FINGERPRINT, Stage.MODEL, Stage.CURATION]), *map(point_stage, FRACTIONS), Stage.CURVE]
+def curve_stages(fractions: list[float]) -> list[str]:
+    return [*in_order([Stage.FINGERPRINT, Stage.MODEL, Stage.CURATION]), *map(point_stage, schedule(fractions)),
+            Stage.CURVE]  # fmt: skip

@@ -13,8 +13,10 @@ from tunesmith.forgetting.mitigation import Attempt, choose_attempt, needs_mitig
 from tunesmith.promotion.gate import task_gate_text
 from tunesmith.quiet import quiet_libraries
 from tunesmith.records import DecisionRecord, EvaluationResult, ForgettingReport, PromotionDecision, TrainedModel
+from tunesmith.retraining.continual import continuing
 from tunesmith.stages import Stage, in_order
 from tunesmith.tasks.curation import curate_task
+from tunesmith.tasks.curve import curve_of_run
 from tunesmith.tasks.decision import decide_task
 from tunesmith.tasks.evaluation import evaluate_task
 from tunesmith.tasks.forgetting import benchmark_base_task, forgetting_task
@@ -23,7 +25,7 @@ from tunesmith.tasks.models import prepare_model_task
 from tunesmith.tasks.orchestration import record_failure
 from tunesmith.tasks.promotion import promote_task
 from tunesmith.tasks.report import report_task
-from tunesmith.tasks.retraining import check_inputs_task
+from tunesmith.tasks.retraining import champion_task, check_inputs_task
 from tunesmith.tasks.search import search_hyperparameters, with_search
 from tunesmith.tasks.training import train_task
 from tunesmith.tracking.mlflow_runs import RunRef, set_tags
@@ -79,7 +81,11 @@ def _task_gate(scores: EvaluationResult | None) -> str:
 
 def pipeline_stages(config: RunConfig) -> list[Stage]:
     """The stages of a run in order: what the console's [i/n] counts."""
-    left_out = {Stage.BASE, Stage.COMPARISON, Stage.CURVE, Stage.MITIGATION}
+    left_out = {Stage.BASE, Stage.COMPARISON, Stage.MITIGATION}
+    if config.retraining.start_from != "champion":
+        left_out.add(Stage.CHAMPION)
+    if not config.evaluation.learning_curve.enabled:
+        left_out.add(Stage.CURVE)
     if not config.forgetting.active:
         left_out |= {Stage.FORGETTING_BASELINE, Stage.FORGETTING}
     if not config.training.search.trials:
@@ -87,6 +93,12 @@ def pipeline_stages(config: RunConfig) -> list[Stage]:
     if not config.promotion.enabled:
         left_out.add(Stage.PROMOTION)
     return in_order(set(Stage) - left_out)
+
+
+def _skipped(run: RunRef, previous_run: str | None):
+    set_tags(run, {"tunesmith.outcome": SKIPPED})
+    message = f"{SKIPPED} since run {previous_run}: nothing to retrain"
+    return Completed(name=SKIPPED, message=message, data=PipelineResult(run.run_id, run.out_dir, "skip", "", SKIPPED))
 
 
 @flow(name="finetune-pipeline", on_failure=[record_failure], on_crashed=[record_failure])
@@ -97,13 +109,11 @@ def finetune_pipeline(config_path: str, overrides: list[str] | None = None):
     with pipeline_run(config) as run:
         inputs = check_inputs_task(run, config)
         if inputs.unchanged and config.retraining.skip_unchanged:
-            set_tags(run, {"tunesmith.outcome": SKIPPED})
-            message = f"{SKIPPED} since run {inputs.previous_run}: nothing to retrain"
-            return Completed(
-                name=SKIPPED, message=message, data=PipelineResult(run.run_id, run.out_dir, "skip", "", SKIPPED)
-            )
+            return _skipped(run, inputs.previous_run)
         model = prepare_model_task(run, config)
-        data = curate_task(run, config, model, inputs.data)
+        champion = champion_task(run, config) if config.retraining.start_from == "champion" else None
+        config = continuing(config, champion) if champion else config
+        data = curate_task(run, config, model, inputs.data, champion.data_dir if champion else None)
         decision = decide_task(run, config, data, model)
         if decision.stop:
             summary = report_task(run, config, data, decision)
@@ -115,21 +125,21 @@ def finetune_pipeline(config_path: str, overrides: list[str] | None = None):
             search_hyperparameters(run, config, data, model, plan, before) if config.training.search.trials else None
         )
         plan, decision = with_search(run, decision, plan, search)
-        trained = train_task(run, config, plan, data, model)
+        trained = train_task(run, config, plan, data, model, champion)
         scores = evaluate_task(run, config, data, model, trained, decision)
-        drift = forgetting_task(run, config, model, trained, before) if before is not None else None
+        curve = curve_of_run(run, config, data, model, trained, scores)  # None unless evaluation.learning_curve
+        drift = forgetting_task(run, config, model, trained, before, champion, data) if before is not None else None
         attempts = [Attempt(0, "as configured", trained, scores, drift, config, data)] if drift else []
         if needs_mitigation(drift) and config.forgetting.mitigation.enabled:
-            attempts += retrain_against_forgetting(
-                run, config_path, overrides or [], config, model, inputs.data, plan, decision, before, attempts[0]
-            )
+            attempts += retrain_against_forgetting(run, config_path, overrides or [], config, model, inputs.data,
+                                                   plan, decision, before, attempts[0], champion)  # fmt: skip
         if len(attempts) > 1:  # the gates judge the best attempt; the report shows them all
             chosen = choose_attempt(attempts, config.forgetting.inconclusive)
             config, data, trained, scores, drift = (chosen.config, chosen.data, chosen.trained, chosen.evaluation,
                                                     chosen.forgetting)  # fmt: skip
         promotion = promote_task(run, config, data, model, trained, scores, drift) if config.promotion.enabled else None
         tradeoffs = [a.row() for a in attempts] if len(attempts) > 1 else None
-        summary = report_task(run, config, data, decision, trained, scores, drift, promotion, tradeoffs)
+        summary = report_task(run, config, data, decision, trained, scores, drift, promotion, tradeoffs, curve)
         outcome = promotion.state_name if promotion else "Trained"
         result = PipelineResult.of(run, decision, summary, outcome, trained, scores, drift, promotion)
         return Completed(name=outcome, message=promotion.reason if promotion else outcome, data=result)

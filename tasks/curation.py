@@ -33,26 +33,32 @@ def curate_data(
     cache_root: str,
     code: str,
     min_train_examples: int = 0,
+    pinned_from: str | None = None,
 ) -> CuratedData:
     """The curation itself, cached by its inputs (the data fingerprint and the library's code version among them):
     a re-run after a crash, or a run of another config on the same data, reuses the curated splits instead of
-    computing them again; results of other code are never reused."""
-    key = json.dumps([data, model_path, system, max_tokens, fingerprint, code, min_train_examples], sort_keys=True)
+    computing them again; results of other code are never reused. `pinned_from`: the champion's split files (a
+    folder named by its version), whose examples keep their splits."""
+    key = [data, model_path, system, max_tokens, fingerprint, code, min_train_examples]
+    key = json.dumps(key + [pinned_from] if pinned_from else key, sort_keys=True)
     out_dir = Path(cache_root) / "curation" / hashlib.sha256(key.encode()).hexdigest()[:16]
     return run_curation(
-        DataConfig.model_validate(data), model_path, trust_remote_code, system, max_tokens, out_dir, min_train_examples
-    )
+        DataConfig.model_validate(data), model_path, trust_remote_code, system, max_tokens, out_dir, min_train_examples,
+        pinned_from,
+    )  # fmt: skip
 
 
 @task(name="curate", timeout_seconds=HOUR)
-def curate_task(run: RunRef, config: RunConfig, model: PreparedModel, fingerprint: str) -> CuratedData:
+def curate_task(
+    run: RunRef, config: RunConfig, model: PreparedModel, fingerprint: str, pinned_from: str | None = None
+) -> CuratedData:
     with stage_run(run, Stage.CURATION) as stage:
         system = training_prompt(config)
         compute = curate_data if config.orchestration.cache else curate_data.with_options(refresh_cache=True)
         cache_root = str((Path(config.output_dir) / "cache").resolve())
         arguments = (config.data.model_dump(mode="json"), model.path, model.trust_remote_code, system,
                      config.training.max_seq_length, fingerprint, cache_root, code_version(),
-                     training_threshold(config))  # fmt: skip
+                     training_threshold(config), pinned_from)  # fmt: skip
         data = compute(*arguments)
         if not all(
             Path(p).is_file() for p in (data.train_path, data.validation_path, data.test_path, data.report_path)

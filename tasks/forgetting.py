@@ -8,7 +8,8 @@ from tunesmith.config import RunConfig
 from tunesmith.console import progress
 from tunesmith.forgetting.stage import base_scorable, run_forgetting, run_forgetting_baseline, trained_scorable
 from tunesmith.forgetting.verdict import plan_suite
-from tunesmith.records import ForgettingReport, PreparedModel, TrainedModel, change_text
+from tunesmith.records import CuratedData, ForgettingReport, PreparedModel, TrainedModel, change_text
+from tunesmith.retraining.continual import Champion, score_old_task, with_old_task
 from tunesmith.stages import Stage
 from tunesmith.tasks.orchestration import HOUR
 from tunesmith.tracking.datasets import benchmark_datasets, log_datasets
@@ -49,14 +50,18 @@ def benchmark_base_task(run: RunRef, config: RunConfig, model: PreparedModel, me
 
 @task(name="forgetting", timeout_seconds=2 * HOUR)
 def forgetting_task(
-    run: RunRef, config: RunConfig, model: PreparedModel, trained: TrainedModel, before: dict[str, Any]
-) -> ForgettingReport:
-    """The same benchmarks, limit and seed on the fine-tuned model, compared with the baseline."""
+    run: RunRef, config: RunConfig, model: PreparedModel, trained: TrainedModel, before: dict[str, Any],
+    champion: Champion | None = None, data: CuratedData | None = None,
+) -> ForgettingReport:  # fmt: skip
+    """The same benchmarks, limit and seed on the fine-tuned model, compared with the baseline; with `champion`
+    (a continued retraining), also the champion's test split, the new model against the champion."""
     with stage_run(run, Stage.FORGETTING) as stage:
         work_dir = Path(stage.out_dir) / "benchmarks"
         scorable = trained_scorable(model, trained, work_dir, config.forgetting.vllm.lora)
         result = run_forgetting(config, scorable, before, work_dir, trained.record_dir or None)
         report, after = result.report, result.after
+        if champion is not None and data is not None:
+            report = with_old_task(report, score_old_task(config, data, model, trained, champion), champion)
         log_datasets(stage, benchmark_datasets(before["suite"]))
         for name, row in {**report.per_benchmark, "pooled": report.pooled}.items():
             log_metrics(stage, {f"{name}_{k}": v for k, v in row.items()})

@@ -13,6 +13,7 @@ from tunesmith.console import progress
 from tunesmith.decision.stage import plan_context
 from tunesmith.forgetting.mitigation import Attempt, Mitigation, plan_attempts
 from tunesmith.records import DecisionRecord, PreparedModel
+from tunesmith.retraining.continual import Champion, continuing
 from tunesmith.stages import Stage
 from tunesmith.tasks.curation import curate_task
 from tunesmith.tasks.evaluation import evaluate_task
@@ -42,6 +43,7 @@ def attempt_run(run: RunRef, number: int, mitigation: Mitigation) -> Iterator[Ru
 def retrain_against_forgetting(
     run: RunRef, config_path: str, overrides: list[str], config: RunConfig, model: PreparedModel,
     fingerprint: str, plan: TrainingPlan, decision: DecisionRecord, before: dict[str, Any], first: Attempt,
+    champion: Champion | None = None,
 ) -> list[Attempt]:  # fmt: skip
     """Attempts after the first, until one shows no forgetting or forgetting.mitigation.max_attempts are spent.
     A rerun reuses each attempt's curation and training (their caches), as it does the first's."""
@@ -54,14 +56,16 @@ def retrain_against_forgetting(
     for number, mitigation in enumerate(mitigations, start=1):
         with attempt_run(run, number, mitigation) as attempt:
             changed = load_config(config_path, [*overrides, *mitigation.data]) if mitigation.data else config
-            data = curate_task(attempt, changed, model, fingerprint) if mitigation.data else first.data
+            changed = continuing(changed, champion) if champion and mitigation.data else changed
+            pinned = champion.data_dir if champion else None
+            data = curate_task(attempt, changed, model, fingerprint, pinned) if mitigation.data else first.data
             context = plan_context(changed, data, model) if mitigation.data else None
             retrain = derive(plan, mitigation.training, f"mitigation: {mitigation.why}", context)
             log_params(attempt, {"mitigation": mitigation.why, "config_changes": ", ".join(mitigation.data),
                                  **{f"training.{k}": v for k, v in mitigation.training.items()}})  # fmt: skip
-            trained = train_task(attempt, changed, retrain, data, model)
+            trained = train_task(attempt, changed, retrain, data, model, champion)
             scores = evaluate_task(attempt, changed, data, model, trained, decision)
-            drift = forgetting_task(attempt, changed, model, trained, before)
+            drift = forgetting_task(attempt, changed, model, trained, before, champion, data)
             log_metrics(attempt, {f"finetuned_{scores.metric}": scores.finetuned[scores.metric],
                                   "forgetting_pooled_difference": drift.pooled["difference"],
                                   "forgetting_pooled_low": drift.pooled["low"],

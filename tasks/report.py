@@ -32,12 +32,14 @@ def report_task(
     forgetting: ForgettingReport | None = None,
     promotion: PromotionDecision | None = None,
     attempts: list[dict[str, Any]] | None = None,
+    curve: str | None = None,
 ) -> str:
     """Write the markdown summary; put the headline figures on the parent run for side-by-side comparison.
-    `attempts`: the trade-off table's rows when forgetting was mitigated by retraining."""
+    `attempts`: the trade-off table's rows when forgetting was mitigated by retraining; `curve`: the learning
+    curve's markdown, when the run measured one."""
     with stage_run(run, Stage.REPORT) as stage:
         report = run_report(
-            config, data, decision, Path(run.out_dir), trained, evaluation, forgetting, promotion, attempts
+            config, data, decision, Path(run.out_dir), trained, evaluation, forgetting, promotion, attempts, curve
         )
         if forgetting:  # the verdict of the training the gates judged (an attempt's, after mitigation)
             set_tags(run, {"tunesmith.forgetting": forgetting.verdict,

@@ -1,8 +1,11 @@
+from pathlib import Path
+
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
 from tunesmith.config import RunConfig
 from tunesmith.console import progress
+from tunesmith.retraining.continual import Champion, find_champion
 from tunesmith.retraining.fingerprint import FingerprintCheck, check_inputs
 from tunesmith.stages import Stage
 from tunesmith.tasks.orchestration import HOUR, SERVICE_RETRIES
@@ -30,3 +33,20 @@ def check_inputs_task(run: RunRef, config: RunConfig) -> FingerprintCheck:
         )
         progress.done(check.headline())
     return check
+
+
+@task(name="find-champion", timeout_seconds=HOUR, **SERVICE_RETRIES)
+def champion_task(run: RunRef, config: RunConfig) -> Champion | None:
+    """retraining.start_from: champion: the version to continue, its weights and splits fetched from the registry;
+    None (the run starts from the base model) when there is none yet."""
+    with stage_run(run, Stage.CHAMPION) as stage:
+        name = config.tracking.registered_model or config.name
+        cache = Path(config.output_dir).resolve() / "cache" / "champions"
+        champion = find_champion(stage.client, run.uri, name, config.promotion.alias, cache)
+        if champion is None:
+            progress.done(f"no version of {name} holds '{config.promotion.alias}' yet: this run starts from the base")
+            return None
+        log_params(stage, {"champion": champion.label, "champion_method": champion.method})
+        set_tags(run, {"tunesmith.start_from": champion.label})
+        progress.done(f"continuing {champion.label} ({champion.method}); its splits are kept")
+    return champion

@@ -6,6 +6,7 @@ from prefect.artifacts import create_table_artifact
 from tunesmith.config import RunConfig
 from tunesmith.console import progress
 from tunesmith.records import CuratedData, PreparedModel, TrainedModel
+from tunesmith.retraining.continual import Champion, continual_train, from_champion
 from tunesmith.stages import Stage
 from tunesmith.tasks.orchestration import HOUR, training_slot
 from tunesmith.tracking.datasets import log_datasets, split_datasets
@@ -33,14 +34,24 @@ def _what(plan: TrainingPlan) -> str:
 
 @task(name="train", timeout_seconds=24 * HOUR)
 def train_task(
-    run: RunRef, config: RunConfig, plan: TrainingPlan, data: CuratedData, model: PreparedModel
-) -> TrainedModel:
+    run: RunRef, config: RunConfig, plan: TrainingPlan, data: CuratedData, model: PreparedModel,
+    champion: Champion | None = None,
+) -> TrainedModel:  # fmt: skip
+    """`champion`: continue its weights on the new training examples and a replay sample of its own (the version
+    is still registered with every split, old examples included: the next continuation knows what it saw)."""
     with (
         stage_run(run, Stage.TRAINING, _what(plan)) as stage,
         training_slot(model.precision.device, config.orchestration.training_slot) as waited,
     ):
         log_metrics(stage, {"waited_for_training_slot_s": waited})
-        trained = run_training(config, plan, data, model, Path(stage.out_dir), run.run_id)
+        trained_on = data
+        if champion is not None:
+            plan = from_champion(plan, champion)
+            settings = config.retraining
+            trained_on, counts = continual_train(data, champion, settings.replay_fraction, config.data.seed,
+                                                 Path(stage.out_dir) / "continual")  # fmt: skip
+            log_params(stage, {"start_from": champion.label, **{f"continual_{k}": v for k, v in counts.items()}})
+        trained = run_training(config, plan, trained_on, model, Path(stage.out_dir), run.run_id)
         log_params(stage, trained.hyperparameters)
         log_plan(stage, plan)
         set_tags(
@@ -56,7 +67,7 @@ def train_task(
         if trained.reused:
             set_tags(stage, {"tunesmith.reused_training_of_run": trained.trained_in_run or ""})
         log_metrics(stage, trained.metrics)
-        log_datasets(stage, split_datasets(data, config.name, only=("train", "validation")))
+        log_datasets(stage, split_datasets(trained_on, config.name, only=("train", "validation")))
         log_history(stage, trained.history, ("loss", "eval_loss", "learning_rate"))
         log_json(stage, trained.history, "loss_history.json")
         if trained.loss_curve_path:
@@ -76,5 +87,6 @@ def train_task(
                     "model version": f"{version.name}/{version.version}"}],
             description="Training run",
         )  # fmt: skip
-        progress.done(trained.headline())
+        continued = f"; continued {champion.label} on {trained_on.counts['train']} examples" if champion else ""
+        progress.done(trained.headline() + continued)
     return trained

@@ -1,6 +1,8 @@
 """The learning-curve fit: predictions with intervals from nested subsets, plateaus and the data a target needs."""
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -81,12 +83,12 @@ def test_a_curve_trains_nested_subsets_scores_them_on_one_test_set_and_reports(t
     extra = "training:\n  epochs: 3\n  learning_rate: 0.01\n  batch_size: 8\nevaluation:\n  max_examples: 16\n"
     config = load_config(write_config(tmp_path / "config.yaml", learnable_tickets, tiny_model, extra))
     data = curate(config.data, load_tokenizer(str(tiny_model)), training_prompt(config), None, tmp_path / "curated")
-    fractions = (0.25, 0.5, 1.0)
-    subsets = subsets_for(data, fractions)
+    subsets = subsets_for(data, [0.25, 0.5, 1.0])
     model = PreparedModel(str(tiny_model), CPU32)
     points = [measure_point(config, data, model, "lora", f, indices, tmp_path / f"point-{f}")
-              for f, indices in zip(fractions, subsets, strict=True)]  # fmt: skip
-    assert [p.examples for p in points] == [len(s) for s in subsets] and points[-1].examples == data.counts["train"]
+              for f, indices in subsets.items()]  # fmt: skip
+    assert [p.examples for p in points] == [len(s) for s in subsets.values()]
+    assert points[-1].examples == data.counts["train"]
     assert len({len(p.per_example) for p in points}) == 1 and all(0 <= p.score <= 1 for p in points)
     report = write_curve(points, fit_points(points, target=0.9), "accuracy", tmp_path / "curve")
     text = (tmp_path / "curve" / "curve.md").read_text()
@@ -102,7 +104,10 @@ def test_tunesmith_curve_runs_the_flow_and_logs_the_curve(prefect_server, mlflow
     from tests.conftest import write_config
     from tunesmith.flows.cli import app
 
-    extra = "training:\n  epochs: 2\n  learning_rate: 0.01\n  batch_size: 8\nevaluation:\n  max_examples: 16\n"
+    extra = (
+        "training:\n  epochs: 2\n  learning_rate: 0.01\n  batch_size: 8\nevaluation:\n  max_examples: 16\n"
+        "  learning_curve:\n    confident_within: null\n"
+    )  # every share, whatever the fit knows
     config = write_config(tmp_path / "run.yaml", learnable_tickets, tiny_model, extra)
     result = CliRunner().invoke(app, ["curve", str(config)])
     assert result.exit_code == 0, result.output
@@ -127,3 +132,59 @@ def test_the_report_checks_the_curve_on_its_largest_point(tmp_path):
     assert check["examples"] == 1000 and check["inside"] == 1.0 and check["low"] < check["predicted"] < check["high"]
     write_curve(points, None, "accuracy", tmp_path)
     assert "Check: fitted without the largest point" in (tmp_path / "curve.md").read_text()
+
+
+def test_the_cheap_shares_come_first_and_a_confident_fit_stops_before_the_rest(tmp_path):
+    from tunesmith.evaluation.curve_points import CurvePoint, confident, schedule, write_curve
+
+    assert schedule([1.0, 0.5, 0.25, 0.125]) == [0.125, 0.25, 1.0, 0.5]
+    assert schedule([0.1, 0.2, 0.4, 0.6, 1.0]) == [0.1, 0.2, 1.0, 0.6, 0.4]
+
+    def points(test_examples: int) -> list[CurvePoint]:
+        sizes = [125, 250, 1000]
+        scores = _scores(sizes, lambda n: 0.9 - 1.5 * n**-0.5, test_examples)
+        return [CurvePoint(n / 1000, n, float(np.mean(s)), s, 1.0, "") for n, s in zip(sizes, scores, strict=True)]
+
+    # 20,000 test examples pin the mean at each size to about +-0.3 points, so the 2x prediction is tight; with 40
+    # the same curve's points each move by about 6 points and the extrapolation cannot be known to 2 points.
+    assert confident(points(20000), 0.02) and not confident(points(40), 0.02)
+    assert not confident(points(20000), None) and not confident(points(20000)[:2], 0.02)
+    write_curve(points(20000), None, "accuracy", tmp_path, skipped=[0.5])
+    assert "Not trained: 50.0% of the training split" in (tmp_path / "curve.md").read_text()
+
+
+def test_the_learning_curve_switch_takes_a_bare_boolean_and_checks_its_shares(tmp_path):
+    from pydantic import ValidationError
+
+    from tunesmith.config.schema import EvaluationConfig
+
+    assert EvaluationConfig(learning_curve=True).learning_curve.enabled
+    assert EvaluationConfig(learning_curve={"fractions": [1.0, 0.2, 0.1]}).learning_curve.fractions == [0.1, 0.2, 1.0]
+    with pytest.raises(ValidationError, match="include 1.0"):
+        EvaluationConfig(learning_curve={"fractions": [0.1, 0.2, 0.5]})
+
+
+def test_a_run_with_the_learning_curve_on_adds_the_smaller_shares_to_its_own_training(
+    prefect_server, mlflow_uri, tmp_path, tiny_model, learnable_tickets
+):
+    from mlflow.tracking import MlflowClient
+
+    from tests.conftest import TRAIN_FAST, write_config
+    from tunesmith.flows.pipeline import finetune_pipeline
+
+    config = write_config(tmp_path / "run.yaml", learnable_tickets, tiny_model, TRAIN_FAST)
+    curve = ["evaluation.learning_curve.enabled=true", "evaluation.learning_curve.confident_within=null",
+             "forgetting.enabled=false", "evaluation.max_examples=16"]  # fmt: skip
+    result = finetune_pipeline(str(config), curve)
+    summary = Path(result.summary_path).read_text()
+    assert "## Learning curve (accuracy)" in summary and "| examples | share | test score |" in summary
+    client = MlflowClient(mlflow_uri)
+    children = client.search_runs([result.experiment_id], f"tags.mlflow.parentRunId = '{result.run_id}'")
+    stages = {c.data.tags["tunesmith.stage"] for c in children}
+    # the run's own training is the whole split's point: only the smaller shares train again
+    assert {"curve-12.5pct", "curve-25.0pct", "curve-50.0pct", "training"} <= stages
+    assert "curve-100.0pct" not in stages
+    assert "curve.json" in {a.path.rsplit("/", 1)[-1] for a in client.list_artifacts(result.run_id, "curve")}
+    report = json.loads(Path(result.output_dir, "curve", "curve.json").read_text())
+    assert [p["fraction"] for p in report["points"]] == [0.125, 0.25, 0.5, 1.0]
+    assert report["points"][-1]["score"] == pytest.approx(result.metrics["finetuned_accuracy"])  # the run's own

@@ -19,6 +19,7 @@ class Stage(StrEnum):
 
     FINGERPRINT = "fingerprint", "inputs"
     MODEL = "model"
+    CHAMPION = "champion", "champion to continue"  # retraining.start_from: champion
     CURATION = "curation"
     DECISION = "decision"
     FORGETTING_BASELINE = "forgetting-baseline", "forgetting baseline"
@@ -26,12 +27,12 @@ class Stage(StrEnum):
     SEARCH = "search"
     TRAINING = "training"
     EVALUATION = "evaluation"
+    CURVE = "curve", "learning curve"  # after evaluation in a run: the run's training is its largest point
     FORGETTING = "forgetting"
     MITIGATION = "mitigation", "retraining against forgetting"  # only when forgetting was found
     PROMOTION = "promotion"
     REPORT = "report"
     COMPARISON = "comparison"
-    CURVE = "curve", "learning curve"
 
 
 def in_order(stages: Iterable[Stage]) -> list[Stage]:

@@ -481,6 +481,27 @@ class JudgeConfig(Section):
         return self
 
 
+class LearningCurveConfig(Section):
+    """How the test score grows with training data (tunesmith/evaluation/learning_curve.py): the method trained on
+    nested subsets of the training split. `tunesmith curve` always measures it; `evaluation.learning_curve: true`
+    measures it in a run too, where the run's own training is the full point."""
+
+    enabled: bool = False
+    fractions: list[Fraction] = Field(default_factory=lambda: [0.125, 0.25, 0.5, 1.0], min_length=3)
+    # Once three points are measured (the two smallest and the full set), the shares in between are skipped when
+    # the fitted score at twice the data is already known to within this (half the 95% interval's width). None:
+    # every share is trained, and the largest is also predicted from the others as a check of the fit.
+    confident_within: float | None = Field(0.02, gt=0)
+
+    @field_validator("fractions")
+    @classmethod
+    def _whole_set_last(cls, fractions: list[float]) -> list[float]:
+        shares = sorted(set(fractions))
+        if shares[-1] != 1.0 or shares[0] <= 0:
+            raise ValueError("shares must be above 0 and include 1.0 (the whole training split)")
+        return shares
+
+
 class EvaluationConfig(Section):
     batch_size: int = Field(16, ge=1)
     max_examples: int | None = Field(None, ge=1)
@@ -488,6 +509,12 @@ class EvaluationConfig(Section):
     task: Literal["auto", "classification", "json", "generation"] = "auto"
     json_schema: ExistingFile | None = None  # JSON Schema that structured outputs must satisfy
     judge: JudgeConfig = JudgeConfig()
+    learning_curve: LearningCurveConfig = LearningCurveConfig()
+
+    @field_validator("learning_curve", mode="before")
+    @classmethod
+    def _switch(cls, value: Any) -> Any:
+        return {"enabled": value} if isinstance(value, bool) else value  # `learning_curve: true` turns it on
 
 
 class BenchmarkConfig(Section):
@@ -589,6 +616,15 @@ class PromotionConfig(Section):
 class RetrainingConfig(Section):
     # Skip the run when the input data and the config are the same as the last run that trained a model.
     skip_unchanged: bool = True
+    # Where a retraining starts. base: the base model, on all the data. champion: the registered champion's
+    # weights (tunesmith/retraining/continual.py), trained on the examples it has not seen plus a replay sample of
+    # those it was trained on; its splits are kept (its test examples stay test examples), its method is used, and
+    # the forgetting gate also compares the new model with it on its own test split, so that what it knew is not
+    # lost. Without a champion (the first run) the run starts from the base model and says so.
+    start_from: Literal["base", "champion"] = "base"
+    # champion: the share of the continued training set drawn from the champion's training examples (0.5: as many
+    # old examples as new ones), stratified by label; all of them when there are fewer.
+    replay_fraction: float = Field(0.5, ge=0.0, lt=1.0)
 
 
 class OrchestrationConfig(Section):

@@ -161,6 +161,7 @@ class _Work:
     config: DataConfig
     tokenizer: Any
     system: str
+    pinned: dict[str, str] = field(default_factory=dict)  # example id -> the split an earlier model held it in
     rejects: list[Rejected] = field(default_factory=list)
     tokens: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -174,15 +175,15 @@ class _Deduplicated:
     conflicts: list[list[Example]]
 
 
-def curate(
-    config: DataConfig, tokenizer, system: str, max_tokens: int | None, out_dir: Path, min_train_examples: int = 0
-) -> CuratedData:
+def curate(config: DataConfig, tokenizer, system: str, max_tokens: int | None, out_dir: Path,
+           min_train_examples: int = 0, pinned: dict[str, str] | None = None) -> CuratedData:  # fmt: skip
     """Run the curation stage and write its files under out_dir; `system` is the prompt training uses, and
-    max_tokens (training.max_seq_length) is derived from the data when None. With fewer than
-    min_train_examples unique examples training is off the table: what only training needs (split sizes, examples
-    per class) is reported as a warning instead of stopping the run, and the decision stage answers."""
+    max_tokens (training.max_seq_length) is derived from the data when None. With fewer than min_train_examples
+    unique examples training is off the table: what only training needs (split sizes, examples per class) is
+    reported as a warning, and the decision stage answers. `pinned` (id -> split): examples kept in the split of
+    the champion a retraining continues."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    work = _Work(config, tokenizer, system)
+    work = _Work(config, tokenizer, system, dict(pinned or {}))
     loaded = load_inputs(config)
     work.rejects += loaded.rejected
     work.tokens = count_tokens(loaded.examples, tokenizer, system)
@@ -214,6 +215,7 @@ def curate(
         "semantic_duplicates": unique.removed.get("semantic", 0),
         "label_conflicts": len(unique.conflicts),
         "kept_unique": len(unique.kept),
+        **({"kept_in_earlier_split": sum(e.id in work.pinned for e in unique.kept)} if work.pinned else {}),
         **{f"split_{k}": v for k, v in split_before.items()},
         "leakage_removed": leaked,
         "balancing_dropped": len(balanced.dropped),
@@ -308,7 +310,13 @@ def _split(work: _Work, kept: list[Example], test_file) -> tuple[Splits, dict[st
     """Stratified splits (the test file as the test split where one is given) and the leaks removed from the
     splits that are trained on or tuned with."""
     config = work.config
-    splits = stratified_split(kept, config.split.validation, config.split.test, config.seed)
+    # with a test file the test split is that file: an example pinned to test is split as a new one
+    pins = {i: split for i, split in work.pinned.items() if split != "test" or test_file is None}
+    splits = stratified_split([e for e in kept if e.id not in pins], config.split.validation, config.split.test,
+                              config.seed)  # fmt: skip
+    for example in kept:
+        if example.id in pins:
+            getattr(splits, pins[example.id]).append(example)
     if test_file is not None:
         splits.test = test_file[1].kept  # the test file replaces the (empty) test split
     before = splits.sizes()

@@ -11,6 +11,7 @@ do when the test set changes) and refits: the spread of the refits' predictions 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,13 +44,15 @@ def power_law(n: np.ndarray, a: float, b: float, c: float) -> np.ndarray:
 def _fit(sizes: np.ndarray, scores: np.ndarray, ceiling: float) -> tuple[float, float, float] | None:
     """Least squares with the saturation level between the best score seen and `ceiling` (a proportion cannot
     pass 1), b >= 0 (the score grows with data) and c in (0, 2]; None when the fit does not converge."""
-    from scipy.optimize import curve_fit
+    from scipy.optimize import OptimizeWarning, curve_fit
 
     top = min(float(scores.max()), ceiling - 1e-6)
     start = (min(ceiling, top + 0.05), max(top - float(scores.min()), 1e-3) * float(sizes.min()) ** 0.5, 0.5)
     bounds = ([top - 1e-9, 0.0, 1e-3], [ceiling, np.inf, 2.0])
     try:
-        params, _ = curve_fit(power_law, sizes, scores, p0=start, bounds=bounds, maxfev=20000)
+        with warnings.catch_warnings():  # three points for three parameters leave no covariance: not needed here
+            warnings.simplefilter("ignore", OptimizeWarning)
+            params, _ = curve_fit(power_law, sizes, scores, p0=start, bounds=bounds, maxfev=20000)
     except (RuntimeError, ValueError):
         return None
     return float(params[0]), float(params[1]), float(params[2])

@@ -32,6 +32,11 @@ def load_test_set(config: RunConfig, data: CuratedData) -> TestSet:
     return _scored_split(config, data, data.test_path, config.evaluation.max_examples)
 
 
+def load_split_file(config: RunConfig, data: CuratedData, path: str) -> TestSet:
+    """Another split file (a champion's test split) scored as this run's test split is."""
+    return _scored_split(config, data, path, config.evaluation.max_examples)
+
+
 def load_validation_set(config: RunConfig, data: CuratedData, max_examples: int | None) -> TestSet:
     """The validation split, scored as the test split is: what a hyperparameter search judges trials on, so that
     the test split stays unseen until the final evaluation."""

@@ -32,11 +32,11 @@ def run_report(
     config: RunConfig, data: CuratedData, decision: DecisionRecord, out_dir: Path,
     trained: TrainedModel | None = None, evaluation: EvaluationResult | None = None,
     forgetting: ForgettingReport | None = None, promotion: PromotionDecision | None = None,
-    attempts: list[dict[str, Any]] | None = None,
+    attempts: list[dict[str, Any]] | None = None, curve: str | None = None,
 ) -> ReportResult:  # fmt: skip
     outcome = _outcome(decision, evaluation, forgetting, promotion, config.promotion.min_improvement)
     summary = render_summary(
-        config.name, config.model, data, decision, trained, evaluation, forgetting, outcome, attempts
+        config.name, config.model, data, decision, trained, evaluation, forgetting, outcome, attempts, curve
     )
     path = Path(out_dir) / "summary.md"
     path.write_text(summary, encoding="utf-8")

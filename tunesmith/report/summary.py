@@ -28,8 +28,9 @@ def render_summary(
     forgetting: ForgettingReport | None = None,
     outcome: str = "",
     attempts: list[dict[str, Any]] | None = None,
+    curve: str | None = None,
 ) -> str:
-    """Markdown summary of a pipeline run."""
+    """Markdown summary of a pipeline run; `curve`: the learning curve's own markdown (curve_points.write_curve)."""
     parts = [f"# Tunesmith run: {name}", "", f"Model: `{model}`", ""]
     if outcome:
         parts += [f"**Outcome:** {outcome}", ""]
@@ -42,6 +43,8 @@ def render_summary(
         parts += _forgetting(forgetting)
     if attempts:
         parts += _attempts(attempts, evaluation.metric if evaluation else "")
+    if curve:
+        parts += ["#" + curve, ""]  # its title one level down, under the run's
     return "\n".join(parts)
 
 

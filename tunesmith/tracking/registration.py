@@ -12,6 +12,8 @@ from tunesmith.tracking.mlflow_runs import RunRef, log_artifact
 from tunesmith.tracking.registry import RegisteredVersion, existing_version, register_model
 from tunesmith.training.stage import save_record
 
+DATA_ARTIFACTS = "data"  # the version's curated splits, under its run (retraining/continual.py reads them back)
+
 
 def register_training(
     stage: RunRef, config: RunConfig, data: CuratedData, trained: TrainedModel, run_id: str
@@ -26,6 +28,8 @@ def register_training(
         log_artifact(stage, trained.merged_dir, "merged")
     tags = {"method": trained.method, "data_hash": data.data_hash, "base_model": config.model,
             "precision": trained.precision, "pipeline_run_id": trained.trained_in_run or run_id}  # fmt: skip
+    for split in (data.train_path, data.validation_path, data.test_path):  # what a continued retraining keeps
+        log_artifact(stage, split, DATA_ARTIFACTS)
     logged = log_model(stage, trained.output_dir, example_prompt(data), tags)
     version = register_model(stage, config.tracking.registered_model or config.name, logged, tags)
     trained.registered = {"name": version.name, "version": version.version, "model_id": version.model_id}

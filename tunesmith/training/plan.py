@@ -69,6 +69,7 @@ class TrainingPlan:
     context: PlanContext
     requested: dict[str, Any] = field(default_factory=dict)  # the settings the config's training section sets
     changes: list[tuple[dict[str, Any], str]] = field(default_factory=list)  # (settings, why), in order
+    start_from: str | None = None  # trained weights the training continues (the champion's), else the base model
 
     @cached_property
     def settings(self) -> TrainingConfig:
@@ -127,7 +128,8 @@ def derive(plan: TrainingPlan, settings: dict[str, Any], why: str, context: Plan
     plan's when the data changed (a retraining with replay mixed in)."""
     changes = [*plan.changes, (dict(settings), why)]
     method = settings.get("method", plan.method)
-    return plan_training(TrainingConfig.model_validate(plan.requested), method, context or plan.context, changes)
+    derived = plan_training(TrainingConfig.model_validate(plan.requested), method, context or plan.context, changes)
+    return replace(derived, start_from=plan.start_from)
 
 
 def _with_changes(training: TrainingConfig, changes) -> tuple[TrainingConfig, dict[str, str]]:

@@ -37,7 +37,7 @@ def training_key(config: RunConfig, plan: TrainingPlan, data: CuratedData, model
     """A hash of everything a training's result depends on."""
     key = json.dumps(
         {"model": model.path, "model_spec": config.model, "method": plan.method, "training": plan.training,
-         "schedule": plan.schedule,
+         "schedule": plan.schedule, "start_from": plan.start_from,
          "prompt": training_prompt(config),
          "train": _file_hash(data.train_path), "validation": _file_hash(data.validation_path),
          "code": code_version()},
@@ -129,7 +129,7 @@ def run_training(
             "model_spec": config.model,
         },
         trial=trial,
-        start_from=first.output_dir if first else None,
+        start_from=first.output_dir if first else plan.start_from,
     )
     trained = train(spec)
     if first is not None:
