@@ -1,7 +1,7 @@
 """Two-step retraining: continue the champion on what arrived, or retrain the base model on everything?
 
 Usage: python benchmarks/continual_retraining.py [--split labels|rows] [--intents 30] [--per-intent 40]
-       [--epochs 2] [--work runs/continual_retraining]
+       [--epochs 2] [--replay 0.5,0.2] [--work runs/continual_retraining]
 
 The data is a clinc150 slice (--intents intents drawn with a fixed seed, --per-intent training rows each, every test
 row of those intents), cut in two halves:
@@ -11,10 +11,10 @@ row of those intents), cut in two halves:
   then the same test rows).
 Step 1 is `tunesmith run` on the first half (test: the first half's test rows), promoted to champion (the alias is
 set by hand when the gate keeps it back, so that step 2 always has one to continue). Step 2 runs on all the data
-(test: every test row) twice, from copies of step 1's MLflow store: retraining.start_from: champion and
-retraining.start_from: base. Each arm reports its wall time (run and training), training examples and steps, the
-score on the new task's and the old task's test rows with Wilson intervals, the paired difference between the arms
-on the same rows, and, for the continued arm, the forgetting gate's old-task verdict.
+(test: every test row) from copies of step 1's MLflow store: retraining.start_from: champion at each --replay
+share, and retraining.start_from: base. Each arm reports its wall time (run and training), training examples and
+steps, the score on the new task's and the old task's test rows with Wilson intervals, the paired difference from
+the base arm on the same rows, and, for a continued arm, the forgetting gate's old-task row.
 Writes benchmarks/results/continual_retraining-<split>.json and prints the table.
 """
 
@@ -67,13 +67,15 @@ def halves(split: str, intents: int, per_intent: int) -> dict:
             "first_test": first_test, "test": tests}  # fmt: skip
 
 
-def config_for(folder: Path, data: Path, test: Path, labels: list[str], epochs: int, start_from: str) -> Path:
+def config_for(
+    folder: Path, data: Path, test: Path, labels: list[str], epochs: int, start_from: str, replay: float = 0.5
+) -> Path:
     config = {
         "name": "clinc-continual",
         "output_dir": str(folder / "runs"),
         "data": {"path": str(data), "test_path": str(test), "format": "classification", "labels": labels},
         "training": {"epochs": epochs},
-        "retraining": {"start_from": start_from, "skip_unchanged": False},
+        "retraining": {"start_from": start_from, "skip_unchanged": False, "replay_fraction": replay},
         "tracking": {"tracking_uri": f"sqlite:///{folder / 'mlflow.db'}", "experiment": "continual"},
         # the standard tier, named: every arm is judged on the same 1,016 general questions
         "forgetting": {"tier": "standard", "mitigation": {"enabled": False}},
@@ -163,8 +165,9 @@ def table(result: dict) -> str:
 
     lines = ["| arm | start from | training examples | steps | training s | run s | new task | old task | "
              "old-task gate (champion -> new) | forgetting | outcome |", "|" + "---|" * 11]  # fmt: skip
-    for arm in ("step1", "champion", "base"):
-        r = result[arm]
+    for arm, r in result.items():
+        if arm == "champion_minus_base":
+            continue
         gate = r.get("old_task_gate")
         gate_text = f"{gate['before']:.3f} -> {gate['after']:.3f}, {100 * gate['difference']:+.1f} " \
                     f"[{100 * gate['low']:+.1f}, {100 * gate['high']:+.1f}]" if gate else "-"  # fmt: skip
@@ -184,6 +187,7 @@ def main() -> None:
     parser.add_argument("--intents", type=int, default=30)
     parser.add_argument("--per-intent", type=int, default=40)
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--replay", default="0.5,0.2", help="retraining.replay_fraction of each continued arm")
     parser.add_argument("--work", default=str(REPO / "runs" / "continual_retraining"))
     args = parser.parse_args()
     if not DATA.is_dir():
@@ -204,15 +208,19 @@ def main() -> None:
         version = client.get_latest_versions("clinc-continual")[0].version
         client.set_registered_model_alias("clinc-continual", "champion", version)
         result["step1"]["alias_set_by_hand"] = True
-    for arm in ("champion", "base"):
+    arms = [(f"champion-replay{r:g}", "champion", r) for r in map(float, args.replay.split(","))] + [
+        ("base", "base", 0.5)
+    ]
+    for arm, start_from, replay in arms:
         folder = work / arm
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copy(step1 / "mlflow.db", folder / "mlflow.db")  # the registry as step 1 left it
-        done = run(config_for(folder, files["all"], files["test"], data["labels"], args.epochs, arm))
+        done = run(config_for(folder, files["all"], files["test"], data["labels"], args.epochs, start_from, replay))
         result[arm] = done | measured(folder, done["out_dir"], old_labels)
     result["champion_minus_base"] = {
-        task: paired(result["champion"][f"{task}_task"], result["base"][f"{task}_task"])
-        for task in ("old", "new") if f"{task}_task" in result["champion"]
+        f"{arm} {task}": paired(result[arm][f"{task}_task"], result["base"][f"{task}_task"])
+        for arm, start_from, _ in arms if start_from == "champion"
+        for task in ("old", "new") if f"{task}_task" in result[arm]
     }  # fmt: skip
     text = table(result)
     print(text)

@@ -89,5 +89,7 @@ def curve_of_run(
     trained with the same method; the curve's markdown for the summary (None when the setting is off)."""
     if not config.evaluation.learning_curve.enabled:
         return None
-    points, skipped = measure_curve(run, config, data, model, trained.method, [run_point(data, trained, evaluation)])
+    # a training that continued the champion is not a point of a curve trained from the base model
+    known = [] if config.retraining.start_from == "champion" else [run_point(data, trained, evaluation)]
+    points, skipped = measure_curve(run, config, data, model, trained.method, known)
     return curve_report_task(run, config, data, points, skipped)["markdown"]
