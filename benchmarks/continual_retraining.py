@@ -47,9 +47,9 @@ def _write(rows: list[dict], path: Path) -> Path:
     return path
 
 
-def halves(split: str, intents: int, per_intent: int) -> dict:
+def halves(split: str, intents: int, per_intent: int, data: Path = DATA) -> dict:
     """{"labels", "old_labels", "first", "all", "first_test", "test"}: rows of the clinc150 slice."""
-    train, test = _read(DATA / "train.jsonl"), _read(DATA / "test.jsonl")
+    train, test = _read(data / "train.jsonl"), _read(data / "test.jsonl")
     labels = sorted(random.Random(7).sample(sorted({r["label"] for r in train} - {"oos"}), intents))
     rows = {label: [r for r in train if r["label"] == label][:per_intent] for label in labels}
     tests = [{"text": r["text"], "label": r["label"]} for r in test if r["label"] in rows]
@@ -189,11 +189,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--replay", default="0.5,0.2", help="retraining.replay_fraction of each continued arm")
     parser.add_argument("--work", default=str(REPO / "runs" / "continual_retraining"))
+    parser.add_argument("--data", default=str(DATA), help="the clinc150 folder (train.jsonl, test.jsonl)")
     args = parser.parse_args()
-    if not DATA.is_dir():
-        raise SystemExit(f"{DATA} not found: this benchmark reads the shared clinc150 data")
+    if not Path(args.data).is_dir():
+        raise SystemExit(f"{args.data} not found: this benchmark reads the shared clinc150 data (--data)")
     work = Path(args.work) / args.split
-    data = halves(args.split, args.intents, args.per_intent)
+    data = halves(args.split, args.intents, args.per_intent, Path(args.data))
     files = {name: _write(data[name], work / "data" / f"{name}.jsonl") for name in ("first", "all", "first_test",
                                                                                   "test")}  # fmt: skip
     old_labels = data["old_labels"]
