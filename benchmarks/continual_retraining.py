@@ -90,7 +90,11 @@ def _write_config(path: Path, config: dict) -> Path:
 
 
 def run(config: Path) -> dict:
-    """`tunesmith run` as a user runs it; the console, the wall time and the run's output folder."""
+    """`tunesmith run` as a user runs it: its wall time and output folder (kept in run.json beside the config, so
+    that a rerun of the benchmark goes on from the steps already done)."""
+    record = config.parent / "run.json"
+    if record.is_file():
+        return json.loads(record.read_text(encoding="utf-8"))
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     start = time.perf_counter()
     done = subprocess.run([str(CLI), "run", str(config)], capture_output=True, text=True, env=env, cwd=REPO)
@@ -98,9 +102,10 @@ def run(config: Path) -> dict:
     (config.parent / "console.log").write_text(console, encoding="utf-8")
     if done.returncode != 0:
         raise SystemExit(f"{config} failed:\n{console[-3000:]}")
-    found = re.search(r"outputs:\s+(\S+)", console)
-    return {"wall_s": round(time.perf_counter() - start, 1), "out_dir": found.group(1) if found else "",
-            "console": console}  # fmt: skip
+    found = re.search(r"^\s*outputs\s+(\S+)", console, re.MULTILINE)  # the Result block's line
+    done = {"wall_s": round(time.perf_counter() - start, 1), "out_dir": found.group(1) if found else ""}
+    record.write_text(json.dumps(done), encoding="utf-8")
+    return done
 
 
 def measured(folder: Path, out_dir: str, old_labels: list[str]) -> dict:
@@ -226,10 +231,8 @@ def main() -> None:
     text = table(result)
     print(text)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    slim = {arm: {k: v for k, v in r.items() if k != "console"} if isinstance(r, dict) else r
-            for arm, r in result.items()}  # fmt: skip
     out = RESULTS / f"continual_retraining-{args.split}.json"
-    out.write_text(json.dumps({"args": vars(args), "result": slim, "table": text}, indent=2), encoding="utf-8")
+    out.write_text(json.dumps({"args": vars(args), "result": result, "table": text}, indent=2), encoding="utf-8")
     print(f"\nwritten: {out}")
 
 
