@@ -211,7 +211,7 @@ def main() -> None:
         from mlflow import MlflowClient
 
         client = MlflowClient(f"sqlite:///{step1 / 'mlflow.db'}")
-        version = client.get_latest_versions("clinc-continual")[0].version
+        version = max(int(v.version) for v in client.search_model_versions("name = 'clinc-continual'"))
         client.set_registered_model_alias("clinc-continual", "champion", version)
         result["step1"]["alias_set_by_hand"] = True
     arms = [(f"champion-replay{r:g}", "champion", r) for r in map(float, args.replay.split(","))] + [

@@ -113,7 +113,7 @@ def test_curation_keeps_pinned_examples_in_their_split(tmp_path, tiny_model, sma
 
 
 def test_a_retraining_continues_the_champion_on_new_data_and_checks_its_old_task(
-    prefect_server, mlflow_uri, tmp_path, tiny_model
+    prefect_server, mlflow_uri, tmp_path, tiny_model, monkeypatch
 ):
     from mlflow.tracking import MlflowClient
 
@@ -133,7 +133,13 @@ def test_a_retraining_continues_the_champion_on_new_data_and_checks_its_old_task
 
     second_config = write_config(tmp_path / "second.yaml", write_jsonl(tmp_path / "all.jsonl", rows), tiny_model,
                                  extra)  # fmt: skip
-    second = finetune_pipeline(str(second_config))
+    # as a scheduled run in a fresh process: only the config names the store, and MLflow's process-wide URI
+    # (which resolves models:/ URIs unless told otherwise) points elsewhere
+    import mlflow.tracking._tracking_service.utils as tracking_state
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.setattr(tracking_state, "_tracking_uri", f"sqlite:///{tmp_path / 'elsewhere.db'}")
+    second = finetune_pipeline(str(second_config), [f"tracking.tracking_uri={mlflow_uri}"])
     children = client.search_runs([second.experiment_id], f"tags.mlflow.parentRunId = '{second.run_id}'")
     by_stage = {c.data.tags["tunesmith.stage"]: c for c in children}
     assert by_stage["champion"].data.params["champion"] == f"{name} version {version}"
@@ -149,8 +155,7 @@ def test_a_retraining_continues_the_champion_on_new_data_and_checks_its_old_task
     assert old_test and old_test <= {e.id for e in read_examples(curated / "test.jsonl")}  # its test stays test
     old_train = {e.id for e in read_examples(champion_data / "train.jsonl")}
     assert not old_train & {e.id for e in read_examples(curated / "test.jsonl")}
-    import mlflow
-
-    report = mlflow.artifacts.load_dict(f"runs:/{by_stage['forgetting'].info.run_id}/forgetting.json")
+    report = json.loads(Path(client.download_artifacts(by_stage["forgetting"].info.run_id, "forgetting.json",
+                                                       str(tmp_path))).read_text())  # fmt: skip
     assert report["per_benchmark"][OLD_TASK]["n"] == len(old_test)
     assert report["verdicts"][OLD_TASK] in ("forgetting", "no forgetting", "inconclusive")

@@ -45,8 +45,19 @@ def register_model(ref: RunRef, name: str, model_info, tags: dict[str, str]) -> 
 
 
 def download_model(uri: str, tracking_uri: str | None = None) -> Path:
+    """A registered model's files: `models:/name/version` (or `models:/name@alias`) looked up in the registry of
+    `tracking_uri`. MLflow resolves a models:/ URI in the process's global registry, whatever tracking_uri says,
+    so the version's own location is asked for first and downloaded from there."""
     import mlflow
+    from mlflow import MlflowClient
 
+    if tracking_uri and uri.startswith("models:/") and not uri.startswith("models:/m-"):
+        name, _, version = uri.removeprefix("models:/").partition("/")
+        client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+        if "@" in name:
+            name, alias = name.split("@", 1)
+            version = client.get_model_version_by_alias(name, alias).version
+        uri = client.get_model_version_download_uri(name, version)
     return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=tracking_uri))
 
 
