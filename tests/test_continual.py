@@ -9,9 +9,8 @@ import pytest
 from tests.conftest import TRAIN_FAST, learnable_rows, write_config, write_jsonl
 from tunesmith.curation.records import read_examples, write_examples
 from tunesmith.errors import DataError
-from tunesmith.records import Example, ForgettingReport
+from tunesmith.records import OLD_TASK, Example, ForgettingReport
 from tunesmith.retraining.continual import (
-    OLD_TASK,
     Champion,
     continual_train,
     old_task_row,
@@ -64,7 +63,9 @@ def test_nothing_new_to_continue_on_is_refused_with_what_to_do(tmp_path):
 
 
 def _report(verdict: str) -> ForgettingReport:
-    return ForgettingReport(0.05, {}, {}, {"n": 100}, verdict, verdict)
+    pooled = {"n": 1000, "before": 0.5, "after": 0.5, "difference": 0.0, "low": -0.01, "high": 0.01,
+              "confidence": 0.95, "margin": 0.025, "detectable_drop": 0.02}  # fmt: skip
+    return ForgettingReport(0.05, {}, {}, pooled, verdict, verdict)
 
 
 @pytest.mark.parametrize(
@@ -84,6 +85,7 @@ def test_the_old_task_joins_the_forgetting_verdict(tmp_path, champion_right, new
     assert report.verdict == expected and OLD_TASK in report.per_benchmark
     assert report.per_benchmark[OLD_TASK]["before"] == pytest.approx(champion_right, abs=1e-9)
     assert any("champion's (tickets version 1) test split" in note for note in report.notes)
+    assert f"old task (the champion's test split, {n} examples)" in report.headline()
 
 
 def test_curation_keeps_pinned_examples_in_their_split(tmp_path, tiny_model, small_tickets):

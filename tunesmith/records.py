@@ -269,6 +269,9 @@ class EvaluationResult:
         return line + (f", {change_text(self.change)}" if self.change else "")
 
 
+OLD_TASK = "old_task"  # a continued retraining's row of the forgetting report: the champion's test split
+
+
 @dataclass
 class ForgettingReport:
     """General-benchmark scores before and after training, judged on the same questions (forgetting/verdict.py):
@@ -307,6 +310,10 @@ class ForgettingReport:
             line += "; dropped: " + ", ".join(f"{n} {change_text(self.per_benchmark[n])}" for n in flagged)
         if self.verdict == "inconclusive":
             line += f"; these questions detect drops of {100 * p['detectable_drop']:.1f} points or more"
+        if OLD_TASK in self.per_benchmark:
+            old = self.per_benchmark[OLD_TASK]
+            line += (f"; old task (the champion's test split, {int(old['n'])} examples) {old['before']:.3f} -> "
+                     f"{old['after']:.3f}, {change_text(old)}: {self.verdicts[OLD_TASK]}")  # fmt: skip
         return line
 
     def to_json(self) -> dict[str, Any]:

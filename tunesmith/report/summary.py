@@ -8,6 +8,7 @@ from typing import Any
 
 from tunesmith.decision.render import render_decision
 from tunesmith.records import (
+    OLD_TASK,
     CuratedData,
     DecisionRecord,
     EvaluationResult,
@@ -173,7 +174,8 @@ def _forgetting(forgetting: ForgettingReport) -> list[str]:
                 f"[{100 * r['low']:+.1f}, {100 * r['high']:+.1f}] ({r['confidence']:.1%})", f"-{100 * r['margin']:.1f}",
                 f"{100 * r['detectable_drop']:.1f}", f"{r['changed']:.1%}", r["p_value"], verdict]  # fmt: skip
 
-    rows = [row(name, r, forgetting.verdicts[name]) for name, r in forgetting.per_benchmark.items()]
+    names = {OLD_TASK: "old task (the champion's test split)"}
+    rows = [row(names.get(name, name), r, forgetting.verdicts[name]) for name, r in forgetting.per_benchmark.items()]
     rows.append(row("**all, pooled**", forgetting.pooled, forgetting.pooled_verdict))
     header = ["benchmark", "questions", "before", "after", "change (points)", "interval", "threshold (points)",
               "detectable drop (points)", "answers changed", "McNemar p", "verdict"]  # fmt: skip

@@ -20,11 +20,10 @@ from tunesmith.errors import DataError
 from tunesmith.evaluation.learning_curve import nested_subsets
 from tunesmith.evaluation.metrics import paired_change
 from tunesmith.forgetting.verdict import FORGETTING, INCONCLUSIVE, NO_FORGETTING, benchmark_verdict
-from tunesmith.records import CuratedData, ForgettingReport, PreparedModel, TrainedModel
+from tunesmith.records import OLD_TASK, CuratedData, ForgettingReport, PreparedModel, TrainedModel
 from tunesmith.statistics.paired import smallest_detectable_difference
 from tunesmith.training.plan import TrainingPlan, derive
 
-OLD_TASK = "old_task"  # the champion's test split, as a row of the forgetting report
 SHAPE_SECTIONS = ("lora", "qlora", "adapter", "prefix", "prompt_tuning", "ia3", "spectrum")
 
 
