@@ -86,6 +86,8 @@ def test_the_old_task_joins_the_forgetting_verdict(tmp_path, champion_right, new
     assert report.per_benchmark[OLD_TASK]["before"] == pytest.approx(champion_right, abs=1e-9)
     assert any("champion's (tickets version 1) test split" in note for note in report.notes)
     assert f"old task (the champion's test split, {n} examples)" in report.headline()
+    margin = report.per_benchmark[OLD_TASK]["margin"]
+    assert f"threshold -{100 * margin:.1f} points: {report.verdicts[OLD_TASK]}" in report.headline()
 
 
 def test_curation_keeps_pinned_examples_in_their_split(tmp_path, tiny_model, small_tickets):

@@ -313,7 +313,8 @@ class ForgettingReport:
         if OLD_TASK in self.per_benchmark:
             old = self.per_benchmark[OLD_TASK]
             line += (f"; old task (the champion's test split, {int(old['n'])} examples) {old['before']:.3f} -> "
-                     f"{old['after']:.3f}, {change_text(old)}: {self.verdicts[OLD_TASK]}")  # fmt: skip
+                     f"{old['after']:.3f}, {change_text(old)}, threshold -{100 * old['margin']:.1f} points: "
+                     f"{self.verdicts[OLD_TASK]}")  # fmt: skip
         return line
 
     def to_json(self) -> dict[str, Any]:
