@@ -11,7 +11,7 @@ from typing import Any
 from tunesmith.config import RunConfig, load_config
 from tunesmith.console import progress
 from tunesmith.decision.stage import plan_context
-from tunesmith.forgetting.mitigation import Attempt, Mitigation, plan_attempts
+from tunesmith.forgetting.mitigation import Attempt, Mitigation, continued, plan_attempts
 from tunesmith.records import DecisionRecord, PreparedModel
 from tunesmith.retraining.continual import Champion, continuing
 from tunesmith.stages import Stage
@@ -50,8 +50,9 @@ def retrain_against_forgetting(
     settings = config.forgetting.mitigation
     steps = int(first.trained.metrics.get("steps", 0))
     anchored = why_not_anchored(plan.method, plan.settings.distributed.strategy) is None
+    was = continued(first.forgetting, config.retraining.replay_fraction) if champion else None
     mitigations = plan_attempts(settings.order, settings.max_attempts, config.data.replay.fraction,
-                                plan.settings.learning_rate or 0.0, steps, anchored)  # fmt: skip
+                                plan.settings.learning_rate or 0.0, steps, anchored, was)  # fmt: skip
     attempts: list[Attempt] = []
     for number, mitigation in enumerate(mitigations, start=1):
         with attempt_run(run, number, mitigation) as attempt:

@@ -90,6 +90,26 @@ def test_the_old_task_joins_the_forgetting_verdict(tmp_path, champion_right, new
     assert f"threshold -{100 * margin:.1f} points: {report.verdicts[OLD_TASK]}" in report.headline()
 
 
+@pytest.mark.parametrize("general", ["no forgetting", "forgetting"])
+def test_a_forgotten_old_task_is_retrained_with_more_of_the_champions_examples(tmp_path, tiny_model, general):
+    from tunesmith.config import load_config
+    from tunesmith.forgetting.mitigation import continued, plan_attempts
+
+    scores = ([1.0] * 360 + [0.0] * 40, [1.0] * 240 + [0.0] * 160)  # 0.9 -> 0.6 on 400 examples: forgotten
+    row = old_task_row("classification", *scores, threshold=0.05)
+    report = with_old_task(_report(general), row, _champion(tmp_path, []))
+    was = continued(report, champion_replay=0.2)
+    replay, pull = plan_attempts(["replay", "l2_to_base"], 2, 0.1, 1e-3, 100, continued=was)
+    # twice as many of the champion's examples per new one: 0.2 / 0.8 = 1 in 4, then 0.33 / 0.67 = 1 in 2
+    assert "retraining.replay_fraction=0.33" in replay.data and "of the champion's examples" in replay.why
+    # the general data is replayed more only when the general suite dropped too
+    assert ("data.replay.fraction=0.2" in replay.data) == (general == "forgetting")
+    assert "L2 toward the champion" in pull.why and pull.data == replay.data
+    config = write_config(tmp_path / "run.yaml", tmp_path / "rows.jsonl", tiny_model)
+    write_jsonl(tmp_path / "rows.jsonl", learnable_rows()[:8])
+    assert load_config(config, list(replay.data)).retraining.replay_fraction == pytest.approx(0.33)
+
+
 def test_curation_keeps_pinned_examples_in_their_split(tmp_path, tiny_model, small_tickets):
     from tunesmith.config.schema import DataConfig
     from tunesmith.curation.curate import curate

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tunesmith.records import EvaluationResult, ForgettingReport, TrainedModel
+from tunesmith.records import OLD_TASK, EvaluationResult, ForgettingReport, TrainedModel
 
 REPLAY, LEARNING_RATE, FEWER_STEPS, L2_TO_BASE = "replay", "learning_rate", "fewer_steps", "l2_to_base"
 # training.l2_to_base for that step: the pull per step is lr x strength, and over a training whose rates add up to
@@ -36,14 +36,53 @@ class Mitigation:
     training: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Continued:
+    """A first training that continued the champion: its retraining.replay_fraction, and what it forgot."""
+
+    champion_replay: float
+    old_task_forgot: bool
+    general_forgot: bool
+
+
+# The largest share of the champion's examples in a continued training: at 0.8 four of every five examples are
+# ones it has already seen, about the cost of retraining from the base on everything.
+MAX_CHAMPION_REPLAY = 0.8
+
+
+def _replays(general: float, continued: Continued | None) -> list[tuple[str, str]]:
+    """(config change, what it does) for the replay attempt: the general share doubled up to the 10-20% the
+    reference texts suggest; for a forgotten old task, twice as many of the champion's examples per new one."""
+    replays = []
+    if continued is None or continued.general_forgot:
+        fraction = 0.1 if general < 0.1 else min(0.2, 2 * general)
+        if fraction > general:
+            replays.append((f"data.replay.fraction={fraction:g}", f"replay {fraction:.0%}"))
+    if continued is not None and continued.old_task_forgot:
+        share = continued.champion_replay  # replayed per new example: share / (1 - share); doubled below
+        more = 0.2 if share < 0.1 else min(MAX_CHAMPION_REPLAY, float(f"{2 * share / (1 + share):.2g}"))
+        if more > share:
+            replays.append((f"retraining.replay_fraction={more:g}", f"replay {more:.0%} of the champion's examples"))
+    return replays
+
+
+def continued(report: ForgettingReport, champion_replay: float) -> Continued:
+    """The first training, continued with retraining.replay_fraction `champion_replay`, and its forgetting report."""
+    flagged = report.flagged
+    general = report.pooled_verdict == "forgetting" or any(name != OLD_TASK for name in flagged)
+    return Continued(champion_replay, OLD_TASK in flagged, general)
+
+
 def plan_attempts(
     order: list[str], max_attempts: int, replay_fraction: float, learning_rate: float, steps: int,
-    anchored: bool = True,
+    anchored: bool = True, continued: Continued | None = None,
 ) -> list[Mitigation]:  # fmt: skip
     """Up to `max_attempts` attempts, each adding the next mitigation of `order` to the ones before it.
 
     `replay_fraction`, `learning_rate` and `steps` are what the first training used; `anchored`: whether its
-    method and strategy allow training.l2_to_base (training/anchor.py)."""
+    method and strategy allow training.l2_to_base (training/anchor.py). `continued`: set when the first training
+    continued the champion; replay then replays what was forgotten (the champion's examples when the old task
+    dropped, the general data when the general suite did), and the L2 pull is toward the champion it started from."""
     attempts: list[Mitigation] = []
     data: tuple[str, ...] = ()
     training: dict[str, Any] = {}
@@ -52,11 +91,11 @@ def plan_attempts(
         if len(attempts) == max_attempts:
             break
         if name == REPLAY:
-            fraction = 0.1 if replay_fraction < 0.1 else min(0.2, 2 * replay_fraction)
-            if fraction <= replay_fraction:
-                continue  # already at the largest share the reference texts suggest
-            data = (f"data.replay.fraction={fraction:g}",)
-            names.append(f"replay {fraction:.0%}")
+            replays = _replays(replay_fraction, continued)
+            if not replays:
+                continue  # already at the largest shares
+            data = tuple(change for change, _ in replays)
+            names.extend(what for _, what in replays)
         elif name == LEARNING_RATE:
             training = {**training, "learning_rate": learning_rate / 2}
             names.append(f"learning rate {learning_rate / 2:.2g}")
@@ -71,7 +110,7 @@ def plan_attempts(
             rate, length = training.get("learning_rate", learning_rate), training.get("max_steps", steps)
             strength = float(f"{HALVING_PULL / (rate * length * MEAN_RATE_FRACTION):.3g}")
             training = {**training, "l2_to_base": strength}
-            names.append(f"L2 toward the base {strength:g}")
+            names.append(f"L2 toward the {'champion' if continued else 'base'} {strength:g}")
         attempts.append(Mitigation(name, " + ".join(names), data, dict(training)))
     return attempts
 
