@@ -88,6 +88,7 @@ def test_the_old_task_joins_the_forgetting_verdict(tmp_path, champion_right, new
     assert f"old task (the champion's test split, {n} examples)" in report.headline()
     margin = report.per_benchmark[OLD_TASK]["margin"]
     assert f"threshold -{100 * margin:.1f} points: {report.verdicts[OLD_TASK]}" in report.headline()
+    assert "dropped: old_task" not in report.headline()  # named once, in its own clause
 
 
 @pytest.mark.parametrize("general", ["no forgetting", "forgetting"])

@@ -305,7 +305,7 @@ class ForgettingReport:
             f"{self.verdict}: {int(p['n'])} questions {p['before']:.3f} -> {p['after']:.3f}, "
             f"{change_text(p)}, threshold -{100 * p['margin']:.1f} points"
         )
-        flagged = [n for n, v in self.verdicts.items() if v == "forgetting"]
+        flagged = [n for n, v in self.verdicts.items() if v == "forgetting" and n != OLD_TASK]  # its own clause
         if flagged:
             line += "; dropped: " + ", ".join(f"{n} {change_text(self.per_benchmark[n])}" for n in flagged)
         if self.verdict == "inconclusive":
