@@ -220,7 +220,8 @@ def main() -> None:
     for arm, start_from, replay in arms:
         folder = work / arm
         folder.mkdir(parents=True, exist_ok=True)
-        shutil.copy(step1 / "mlflow.db", folder / "mlflow.db")  # the registry as step 1 left it
+        if not (folder / "run.json").is_file():  # a finished arm keeps its own runs
+            shutil.copy(step1 / "mlflow.db", folder / "mlflow.db")  # the registry as step 1 left it
         done = run(config_for(folder, files["all"], files["test"], data["labels"], args.epochs, start_from, replay))
         result[arm] = done | measured(folder, done["out_dir"], old_labels)
     result["champion_minus_base"] = {
