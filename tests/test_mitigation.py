@@ -33,3 +33,5 @@ def test_the_gates_get_the_best_attempt_whose_forgetting_allows_promotion():
     assert choose_attempt([forgot, inconclusive, clean], "block") is clean
     assert choose_attempt([forgot, inconclusive, clean], "promote") is inconclusive  # the better task score
     assert choose_attempt([forgot, _attempt(1, 0.9, 80)], "block") is forgot  # none passes: as configured
+    # none passes, but one no longer shows forgetting: the gate blocks it as inconclusive, not as a drop
+    assert choose_attempt([forgot, inconclusive], "block") is inconclusive

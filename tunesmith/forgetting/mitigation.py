@@ -147,9 +147,13 @@ class Attempt:
 
 
 def choose_attempt(attempts: list[Attempt], inconclusive: str) -> Attempt:
-    """The attempt with the best task score among those whose forgetting verdict allows promotion; the first
-    (as configured) when none does, so that the gate reports what was asked for."""
+    """The attempt with the best task score among those whose forgetting verdict allows promotion; when none does,
+    the best of those where no forgetting was found (an inconclusive verdict the gate still blocks: its report
+    says what is left to resolve, not a drop the attempts already fixed); the first (as configured) when every
+    attempt forgot, so that the gate reports what was asked for."""
     passing = [a for a in attempts if a.passes_forgetting(inconclusive)]
+    if not passing:
+        passing = [a for a in attempts if not a.forgetting.forgetting]
     if not passing:
         return attempts[0]
     return max(passing, key=lambda a: (a.evaluation.finetuned[a.evaluation.metric], -a.number))
