@@ -293,9 +293,12 @@ class ForgettingReport:
 
     @property
     def flagged(self) -> list[str]:
-        """The benchmarks found to have forgotten, or "all benchmarks pooled" when only the pooled suite was."""
-        names = [name for name, verdict in self.verdicts.items() if verdict == "forgetting"]
-        return names or (["all benchmarks pooled"] if self.pooled_verdict == "forgetting" else [])
+        """The benchmarks found to have forgotten, or "all benchmarks pooled" when only the pooled suite was; then
+        a continued retraining's old task when it forgot (the pooled suite is the general benchmarks only)."""
+        forgot = [name for name, verdict in self.verdicts.items() if verdict == "forgetting"]
+        general = [name for name in forgot if name != OLD_TASK]
+        general = general or (["all benchmarks pooled"] if self.pooled_verdict == "forgetting" else [])
+        return general + [name for name in forgot if name == OLD_TASK]
 
     def headline(self) -> str:
         """One line: the verdict, the pooled change with its interval against the threshold's margin, and which

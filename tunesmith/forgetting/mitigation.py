@@ -45,8 +45,8 @@ class Continued:
     general_forgot: bool
 
 
-# The largest share of the champion's examples in a continued training: at 0.8 four of every five examples are
-# ones it has already seen, about the cost of retraining from the base on everything.
+# The largest share of the champion's examples in a continued training (retraining.replay_fraction is below 1):
+# at 0.8 four of every five examples are ones it has already seen.
 MAX_CHAMPION_REPLAY = 0.8
 
 
@@ -69,8 +69,7 @@ def _replays(general: float, continued: Continued | None) -> list[tuple[str, str
 def continued(report: ForgettingReport, champion_replay: float) -> Continued:
     """The first training, continued with retraining.replay_fraction `champion_replay`, and its forgetting report."""
     flagged = report.flagged
-    general = report.pooled_verdict == "forgetting" or any(name != OLD_TASK for name in flagged)
-    return Continued(champion_replay, OLD_TASK in flagged, general)
+    return Continued(champion_replay, OLD_TASK in flagged, any(name != OLD_TASK for name in flagged))
 
 
 def plan_attempts(
